@@ -1,0 +1,98 @@
+# s3cors: the contract. `make run` starts the local gateway; `make test` runs everything.
+SHELL := /bin/bash
+GO ?= go
+export GOFLAGS ?= -mod=mod
+
+GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+BENCHSTAT     := golang.org/x/perf/cmd/benchstat@v0.0.0-20260312031701-16a31bc5fbd0
+
+WASM   := build/s3cors.wasm
+CLI    := build/s3cors
+EMBED  := cmd/s3cors/embedded/s3cors.wasm
+GUEST_SRCS := $(wildcard wasmhost/testdata/guests/*/main.go)
+GUESTS := $(patsubst wasmhost/testdata/guests/%/main.go,build/guests/%.wasm,$(GUEST_SRCS))
+
+FUZZTIME ?= 10s
+LONG_FUZZTIME ?= 10m
+
+.PHONY: all build wasm cli guests run test test-go test-fuzz check bench fuzz fuzz-long soak plot oci e2e-envoy clean FORCE
+
+all: build
+
+## build: the wasm module, the CLI (with the module embedded) and the host's test guests
+build: wasm cli guests
+
+wasm: $(WASM)
+$(WASM): FORCE
+	@mkdir -p build
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $@ ./cmd/s3cors-filter
+
+$(EMBED): $(WASM)
+	cp $(WASM) $(EMBED)
+
+cli: $(EMBED)
+	$(GO) build -trimpath -o $(CLI) ./cmd/s3cors
+
+guests: $(GUESTS)
+build/guests/%.wasm: wasmhost/testdata/guests/%/main.go FORCE
+	@mkdir -p build/guests
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./wasmhost/testdata/guests/$*
+
+## run: the local gateway (wasm filter in front of an embedded S3-style store) and the demo page
+run: build
+	$(CLI) serve --config testdata/demo/config.json --listen 127.0.0.1:8080 --demo-listen 127.0.0.1:8081
+
+## test: everything (unit, wasm in the host, ext_proc over gRPC, gateway, real browser, short fuzz)
+test: build test-go test-fuzz
+
+test-go:
+	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -count=1 -race -timeout 20m ./extproc/... ./evaluator/... ./httpcors/...
+
+test-fuzz:
+	@set -e; for spec in $$($(GO) run ./internal/fuzzlist); do \
+	  pkg=$${spec%%:*}; fn=$${spec##*:}; \
+	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+## fuzz: every fuzz target for 1m each; fuzz-long: 10m each
+fuzz:
+	$(MAKE) test-fuzz FUZZTIME=1m
+fuzz-long:
+	$(MAKE) test-fuzz FUZZTIME=$(LONG_FUZZTIME)
+
+## check: format, vet, lint, tidy, stdlib-only evaluator, wasip1 cross-build; fails on a dirty diff
+check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run $(GOLANGCI_LINT) run ./...
+	$(GO) mod tidy
+	$(GO) run ./internal/stdlibonly ./evaluator
+	GOOS=wasip1 GOARCH=wasm $(GO) build ./evaluator ./filter/... ./cmd/s3cors-filter
+	@git diff --exit-code -- go.mod go.sum || { echo "go.mod/go.sum not tidy"; exit 1; }
+
+## bench: every benchmark, with allocations; numbers go to BENCHMARKS.md
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 60m ./... | tee build/bench.txt
+
+## soak: the long load test (1,000,000 requests) and its plot
+soak: build
+	S3CORS_SOAK=long $(GO) test -count=1 -run 'Soak' -timeout 80m -v ./e2e/... | tee build/soak.txt
+	$(MAKE) plot
+
+plot:
+	$(GO) run ./internal/plot -in build/soak.csv -out docs/soak.png
+
+## oci: an Istio-compatible OCI image layout of the module in build/oci
+oci: build
+	$(CLI) oci layout --wasm $(WASM) --out build/oci
+
+## e2e-envoy: the case table through a real Envoy (needs `envoy` on PATH; not run in CI here)
+e2e-envoy: build
+	S3CORS_ENVOY=$$(command -v envoy) $(GO) test -count=1 -run 'RealEnvoy' -v ./e2e/...
+
+clean:
+	rm -rf build $(EMBED)
+
+FORCE:

@@ -1,0 +1,228 @@
+// Package evaluator decides every CORS outcome exactly as Amazon S3 does for a bucket's CORS
+// configuration: which rule applies, what a preflight is answered, which headers an actual
+// response gets, and which configurations PutBucketCors would refuse, with S3's codes and
+// messages.
+//
+// It imports only the standard library and builds for GOOS=wasip1, so the proxy-wasm filter,
+// the ext_proc server and the CLI all share one implementation.
+//
+// Typical use:
+//
+//	pol, err := evaluator.Load(configJSON) // parse, validate, compile once
+//	var d evaluator.Decision               // reusable; Evaluate does not allocate on allowed paths
+//	pol.Evaluate(&evaluator.Request{Method: "OPTIONS", Authority: host, Path: path, ...}, &d)
+package evaluator
+
+// Form records how a bucket's CORS rules were written, so they can be rendered back the same way.
+type Form uint8
+
+const (
+	FormNone        Form = iota // the bucket is listed as null: it exists, no CORS configured
+	FormAWSJSON                 // {"CORSRules": [...]} (AWS CLI / SDK)
+	FormConsoleJSON             // [...] (S3 console)
+	FormXML                     // "<CORSConfiguration>...</CORSConfiguration>"
+)
+
+// Rule is one CORSRule as the user wrote it. A nil pointer or a nil slice means the member was
+// not set; GetBucketCors renders only the members that were set, in the order and case written.
+type Rule struct {
+	ID             *string
+	AllowedOrigins []string
+	AllowedMethods []string
+	AllowedHeaders []string
+	ExposeHeaders  []string
+	MaxAgeSeconds  *int64
+}
+
+// BucketCORS is one bucket's CORS configuration. Rules is nil for FormNone.
+type BucketCORS struct {
+	Form  Form
+	Rules []Rule
+}
+
+// Unlisted says what a bucket that is not listed under "buckets" gets when there is no "default".
+type Unlisted string
+
+const (
+	UnlistedNotEnabled Unlisted = "not-enabled" // preflight 403 "CORS is not enabled for this bucket."
+	UnlistedNotFound   Unlisted = "not-found"   // preflight 403 "Bucket not found"
+	UnlistedForward    Unlisted = "forward"     // s3cors steps aside entirely
+)
+
+// UpstreamCORS says what happens to Access-Control-* headers the upstream store sets itself.
+type UpstreamCORS string
+
+const (
+	UpstreamStrip UpstreamCORS = "strip" // removed (default)
+	UpstreamKeep  UpstreamCORS = "keep"  // left as they are
+)
+
+// Addressing says how bucket and key are found in a request.
+type Addressing struct {
+	VirtualHostSuffixes []string // "<bucket>.<suffix>" hosts are virtual-hosted style
+	PathStyle           bool     // otherwise bucket = first path segment (default true)
+}
+
+// Config is a parsed s3cors configuration (see shared spec configuration.md).
+type Config struct {
+	Buckets             map[string]*BucketCORS // a FormNone value: bucket exists, no CORS
+	BucketOrder         []string               // bucket names in the order written
+	Default             *BucketCORS            // nil when absent
+	UnlistedBuckets     Unlisted
+	Addressing          Addressing
+	UpstreamCORSHeaders UpstreamCORS
+}
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	// Path names the offending field, e.g. buckets["website"].CORSRules[1].AllowedMethods[0].
+	Path string
+	// Code is S3's error code (InvalidRequest, MalformedXML, ...) for anything PutBucketCors
+	// would refuse, or InvalidConfiguration for an s3cors-level fault (unknown key, wrong type).
+	Code string
+	// Message is S3's exact message, or ours for s3cors-level faults.
+	Message string
+}
+
+// String renders "path: Code: Message".
+func (p Problem) String() string {
+	if p.Path == "" {
+		return p.Code + ": " + p.Message
+	}
+	return p.Path + ": " + p.Code + ": " + p.Message
+}
+
+// ValidationError carries every problem found in a configuration, in document order.
+type ValidationError struct {
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	s := "evaluator: invalid configuration"
+	for _, p := range e.Problems {
+		s += "\n  " + p.String()
+	}
+	return s
+}
+
+// Request is what the evaluator reads of an HTTP request. Header values are the raw values
+// (first value if the header repeats); the Has* flags tell an absent header from an empty one.
+type Request struct {
+	Method    string // HTTP method, e.g. OPTIONS
+	Authority string // Host / :authority, may carry a port
+	Path      string // raw request target (:path), may carry a query string
+
+	Origin            string
+	HasOrigin         bool
+	RequestMethod     string // Access-Control-Request-Method
+	HasRequestMethod  bool
+	RequestHeaders    string // Access-Control-Request-Headers
+	HasRequestHeaders bool
+}
+
+// Outcome is what the proxy does with a request.
+type Outcome uint8
+
+const (
+	// PassThrough: not an S3 bucket request, or an unlisted bucket under "forward". Touch
+	// nothing, neither the request nor the response.
+	PassThrough Outcome = iota
+	// Reply: answer at the proxy with Status, Headers and Body; the request never goes upstream.
+	Reply
+	// Decorate: forward the request; on the response remove upstream Access-Control-* headers if
+	// StripUpstream, then add Headers, merging Vary with the upstream's (see MergeVary).
+	Decorate
+	// Forward: forward the request; the bucket is ours but no rule applies, so the response gets
+	// no CORS headers (upstream Access-Control-* removed if StripUpstream; Vary untouched).
+	Forward
+)
+
+// Reason says why a decision was taken; it names metrics and log lines.
+type Reason uint8
+
+const (
+	ReasonNotBucket            Reason = iota // no bucket could be determined
+	ReasonUnlistedForward                    // unlisted bucket, unlistedBuckets "forward"
+	ReasonAllowed                            // a rule matched
+	ReasonNoOrigin                           // preflight without Origin: 400
+	ReasonBucketNotFound                     // preflight, unlisted bucket under "not-found": 403
+	ReasonNotEnabled                         // preflight, bucket without CORS: 403
+	ReasonMissingRequestMethod               // preflight without Access-Control-Request-Method: 400
+	ReasonNotAllowed                         // preflight, no rule matched: 403
+	ReasonActualNoOrigin                     // actual request without Origin: forwarded, no CORS
+	ReasonActualNoMatch                      // actual request, no rule matched or no CORS: forwarded
+)
+
+var reasonNames = [...]string{
+	ReasonNotBucket:            "not_bucket",
+	ReasonUnlistedForward:      "unlisted_forward",
+	ReasonAllowed:              "allowed",
+	ReasonNoOrigin:             "no_origin",
+	ReasonBucketNotFound:       "bucket_not_found",
+	ReasonNotEnabled:           "not_enabled",
+	ReasonMissingRequestMethod: "missing_request_method",
+	ReasonNotAllowed:           "not_allowed",
+	ReasonActualNoOrigin:       "actual_no_origin",
+	ReasonActualNoMatch:        "actual_no_match",
+}
+
+// String returns the reason's snake_case name, as used in metric names and logs.
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// Header is one response header, with S3's Title-Case name.
+type Header struct {
+	Name  string
+	Value string
+}
+
+// Decision is the evaluator's answer for one request. It is meant to be reused: Evaluate
+// overwrites it, and Headers and Body may point into its internal buffers, so they stay valid
+// only until the next Evaluate with the same Decision.
+type Decision struct {
+	Outcome Outcome
+	Reason  Reason
+	Bucket  string // "" when no bucket was determined
+	Key     string // "" for the bucket root
+	Rule    int    // index of the matched rule, -1 when none
+
+	// Status is the HTTP status of a Reply.
+	Status int
+	// Headers, for a Reply, are every header S3 sends, in S3's order, including Content-Type,
+	// Content-Length, Connection, x-amz-request-id and x-amz-id-2 (but not Date, Server or
+	// Transfer-Encoding, which the proxy owns). For Decorate they are the CORS headers to add
+	// to the upstream response, Vary included.
+	Headers []Header
+	// Body is the XML error body of a failed preflight, nil otherwise.
+	Body []byte
+	// StripUpstream: for Decorate and Forward, remove the upstream's own Access-Control-*
+	// headers from its response.
+	StripUpstream bool
+
+	scratch decisionScratch
+}
+
+// RuleTrace says how one rule fared against a request, for `s3cors explain`.
+type RuleTrace struct {
+	Index          int
+	ID             string
+	OriginMatched  bool
+	MethodMatched  bool
+	HeadersMatched bool
+	// FailedHeader is the first requested header name that no AllowedHeader matched.
+	FailedHeader string
+	Matched      bool // the rule applies (and, being first, is the one used)
+}
+
+// Explanation is a Decision with the rule-by-rule reasoning behind it. Unlike a Decision it
+// owns its memory.
+type Explanation struct {
+	Decision Decision
+	// Source says where the bucket's rules came from: "bucket", "default", "unlisted" or "".
+	Source string
+	Rules  []RuleTrace
+}
