@@ -82,14 +82,22 @@ type Problem struct {
 	Code string
 	// Message is S3's exact message, or ours for s3cors-level faults.
 	Message string
+	// Detail is s3cors's own explanation where S3's message is generic (MalformedXML says
+	// nothing about what is missing or too long), e.g. "a rule needs at least one
+	// AllowedMethod". Empty when the message says it all.
+	Detail string
 }
 
-// String renders "path: Code: Message".
+// String renders "path: Code: Message", followed by " (Detail)" when there is one.
 func (p Problem) String() string {
-	if p.Path == "" {
-		return p.Code + ": " + p.Message
+	s := p.Code + ": " + p.Message
+	if p.Path != "" {
+		s = p.Path + ": " + s
 	}
-	return p.Path + ": " + p.Code + ": " + p.Message
+	if p.Detail != "" {
+		s += " (" + p.Detail + ")"
+	}
+	return s
 }
 
 // ValidationError carries every problem found in a configuration, in document order.

@@ -1,0 +1,207 @@
+package evaluator
+
+import "unsafe"
+
+// locate finds the bucket and key a request names (s3-cors-semantics.md §3 of the
+// configuration contract): virtual-hosted style when the host is "<bucket>.<suffix>" for a
+// configured suffix, otherwise path style when enabled. It returns ok=false for anything that
+// is not a bucket request: no bucket in host or path, a target that is not origin-form, or a
+// bad percent-encoding.
+//
+// The bucket segment and the key are percent-decoded after the path is split at the first
+// "/", so "%2F" inside the key is part of the key and "%2F" in the first segment does not
+// split it (such a bucket name is rejected). The query string is ignored.
+//
+// Returned strings may point into s (see Decision); bp is the bucket's policy when listed.
+func (p *Policy) locate(r *Request, s *decisionScratch) (bucket, key string, bp *bucketPolicy, ok bool) {
+	path := r.Path
+	for i := 0; i < len(path); i++ {
+		if path[i] == '?' || path[i] == '#' {
+			path = path[:i]
+			break
+		}
+	}
+	if path == "" || path[0] != '/' {
+		return "", "", nil, false
+	}
+	s.addr = s.addr[:0]
+	if host := hostOnly(r.Authority); host != "" {
+		for _, suffix := range p.suffixes {
+			n := len(host) - len(suffix)
+			if n < 2 || host[n-1] != '.' || !equalFoldASCII(host[n:], suffix) {
+				continue
+			}
+			// Host names are case-insensitive; bucket names are lower case.
+			name := host[:n-1]
+			if hasUpper(name) {
+				s.addr = appendLower(s.addr, name)
+				name = unsafe.String(unsafe.SliceData(s.addr), len(s.addr))
+			}
+			key, ok := p.decode(s, path[1:])
+			if !ok {
+				return "", "", nil, false
+			}
+			if bp := p.buckets[name]; bp != nil {
+				return bp.name, key, bp, true
+			}
+			return name, key, nil, true
+		}
+	}
+	if !p.path {
+		return "", "", nil, false
+	}
+	rest := path[1:]
+	seg := rest
+	key = ""
+	hasKey := false
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '/' {
+			seg, key, hasKey = rest[:i], rest[i+1:], true
+			break
+		}
+	}
+	if seg == "" {
+		return "", "", nil, false
+	}
+	name, ok := p.decode(s, seg)
+	if !ok || name == "" {
+		return "", "", nil, false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c == '/' || c < ' ' || c == 0x7f {
+			return "", "", nil, false
+		}
+	}
+	if hasKey {
+		if key, ok = p.decode(s, key); !ok {
+			return "", "", nil, false
+		}
+	}
+	if bp := p.buckets[name]; bp != nil {
+		// The configuration's own copy of the name outlives the scratch buffer.
+		return bp.name, key, bp, true
+	}
+	return name, key, nil, true
+}
+
+// decode percent-decodes v; it returns v itself when there is nothing to decode.
+func (p *Policy) decode(s *decisionScratch, v string) (string, bool) {
+	pct := -1
+	for i := 0; i < len(v); i++ {
+		if v[i] == '%' {
+			pct = i
+			break
+		}
+	}
+	if pct < 0 {
+		return v, true
+	}
+	// Only appends: strings already taken from s.addr keep their bytes even if it grows.
+	start := len(s.addr)
+	s.addr = append(s.addr, v[:pct]...)
+	for i := pct; i < len(v); i++ {
+		c := v[i]
+		if c != '%' {
+			s.addr = append(s.addr, c)
+			continue
+		}
+		if i+2 >= len(v) {
+			return "", false
+		}
+		hi, lo := unhex(v[i+1]), unhex(v[i+2])
+		if hi < 0 || lo < 0 {
+			return "", false
+		}
+		s.addr = append(s.addr, byte(hi<<4|lo))
+		i += 2
+	}
+	out := s.addr[start:]
+	if len(out) == 0 {
+		return "", true
+	}
+	return unsafe.String(&out[0], len(out)), true
+}
+
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c - 'a' + 10)
+	case c >= 'A' && c <= 'F':
+		return int(c - 'A' + 10)
+	}
+	return -1
+}
+
+// hostOnly strips the port and a trailing dot from an authority: "b.s3.local.:9000" is
+// "b.s3.local", "[::1]:9000" is "[::1]". A user-info part is not valid in :authority and makes
+// the host unusable.
+func hostOnly(a string) string {
+	if a == "" {
+		return ""
+	}
+	if a[0] == '[' {
+		for i := 1; i < len(a); i++ {
+			if a[i] == ']' {
+				return a[:i+1]
+			}
+		}
+		return ""
+	}
+	for i := len(a) - 1; i >= 0; i-- {
+		c := a[i]
+		if c == ':' {
+			a = a[:i]
+			break
+		}
+		if c < '0' || c > '9' {
+			break
+		}
+	}
+	for i := 0; i < len(a); i++ {
+		if a[i] == '@' || a[i] == ':' {
+			return ""
+		}
+	}
+	if len(a) > 0 && a[len(a)-1] == '.' {
+		a = a[:len(a)-1]
+	}
+	return a
+}
+
+func equalFoldASCII(a, lower string) bool {
+	if len(a) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		c := a[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+func appendLower(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
+}

@@ -1,0 +1,423 @@
+package evaluator
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+)
+
+var (
+	topKeys        = []string{"buckets", "default", "unlistedBuckets", "addressing", "upstreamCORSHeaders"}
+	addressingKeys = []string{"virtualHostSuffixes", "pathStyle"}
+	bucketKeys     = []string{"CORSRules"}
+	ruleKeys       = []string{"ID", "AllowedOrigins", "AllowedMethods", "AllowedHeaders", "ExposeHeaders", "MaxAgeSeconds"}
+)
+
+// ParseConfig parses and validates an s3cors configuration document (JSON, see the shared
+// configuration contract). Every problem is reported at once as a *ValidationError, each with
+// the path of the offending field, in document order. Unknown keys, wrong types and duplicate
+// keys are errors; each bucket's rules are validated as PutBucketCors would validate them.
+//
+// Defaults: unlistedBuckets "not-enabled", addressing.pathStyle true, upstreamCORSHeaders
+// "strip".
+func ParseConfig(data []byte) (*Config, error) {
+	root, err := parseJSON(data)
+	if err != nil {
+		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: err.Error()}}}
+	}
+	var ps problems
+	cfg := &Config{
+		Buckets:             map[string]*BucketCORS{},
+		UnlistedBuckets:     UnlistedNotEnabled,
+		Addressing:          Addressing{PathStyle: true},
+		UpstreamCORSHeaders: UpstreamStrip,
+	}
+	if root.kind != jsonObject {
+		ps.config("", "the configuration must be a JSON object, not "+root.kind.String())
+		return nil, ps.err()
+	}
+	seen := map[string]bool{}
+	for _, m := range root.members {
+		path := keyPath("", m.key)
+		if seen[m.key] {
+			ps.config(path, "duplicate key "+strconv.Quote(m.key))
+			continue
+		}
+		seen[m.key] = true
+		switch m.key {
+		case "buckets":
+			parseBuckets(&ps, cfg, m.val)
+		case "default":
+			if m.val.kind == jsonNull {
+				continue // "default": null is the same as no default
+			}
+			cfg.Default = parseBucketValue(&ps, "default", m.val)
+		case "unlistedBuckets":
+			if s, ok := jsonEnum(&ps, path, m.val, string(UnlistedNotEnabled), string(UnlistedNotFound), string(UnlistedForward)); ok {
+				cfg.UnlistedBuckets = Unlisted(s)
+			}
+		case "addressing":
+			parseAddressing(&ps, &cfg.Addressing, m.val)
+		case "upstreamCORSHeaders":
+			if s, ok := jsonEnum(&ps, path, m.val, string(UpstreamStrip), string(UpstreamKeep)); ok {
+				cfg.UpstreamCORSHeaders = UpstreamCORS(s)
+			}
+		default:
+			ps.config(path, "unknown key "+strconv.Quote(m.key)+suggest(m.key, topKeys))
+		}
+	}
+	if !seen["buckets"] {
+		ps.config("buckets", `missing required key "buckets" (use {} when every bucket is served by "default" or "unlistedBuckets")`)
+	}
+	if err := ps.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// ParseBucketCORS parses and validates a bare bucket CORS document: S3 XML (with or without
+// the S3 namespace), AWS JSON ({"CORSRules": [...]}) or console JSON ([...]). The form is
+// told by the first non-blank byte. Problem paths are relative, e.g.
+// CORSRules[1].AllowedMethods[0] (console JSON: [1].AllowedMethods[0]).
+func ParseBucketCORS(data []byte) (*BucketCORS, error) {
+	var ps problems
+	var b *BucketCORS
+	if trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff"); len(trimmed) > 0 && trimmed[0] == '<' {
+		b = parseXMLBucket(&ps, "", string(data))
+	} else {
+		root, err := parseJSON(data)
+		if err != nil {
+			return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: err.Error()}}}
+		}
+		if root.kind == jsonNull || root.kind == jsonString {
+			ps.config("", `a bucket CORS document is {"CORSRules": [...]}, [...] or <CORSConfiguration> XML, not `+root.kind.String())
+		} else {
+			b = parseBucketValue(&ps, "", root)
+		}
+	}
+	if err := ps.err(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// keyPath names an object member: identifier-like keys as .key, others as ["key"].
+func keyPath(parent, key string) string {
+	if isIdent(key) {
+		return member(parent, key)
+	}
+	return parent + "[" + strconv.Quote(key) + "]"
+}
+
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func parseBuckets(ps *problems, cfg *Config, v *jsonValue) {
+	if v.kind != jsonObject {
+		ps.config("buckets", "must be an object keyed by bucket name, not "+v.kind.String())
+		return
+	}
+	for _, m := range v.members {
+		path := bucketPath(m.key)
+		if _, dup := cfg.Buckets[m.key]; dup {
+			ps.config(path, "duplicate bucket "+strconv.Quote(m.key))
+			continue
+		}
+		if m.key == "" {
+			ps.config(path, "a bucket name cannot be empty")
+			continue
+		}
+		if strings.ContainsAny(m.key, "/?#") || hasCTL(m.key) {
+			ps.config(path, "bucket name "+strconv.Quote(m.key)+` cannot contain "/", "?", "#" or control characters`)
+			continue
+		}
+		b := parseBucketValue(ps, path, m.val)
+		if b == nil {
+			b = &BucketCORS{} // keep the name taken so a duplicate is still reported
+		}
+		cfg.Buckets[m.key] = b
+		cfg.BucketOrder = append(cfg.BucketOrder, m.key)
+	}
+}
+
+// parseBucketValue reads one bucket's CORS in any of its forms: null, {"CORSRules": [...]},
+// [...] or an XML string.
+func parseBucketValue(ps *problems, path string, v *jsonValue) *BucketCORS {
+	switch v.kind {
+	case jsonNull:
+		return &BucketCORS{Form: FormNone}
+	case jsonString:
+		return parseXMLBucket(ps, path, v.str)
+	case jsonArray:
+		start := len(ps.list)
+		b := &BucketCORS{Form: FormConsoleJSON, Rules: parseRules(ps, path, v)}
+		checkSize(ps, path, start, b)
+		return b
+	case jsonObject:
+		start := len(ps.list)
+		b := &BucketCORS{Form: FormAWSJSON}
+		seen := false
+		for _, m := range v.members {
+			mp := keyPath(path, m.key)
+			if m.key != "CORSRules" {
+				ps.config(mp, "unknown key "+strconv.Quote(m.key)+suggest(m.key, bucketKeys))
+				continue
+			}
+			if seen {
+				ps.config(mp, `duplicate key "CORSRules"`)
+				continue
+			}
+			seen = true
+			if m.val.kind != jsonArray {
+				ps.config(mp, "must be an array of rule objects, not "+m.val.kind.String())
+				continue
+			}
+			b.Rules = parseRules(ps, mp, m.val)
+		}
+		if !seen {
+			ps.malformed(member(path, "CORSRules"), `missing: the AWS form is {"CORSRules": [...]}`)
+		}
+		checkSize(ps, path, start, b)
+		return b
+	}
+	ps.config(path, `must be {"CORSRules": [...]}, an array of rules, an XML string or null, not `+v.kind.String())
+	return nil
+}
+
+// checkSize reports a JSON-form bucket whose XML (what the AWS CLI would send) is over
+// PutBucketCors's 64 KB, ahead of the bucket's other problems.
+func checkSize(ps *problems, path string, start int, b *BucketCORS) {
+	if len(b.Rules) == 0 || len(b.Rules) > maxRules {
+		return
+	}
+	if n := len(renderXML(b.Rules)); n > maxDocBytes {
+		p := Problem{Path: path, Code: CodeMaxMessageLengthExceeded, Message: msgTooBig, Detail: tooBigDetail(n)}
+		ps.list = append(ps.list, Problem{})
+		copy(ps.list[start+1:], ps.list[start:])
+		ps.list[start] = p
+	}
+}
+
+func parseRules(ps *problems, path string, v *jsonValue) []Rule {
+	if len(v.elems) == 0 {
+		ps.malformed(path, "a CORS configuration needs 1 to 100 rules; use null for a bucket without CORS")
+		return nil
+	}
+	rules := make([]Rule, 0, len(v.elems))
+	for i, e := range v.elems {
+		rp := index(path, i)
+		if i == maxRules {
+			ps.malformed(rp, "S3 allows at most 100 CORS rules; this bucket has "+strconv.Itoa(len(v.elems)))
+		}
+		if e.kind != jsonObject {
+			ps.config(rp, "a rule must be an object, not "+e.kind.String())
+			continue
+		}
+		rules = append(rules, parseRule(ps, rp, e))
+	}
+	return rules
+}
+
+func parseRule(ps *problems, path string, v *jsonValue) Rule {
+	var r Rule
+	seen := map[string]bool{}
+	for _, m := range v.members {
+		mp := keyPath(path, m.key)
+		if seen[m.key] {
+			ps.config(mp, "duplicate key "+strconv.Quote(m.key))
+			continue
+		}
+		seen[m.key] = true
+		switch m.key {
+		case "ID":
+			if m.val.kind != jsonString {
+				ps.config(mp, "must be a string, not "+m.val.kind.String())
+				continue
+			}
+			id := m.val.str
+			r.ID = &id
+			if checkXMLText(ps, mp, id) {
+				checkID(ps, mp, id)
+			}
+		case "AllowedOrigins":
+			r.AllowedOrigins = parseStrings(ps, mp, m.val, checkOrigin)
+		case "AllowedMethods":
+			r.AllowedMethods = parseStrings(ps, mp, m.val, checkMethod)
+		case "AllowedHeaders":
+			r.AllowedHeaders = parseStrings(ps, mp, m.val, checkAllowedHeader)
+		case "ExposeHeaders":
+			r.ExposeHeaders = parseStrings(ps, mp, m.val, checkExposeHeader)
+		case "MaxAgeSeconds":
+			if m.val.kind != jsonNumber {
+				ps.config(mp, "must be an integer, not "+m.val.kind.String())
+				continue
+			}
+			n, err := strconv.ParseInt(m.val.str, 10, 64)
+			if err != nil {
+				if isIntegerLiteral(m.val.str) { // out of int64 range
+					ps.malformed(mp, "MaxAgeSeconds must be an integer from 0 to 2147483647, not "+m.val.str)
+				} else {
+					ps.config(mp, "must be an integer, not "+m.val.str)
+				}
+				continue
+			}
+			r.MaxAgeSeconds = &n
+			checkMaxAge(ps, mp, n)
+		default:
+			ps.config(mp, "unknown key "+strconv.Quote(m.key)+suggest(m.key, ruleKeys))
+		}
+	}
+	checkRequired(ps, path, &r)
+	return r
+}
+
+func isIntegerLiteral(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseStrings reads an array of strings, checking each value. An empty array is stored as
+// nil: S3 keeps no empty lists, so GetBucketCors would not show one.
+func parseStrings(ps *problems, path string, v *jsonValue, check func(*problems, string, string)) []string {
+	if v.kind == jsonString {
+		ps.config(path, "must be an array of strings, not a string (write ["+strconv.Quote(v.str)+"])")
+		return nil
+	}
+	if v.kind != jsonArray {
+		ps.config(path, "must be an array of strings, not "+v.kind.String())
+		return nil
+	}
+	var out []string
+	for i, e := range v.elems {
+		ep := index(path, i)
+		if e.kind != jsonString {
+			ps.config(ep, "must be a string, not "+e.kind.String())
+			continue
+		}
+		out = append(out, e.str)
+		if checkXMLText(ps, ep, e.str) {
+			check(ps, ep, e.str)
+		}
+	}
+	return out
+}
+
+func jsonEnum(ps *problems, path string, v *jsonValue, allowed ...string) (string, bool) {
+	quoted := make([]string, len(allowed))
+	for i, a := range allowed {
+		quoted[i] = strconv.Quote(a)
+	}
+	list := strings.Join(quoted, ", ")
+	if v.kind != jsonString {
+		ps.config(path, "must be one of "+list+", not "+v.kind.String())
+		return "", false
+	}
+	for _, a := range allowed {
+		if v.str == a {
+			return a, true
+		}
+	}
+	ps.config(path, strconv.Quote(v.str)+" is not one of "+list)
+	return "", false
+}
+
+func parseAddressing(ps *problems, a *Addressing, v *jsonValue) {
+	const path = "addressing"
+	if v.kind != jsonObject {
+		ps.config(path, "must be an object, not "+v.kind.String())
+		return
+	}
+	seen := map[string]bool{}
+	for _, m := range v.members {
+		mp := keyPath(path, m.key)
+		if seen[m.key] {
+			ps.config(mp, "duplicate key "+strconv.Quote(m.key))
+			continue
+		}
+		seen[m.key] = true
+		switch m.key {
+		case "virtualHostSuffixes":
+			if m.val.kind != jsonArray {
+				ps.config(mp, "must be an array of host name suffixes, not "+m.val.kind.String())
+				continue
+			}
+			for i, e := range m.val.elems {
+				ep := index(mp, i)
+				if e.kind != jsonString {
+					ps.config(ep, "must be a string, not "+e.kind.String())
+					continue
+				}
+				if msg := checkSuffix(e.str); msg != "" {
+					ps.config(ep, msg)
+					continue
+				}
+				a.VirtualHostSuffixes = append(a.VirtualHostSuffixes, e.str)
+			}
+		case "pathStyle":
+			if m.val.kind != jsonBool {
+				ps.config(mp, "must be true or false, not "+m.val.kind.String())
+				continue
+			}
+			a.PathStyle = m.val.boolean
+		default:
+			ps.config(mp, "unknown key "+strconv.Quote(m.key)+suggest(m.key, addressingKeys))
+		}
+	}
+	if !a.PathStyle && len(a.VirtualHostSuffixes) == 0 && !hasProblemUnder(ps, path) {
+		ps.config(path, "pathStyle is false and virtualHostSuffixes is empty, so no request could name a bucket")
+	}
+}
+
+func hasProblemUnder(ps *problems, path string) bool {
+	for _, p := range ps.list {
+		if strings.HasPrefix(p.Path, path) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkSuffix returns what is wrong with a virtual-host suffix, or "".
+func checkSuffix(s string) string {
+	switch {
+	case s == "":
+		return "a virtual-host suffix cannot be empty"
+	case strings.HasPrefix(s, "."):
+		return "virtual-host suffix " + strconv.Quote(s) + " must not start with a dot (write " + strconv.Quote(strings.TrimLeft(s, ".")) + ")"
+	case strings.Contains(s, "://"):
+		return "virtual-host suffix " + strconv.Quote(s) + " must be a host name, without a scheme"
+	case strings.ContainsAny(s, ":/[]?#@ ") || hasCTL(s):
+		return "virtual-host suffix " + strconv.Quote(s) + " must be a host name, without port, path or spaces"
+	case strings.HasSuffix(s, "."):
+		return "virtual-host suffix " + strconv.Quote(s) + " must not end with a dot (a trailing dot in Host is ignored anyway)"
+	}
+	return ""
+}
+
+// hasCTL reports whether s holds a byte that may not appear in an HTTP header value.
+func hasCTL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}

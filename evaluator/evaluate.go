@@ -1,0 +1,327 @@
+package evaluator
+
+import "unsafe"
+
+// Response header names, in S3's Title-Case.
+const (
+	HeaderAllowOrigin      = "Access-Control-Allow-Origin"
+	HeaderAllowMethods     = "Access-Control-Allow-Methods"
+	HeaderAllowHeaders     = "Access-Control-Allow-Headers"
+	HeaderExposeHeaders    = "Access-Control-Expose-Headers"
+	HeaderMaxAge           = "Access-Control-Max-Age"
+	HeaderAllowCredentials = "Access-Control-Allow-Credentials"
+	HeaderVary             = "Vary"
+	HeaderContentType      = "Content-Type"
+	HeaderContentLength    = "Content-Length"
+	HeaderConnection       = "Connection"
+	HeaderRequestID        = "x-amz-request-id"
+	HeaderID2              = "x-amz-id-2"
+)
+
+// VaryValue is the Vary header S3 puts on every CORS-decorated response (and only there).
+const VaryValue = "Origin, Access-Control-Request-Headers, Access-Control-Request-Method"
+
+// decisionScratch is the reusable memory behind a Decision, so that a Decision used again
+// and again costs no allocation.
+type decisionScratch struct {
+	headers   [12]Header
+	addr      []byte // decoded bucket and key
+	acrh      []byte // requested header names, lower case, joined by ", "
+	names     []span // each name's place in acrh
+	badACRH   bool   // the ACRH value holds CR, LF or NUL: no rule can match it
+	body      []byte
+	requestID [16]byte
+	hostID    [76]byte
+}
+
+type span struct{ start, end int32 }
+
+func (s *decisionScratch) name(i int) string {
+	sp := s.names[i]
+	return unsafe.String(&s.acrh[sp.start], int(sp.end-sp.start))
+}
+
+// Evaluate decides r into d, following S3's preflight ladder and actual-request rules
+// (s3-cors-semantics.md §2, §3, §6). It does not allocate on allowed paths once d has been
+// used a few times. d's previous contents, and the strings that pointed into them, are
+// overwritten.
+func (p *Policy) Evaluate(r *Request, d *Decision) {
+	d.Outcome, d.Reason, d.Bucket, d.Key, d.Rule = PassThrough, ReasonNotBucket, "", "", -1
+	d.Status, d.Headers, d.Body, d.StripUpstream = 0, nil, nil, false
+	s := &d.scratch
+	bucket, key, bp, ok := p.locate(r, s)
+	if !ok {
+		return
+	}
+	d.Bucket, d.Key = bucket, key
+	if bp == nil {
+		if bp = p.unlisted; bp == nil {
+			d.Reason = ReasonUnlistedForward
+			return
+		}
+	}
+	// An empty Origin (or Access-Control-Request-Method) is taken as absent; see RATIONALE.md.
+	hasOrigin := r.HasOrigin && r.Origin != ""
+	hasACRM := r.HasRequestMethod && r.RequestMethod != ""
+	if r.Method == "OPTIONS" {
+		p.preflight(r, d, bp, hasOrigin, hasACRM)
+		return
+	}
+	d.Outcome, d.StripUpstream = Forward, p.strip
+	switch {
+	case !hasOrigin:
+		d.Reason = ReasonActualNoOrigin
+		return
+	case bp.state != bucketRules:
+		d.Reason = ReasonActualNoMatch
+		return
+	}
+	// The method is the Access-Control-Request-Method when the request carries one, and
+	// requested headers count too; the request's real headers never do (§3).
+	method := r.Method
+	if hasACRM {
+		method = r.RequestMethod
+	}
+	parseACRH(r, s)
+	i := bp.match(r.Origin, method, s)
+	if i < 0 {
+		d.Reason = ReasonActualNoMatch
+		return
+	}
+	d.Outcome, d.Reason, d.Rule = Decorate, ReasonAllowed, i
+	d.Headers = appendCORSHeaders(s.headers[:0], &bp.rules[i], r.Origin, "")
+}
+
+func (p *Policy) preflight(r *Request, d *Decision, bp *bucketPolicy, hasOrigin, hasACRM bool) {
+	s := &d.scratch
+	d.Outcome = Reply
+	method := "OPTIONS"
+	if hasACRM {
+		method = r.RequestMethod
+	}
+	switch {
+	case !hasOrigin:
+		d.Reason = ReasonNoOrigin
+		p.replyError(d, 400, "BadRequest", "Insufficient information. Origin request header needed.", "", "")
+		return
+	case bp.state == bucketMissing:
+		d.Reason = ReasonBucketNotFound
+		p.replyError(d, 403, "AccessForbidden", "CORSResponse: Bucket not found", method, "BUCKET")
+		return
+	case bp.state == bucketNoCORS:
+		d.Reason = ReasonNotEnabled
+		p.replyError(d, 403, "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket.", method, "BUCKET")
+		return
+	case !hasACRM:
+		d.Reason = ReasonMissingRequestMethod
+		p.replyError(d, 400, "BadRequest", "Invalid Access-Control-Request-Method: null", "", "")
+		return
+	}
+	parseACRH(r, s)
+	i := bp.match(r.Origin, r.RequestMethod, s)
+	if i < 0 {
+		d.Reason = ReasonNotAllowed
+		resource := "BUCKET"
+		if d.Key != "" {
+			resource = "OBJECT"
+		}
+		p.replyError(d, 403, "AccessForbidden", msgNotAllowed, method, resource)
+		return
+	}
+	d.Reason, d.Rule, d.Status = ReasonAllowed, i, 200
+	fillIDs(s)
+	h := s.headers[:0]
+	h = append(h,
+		Header{HeaderID2, unsafe.String(&s.hostID[0], len(s.hostID))},
+		Header{HeaderRequestID, unsafe.String(&s.requestID[0], len(s.requestID))})
+	allowHeaders := ""
+	if len(s.names) > 0 {
+		allowHeaders = unsafe.String(&s.acrh[0], len(s.acrh))
+	}
+	h = appendCORSHeaders(h, &bp.rules[i], r.Origin, allowHeaders)
+	d.Headers = append(h, Header{HeaderContentLength, "0"})
+}
+
+// msgNotAllowed is S3's text, "evalution" included.
+const msgNotAllowed = "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec."
+
+// appendCORSHeaders appends a matched rule's CORS headers in S3's order (§2.6).
+// allowHeaders is "" on actual requests, which get no Access-Control-Allow-Headers.
+func appendCORSHeaders(h []Header, cr *compiledRule, origin, allowHeaders string) []Header {
+	if cr.anyOrigin {
+		h = append(h, Header{HeaderAllowOrigin, "*"})
+	} else {
+		h = append(h, Header{HeaderAllowOrigin, origin})
+	}
+	h = append(h, Header{HeaderAllowMethods, cr.allowMethod})
+	if allowHeaders != "" {
+		h = append(h, Header{HeaderAllowHeaders, allowHeaders})
+	}
+	if cr.expose != "" {
+		h = append(h, Header{HeaderExposeHeaders, cr.expose})
+	}
+	if cr.maxAge != "" {
+		h = append(h, Header{HeaderMaxAge, cr.maxAge})
+	}
+	if !cr.anyOrigin {
+		h = append(h, Header{HeaderAllowCredentials, "true"})
+	}
+	return append(h, Header{HeaderVary, VaryValue})
+}
+
+// parseACRH splits Access-Control-Request-Headers on commas, trims spaces and tabs, drops
+// empty items and lower-cases the rest into s.acrh joined by ", " (the Allow-Headers echo).
+func parseACRH(r *Request, s *decisionScratch) {
+	s.acrh, s.names, s.badACRH = s.acrh[:0], s.names[:0], false
+	if !r.HasRequestHeaders {
+		return
+	}
+	v := r.RequestHeaders
+	for i := 0; i < len(v); {
+		j := i
+		for j < len(v) && v[j] != ',' {
+			j++
+		}
+		a, b := i, j
+		for a < b && (v[a] == ' ' || v[a] == '\t') {
+			a++
+		}
+		for b > a && (v[b-1] == ' ' || v[b-1] == '\t') {
+			b--
+		}
+		if a < b {
+			if len(s.names) > 0 {
+				s.acrh = append(s.acrh, ',', ' ')
+			}
+			start := len(s.acrh)
+			for k := a; k < b; k++ {
+				c := v[k]
+				switch {
+				case c >= 'A' && c <= 'Z':
+					c += 'a' - 'A'
+				case c == '\r' || c == '\n' || c == 0:
+					s.badACRH = true
+				}
+				s.acrh = append(s.acrh, c)
+			}
+			s.names = append(s.names, span{int32(start), int32(len(s.acrh))})
+		}
+		i = j + 1
+	}
+}
+
+// methodIndex is the bit position of methodBit(m), or -1.
+func methodIndex(m string) int {
+	switch m {
+	case "GET":
+		return 0
+	case "PUT":
+		return 1
+	case "HEAD":
+		return 2
+	case "POST":
+		return 3
+	case "DELETE":
+		return 4
+	}
+	return -1
+}
+
+// unsafeOrigin reports an Origin that must never be echoed: CR, LF or NUL would split or
+// truncate the response header. Such an origin matches only AllowedOrigin "*", whose answer
+// is "*" and echoes nothing.
+func unsafeOrigin(o string) bool {
+	for i := 0; i < len(o); i++ {
+		if c := o[i]; c == '\r' || c == '\n' || c == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// match returns the index of the first rule (document order) that allows origin, method
+// and every requested header, or -1 (§2.3).
+func (bp *bucketPolicy) match(origin, method string, s *decisionScratch) int {
+	mi := methodIndex(method)
+	if mi < 0 || s.badACRH {
+		return -1
+	}
+	cand := bp.byMethod[mi]
+	var exact ruleSet
+	indexed := bp.exact != nil
+	bad := unsafeOrigin(origin)
+	switch {
+	case bad:
+		cand = cand.and(bp.anyOrigin)
+	case indexed:
+		exact = bp.exact[origin]
+		cand = cand.and(exact.or(bp.wild))
+	}
+	for i := cand.next(0); i >= 0; i = cand.next(i + 1) {
+		cr := &bp.rules[i]
+		if !bad && !cr.originMatches(origin, indexed, exact.has(i)) {
+			continue
+		}
+		if cr.allowsHeaders(s) < 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+func (cr *compiledRule) originMatches(origin string, indexed, inExact bool) bool {
+	if cr.anyOrigin || inExact {
+		return true
+	}
+	if !indexed {
+		for _, o := range cr.origins {
+			if o == origin {
+				return true
+			}
+		}
+	}
+	for _, w := range cr.wild {
+		if w.match(origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowsHeaders returns -1 when every requested name matches an AllowedHeader (case-
+// insensitively, one-"*" patterns allowed), else the index of the first name that fails.
+func (cr *compiledRule) allowsHeaders(s *decisionScratch) int {
+	if cr.anyHeader {
+		return -1
+	}
+	for n := range s.names {
+		if cr.noHeaders {
+			return n
+		}
+		name := s.name(n)
+		if !cr.allowsHeader(name) {
+			return n
+		}
+	}
+	return -1
+}
+
+func (cr *compiledRule) allowsHeader(name string) bool {
+	if cr.headerSet != nil {
+		if _, ok := cr.headerSet[name]; ok {
+			return true
+		}
+	} else {
+		for _, h := range cr.headers {
+			if h == name {
+				return true
+			}
+		}
+	}
+	for _, w := range cr.headerWild {
+		if w.match(name) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,73 @@
+package evaluator
+
+import "strings"
+
+// Explain evaluates r and records why each rule of the bucket did or did not match, for
+// `s3cors explain` and debugging. It allocates (the Explanation owns all its memory) and is
+// not meant for the request path.
+func (p *Policy) Explain(r *Request) *Explanation {
+	e := &Explanation{}
+	var d Decision
+	p.Evaluate(r, &d)
+	e.Decision = d
+	e.Decision.scratch = decisionScratch{}
+	e.Decision.Bucket = strings.Clone(d.Bucket)
+	e.Decision.Key = strings.Clone(d.Key)
+	if d.Headers != nil {
+		e.Decision.Headers = make([]Header, len(d.Headers))
+		for i, h := range d.Headers {
+			e.Decision.Headers[i] = Header{h.Name, strings.Clone(h.Value)}
+		}
+	}
+	if d.Body != nil {
+		e.Decision.Body = append([]byte(nil), d.Body...)
+	}
+	if d.Outcome == PassThrough && d.Reason == ReasonNotBucket {
+		return e
+	}
+	var s decisionScratch
+	bp, _ := p.bucketFor(r, &s)
+	if bp == nil {
+		return e
+	}
+	e.Source = bp.source
+	if bp.state != bucketRules {
+		return e
+	}
+	method := r.Method
+	if r.HasRequestMethod && r.RequestMethod != "" {
+		method = r.RequestMethod
+	}
+	parseACRH(r, &s)
+	bit := methodBit(method)
+	bad := unsafeOrigin(r.Origin)
+	hasOrigin := r.HasOrigin && r.Origin != ""
+	for i := range bp.rules {
+		cr := &bp.rules[i]
+		t := RuleTrace{Index: i, ID: cr.id}
+		t.OriginMatched = hasOrigin && (cr.anyOrigin || !bad && cr.originMatches(r.Origin, false, false))
+		t.MethodMatched = bit != 0 && cr.methods&bit != 0
+		if s.badACRH {
+			t.FailedHeader = strings.Clone(r.RequestHeaders)
+		} else if n := cr.allowsHeaders(&s); n >= 0 {
+			t.FailedHeader = strings.Clone(s.name(n))
+		} else {
+			t.HeadersMatched = true
+		}
+		t.Matched = d.Rule == i
+		e.Rules = append(e.Rules, t)
+	}
+	return e
+}
+
+// bucketFor returns the policy that applies to the bucket r names (listed or fallback).
+func (p *Policy) bucketFor(r *Request, s *decisionScratch) (*bucketPolicy, bool) {
+	_, _, bp, ok := p.locate(r, s)
+	if !ok {
+		return nil, false
+	}
+	if bp == nil {
+		return p.unlisted, true
+	}
+	return bp, true
+}

@@ -1,0 +1,309 @@
+package evaluator
+
+import (
+	"errors"
+	"math/bits"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Policy is a compiled, immutable configuration: every per-request question (which bucket,
+// which rule, which header values) is answered from structures built once here, so Evaluate
+// only reads. Safe for concurrent use.
+type Policy struct {
+	cfg      *Config
+	buckets  map[string]*bucketPolicy
+	unlisted *bucketPolicy // what an unlisted bucket gets; nil under "forward"
+	suffixes []string      // virtual-host suffixes, lower case, longest first
+	path     bool          // path-style addressing
+	strip    bool          // strip upstream Access-Control-* headers
+}
+
+// bucketState says whether a bucket has rules to evaluate.
+type bucketState uint8
+
+const (
+	bucketRules   bucketState = iota // CORS configured: evaluate the rules
+	bucketNoCORS                     // exists, no CORS: "CORS is not enabled for this bucket."
+	bucketMissing                    // does not exist: "Bucket not found"
+)
+
+// bucketPolicy is one bucket's compiled rules.
+type bucketPolicy struct {
+	name   string // the listed name; "" for the unlisted fallback
+	state  bucketState
+	source string // "bucket", "default" or "unlisted", for Explain
+	rules  []compiledRule
+
+	// The index that keeps a 100-rule bucket close to a 1-rule one: candidate rules are
+	// those listing the request's origin verbatim (exact) or holding a wildcard origin
+	// (wild), intersected with those allowing the method (byMethod); the scan then visits
+	// only candidates, in document order, so the first match is still S3's.
+	exact     map[string]ruleSet // nil for buckets with few origins: a scan is cheaper
+	wild      ruleSet            // rules with a "*" anywhere in an AllowedOrigin
+	anyOrigin ruleSet            // rules with AllowedOrigin "*"
+	byMethod  [5]ruleSet
+	all       ruleSet
+}
+
+// indexThreshold is the number of exact origins from which a bucket gets an origin map;
+// below it, comparing a handful of strings beats hashing.
+const indexThreshold = 8
+
+// ruleSet is a set of rule indexes; PutBucketCors allows at most 100 rules.
+type ruleSet [2]uint64
+
+func (s *ruleSet) add(i int)            { s[i>>6] |= 1 << (i & 63) }
+func (s ruleSet) has(i int) bool        { return s[i>>6]&(1<<(i&63)) != 0 }
+func (s ruleSet) and(t ruleSet) ruleSet { return ruleSet{s[0] & t[0], s[1] & t[1]} }
+func (s ruleSet) or(t ruleSet) ruleSet  { return ruleSet{s[0] | t[0], s[1] | t[1]} }
+
+// next returns the smallest index >= i in s, or -1.
+func (s ruleSet) next(i int) int {
+	for w := i >> 6; w < len(s); w++ {
+		word := s[w]
+		if w == i>>6 {
+			word &^= 1<<(i&63) - 1
+		}
+		if word != 0 {
+			return w<<6 + bits.TrailingZeros64(word)
+		}
+	}
+	return -1
+}
+
+// pattern is an AllowedOrigin or AllowedHeader with one "*": prefix, anything, suffix.
+type pattern struct {
+	prefix, suffix string
+}
+
+func (p pattern) match(s string) bool {
+	return len(s) >= len(p.prefix)+len(p.suffix) &&
+		s[:len(p.prefix)] == p.prefix && s[len(s)-len(p.suffix):] == p.suffix
+}
+
+func splitPattern(v string) pattern {
+	i := strings.IndexByte(v, '*')
+	return pattern{prefix: v[:i], suffix: v[i+1:]}
+}
+
+// compiledRule is a Rule with its matching sets and response header values precomputed.
+type compiledRule struct {
+	id        string
+	origins   []string  // verbatim AllowedOrigins without "*"
+	wild      []pattern // AllowedOrigins with one "*" (not "*" alone)
+	anyOrigin bool      // AllowedOrigins holds "*": Allow-Origin is "*", no credentials
+	methods   uint8     // methodBit of each AllowedMethod
+
+	anyHeader   bool                // AllowedHeaders holds "*"
+	headers     []string            // AllowedHeaders without "*", ASCII lower case
+	headerSet   map[string]struct{} // the same, for rules with many
+	headerWild  []pattern           // one-"*" AllowedHeaders, lower case
+	noHeaders   bool                // no AllowedHeaders at all: any requested header fails
+	allowMethod string              // Access-Control-Allow-Methods
+	expose      string              // Access-Control-Expose-Headers, "" when none
+	maxAge      string              // Access-Control-Max-Age, "" when unset
+}
+
+// Compile turns a configuration into a Policy, validating it first exactly as ParseConfig
+// does (a Config may be built in code). Zero values take the documented defaults:
+// UnlistedBuckets "" is "not-enabled", UpstreamCORSHeaders "" is "strip". Addressing is taken
+// as given: the zero Addressing has path style off and no suffixes, which is an error.
+func Compile(cfg *Config) (*Policy, error) {
+	if cfg == nil {
+		return nil, errors.New("evaluator: nil configuration")
+	}
+	if err := checkConfig(cfg); err != nil {
+		return nil, err
+	}
+	return compile(cfg), nil
+}
+
+// Load parses, validates and compiles a configuration document: ParseConfig then Compile.
+func Load(data []byte) (*Policy, error) {
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return nil, err
+	}
+	return compile(cfg), nil
+}
+
+// Config returns the configuration the policy was compiled from. It is shared, not copied:
+// changing it does not change the policy, but callers should treat it as read-only.
+func (p *Policy) Config() *Config { return p.cfg }
+
+// checkConfig validates a Config held in memory, in bucket order.
+func checkConfig(cfg *Config) error {
+	var ps problems
+	names := cfg.BucketOrder
+	if len(names) != len(cfg.Buckets) || !sameNames(names, cfg.Buckets) {
+		names = make([]string, 0, len(cfg.Buckets))
+		for n := range cfg.Buckets {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+	}
+	for _, name := range names {
+		path := bucketPath(name)
+		b := cfg.Buckets[name]
+		switch {
+		case name == "":
+			ps.config(path, "a bucket name cannot be empty")
+		case strings.ContainsAny(name, "/?#") || hasCTL(name):
+			ps.config(path, "bucket name "+strconv.Quote(name)+` cannot contain "/", "?", "#" or control characters`)
+		case b == nil:
+			ps.config(path, "nil bucket (use a BucketCORS with Form FormNone for a bucket without CORS)")
+		case b.Form != FormNone:
+			checkRules(&ps, path, b.Form, b.Rules)
+		}
+	}
+	if cfg.Default != nil && cfg.Default.Form != FormNone {
+		checkRules(&ps, "default", cfg.Default.Form, cfg.Default.Rules)
+	}
+	switch cfg.UnlistedBuckets {
+	case "", UnlistedNotEnabled, UnlistedNotFound, UnlistedForward:
+	default:
+		ps.config("unlistedBuckets", strconv.Quote(string(cfg.UnlistedBuckets))+` is not one of "not-enabled", "not-found", "forward"`)
+	}
+	switch cfg.UpstreamCORSHeaders {
+	case "", UpstreamStrip, UpstreamKeep:
+	default:
+		ps.config("upstreamCORSHeaders", strconv.Quote(string(cfg.UpstreamCORSHeaders))+` is not one of "strip", "keep"`)
+	}
+	for i, s := range cfg.Addressing.VirtualHostSuffixes {
+		if msg := checkSuffix(s); msg != "" {
+			ps.config(index("addressing.virtualHostSuffixes", i), msg)
+		}
+	}
+	if !cfg.Addressing.PathStyle && len(cfg.Addressing.VirtualHostSuffixes) == 0 {
+		ps.config("addressing", "pathStyle is false and virtualHostSuffixes is empty, so no request could name a bucket")
+	}
+	return ps.err()
+}
+
+func sameNames(names []string, m map[string]*BucketCORS) bool {
+	for _, n := range names {
+		if _, ok := m[n]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// compile builds the policy of a valid configuration.
+func compile(cfg *Config) *Policy {
+	p := &Policy{
+		cfg:     cfg,
+		buckets: make(map[string]*bucketPolicy, len(cfg.Buckets)),
+		path:    cfg.Addressing.PathStyle,
+		strip:   cfg.UpstreamCORSHeaders != UpstreamKeep,
+	}
+	for name, b := range cfg.Buckets {
+		bp := compileBucket(b, "bucket")
+		bp.name = name
+		p.buckets[name] = bp
+	}
+	switch {
+	case cfg.Default != nil:
+		p.unlisted = compileBucket(cfg.Default, "default")
+	case cfg.UnlistedBuckets == UnlistedForward:
+		p.unlisted = nil
+	case cfg.UnlistedBuckets == UnlistedNotFound:
+		p.unlisted = &bucketPolicy{state: bucketMissing, source: "unlisted"}
+	default:
+		p.unlisted = &bucketPolicy{state: bucketNoCORS, source: "unlisted"}
+	}
+	for _, s := range cfg.Addressing.VirtualHostSuffixes {
+		p.suffixes = append(p.suffixes, asciiLower(s))
+	}
+	// Longest first: with "s3.example.com" and "example.com", a.s3.example.com is bucket a.
+	sort.SliceStable(p.suffixes, func(i, j int) bool { return len(p.suffixes[i]) > len(p.suffixes[j]) })
+	return p
+}
+
+func compileBucket(b *BucketCORS, source string) *bucketPolicy {
+	if b == nil || b.Form == FormNone {
+		return &bucketPolicy{state: bucketNoCORS, source: source}
+	}
+	bp := &bucketPolicy{state: bucketRules, source: source, rules: make([]compiledRule, len(b.Rules))}
+	exactCount := 0
+	for i := range b.Rules {
+		r := &b.Rules[i]
+		cr := &bp.rules[i]
+		bp.all.add(i)
+		if r.ID != nil {
+			cr.id = *r.ID
+		}
+		for _, o := range r.AllowedOrigins {
+			switch {
+			case o == "*":
+				cr.anyOrigin = true
+				bp.anyOrigin.add(i)
+				bp.wild.add(i)
+			case strings.IndexByte(o, '*') >= 0:
+				cr.wild = append(cr.wild, splitPattern(o))
+				bp.wild.add(i)
+			default:
+				cr.origins = append(cr.origins, o)
+				exactCount++
+			}
+		}
+		for _, m := range r.AllowedMethods {
+			bit := methodBit(m)
+			cr.methods |= bit
+			bp.byMethod[bits.TrailingZeros8(bit)].add(i)
+		}
+		cr.allowMethod = strings.Join(r.AllowedMethods, ", ")
+		cr.noHeaders = len(r.AllowedHeaders) == 0
+		for _, h := range r.AllowedHeaders {
+			lh := asciiLower(h)
+			switch {
+			case h == "*":
+				cr.anyHeader = true
+			case strings.IndexByte(h, '*') >= 0:
+				cr.headerWild = append(cr.headerWild, splitPattern(lh))
+			default:
+				cr.headers = append(cr.headers, lh)
+			}
+		}
+		if len(cr.headers) > indexThreshold {
+			cr.headerSet = make(map[string]struct{}, len(cr.headers))
+			for _, h := range cr.headers {
+				cr.headerSet[h] = struct{}{}
+			}
+		}
+		cr.expose = strings.Join(r.ExposeHeaders, ", ")
+		if r.MaxAgeSeconds != nil {
+			cr.maxAge = strconv.FormatInt(*r.MaxAgeSeconds, 10)
+		}
+	}
+	if exactCount > indexThreshold {
+		bp.exact = make(map[string]ruleSet, exactCount)
+		for i := range bp.rules {
+			for _, o := range bp.rules[i].origins {
+				s := bp.exact[o]
+				s.add(i)
+				bp.exact[o] = s
+			}
+		}
+	}
+	return bp
+}
+
+// asciiLower lower-cases ASCII letters only: header names are ASCII, and S3 compares them
+// without Unicode case folding.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; c >= 'A' && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
