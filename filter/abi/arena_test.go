@@ -1,0 +1,55 @@
+package abi
+
+import "testing"
+
+func TestArenaKeepsEveryAllocationOfACallbackDistinct(t *testing.T) {
+	var a arena
+	var bufs [][]byte
+	for i, n := range []int{1, 100, arenaFirstChunk, 3, arenaLarge + 1, 5000, 20000} {
+		b := a.alloc(n)
+		if len(b) != n || cap(b) != n {
+			t.Fatalf("alloc(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		for j := range b {
+			b[j] = byte(i + 1)
+		}
+		bufs = append(bufs, b)
+	}
+	for i, b := range bufs {
+		for _, c := range b {
+			if c != byte(i+1) {
+				t.Fatalf("allocation %d was overwritten by a later one", i)
+			}
+		}
+	}
+}
+
+func TestArenaReusesItsChunkAfterReset(t *testing.T) {
+	var a arena
+	a.alloc(100)
+	a.alloc(arenaFirstChunk) // outgrows the first chunk
+	a.alloc(arenaLarge + 1)
+	a.reset()
+	if len(a.retired) != 0 || len(a.large) != 0 {
+		t.Fatalf("after reset: %d retired chunks, %d large allocations kept", len(a.retired), len(a.large))
+	}
+	chunk := &a.chunk[0]
+	allocs := testing.AllocsPerRun(100, func() {
+		a.reset()
+		a.alloc(200)
+		a.alloc(3000)
+	})
+	if allocs != 0 {
+		t.Errorf("steady state: %v allocations per callback, want 0", allocs)
+	}
+	if &a.chunk[0] != chunk {
+		t.Error("the chunk was replaced although it was large enough")
+	}
+}
+
+func TestArenaZeroSize(t *testing.T) {
+	var a arena
+	if b := a.alloc(0); len(b) != 0 {
+		t.Fatalf("alloc(0) has length %d", len(b))
+	}
+}

@@ -1,0 +1,169 @@
+package abi
+
+import (
+	"fmt"
+	"runtime/debug"
+	"unsafe"
+)
+
+// Dispatcher is the body of every exported callback: it resets the per-callback memory,
+// forwards to the Plugin and turns a panic into a log line and a harmless result, because an
+// unrecovered panic traps and Envoy then marks the worker's VM failed for every later request.
+//
+// The module's exports use one package-level Dispatcher set up by Register; tests drive a
+// Plugin natively through NewDispatcher.
+type Dispatcher struct {
+	plugin Plugin
+	host   Host
+	mem    arena
+}
+
+// PanicObserver may be implemented by a Plugin that wants to count the panics the dispatcher
+// recovered from (for a metric); it is called after the panic has been logged.
+type PanicObserver interface {
+	RecoveredPanic(callback string)
+}
+
+// NewDispatcher returns a dispatcher calling p, logging recovered panics through h.
+func NewDispatcher(p Plugin, h Host) *Dispatcher {
+	return &Dispatcher{plugin: p, host: h}
+}
+
+// module is the dispatcher behind the module's exports.
+var module Dispatcher
+
+// Register installs the module's plugin behind the exported callbacks. Call it from an init
+// function of the module's main package: it makes no host call (Envoy allows none but
+// proxy_log while the module initialises).
+func Register(p Plugin) {
+	module = Dispatcher{plugin: p, host: ProxyHost()}
+}
+
+// Allocate returns size writable bytes for the host to copy data into; they stay valid until
+// the next callback starts. It backs proxy_on_memory_allocate and never fails short of the Go
+// runtime running out of memory.
+func (d *Dispatcher) Allocate(size uint32) []byte {
+	return d.mem.alloc(int(size))
+}
+
+// OnContextCreate dispatches proxy_on_context_create.
+func (d *Dispatcher) OnContextCreate(ctx, parent uint32) {
+	d.mem.reset()
+	if d.plugin == nil {
+		return
+	}
+	defer d.recover("proxy_on_context_create", nil)
+	d.plugin.OnContextCreate(ctx, parent)
+}
+
+// OnVMStart dispatches proxy_on_vm_start; 1 means started. Without a registered plugin, or on
+// a panic, the VM refuses to start.
+func (d *Dispatcher) OnVMStart(root, vmConfigSize uint32) (ok uint32) {
+	d.mem.reset()
+	if d.plugin == nil {
+		d.log(LogCritical, "abi: no plugin registered: the module's main package must call abi.Register in init")
+		return 0
+	}
+	defer d.recover("proxy_on_vm_start", func() { ok = 0 })
+	return boolWord(d.plugin.OnVMStart(root, vmConfigSize))
+}
+
+// OnConfigure dispatches proxy_on_configure; 1 means the configuration was accepted. On a
+// panic the configuration is refused: the filter fails closed at configure time.
+func (d *Dispatcher) OnConfigure(root, pluginConfigSize uint32) (ok uint32) {
+	d.mem.reset()
+	if d.plugin == nil {
+		return 0
+	}
+	defer d.recover("proxy_on_configure", func() { ok = 0 })
+	return boolWord(d.plugin.OnConfigure(root, pluginConfigSize))
+}
+
+// OnRequestHeaders dispatches proxy_on_request_headers. On a panic the request continues
+// untouched.
+func (d *Dispatcher) OnRequestHeaders(ctx, numHeaders, endOfStream uint32) (a Action) {
+	d.mem.reset()
+	if d.plugin == nil {
+		return Continue
+	}
+	defer d.recover("proxy_on_request_headers", func() { a = Continue })
+	return d.plugin.OnRequestHeaders(ctx, numHeaders, endOfStream != 0)
+}
+
+// OnResponseHeaders dispatches proxy_on_response_headers. On a panic the response continues
+// as it is.
+func (d *Dispatcher) OnResponseHeaders(ctx, numHeaders, endOfStream uint32) (a Action) {
+	d.mem.reset()
+	if d.plugin == nil {
+		return Continue
+	}
+	defer d.recover("proxy_on_response_headers", func() { a = Continue })
+	return d.plugin.OnResponseHeaders(ctx, numHeaders, endOfStream != 0)
+}
+
+// OnDone dispatches proxy_on_done; 1 lets the host delete the context now.
+func (d *Dispatcher) OnDone(ctx uint32) (done uint32) {
+	d.mem.reset()
+	if d.plugin == nil {
+		return 1
+	}
+	defer d.recover("proxy_on_done", func() { done = 1 })
+	return boolWord(d.plugin.OnDone(ctx))
+}
+
+// OnDelete dispatches proxy_on_delete.
+func (d *Dispatcher) OnDelete(ctx uint32) {
+	d.mem.reset()
+	if d.plugin == nil {
+		return
+	}
+	defer d.recover("proxy_on_delete", nil)
+	d.plugin.OnDelete(ctx)
+}
+
+// recover is deferred by every dispatch method: it stops a panic, logs it with its stack and
+// lets fallback set the callback's result.
+func (d *Dispatcher) recover(callback string, fallback func()) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if fallback != nil {
+		fallback()
+	}
+	// Logging and observing must not panic in turn: that would trap after all.
+	defer func() { _ = recover() }()
+	d.log(LogCritical, fmt.Sprintf("abi: %s: recovered from panic: %v\n%s", callback, v, debug.Stack()))
+	if o, ok := d.plugin.(PanicObserver); ok {
+		o.RecoveredPanic(callback)
+	}
+}
+
+func (d *Dispatcher) log(level LogLevel, msg string) {
+	if d.host != nil {
+		_ = d.host.Log(level, msg)
+	}
+}
+
+func boolWord(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// bytesPtr returns the address of b's first byte, or nil for an empty b.
+func bytesPtr(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(&b[0])
+}
+
+// stringPtr returns the address of s's first byte, or nil for an empty s.
+func stringPtr(s string) unsafe.Pointer {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(unsafe.StringData(s))
+}

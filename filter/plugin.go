@@ -1,0 +1,489 @@
+// Package filter is the s3cors proxy-wasm plugin: it answers CORS preflights at the proxy and
+// decorates actual responses exactly as Amazon S3 does for each bucket's CORS configuration.
+//
+// The plugin configuration is the s3cors configuration document (JSON; Istio's pluginConfig
+// arrives as JSON). It is compiled once per root context by evaluator.Load; any problem is
+// logged in full at critical level and the plugin refuses to start (Envoy NACKs the update, or
+// does not start). Per stream:
+//
+//   - a preflight (or a bad one) is answered with proxy_send_local_response, with S3's status,
+//     headers and XML body; the request never reaches the upstream;
+//   - an actual request to a bucket s3cors answers for goes upstream unchanged; on its response
+//     the upstream's own Access-Control-* headers are removed (unless "upstreamCORSHeaders" is
+//     "keep"), S3's are set and Vary is merged with the upstream's;
+//   - anything else (not a bucket request, an unlisted bucket under "forward") is not touched.
+//
+// Request bodies stream through: no body callback is exported. The plugin runs against
+// abi.Host, so the same code runs in the module (cmd/s3cors-filter) and natively in tests
+// (abi/abitest).
+package filter
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/filter/abi"
+)
+
+// Plugin implements abi.Plugin. A VM holds one Plugin, which serves every root context (one per
+// plugin configuration sharing the VM) and their streams. The host serialises callbacks, so
+// it needs no locking; it keeps its scratch space across callbacks so that a request leaves no
+// garbage behind.
+type Plugin struct {
+	host    abi.Host
+	roots   map[uint32]*rootContext
+	streams map[uint32]*stream
+	free    []*stream // released stream records, reused
+
+	// Scratch, reused by every callback.
+	replyHeaders []abi.Header
+	respHeaders  []abi.Header
+	vary         []string
+	removed      []string
+	line         []byte
+}
+
+// rootContext is one plugin configuration: its compiled policy, its metrics and the Decision
+// every stream under it reuses.
+type rootContext struct {
+	id       uint32
+	policy   *evaluator.Policy // nil until a configuration was accepted
+	req      evaluator.Request
+	decision evaluator.Decision
+	metrics  metrics
+}
+
+// streamState is what a stream's response callback has to do.
+type streamState uint8
+
+const (
+	streamNew      streamState = iota // no decision yet (request headers not seen, or failed)
+	streamPass                        // not ours: touch nothing
+	streamReplied                     // answered locally: the response is our own reply
+	streamDecorate                    // strip (maybe), add S3's headers, merge Vary
+	streamForward                     // strip (maybe), add nothing
+)
+
+// stream is what the response side of a stream needs from its request side. Records are
+// pooled: headers point into buf, which is reused by the next stream that gets the record.
+type stream struct {
+	root    *rootContext
+	state   streamState
+	strip   bool
+	headers []abi.Header // Decorate: S3's headers other than Vary
+	vary    string       // Decorate: S3's Vary value ("" if none)
+	buf     []byte
+}
+
+// maxFreeStreams bounds the record pool, so that a burst of concurrent streams does not stay
+// resident forever.
+const maxFreeStreams = 1024
+
+// New returns a plugin talking to host. It makes no host call, so it may run in a package init.
+func New(host abi.Host) *Plugin {
+	return &Plugin{
+		host:    host,
+		roots:   map[uint32]*rootContext{},
+		streams: map[uint32]*stream{},
+	}
+}
+
+var _ abi.Plugin = (*Plugin)(nil)
+
+// OnVMStart accepts every VM configuration: s3cors reads none.
+func (p *Plugin) OnVMStart(root, vmConfigSize uint32) bool {
+	p.rootContext(root)
+	return true
+}
+
+// OnConfigure reads the plugin configuration and compiles it. On any problem it logs every one
+// at critical level, keeps the configuration it had (if any) and returns false, so Envoy
+// refuses the new configuration.
+func (p *Plugin) OnConfigure(root, pluginConfigSize uint32) bool {
+	r := p.rootContext(root)
+	if err := r.metrics.define(p.host); err != nil {
+		p.log(abi.LogWarn, "s3cors: defining metrics: "+err.Error())
+	}
+	data, err := p.host.GetBuffer(abi.PluginConfiguration, 0, pluginConfigSize)
+	if err != nil {
+		r.metrics.inc(p.host, metricConfigRejected)
+		p.log(abi.LogCritical, "s3cors: plugin configuration rejected; the filter refuses to start: reading the plugin configuration: "+err.Error())
+		return false
+	}
+	pol, err := load(data)
+	if err != nil {
+		r.metrics.inc(p.host, metricConfigRejected)
+		p.logRejection(err)
+		return false
+	}
+	r.policy = pol
+	r.metrics.inc(p.host, metricConfigAccepted)
+	if p.enabled(abi.LogInfo) {
+		p.log(abi.LogInfo, summary(pol.Config()))
+	}
+	// Parsing leaves garbage proportional to the configuration; collect it now, off the request
+	// path, so that serving starts from the live heap only.
+	runtime.GC()
+	return true
+}
+
+// load compiles a plugin configuration. The host's buffer is copied first: it lives in memory
+// the next callback reuses, and the policy must not depend on what the evaluator keeps.
+func load(data []byte) (*evaluator.Policy, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New(`filter: the plugin configuration is empty: it must be an s3cors configuration document (JSON), at least {"buckets": {}}`)
+	}
+	return evaluator.Load(bytes.Clone(data))
+}
+
+// logRejection logs why a configuration was refused: a summary, then one line per problem with
+// its path, all at critical level.
+func (p *Plugin) logRejection(err error) {
+	var ve *evaluator.ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) == 0 {
+		p.log(abi.LogCritical, "s3cors: plugin configuration rejected; the filter refuses to start: "+err.Error())
+		return
+	}
+	n := len(ve.Problems)
+	p.log(abi.LogCritical, fmt.Sprintf("s3cors: plugin configuration rejected; the filter refuses to start: %d %s:", n, plural(n, "problem", "problems")))
+	for _, pr := range ve.Problems {
+		p.log(abi.LogCritical, "s3cors: invalid configuration: "+pr.String())
+	}
+}
+
+func summary(cfg *evaluator.Config) string {
+	if cfg == nil {
+		return "s3cors: configuration accepted"
+	}
+	def := "none"
+	if cfg.Default != nil {
+		def = strconv.Itoa(len(cfg.Default.Rules)) + " " + plural(len(cfg.Default.Rules), "rule", "rules")
+	}
+	return fmt.Sprintf("s3cors: configuration accepted: %d %s, default: %s, unlistedBuckets: %q, upstreamCORSHeaders: %q",
+		len(cfg.Buckets), plural(len(cfg.Buckets), "bucket", "buckets"), def, cfg.UnlistedBuckets, cfg.UpstreamCORSHeaders)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// OnContextCreate records a root context, or a stream and the root it belongs to.
+func (p *Plugin) OnContextCreate(ctx, parent uint32) {
+	if parent == 0 {
+		p.rootContext(ctx)
+		return
+	}
+	r := p.roots[parent]
+	if r == nil {
+		return // not a root we know: its streams pass through
+	}
+	s := p.newStream()
+	s.root = r
+	p.streams[ctx] = s
+}
+
+func (p *Plugin) rootContext(id uint32) *rootContext {
+	r := p.roots[id]
+	if r == nil {
+		r = &rootContext{id: id}
+		p.roots[id] = r
+	}
+	return r
+}
+
+func (p *Plugin) newStream() *stream {
+	if n := len(p.free); n > 0 {
+		s := p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		return s
+	}
+	return &stream{}
+}
+
+// OnRequestHeaders decides the request. What the response side needs is copied into the
+// stream's record: request headers (and everything the host returned) are gone once this
+// returns.
+func (p *Plugin) OnRequestHeaders(ctx, _ uint32, _ bool) abi.Action {
+	s := p.streams[ctx]
+	if s == nil || s.root.policy == nil {
+		return abi.Continue
+	}
+	r := s.root
+	if err := p.readRequest(&r.req); err != nil {
+		s.state = streamPass
+		p.internalError(r, "reading the request headers", err)
+		return abi.Continue
+	}
+	d := &r.decision
+	r.policy.Evaluate(&r.req, d)
+	switch d.Outcome {
+	case evaluator.Reply:
+		return p.reply(s, d)
+	case evaluator.Decorate:
+		s.state = streamDecorate
+		s.strip = d.StripUpstream
+		s.keep(d.Headers)
+	case evaluator.Forward:
+		s.state = streamForward
+		s.strip = d.StripUpstream
+		r.metrics.incReason(p.host, d.Reason)
+	default:
+		s.state = streamPass
+		r.metrics.incReason(p.host, d.Reason)
+	}
+	return abi.Continue
+}
+
+// readRequest fills req from the request headers; an absent header is not an error.
+func (p *Plugin) readRequest(req *evaluator.Request) error {
+	var err error
+	get := func(name string, v *string, ok *bool) {
+		if err != nil {
+			return
+		}
+		var found bool
+		*v, found, err = p.host.GetHeader(abi.RequestHeaders, name)
+		if ok != nil {
+			*ok = found
+		}
+	}
+	*req = evaluator.Request{}
+	get(":method", &req.Method, nil)
+	get(":authority", &req.Authority, nil)
+	get(":path", &req.Path, nil)
+	get("origin", &req.Origin, &req.HasOrigin)
+	get("access-control-request-method", &req.RequestMethod, &req.HasRequestMethod)
+	get("access-control-request-headers", &req.RequestHeaders, &req.HasRequestHeaders)
+	return err
+}
+
+// replyDetails names each reply for Envoy's %RESPONSE_CODE_DETAILS%, by reason.
+var replyDetails = func() (d [16]string) {
+	for i := range d {
+		d[i] = "s3cors_preflight_denied_" + evaluator.Reason(i).String()
+	}
+	d[evaluator.ReasonAllowed] = "s3cors_preflight_allowed"
+	return d
+}()
+
+// reply answers the request at the proxy. Content-Length is left to Envoy, which sets it from
+// the body (and which keeps the Content-Type we give).
+func (p *Plugin) reply(s *stream, d *evaluator.Decision) abi.Action {
+	r := s.root
+	hs := p.replyHeaders[:0]
+	for _, h := range d.Headers {
+		if !strings.EqualFold(h.Name, "content-length") {
+			hs = append(hs, abi.Header(h))
+		}
+	}
+	p.replyHeaders = hs
+	details := "s3cors_preflight"
+	if int(d.Reason) < len(replyDetails) {
+		details = replyDetails[d.Reason]
+	}
+	if err := p.host.SendLocalResponse(uint32(d.Status), details, d.Body, hs, abi.NoGRPCStatus); err != nil {
+		// Unanswered, the request must at least reach the upstream unchanged.
+		s.state = streamPass
+		p.internalError(r, "sending the local reply", err)
+		return abi.Continue
+	}
+	s.state = streamReplied
+	r.metrics.incReason(p.host, d.Reason)
+	if d.Reason != evaluator.ReasonAllowed {
+		p.logDenied(&r.req, d)
+	}
+	return abi.Pause
+}
+
+// keep copies the headers to add to the response into the record's own buffer.
+func (s *stream) keep(hs []evaluator.Header) {
+	n := 0
+	for _, h := range hs {
+		n += len(h.Name) + len(h.Value)
+	}
+	if cap(s.buf) < n {
+		s.buf = make([]byte, 0, n)
+	}
+	// buf has room for everything, so appending never moves it and the strings stay valid.
+	s.buf = s.buf[:0]
+	s.headers = s.headers[:0]
+	s.vary = ""
+	for _, h := range hs {
+		name, value := s.save(h.Name), s.save(h.Value)
+		if strings.EqualFold(name, "vary") {
+			s.vary = value
+			continue
+		}
+		s.headers = append(s.headers, abi.Header{Name: name, Value: value})
+	}
+}
+
+func (s *stream) save(v string) string {
+	off := len(s.buf)
+	s.buf = append(s.buf, v...)
+	if len(v) == 0 {
+		return ""
+	}
+	return unsafe.String(&s.buf[off], len(v))
+}
+
+// OnResponseHeaders decorates or strips the upstream's response as decided on the request
+// side. It never touches a response it did not decide on, nor its own local reply.
+func (p *Plugin) OnResponseHeaders(ctx, _ uint32, _ bool) abi.Action {
+	s := p.streams[ctx]
+	if s == nil {
+		return abi.Continue
+	}
+	switch s.state {
+	case streamDecorate:
+	case streamForward:
+		if !s.strip {
+			return abi.Continue
+		}
+	default:
+		return abi.Continue
+	}
+	r := s.root
+	hs, err := p.host.GetHeaders(abi.ResponseHeaders, p.respHeaders[:0])
+	p.respHeaders = hs
+	if err != nil {
+		// Without the upstream's headers nothing can be stripped or merged; still decorate.
+		p.internalError(r, "reading the response headers", err)
+		hs = hs[:0]
+	}
+	vary, removed := p.vary[:0], p.removed[:0]
+	for _, h := range hs {
+		if s.strip && evaluator.IsCORSHeader(h.Name) && !contains(removed, h.Name) {
+			removed = append(removed, h.Name)
+		}
+		if s.state == streamDecorate && strings.EqualFold(h.Name, "vary") {
+			vary = append(vary, h.Value)
+		}
+	}
+	p.vary, p.removed = vary, removed
+	var failed error
+	for _, name := range removed {
+		if err := p.host.RemoveHeader(abi.ResponseHeaders, name); err != nil && failed == nil {
+			failed = err
+		}
+	}
+	if s.state == streamDecorate {
+		// Replace, not add: under "keep" the upstream may carry the same header, and two
+		// Access-Control-Allow-Origin values make the browser fail the request.
+		for _, h := range s.headers {
+			if err := p.host.ReplaceHeader(abi.ResponseHeaders, h.Name, h.Value); err != nil && failed == nil {
+				failed = err
+			}
+		}
+		if s.vary != "" {
+			var err error
+			if len(vary) == 0 {
+				err = p.host.AddHeader(abi.ResponseHeaders, "vary", s.vary)
+			} else {
+				err = p.host.ReplaceHeader(abi.ResponseHeaders, "vary", evaluator.MergeVary(vary))
+			}
+			if err != nil && failed == nil {
+				failed = err
+			}
+		}
+		r.metrics.inc(p.host, metricActualDecorated)
+	}
+	if failed != nil {
+		p.internalError(r, "changing the response headers", failed)
+	}
+	return abi.Continue
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// OnDone lets the host delete any context at once: nothing is pending.
+func (p *Plugin) OnDone(uint32) bool { return true }
+
+// OnDelete releases a stream's record, or forgets a root context.
+func (p *Plugin) OnDelete(ctx uint32) {
+	if s, ok := p.streams[ctx]; ok {
+		delete(p.streams, ctx)
+		s.root, s.state, s.strip, s.vary = nil, streamNew, false, ""
+		s.headers = s.headers[:0]
+		if len(p.free) < maxFreeStreams {
+			p.free = append(p.free, s)
+		}
+		return
+	}
+	delete(p.roots, ctx)
+}
+
+// RecoveredPanic counts a panic the dispatcher recovered from. Every root context counts into
+// the same Envoy stat, so any one will do.
+func (p *Plugin) RecoveredPanic(string) {
+	for _, r := range p.roots {
+		if r.metrics.defined {
+			r.metrics.inc(p.host, metricInternalErrors)
+			return
+		}
+	}
+}
+
+// internalError counts and logs a host call that failed where it should not have.
+func (p *Plugin) internalError(r *rootContext, doing string, err error) {
+	r.metrics.inc(p.host, metricInternalErrors)
+	p.log(abi.LogError, "s3cors: "+doing+": "+err.Error())
+}
+
+// logDenied says at debug level why a preflight was refused. It formats into a reused buffer,
+// and only when the proxy would keep the line.
+func (p *Plugin) logDenied(req *evaluator.Request, d *evaluator.Decision) {
+	if !p.enabled(abi.LogDebug) {
+		return
+	}
+	b := append(p.line[:0], "s3cors: preflight denied: "...)
+	b = strconv.AppendInt(b, int64(d.Status), 10)
+	b = append(b, ' ')
+	b = append(b, d.Reason.String()...)
+	b = append(b, ": bucket "...)
+	b = strconv.AppendQuote(b, d.Bucket)
+	b = append(b, ", key "...)
+	b = strconv.AppendQuote(b, d.Key)
+	b = append(b, ", origin "...)
+	b = appendOptional(b, req.Origin, req.HasOrigin)
+	b = append(b, ", method "...)
+	b = appendOptional(b, req.RequestMethod, req.HasRequestMethod)
+	b = append(b, ", headers "...)
+	b = appendOptional(b, req.RequestHeaders, req.HasRequestHeaders)
+	p.line = b
+	_ = p.host.Log(abi.LogDebug, unsafe.String(unsafe.SliceData(b), len(b)))
+}
+
+func appendOptional(b []byte, v string, ok bool) []byte {
+	if !ok {
+		return append(b, "(none)"...)
+	}
+	return strconv.AppendQuote(b, v)
+}
+
+// enabled reports whether the proxy keeps lines at level; if it cannot tell, it does.
+func (p *Plugin) enabled(level abi.LogLevel) bool {
+	current, err := p.host.LogLevel()
+	return err != nil || level >= current
+}
+
+func (p *Plugin) log(level abi.LogLevel, msg string) {
+	_ = p.host.Log(level, msg)
+}
