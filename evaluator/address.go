@@ -25,7 +25,7 @@ func (p *Policy) locate(r *Request, s *decisionScratch) (bucket, key string, bp 
 		return "", "", nil, false
 	}
 	s.addr = s.addr[:0]
-	if host := hostOnly(r.Authority); host != "" {
+	if host := hostOnly(r.Authority); host != "" && !p.isSuffix(host) {
 		for _, suffix := range p.suffixes {
 			n := len(host) - len(suffix)
 			if n < 2 || host[n-1] != '.' || !equalFoldASCII(host[n:], suffix) {
@@ -82,6 +82,18 @@ func (p *Policy) locate(r *Request, s *decisionScratch) (bucket, key string, bp 
 		return bp.name, key, bp, true
 	}
 	return name, key, nil, true
+}
+
+// isSuffix reports a host that is itself a configured suffix: the service endpoint, path
+// style, even when a shorter suffix would read it as "<bucket>.<suffix>" (with suffixes
+// "s3.example.test" and "example.test", host s3.example.test is not bucket "s3").
+func (p *Policy) isSuffix(host string) bool {
+	for _, s := range p.suffixes {
+		if equalFoldASCII(host, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // decode percent-decodes v; it returns v itself when there is nothing to decode.

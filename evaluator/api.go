@@ -138,7 +138,8 @@ const (
 	// Reply: answer at the proxy with Status, Headers and Body; the request never goes upstream.
 	Reply
 	// Decorate: forward the request; on the response remove upstream Access-Control-* headers if
-	// StripUpstream, then add Headers, merging Vary with the upstream's (see MergeVary).
+	// StripUpstream, then set Headers, each replacing any upstream header of the same name,
+	// except Vary, which is merged with the upstream's (see MergeVary).
 	Decorate
 	// Forward: forward the request; the bucket is ours but no rule applies, so the response gets
 	// no CORS headers (upstream Access-Control-* removed if StripUpstream; Vary untouched).
@@ -189,8 +190,9 @@ type Header struct {
 }
 
 // Decision is the evaluator's answer for one request. It is meant to be reused: Evaluate
-// overwrites it, and Headers and Body may point into its internal buffers, so they stay valid
-// only until the next Evaluate with the same Decision.
+// overwrites it, and Bucket, Key, Headers and Body may point into its internal buffers, so
+// they stay valid only until the next Evaluate with the same Decision (copy what must live
+// longer). Headers must not be modified.
 type Decision struct {
 	Outcome Outcome
 	Reason  Reason

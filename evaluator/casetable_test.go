@@ -1,0 +1,94 @@
+package evaluator_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/internal/casetable"
+)
+
+// TestCaseTables runs every shared case (testdata/cases) through the evaluator, with the
+// response an adapter would build from the Decision.
+func TestCaseTables(t *testing.T) {
+	tables, err := casetable.LoadDir(filepath.Join("..", "testdata", "cases"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range tables {
+		t.Run(filepath.Base(tb.File), func(t *testing.T) {
+			pol, err := evaluator.Load(tb.Config)
+			if err != nil {
+				t.Fatalf("config: %v", err)
+			}
+			var d evaluator.Decision // reused across cases, as adapters do
+			for _, c := range tb.Cases {
+				got := Simulate(pol, &d, c)
+				if err := c.Check(got); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
+// RequestOf turns a case's request into the evaluator's view of it.
+func RequestOf(c casetable.Request) *evaluator.Request {
+	r := &evaluator.Request{Method: c.Method, Authority: c.Authority, Path: c.Path}
+	r.Origin, r.HasOrigin = c.Get("Origin")
+	r.RequestMethod, r.HasRequestMethod = c.Get("Access-Control-Request-Method")
+	r.RequestHeaders, r.HasRequestHeaders = c.Get("Access-Control-Request-Headers")
+	return r
+}
+
+// Simulate applies a Decision the way a proxy does: a Reply is the response; anything else
+// reaches the fake upstream, whose answer is then stripped and decorated as the Decision says.
+func Simulate(pol *evaluator.Policy, d *evaluator.Decision, c casetable.Case) casetable.Response {
+	pol.Evaluate(RequestOf(c.Request), d)
+	if d.Outcome == evaluator.Reply {
+		resp := casetable.Response{Status: d.Status, Body: append([]byte(nil), d.Body...)}
+		for _, h := range d.Headers {
+			resp.Headers = append(resp.Headers, casetable.Header{h.Name, h.Value})
+		}
+		return resp
+	}
+	resp := casetable.Response{Status: 200, Body: []byte(casetable.UpstreamBody), ReachedUpstream: true}
+	resp.Headers = append(resp.Headers, casetable.Header{"Content-Type", "text/plain"})
+	resp.Headers = append(resp.Headers, c.Upstream...)
+	if d.Outcome == evaluator.PassThrough {
+		return resp
+	}
+	var vary []string
+	kept := resp.Headers[:0:0]
+	for _, h := range resp.Headers {
+		switch {
+		case d.StripUpstream && evaluator.IsCORSHeader(h[0]):
+		case d.Outcome == evaluator.Decorate && strings.EqualFold(h[0], "Vary"):
+			vary = append(vary, h[1])
+		case d.Outcome == evaluator.Decorate && hasName(d.Headers, h[0]):
+		default:
+			kept = append(kept, h)
+		}
+	}
+	resp.Headers = kept
+	if d.Outcome == evaluator.Decorate {
+		for _, h := range d.Headers {
+			v := h.Value
+			if h.Name == evaluator.HeaderVary {
+				v = evaluator.MergeVary(vary)
+			}
+			resp.Headers = append(resp.Headers, casetable.Header{h.Name, v})
+		}
+	}
+	return resp
+}
+
+func hasName(hs []evaluator.Header, name string) bool {
+	for _, h := range hs {
+		if strings.EqualFold(h.Name, name) {
+			return true
+		}
+	}
+	return false
+}
