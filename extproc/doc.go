@@ -1,0 +1,25 @@
+// Package extproc serves s3cors as an Envoy external processor: an ext_proc gRPC server
+// (envoy.service.ext_proc.v3.ExternalProcessor) that gives exactly the answers of the s3cors
+// wasm filter, for users who would rather run a service than load a module, or whose Envoy has
+// no Wasm runtime.
+//
+// Per HTTP request Envoy opens one stream. On the request headers the server evaluates the
+// request with the live [evaluator.Policy]:
+//
+//   - a preflight is answered at once with an ImmediateResponse carrying S3's status, headers and
+//     XML body; the request never reaches the store;
+//   - an actual request that a rule matches (or whose upstream Access-Control-* headers must be
+//     stripped) continues, and the server asks to see the response headers, which it then
+//     mutates: upstream Access-Control-* removed, S3's headers set, Vary merged;
+//   - anything else continues untouched, and the server tells Envoy, through mode_override, not
+//     to send it the response headers at all.
+//
+// The server never asks for bodies or trailers.
+//
+// [Run] is the whole process as `s3cors extproc` runs it: configuration loaded from a JSON or
+// YAML file and reloaded on change or SIGHUP by atomic swap (an invalid file keeps the last good
+// configuration live), gRPC health, Prometheus metrics, structured logs and a bounded graceful
+// drain on shutdown. [NewServer] is the ExternalProcessorServer alone, for embedding.
+//
+// The Envoy-side settings this server is written for are in RATIONALE.md, section "ext_proc".
+package extproc

@@ -1,0 +1,164 @@
+package extproc
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/s3cors/s3cors/evaluator"
+)
+
+// Metrics are the server's Prometheus metrics. Every name starts with "s3cors_".
+//
+//	s3cors_decisions_total{outcome,reason}             decisions taken, one per stream
+//	s3cors_config_reloads_total                        configurations swapped in by a reload
+//	s3cors_config_reload_errors_total{reason}          reloads refused: invalid, unreadable, missing
+//	s3cors_config_last_reload_successful               1 if the last reload attempt succeeded
+//	s3cors_config_last_reload_success_timestamp_seconds
+//	s3cors_config_info{hash,source}                    1 for the live configuration
+//	s3cors_extproc_errors_total{kind}                  protocol and transport errors, by kind
+//	s3cors_extproc_streams_active                      streams open now
+//	s3cors_extproc_stream_duration_seconds             stream lifetimes (an actual request's
+//	                                                   stream spans the upstream's response time)
+//	s3cors_extproc_message_duration_seconds{phase}     server time per message, receive to send
+//
+// Counters for every outcome and reason exist from the start at zero, so rate() and absent()
+// queries behave before the first request.
+type Metrics struct {
+	registry *prometheus.Registry
+
+	decisions       [outcomeCount][reasonCount]prometheus.Counter
+	reloads         prometheus.Counter
+	reloadErrors    *prometheus.CounterVec
+	lastReloadOK    prometheus.Gauge
+	lastReloadTime  prometheus.Gauge
+	configInfo      *prometheus.GaugeVec
+	errors          *prometheus.CounterVec
+	streamsActive   prometheus.Gauge
+	streamDuration  prometheus.Histogram
+	requestLatency  prometheus.Observer
+	responseLatency prometheus.Observer
+}
+
+const (
+	outcomeCount = int(evaluator.Forward) + 1
+	reasonCount  = int(evaluator.ReasonActualNoMatch) + 1
+)
+
+// Error kinds counted in s3cors_extproc_errors_total.
+const (
+	errKindOutOfOrder      = "out_of_order"       // a message the protocol does not allow now
+	errKindMissingHeader   = "missing_header"     // request headers without :method, :authority or :path
+	errKindUnknownMessage  = "unknown_message"    // a message with no (or an unknown) request type
+	errKindNoPolicy        = "no_policy"          // a stream arrived before any configuration
+	errKindUnexpectedPhase = "unexpected_phase"   // a body or trailers message (Envoy misconfigured)
+	errKindRecv            = "recv"               // the stream broke while reading
+	errKindSend            = "send"               // the stream broke while writing
+	errKindObservability   = "observability_mode" // Envoy ignores our answers (observability_mode)
+)
+
+var outcomeNames = [outcomeCount]string{
+	evaluator.PassThrough: "pass_through",
+	evaluator.Reply:       "reply",
+	evaluator.Decorate:    "decorate",
+	evaluator.Forward:     "forward",
+}
+
+// NewMetrics returns the server's metrics registered in a registry of their own, together
+// with the Go runtime and process collectors; [Metrics.Registry] serves them.
+func NewMetrics() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{registry: reg}
+
+	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s3cors_decisions_total",
+		Help: "CORS decisions taken, one per HTTP request, by outcome (reply, decorate, forward, pass_through) and reason.",
+	}, []string{"outcome", "reason"})
+	for o := range outcomeCount {
+		for r := range reasonCount {
+			m.decisions[o][r] = decisions.WithLabelValues(outcomeNames[o], evaluator.Reason(r).String())
+		}
+	}
+	m.reloads = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "s3cors_config_reloads_total",
+		Help: "Configurations swapped in by a reload (file change or SIGHUP).",
+	})
+	m.reloadErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s3cors_config_reload_errors_total",
+		Help: "Reloads refused, by reason (invalid, unreadable, missing); the last good configuration stays live.",
+	}, []string{"reason"})
+	for _, r := range []string{reloadInvalid, reloadUnreadable, reloadMissing} {
+		m.reloadErrors.WithLabelValues(r)
+	}
+	m.lastReloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "s3cors_config_last_reload_successful",
+		Help: "1 if the last configuration load or reload succeeded, 0 if it was refused.",
+	})
+	m.lastReloadTime = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "s3cors_config_last_reload_success_timestamp_seconds",
+		Help: "Unix time of the last successful configuration load or reload.",
+	})
+	m.configInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "s3cors_config_info",
+		Help: "1 for the live configuration, labelled with the SHA-256 of its file and the file's path.",
+	}, []string{"hash", "source"})
+	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s3cors_extproc_errors_total",
+		Help: "ext_proc protocol and transport errors, by kind.",
+	}, []string{"kind"})
+	for _, k := range []string{errKindOutOfOrder, errKindMissingHeader, errKindUnknownMessage, errKindNoPolicy, errKindUnexpectedPhase, errKindRecv, errKindSend, errKindObservability} {
+		m.errors.WithLabelValues(k)
+	}
+	m.streamsActive = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "s3cors_extproc_streams_active",
+		Help: "ext_proc streams open now.",
+	})
+	m.streamDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "s3cors_extproc_stream_duration_seconds",
+		Help: "ext_proc stream lifetimes; for a decorated request this includes the upstream's response time.",
+		// 50µs to ~210s: a preflight's stream is sub-millisecond, an actual request's spans
+		// the store's answer.
+		Buckets: prometheus.ExponentialBuckets(50e-6, 4, 12),
+	})
+	messageLatency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "s3cors_extproc_message_duration_seconds",
+		Help: "Server time per ext_proc message, from receiving it to sending the answer, by phase.",
+		// 5µs to ~1.3s: the evaluator answers in microseconds; the tail shows CPU starvation.
+		Buckets: prometheus.ExponentialBuckets(5e-6, 4, 10),
+	}, []string{"phase"})
+	m.requestLatency = messageLatency.WithLabelValues("request_headers")
+	m.responseLatency = messageLatency.WithLabelValues("response_headers")
+
+	reg.MustRegister(decisions, m.reloads, m.reloadErrors, m.lastReloadOK, m.lastReloadTime,
+		m.configInfo, m.errors, m.streamsActive, m.streamDuration, messageLatency,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry returns the registry holding the metrics, for promhttp.HandlerFor or for a test's
+// testutil.GatherAndCompare.
+func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
+
+func (m *Metrics) decision(d *evaluator.Decision) {
+	if int(d.Outcome) < outcomeCount && int(d.Reason) < reasonCount {
+		m.decisions[d.Outcome][d.Reason].Inc()
+	}
+}
+
+func (m *Metrics) countError(kind string) { m.errors.WithLabelValues(kind).Inc() }
+
+// configLoaded records p as the live configuration.
+func (m *Metrics) configLoaded(p *LoadedPolicy, reload bool) {
+	if reload {
+		m.reloads.Inc()
+	}
+	m.lastReloadOK.Set(1)
+	m.lastReloadTime.Set(float64(p.LoadedAt.UnixNano()) / 1e9)
+	m.configInfo.Reset()
+	m.configInfo.WithLabelValues(p.Hash, p.Source).Set(1)
+}
+
+func (m *Metrics) reloadFailed(reason string) {
+	m.reloadErrors.WithLabelValues(reason).Inc()
+	m.lastReloadOK.Set(0)
+}

@@ -1,0 +1,515 @@
+package extproc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/s3cors/s3cors/evaluator"
+)
+
+// ServerOptions tunes [NewServer]. The zero value is ready to use.
+type ServerOptions struct {
+	// Logger receives protocol errors (warn) and, at debug, one line per decision with bucket,
+	// origin, method, outcome and reason. Default slog.Default().
+	Logger *slog.Logger
+	// Metrics records decisions, errors and latencies. Default: a fresh [NewMetrics], reachable
+	// through [Server.Metrics].
+	Metrics *Metrics
+}
+
+// Server is the s3cors ExternalProcessorServer. It is safe for concurrent use: every stream
+// is independent and reads the live policy from its [PolicyHolder] once.
+type Server struct {
+	extprocv3.UnimplementedExternalProcessorServer
+
+	policy  *PolicyHolder
+	metrics *Metrics
+	log     *slog.Logger
+
+	active atomic.Int64 // open streams
+
+	// Misconfigurations that would otherwise log on every request are logged once at warn.
+	warnedPhase         atomic.Bool
+	warnedObservability atomic.Bool
+}
+
+var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
+
+// NewServer returns a server answering from the policy live in policy.
+func NewServer(policy *PolicyHolder, opts ServerOptions) *Server {
+	s := &Server{policy: policy, metrics: opts.Metrics, log: opts.Logger}
+	if s.metrics == nil {
+		s.metrics = NewMetrics()
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	return s
+}
+
+// Metrics returns the metrics the server records into.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// ActiveStreams returns the number of streams open now.
+func (s *Server) ActiveStreams() int64 { return s.active.Load() }
+
+// streamPhase is where a stream stands in the ext_proc exchange.
+type streamPhase uint8
+
+const (
+	awaitRequestHeaders  streamPhase = iota // nothing received yet
+	awaitResponseHeaders                    // request decided; its response must be mutated
+)
+
+// stream is one HTTP request's state. Streams are pooled so that the Decision's internal
+// buffers are reused, as the evaluator intends.
+type stream struct {
+	phase streamPhase
+	req   evaluator.Request
+	dec   evaluator.Decision
+}
+
+var streamPool = sync.Pool{New: func() any { return new(stream) }}
+
+// errStreamDone ends a stream successfully: the server has nothing more to do for this
+// request and closes the stream, which Envoy takes as "no further processing" (so even an
+// Envoy without allow_mode_override stops sending messages).
+var errStreamDone = errors.New("extproc: stream done")
+
+// Process serves one ext_proc stream, i.e. one HTTP request.
+func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
+	start := time.Now()
+	s.active.Add(1)
+	s.metrics.streamsActive.Inc()
+	st := streamPool.Get().(*stream)
+	st.phase = awaitRequestHeaders
+	defer func() {
+		s.active.Add(-1)
+		s.metrics.streamsActive.Dec()
+		s.metrics.streamDuration.Observe(time.Since(start).Seconds())
+		st.req = evaluator.Request{}
+		streamPool.Put(st)
+	}()
+
+	ctx := srv.Context()
+	for {
+		msg, err := srv.Recv()
+		if err == io.EOF {
+			return nil // Envoy closed its side: the request is over
+		}
+		if err != nil {
+			// Envoy resets the stream whenever the downstream request goes away; that is not
+			// an error of ours.
+			if c := status.Code(err); c != codes.Canceled && c != codes.DeadlineExceeded && ctx.Err() == nil {
+				s.metrics.countError(errKindRecv)
+				s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream receive failed", slog.String("error", err.Error()))
+			}
+			return err
+		}
+		received := time.Now()
+		resp, observe, err := s.handle(ctx, st, msg)
+		if err != nil && !errors.Is(err, errStreamDone) {
+			return err
+		}
+		if resp != nil {
+			if serr := srv.Send(resp); serr != nil {
+				if ctx.Err() == nil {
+					s.metrics.countError(errKindSend)
+					s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream send failed", slog.String("error", serr.Error()))
+				}
+				return serr
+			}
+			if observe != nil {
+				observe.Observe(time.Since(received).Seconds())
+			}
+		}
+		if err != nil { // errStreamDone
+			return nil
+		}
+	}
+}
+
+// handle answers one message. It returns the response to send (nil for none), the latency
+// histogram to record it in, and errStreamDone when the stream should end after the send, or
+// a gRPC status error for a protocol violation.
+func (s *Server) handle(ctx context.Context, st *stream, msg *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, prometheus.Observer, error) {
+	if msg.GetObservabilityMode() {
+		// Envoy ignores every answer in observability mode, so CORS cannot be enforced. Close
+		// the stream, which the protocol allows, and say why once.
+		s.metrics.countError(errKindObservability)
+		if !s.warnedObservability.Swap(true) {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc filter runs in observability_mode: s3cors cannot answer preflights or decorate responses; set observability_mode: false")
+		}
+		return nil, nil, errStreamDone
+	}
+	switch r := msg.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		if st.phase != awaitRequestHeaders {
+			return nil, nil, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: request_headers received twice on one stream")
+		}
+		resp, done, err := s.requestHeaders(ctx, st, r.RequestHeaders)
+		if err != nil {
+			return nil, nil, err
+		}
+		if done {
+			return resp, s.metrics.requestLatency, errStreamDone
+		}
+		st.phase = awaitResponseHeaders
+		return resp, s.metrics.requestLatency, nil
+
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		if st.phase != awaitResponseHeaders {
+			return nil, nil, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: response_headers received before request_headers")
+		}
+		return s.responseHeaders(st, r.ResponseHeaders), s.metrics.responseLatency, errStreamDone
+
+	// Bodies and trailers reach us only if the filter's processing_mode asks for them, which
+	// s3cors never needs. Answering CONTINUE keeps such a misconfigured Envoy working (it
+	// would otherwise wait for message_timeout on every request); the warning says how to fix
+	// it.
+	case *extprocv3.ProcessingRequest_RequestBody:
+		s.unexpectedPhase(ctx, "request_body")
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}}, nil, nil
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		s.unexpectedPhase(ctx, "response_body")
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}}, nil, nil
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		s.unexpectedPhase(ctx, "request_trailers")
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}, nil, nil
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		s.unexpectedPhase(ctx, "response_trailers")
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}, nil, nil
+
+	case nil:
+		return nil, nil, s.protocolError(ctx, codes.InvalidArgument, errKindUnknownMessage, "extproc: processing request carries no request, headers, body or trailers")
+	default:
+		return nil, nil, s.protocolError(ctx, codes.InvalidArgument, errKindUnknownMessage, "extproc: unknown processing request type %T", r)
+	}
+}
+
+func (s *Server) unexpectedPhase(ctx context.Context, phase string) {
+	s.metrics.countError(errKindUnexpectedPhase)
+	if !s.warnedPhase.Swap(true) {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc filter sends a phase s3cors does not use; answering CONTINUE. Set processing_mode request_body_mode/response_body_mode NONE and request_trailer_mode/response_trailer_mode SKIP",
+			slog.String("phase", phase))
+	}
+}
+
+func (s *Server) protocolError(ctx context.Context, code codes.Code, kind, format string, args ...any) error {
+	err := status.Errorf(code, format, args...)
+	s.metrics.countError(kind)
+	s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc protocol error", slog.String("code", code.String()), slog.String("error", status.Convert(err).Message()))
+	return err
+}
+
+// skipResponse is the mode_override for streams that need nothing more: Envoy does not send
+// the response headers. Every other field is left at its default so that the override equals
+// `{response_header_mode: SKIP}` in an allowed_override_modes list.
+var skipResponse = &filterv3.ProcessingMode{ResponseHeaderMode: filterv3.ProcessingMode_SKIP}
+
+// requestHeaders decides the request and answers it. done says the stream needs nothing more.
+func (s *Server) requestHeaders(ctx context.Context, st *stream, h *extprocv3.HttpHeaders) (resp *extprocv3.ProcessingResponse, done bool, err error) {
+	req := &st.req
+	if err := readRequest(h.GetHeaders().GetHeaders(), req); err != nil {
+		return nil, false, s.protocolError(ctx, codes.InvalidArgument, errKindMissingHeader, "%s", err.Error())
+	}
+	d := &st.dec
+	if req.Method == "CONNECT" && req.Path == "" {
+		// A CONNECT tunnel has no :path and is no S3 request.
+		d.Outcome, d.Reason, d.Bucket, d.StripUpstream = evaluator.PassThrough, evaluator.ReasonNotBucket, "", false
+	} else {
+		live := s.policy.Load()
+		if live == nil {
+			s.metrics.countError(errKindNoPolicy)
+			return nil, false, status.Error(codes.Unavailable, "extproc: no configuration loaded")
+		}
+		live.Policy.Evaluate(req, d)
+	}
+	s.metrics.decision(d)
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "decision",
+			slog.String("bucket", d.Bucket), slog.String("origin", req.Origin),
+			slog.String("method", req.Method), slog.String("path", req.Path),
+			slog.String("outcome", outcomeNames[d.Outcome]), slog.String("reason", d.Reason.String()),
+			slog.Int("rule", d.Rule))
+	}
+
+	switch {
+	case d.Outcome == evaluator.Reply:
+		return immediateResponse(d), true, nil
+	case d.Outcome == evaluator.Decorate, d.Outcome == evaluator.Forward && d.StripUpstream:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
+			RequestHeaders: &extprocv3.HeadersResponse{},
+		}}, false, nil
+	default: // PassThrough, or Forward keeping the upstream's own CORS headers
+		return &extprocv3.ProcessingResponse{
+			Response: &extprocv3.ProcessingResponse_RequestHeaders{
+				RequestHeaders: &extprocv3.HeadersResponse{},
+			},
+			ModeOverride: skipResponse,
+		}, true, nil
+	}
+}
+
+// readRequest fills r from Envoy's request header map. Envoy sends lower-case keys and, since
+// 1.27 by default, values in raw_value; value is read when raw_value is empty, for older
+// Envoys and other clients. A repeated header counts with its first value.
+func readRequest(hs []*corev3.HeaderValue, r *evaluator.Request) error {
+	*r = evaluator.Request{}
+	var hasMethod, hasAuthority, hasPath, hasHost bool
+	var host string
+	for _, h := range hs {
+		key := h.GetKey()
+		if hasUpper(key) {
+			key = strings.ToLower(key)
+		}
+		switch key {
+		case ":method":
+			if !hasMethod {
+				r.Method, hasMethod = headerValue(h), true
+			}
+		case ":authority":
+			if !hasAuthority {
+				r.Authority, hasAuthority = headerValue(h), true
+			}
+		case ":path":
+			if !hasPath {
+				r.Path, hasPath = headerValue(h), true
+			}
+		case "host":
+			if !hasHost {
+				host, hasHost = headerValue(h), true
+			}
+		case "origin":
+			if !r.HasOrigin {
+				r.Origin, r.HasOrigin = headerValue(h), true
+			}
+		case "access-control-request-method":
+			if !r.HasRequestMethod {
+				r.RequestMethod, r.HasRequestMethod = headerValue(h), true
+			}
+		case "access-control-request-headers":
+			if !r.HasRequestHeaders {
+				r.RequestHeaders, r.HasRequestHeaders = headerValue(h), true
+			}
+		}
+	}
+	if !hasAuthority && hasHost {
+		// Envoy always sends :authority; a hand-written client may send host instead.
+		r.Authority, hasAuthority = host, true
+	}
+	switch {
+	case !hasMethod || r.Method == "":
+		return errors.New("extproc: request headers lack :method")
+	case !hasAuthority:
+		return errors.New("extproc: request headers lack :authority")
+	case !hasPath && r.Method != "CONNECT":
+		return errors.New("extproc: request headers lack :path")
+	}
+	return nil
+}
+
+func headerValue(h *corev3.HeaderValue) string {
+	if raw := h.GetRawValue(); len(raw) > 0 {
+		return string(raw)
+	}
+	return h.GetValue()
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// details are the response-code details of each reply (%RESPONSE_CODE_DETAILS% in Envoy's
+// access log), so that a log line says why s3cors answered.
+var details = func() [reasonCount]string {
+	var ds [reasonCount]string
+	for r := range reasonCount {
+		ds[r] = "s3cors_" + evaluator.Reason(r).String()
+	}
+	return ds
+}()
+
+// immediateResponse is S3's reply for a preflight: status, headers and body, as an
+// ImmediateResponse. Envoy sends it with sendLocalReply, which owns content-length (it sets
+// it from the body, and drops it with the body empty; HTTP/1 then says "content-length: 0")
+// and the hop-by-hop headers, so those are left to Envoy; see wireKey.
+func immediateResponse(d *evaluator.Decision) *extprocv3.ProcessingResponse {
+	// One slab holds every value and the body: the Decision's buffers are reused by the next
+	// stream, and the message must not change once handed to gRPC.
+	size, n := len(d.Body), 0
+	for _, h := range d.Headers {
+		if _, ok := wireKey(h.Name); ok {
+			size += len(h.Value)
+			n++
+		}
+	}
+	slab := make([]byte, 0, size)
+	set := newHeaderSet(n)
+	for _, h := range d.Headers {
+		key, ok := wireKey(h.Name)
+		if !ok {
+			continue
+		}
+		start := len(slab)
+		slab = append(slab, h.Value...)
+		set.add(key, slab[start:len(slab):len(slab)])
+	}
+	var body []byte
+	if len(d.Body) > 0 {
+		start := len(slab)
+		slab = append(slab, d.Body...)
+		body = slab[start:]
+	}
+	ir := &extprocv3.ImmediateResponse{
+		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
+		Body:    body,
+		Details: details[d.Reason],
+	}
+	if n > 0 {
+		ir.Headers = &extprocv3.HeaderMutation{SetHeaders: set.opts}
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: ir}}
+}
+
+// responseHeaders mutates the upstream's response headers for a Decorate, or a Forward that
+// strips the upstream's own CORS headers.
+func (s *Server) responseHeaders(st *stream, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	d := &st.dec
+	upstream := h.GetHeaders().GetHeaders()
+	var remove []string
+	var vary []string
+	for _, u := range upstream {
+		key := u.GetKey()
+		if hasUpper(key) {
+			key = strings.ToLower(key)
+		}
+		if d.StripUpstream && evaluator.IsCORSHeader(key) && !contains(remove, key) {
+			remove = append(remove, key)
+		}
+		if key == "vary" && d.Outcome == evaluator.Decorate {
+			vary = append(vary, headerValue(u))
+		}
+	}
+	var set headerSet
+	if d.Outcome == evaluator.Decorate {
+		set = newHeaderSet(len(d.Headers))
+		for _, dh := range d.Headers {
+			key, ok := wireKey(dh.Name)
+			if !ok {
+				continue
+			}
+			value := dh.Value
+			if key == "vary" {
+				value = evaluator.MergeVary(vary)
+				if len(vary) > 0 {
+					// Removal runs before the sets: every upstream Vary line goes, the merged
+					// one replaces them, whatever the Envoy version's overwrite semantics.
+					remove = append(remove, "vary")
+				}
+			}
+			set.add(key, []byte(value))
+		}
+	}
+	cr := &extprocv3.CommonResponse{}
+	if len(remove) > 0 || len(set.opts) > 0 {
+		cr.HeaderMutation = &extprocv3.HeaderMutation{SetHeaders: set.opts, RemoveHeaders: remove}
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{
+		ResponseHeaders: &extprocv3.HeadersResponse{Response: cr},
+	}}
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// headerSet builds set_headers with three allocations whatever the count.
+type headerSet struct {
+	opts []*corev3.HeaderValueOption
+	hvo  []corev3.HeaderValueOption
+	hv   []corev3.HeaderValue
+}
+
+func newHeaderSet(n int) headerSet {
+	return headerSet{
+		opts: make([]*corev3.HeaderValueOption, 0, n),
+		hvo:  make([]corev3.HeaderValueOption, n),
+		hv:   make([]corev3.HeaderValue, n),
+	}
+}
+
+// add sets key to value, replacing any value the header had: S3's headers are the answer, and
+// a repeated Access-Control-Allow-Origin would make browsers refuse the response. Values go
+// in raw_value, which is what Envoy reads (envoy.reloadable_features.send_header_raw_value,
+// default since 1.27); Envoy rejects a HeaderValue carrying both.
+func (s *headerSet) add(key string, value []byte) {
+	i := len(s.opts)
+	s.hv[i].Key = key
+	s.hv[i].RawValue = value
+	s.hvo[i].Header = &s.hv[i]
+	s.hvo[i].AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	s.opts = append(s.opts, &s.hvo[i])
+}
+
+// wireKey returns the lower-case name under which a header of S3's goes to Envoy, and false
+// for headers Envoy owns on the way out: content-length (sendLocalReply computes it from the
+// body) and the hop-by-hop headers (Envoy's connection manager strips them from every
+// response and, on HTTP/1, answers a 400 local reply with "connection: close" itself).
+func wireKey(name string) (string, bool) {
+	switch name {
+	case "Access-Control-Allow-Origin":
+		return "access-control-allow-origin", true
+	case "Access-Control-Allow-Methods":
+		return "access-control-allow-methods", true
+	case "Access-Control-Allow-Headers":
+		return "access-control-allow-headers", true
+	case "Access-Control-Expose-Headers":
+		return "access-control-expose-headers", true
+	case "Access-Control-Max-Age":
+		return "access-control-max-age", true
+	case "Access-Control-Allow-Credentials":
+		return "access-control-allow-credentials", true
+	case "Vary":
+		return "vary", true
+	case "Content-Type":
+		return "content-type", true
+	case "X-Amz-Request-Id", "x-amz-request-id":
+		return "x-amz-request-id", true
+	case "X-Amz-Id-2", "x-amz-id-2":
+		return "x-amz-id-2", true
+	}
+	key := name
+	if hasUpper(key) {
+		key = strings.ToLower(key)
+	}
+	switch key {
+	case "content-length", "connection", "transfer-encoding", "keep-alive", "upgrade", "proxy-connection", "te", "trailer":
+		return "", false
+	}
+	return key, true
+}
