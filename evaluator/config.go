@@ -166,11 +166,12 @@ func parseBucketValue(ps *problems, path string, v *jsonValue) *BucketCORS {
 	case jsonObject:
 		start := len(ps.list)
 		b := &BucketCORS{Form: FormAWSJSON}
-		seen := false
+		seen, misspelt := false, false
 		for _, m := range v.members {
 			mp := keyPath(path, m.key)
 			if m.key != "CORSRules" {
 				ps.config(mp, "unknown key "+strconv.Quote(m.key)+suggest(m.key, bucketKeys))
+				misspelt = misspelt || suggestTarget(m.key, bucketKeys) != ""
 				continue
 			}
 			if seen {
@@ -184,7 +185,7 @@ func parseBucketValue(ps *problems, path string, v *jsonValue) *BucketCORS {
 			}
 			b.Rules = parseRules(ps, mp, m.val)
 		}
-		if !seen {
+		if !seen && !misspelt {
 			ps.malformed(member(path, "CORSRules"), `missing: the AWS form is {"CORSRules": [...]}`)
 		}
 		checkSize(ps, path, start, b)
@@ -231,6 +232,7 @@ func parseRules(ps *problems, path string, v *jsonValue) []Rule {
 func parseRule(ps *problems, path string, v *jsonValue) Rule {
 	var r Rule
 	seen := map[string]bool{}
+	reported := map[string]bool{} // members with a problem of their own
 	for _, m := range v.members {
 		mp := keyPath(path, m.key)
 		if seen[m.key] {
@@ -238,6 +240,7 @@ func parseRule(ps *problems, path string, v *jsonValue) Rule {
 			continue
 		}
 		seen[m.key] = true
+		before := len(ps.list)
 		switch m.key {
 		case "ID":
 			if m.val.kind != jsonString {
@@ -275,9 +278,13 @@ func parseRule(ps *problems, path string, v *jsonValue) Rule {
 			checkMaxAge(ps, mp, n)
 		default:
 			ps.config(mp, "unknown key "+strconv.Quote(m.key)+suggest(m.key, ruleKeys))
+			reported[suggestTarget(m.key, ruleKeys)] = true
+		}
+		if len(ps.list) > before {
+			reported[m.key] = true
 		}
 	}
-	checkRequired(ps, path, &r)
+	checkRequired(ps, path, &r, reported)
 	return r
 }
 

@@ -127,7 +127,7 @@ func jsonError(data []byte, dec *json.Decoder, err error) error {
 	if errors.As(err, &se) {
 		off = se.Offset
 	}
-	if err == io.ErrUnexpectedEOF {
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
 		return errors.New("invalid JSON: unexpected end of input")
 	}
 	line, col := lineCol(data, off)

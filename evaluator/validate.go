@@ -1,6 +1,7 @@
 package evaluator
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -196,7 +197,7 @@ func checkRules(ps *problems, path string, form Form, rules []Rule) {
 		if r.MaxAgeSeconds != nil {
 			checkMaxAge(ps, member(rp, "MaxAgeSeconds"), *r.MaxAgeSeconds)
 		}
-		checkRequired(ps, rp, r)
+		checkRequired(ps, rp, r, nil)
 	}
 	if len(rules) <= maxRules {
 		if n := len(renderXML(rules)); n > maxDocBytes {
@@ -215,12 +216,13 @@ func checkList(ps *problems, path string, vs []string, check func(*problems, str
 }
 
 // checkRequired reports a rule without AllowedOrigin or AllowedMethod: S3's schema requires
-// at least one of each.
-func checkRequired(ps *problems, rulePath string, r *Rule) {
-	if len(r.AllowedOrigins) == 0 {
+// at least one of each. A member already reported (present with a wrong type, or misspelt)
+// is not reported again as missing.
+func checkRequired(ps *problems, rulePath string, r *Rule, reported map[string]bool) {
+	if len(r.AllowedOrigins) == 0 && !reported["AllowedOrigins"] {
 		ps.malformed(member(rulePath, "AllowedOrigins"), "a rule needs at least one AllowedOrigin")
 	}
-	if len(r.AllowedMethods) == 0 {
+	if len(r.AllowedMethods) == 0 && !reported["AllowedMethods"] {
 		ps.malformed(member(rulePath, "AllowedMethods"), "a rule needs at least one AllowedMethod")
 	}
 }
@@ -229,35 +231,49 @@ func tooBigDetail(n int) string {
 	return "the bucket's CORS document is " + strconv.Itoa(n) + " bytes as XML; PutBucketCors accepts at most 65536"
 }
 
-// suggest returns a hint for an unknown key: the known key it most likely means, if any.
-func suggest(key string, known []string) string {
-	switch key {
-	case "ExposedHeaders":
-		return ` (did you mean "ExposeHeaders"? "ExposedHeaders" is the CloudFormation spelling)`
-	case "MaxAge":
-		return ` (did you mean "MaxAgeSeconds"? "MaxAge" is the CloudFormation spelling)`
-	case "Id":
-		return ` (did you mean "ID"? "Id" is the CloudFormation spelling)`
-	case "CorsRules":
-		return ` (did you mean "CORSRules"? "CorsRules" is the CloudFormation spelling)`
+// cfnSpellings are CloudFormation's names for the AWS members (AWS::S3::Bucket CorsRule):
+// close enough to be pasted by mistake, different enough that S3's API rejects them.
+var cfnSpellings = map[string]string{
+	"ExposedHeaders": "ExposeHeaders",
+	"MaxAge":         "MaxAgeSeconds",
+	"Id":             "ID",
+	"CorsRules":      "CORSRules",
+}
+
+// xmlSingulars are the XML element names whose JSON member is the plural.
+var xmlSingulars = map[string]bool{
+	"AllowedOrigin": true, "AllowedMethod": true, "AllowedHeader": true, "ExposeHeader": true, "CORSRule": true,
+}
+
+// suggestTarget returns the known key an unknown key most likely means, or "".
+func suggestTarget(key string, known []string) string {
+	if k, ok := cfnSpellings[key]; ok && slices.Contains(known, k) {
+		return k
 	}
 	best, bestDist := "", 3
 	for _, k := range known {
 		if strings.EqualFold(k, key) {
-			return ` (did you mean "` + k + `"?)`
-		}
-		// The XML element names are singular; the JSON members plural.
-		if k == key+"s" {
-			return ` (did you mean "` + k + `"? JSON members are plural, XML elements singular)`
+			return k
 		}
 		if d := editDistance(strings.ToLower(key), strings.ToLower(k)); d < bestDist {
 			best, bestDist = k, d
 		}
 	}
-	if best != "" {
-		return ` (did you mean "` + best + `"?)`
+	return best
+}
+
+// suggest returns a hint for an unknown key, " (did you mean ...?)", or "".
+func suggest(key string, known []string) string {
+	k := suggestTarget(key, known)
+	switch {
+	case k == "":
+		return ""
+	case cfnSpellings[key] == k:
+		return ` (did you mean "` + k + `"? "` + key + `" is the CloudFormation spelling)`
+	case xmlSingulars[key] && k == key+"s":
+		return ` (did you mean "` + k + `"? JSON members are plural, XML elements singular)`
 	}
-	return ""
+	return ` (did you mean "` + k + `"?)`
 }
 
 // editDistance is the Levenshtein distance, bounded to short keys so a hostile key costs little.

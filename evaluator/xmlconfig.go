@@ -186,6 +186,7 @@ func (p *xmlParser) configuration() ([]Rule, error) {
 func (p *xmlParser) rule(path string) (Rule, error) {
 	var r Rule
 	counts := map[string]int{}
+	reported := map[string]bool{} // JSON member names already reported as misspelt
 	for {
 		tok, err := p.next()
 		if err != nil {
@@ -202,6 +203,9 @@ func (p *xmlParser) rule(path string) (Rule, error) {
 			jsonName, known := xmlElements[name]
 			if !known || t.Name.Space != p.space {
 				p.ps.malformed(path, "unexpected element <"+name+"> in <CORSRule>"+xmlHint(name, xmlRuleElements))
+				if k := xmlTarget(name); k != "" {
+					reported[xmlElements[k]] = true
+				}
 				if err := p.dec.Skip(); err != nil {
 					return r, err
 				}
@@ -254,7 +258,7 @@ func (p *xmlParser) rule(path string) (Rule, error) {
 				checkMaxAge(p.ps, ep, n)
 			}
 		case xml.EndElement:
-			checkRequired(p.ps, path, &r)
+			checkRequired(p.ps, path, &r, reported)
 			return r, nil
 		}
 	}
@@ -291,6 +295,27 @@ func isXMLSpace(b []byte) bool {
 	return true
 }
 
+// xmlTarget returns the rule element a misspelt element name most likely means, or "".
+func xmlTarget(name string) string {
+	for _, k := range xmlRuleElements {
+		if name == k+"s" {
+			return k
+		}
+	}
+	if k := suggestTarget(name, xmlRuleElements); k != "" {
+		return k
+	}
+	if k, ok := cfnSpellings[name]; ok {
+		// CloudFormation names map to JSON members; name the XML element instead.
+		for el, member := range xmlElements {
+			if member == k {
+				return el
+			}
+		}
+	}
+	return ""
+}
+
 // xmlHint suggests an element name for a misspelt one; JSON member names (plural) are a
 // common slip when converting by hand.
 func xmlHint(name string, known []string) string {
@@ -299,21 +324,12 @@ func xmlHint(name string, known []string) string {
 			return "; did you mean <" + k + ">? XML elements are singular, JSON members plural"
 		}
 	}
-	if h := suggest(name, known); h != "" {
-		return xmlDidYouMean(h)
+	k := suggestTarget(name, known)
+	if k == "" && len(known) > 1 {
+		k = xmlTarget(name)
+	}
+	if k != "" {
+		return "; did you mean <" + k + ">?"
 	}
 	return ""
-}
-
-func xmlDidYouMean(h string) string {
-	// suggest returns ` (did you mean "X"?...)`; name X as <X> and drop the rest.
-	start := strings.IndexByte(h, '"')
-	if start < 0 {
-		return ""
-	}
-	end := strings.IndexByte(h[start+1:], '"')
-	if end < 0 {
-		return ""
-	}
-	return "; did you mean <" + h[start+1:start+1+end] + ">?"
 }
