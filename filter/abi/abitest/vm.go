@@ -171,6 +171,9 @@ func (s *Stream) runResponseHeaders(headers []abi.Header, endOfStream bool) abi.
 	return a
 }
 
+// Request returns the request headers as they go upstream (after the plugin's callback).
+func (s *Stream) Request() []abi.Header { return append([]abi.Header(nil), s.request...) }
+
 // Reply returns the local reply the plugin sent, nil if none.
 func (s *Stream) Reply() *LocalReply { return s.reply }
 
