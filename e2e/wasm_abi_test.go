@@ -247,4 +247,3 @@ func hasCustomSection(t *testing.T, bin []byte, name string) bool {
 	}
 	return false
 }
-
