@@ -166,7 +166,7 @@ func TestRenderGetBucketCors(t *testing.T) {
 func TestRoundTrips(t *testing.T) {
 	docs := []string{
 		`<CORSConfiguration><CORSRule><ID>r1</ID><AllowedOrigin>https://*.example.com</AllowedOrigin><AllowedOrigin></AllowedOrigin><AllowedMethod>GET</AllowedMethod><AllowedHeader>*</AllowedHeader><ExposeHeader>ETag</ExposeHeader><MaxAgeSeconds>3000</MaxAgeSeconds></CORSRule><CORSRule><AllowedOrigin>x &amp; "y" 'z' &lt;w&gt;&#9;&#xD;&#10;</AllowedOrigin><AllowedMethod>DELETE</AllowedMethod></CORSRule></CORSConfiguration>`,
-		allForms[strings.Index(allForms, `"legacy": "`)+len(`"legacy": "`) : strings.Index(allForms, `</CORSConfiguration>",`)] + "</CORSConfiguration>",
+		allForms[strings.Index(allForms, `"legacy": "`)+len(`"legacy": "`):strings.Index(allForms, `</CORSConfiguration>",`)] + "</CORSConfiguration>",
 	}
 	for _, doc := range docs {
 		doc = strings.NewReplacer(`\"`, `"`, `\n`, "\n").Replace(doc)
