@@ -1,0 +1,377 @@
+package extproc
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/internal/casetable"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// noLeaks fails t if goroutines started during the test outlive it (after its cleanups).
+func noLeaks(t *testing.T) {
+	t.Helper()
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}
+
+const testConfig = `{
+  "buckets": {
+    "site": {"CORSRules": [{"AllowedOrigins": ["https://app.example.com"], "AllowedMethods": ["GET", "PUT"], "AllowedHeaders": ["*"]}]},
+    "private": null
+  }
+}`
+
+func testServer(t testing.TB) (*Server, *syncBuffer) {
+	t.Helper()
+	lp, err := LoadConfig("test.json", []byte(testConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, buf := bufferLogger(slog.LevelDebug)
+	return NewServer(NewPolicyHolder(lp), ServerOptions{Logger: log}), buf
+}
+
+// headers builds a request_headers message from key/value pairs, values in raw_value.
+func headers(kv ...string) *extprocv3.ProcessingRequest {
+	m := &corev3.HeaderMap{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m.Headers = append(m.Headers, &corev3.HeaderValue{Key: kv[i], RawValue: []byte(kv[i+1])})
+	}
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
+		RequestHeaders: &extprocv3.HttpHeaders{Headers: m, EndOfStream: true},
+	}}
+}
+
+func respHeaders(kv ...string) *extprocv3.ProcessingRequest {
+	var hs []casetable.Header
+	for i := 0; i+1 < len(kv); i += 2 {
+		hs = append(hs, casetable.Header{kv[i], kv[i+1]})
+	}
+	return headersMessage(hs)
+}
+
+// A matched actual request: the stream stays open for the response headers.
+var decorateRequest = []string{":method", "GET", ":authority", "store.local", ":path", "/site/a", "origin", "https://app.example.com"}
+
+func mustSend(t *testing.T, c *fakeClient, m *extprocv3.ProcessingRequest) {
+	t.Helper()
+	if err := c.Send(m); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+}
+
+func mustRecv(t *testing.T, c *fakeClient) *extprocv3.ProcessingResponse {
+	t.Helper()
+	r, err := c.Recv()
+	if err != nil {
+		t.Fatalf("recv: %v", err)
+	}
+	return r
+}
+
+func TestProtocolErrors(t *testing.T) {
+	noLeaks(t)
+	tests := []struct {
+		name string
+		msgs []*extprocv3.ProcessingRequest // the last one is the offence
+		code codes.Code
+		kind string
+		log  string
+	}{
+		{"response headers before request headers", []*extprocv3.ProcessingRequest{respHeaders(":status", "200")},
+			codes.FailedPrecondition, errKindOutOfOrder, "response_headers received before request_headers"},
+		{"request headers twice", []*extprocv3.ProcessingRequest{headers(decorateRequest...), headers(decorateRequest...)},
+			codes.FailedPrecondition, errKindOutOfOrder, "request_headers received twice"},
+		{"no :authority", []*extprocv3.ProcessingRequest{headers(":method", "GET", ":path", "/site/a")},
+			codes.InvalidArgument, errKindMissingHeader, "lack :authority"},
+		{"no :path", []*extprocv3.ProcessingRequest{headers(":method", "GET", ":authority", "store.local")},
+			codes.InvalidArgument, errKindMissingHeader, "lack :path"},
+		{"no :method", []*extprocv3.ProcessingRequest{headers(":authority", "store.local", ":path", "/site/a")},
+			codes.InvalidArgument, errKindMissingHeader, "lack :method"},
+		{"empty message", []*extprocv3.ProcessingRequest{{}},
+			codes.InvalidArgument, errKindUnknownMessage, "carries no request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, logs := testServer(t)
+			// A healthy stream, open across the failing one, must not notice it.
+			healthy := startFake(t, srv)
+			mustSend(t, healthy, headers(decorateRequest...))
+			mustRecv(t, healthy)
+
+			c := startFake(t, srv)
+			for i, m := range tt.msgs {
+				mustSend(t, c, m)
+				if i < len(tt.msgs)-1 {
+					mustRecv(t, c)
+				}
+			}
+			wantCode(t, c.wait(), tt.code)
+			if got := testutil.ToFloat64(srv.metrics.errors.WithLabelValues(tt.kind)); got != 1 {
+				t.Errorf("s3cors_extproc_errors_total{kind=%q} = %v, want 1", tt.kind, got)
+			}
+			if l := logs.String(); !strings.Contains(l, "ext_proc protocol error") || !strings.Contains(l, tt.log) {
+				t.Errorf("log lacks the protocol error %q:\n%s", tt.log, l)
+			}
+
+			mustSend(t, healthy, respHeaders(":status", "200"))
+			r := mustRecv(t, healthy)
+			if m := r.GetResponseHeaders().GetResponse().GetHeaderMutation(); m == nil || len(m.GetSetHeaders()) == 0 {
+				t.Errorf("healthy stream got no decoration after the other stream failed: %v", r)
+			}
+			if err := healthy.wait(); err != nil {
+				t.Errorf("healthy stream ended with %v", err)
+			}
+		})
+	}
+}
+
+func TestRequestHeadersValueOrRawValue(t *testing.T) {
+	noLeaks(t)
+	srv, _ := testServer(t)
+	preflight := func(build func(k, v string) *corev3.HeaderValue) *extprocv3.ProcessingResponse {
+		t.Helper()
+		kv := []string{":method", "OPTIONS", ":authority", "store.local", ":path", "/site/a",
+			"origin", "https://app.example.com", "access-control-request-method", "PUT"}
+		m := &corev3.HeaderMap{}
+		for i := 0; i < len(kv); i += 2 {
+			m.Headers = append(m.Headers, build(kv[i], kv[i+1]))
+		}
+		c := startFake(t, srv)
+		mustSend(t, c, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: m}}})
+		r := mustRecv(t, c)
+		if err := c.wait(); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for name, build := range map[string]func(k, v string) *corev3.HeaderValue{
+		"raw_value":       func(k, v string) *corev3.HeaderValue { return &corev3.HeaderValue{Key: k, RawValue: []byte(v)} },
+		"value":           func(k, v string) *corev3.HeaderValue { return &corev3.HeaderValue{Key: k, Value: v} },
+		"upper-case keys": func(k, v string) *corev3.HeaderValue { return &corev3.HeaderValue{Key: strings.ToUpper(k), Value: v} },
+	} {
+		r := preflight(build)
+		ir := r.GetImmediateResponse()
+		if ir.GetStatus().GetCode() != 200 {
+			t.Errorf("%s: status %v, want 200 (%v)", name, ir.GetStatus().GetCode(), r)
+			continue
+		}
+		got := map[string]string{}
+		for _, o := range ir.GetHeaders().GetSetHeaders() {
+			got[o.GetHeader().GetKey()] = string(o.GetHeader().GetRawValue())
+		}
+		if got["access-control-allow-origin"] != "https://app.example.com" {
+			t.Errorf("%s: access-control-allow-origin = %q", name, got["access-control-allow-origin"])
+		}
+	}
+}
+
+// TestImmediateResponseShape pins what Envoy depends on: every value in raw_value only (Envoy
+// rejects a HeaderValue with both), lower-case keys, OVERWRITE_IF_EXISTS_OR_ADD, no
+// content-length or connection (Envoy owns them), the details naming the reason.
+func TestImmediateResponseShape(t *testing.T) {
+	noLeaks(t)
+	srv, _ := testServer(t)
+	for _, tc := range []struct {
+		name    string
+		kv      []string
+		status  int
+		details string
+		body    bool
+	}{
+		{"allowed", []string{":method", "OPTIONS", ":authority", "store.local", ":path", "/site/a", "origin", "https://app.example.com", "access-control-request-method", "GET"}, 200, "s3cors_allowed", false},
+		{"no origin", []string{":method", "OPTIONS", ":authority", "store.local", ":path", "/site/a", "access-control-request-method", "GET"}, 400, "s3cors_no_origin", true},
+		{"not enabled", []string{":method", "OPTIONS", ":authority", "store.local", ":path", "/private/a", "origin", "https://app.example.com", "access-control-request-method", "GET"}, 403, "s3cors_not_enabled", true},
+	} {
+		c := startFake(t, srv)
+		mustSend(t, c, headers(tc.kv...))
+		r := mustRecv(t, c)
+		if err := c.wait(); err != nil {
+			t.Fatalf("%s: stream ended with %v, want OK right after the reply", tc.name, err)
+		}
+		ir := r.GetImmediateResponse()
+		if ir == nil {
+			t.Fatalf("%s: got %v, want an immediate response", tc.name, r)
+		}
+		if int(ir.GetStatus().GetCode()) != tc.status || ir.GetDetails() != tc.details || (len(ir.GetBody()) > 0) != tc.body {
+			t.Errorf("%s: status %v details %q body %d bytes", tc.name, ir.GetStatus().GetCode(), ir.GetDetails(), len(ir.GetBody()))
+		}
+		if r.GetModeOverride() != nil {
+			t.Errorf("%s: immediate response carries a mode_override", tc.name)
+		}
+		for _, o := range ir.GetHeaders().GetSetHeaders() {
+			h := o.GetHeader()
+			if h.GetValue() != "" || h.GetKey() != strings.ToLower(h.GetKey()) || o.GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD {
+				t.Errorf("%s: header option %v: want a lower-case key, raw_value only, OVERWRITE_IF_EXISTS_OR_ADD", tc.name, o)
+			}
+			switch h.GetKey() {
+			case "content-length", "connection":
+				t.Errorf("%s: sends %s, which Envoy owns", tc.name, h.GetKey())
+			}
+		}
+	}
+}
+
+// TestModeOverride: streams that need nothing more tell Envoy to skip the response headers
+// with an override equal to `{response_header_mode: SKIP}` (so it matches an
+// allowed_override_modes entry) and end; matched requests keep the configured mode.
+func TestModeOverride(t *testing.T) {
+	noLeaks(t)
+	srv, _ := testServer(t)
+	want := &filterv3.ProcessingMode{ResponseHeaderMode: filterv3.ProcessingMode_SKIP}
+
+	pass := startFake(t, srv) // no bucket
+	mustSend(t, pass, headers(":method", "GET", ":authority", "store.local", ":path", "/", "origin", "https://app.example.com"))
+	r := mustRecv(t, pass)
+	if !proto.Equal(r.GetModeOverride(), want) || r.GetRequestHeaders() == nil {
+		t.Errorf("pass-through: got %v, want request_headers CONTINUE with mode_override %v", r, want)
+	}
+	if err := pass.wait(); err != nil {
+		t.Errorf("pass-through stream ended with %v", err)
+	}
+
+	deco := startFake(t, srv)
+	mustSend(t, deco, headers(decorateRequest...))
+	r = mustRecv(t, deco)
+	if r.GetModeOverride() != nil || r.GetRequestHeaders() == nil {
+		t.Errorf("decorate: got %v, want request_headers CONTINUE without mode_override", r)
+	}
+	mustSend(t, deco, respHeaders(":status", "200"))
+	mustRecv(t, deco)
+	if err := deco.wait(); err != nil {
+		t.Errorf("decorate stream ended with %v", err)
+	}
+}
+
+// TestBodyAndTrailersAnsweredContinue: an Envoy whose processing_mode sends bodies or
+// trailers keeps working (each is answered CONTINUE), counted and warned about once.
+func TestBodyAndTrailersAnsweredContinue(t *testing.T) {
+	noLeaks(t)
+	srv, logs := testServer(t)
+	c := startFake(t, srv)
+	mustSend(t, c, headers(decorateRequest...))
+	mustRecv(t, c)
+	mustSend(t, c, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte("x"), EndOfStream: true}}})
+	if r := mustRecv(t, c); r.GetRequestBody() == nil || r.GetRequestBody().GetResponse().GetStatus() != extprocv3.CommonResponse_CONTINUE {
+		t.Errorf("request_body answered %v, want request_body CONTINUE", r)
+	}
+	mustSend(t, c, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestTrailers{RequestTrailers: &extprocv3.HttpTrailers{}}})
+	if r := mustRecv(t, c); r.GetRequestTrailers() == nil {
+		t.Errorf("request_trailers answered %v, want request_trailers", r)
+	}
+	mustSend(t, c, respHeaders(":status", "200", "vary", "Accept-Encoding"))
+	r := mustRecv(t, c)
+	if r.GetResponseHeaders().GetResponse().GetHeaderMutation() == nil {
+		t.Errorf("response_headers answered %v, want a mutation", r)
+	}
+	if err := c.wait(); err != nil {
+		t.Errorf("stream ended with %v", err)
+	}
+	if got := testutil.ToFloat64(srv.metrics.errors.WithLabelValues(errKindUnexpectedPhase)); got != 2 {
+		t.Errorf("unexpected_phase errors = %v, want 2", got)
+	}
+	if n := strings.Count(logs.String(), "phase s3cors does not use"); n != 1 {
+		t.Errorf("misconfiguration warned %d times, want once:\n%s", n, logs)
+	}
+}
+
+func TestObservabilityModeEndsStream(t *testing.T) {
+	noLeaks(t)
+	srv, logs := testServer(t)
+	c := startFake(t, srv)
+	m := headers(decorateRequest...)
+	m.ObservabilityMode = true
+	mustSend(t, c, m)
+	if r, err := c.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("got %v, %v; want the stream closed without an answer", r, err)
+	}
+	if !strings.Contains(logs.String(), "observability_mode") {
+		t.Errorf("no warning about observability_mode:\n%s", logs)
+	}
+}
+
+func TestConnectPassesThrough(t *testing.T) {
+	noLeaks(t)
+	srv, _ := testServer(t)
+	c := startFake(t, srv)
+	mustSend(t, c, headers(":method", "CONNECT", ":authority", "site.example:443"))
+	r := mustRecv(t, c)
+	if r.GetRequestHeaders() == nil || r.GetModeOverride() == nil {
+		t.Errorf("CONNECT answered %v, want CONTINUE with mode_override", r)
+	}
+	if err := c.wait(); err != nil {
+		t.Errorf("stream ended with %v", err)
+	}
+}
+
+func TestNoPolicyIsUnavailable(t *testing.T) {
+	noLeaks(t)
+	srv := NewServer(&PolicyHolder{}, ServerOptions{Logger: discardLogger()})
+	c := startFake(t, srv)
+	mustSend(t, c, headers(decorateRequest...))
+	wantCode(t, c.wait(), codes.Unavailable)
+}
+
+// TestStreamEnds covers Envoy ending a stream early: half-close before the response (the
+// request was reset downstream), and cancellation. Neither is an error of ours.
+func TestStreamEnds(t *testing.T) {
+	noLeaks(t)
+	srv, _ := testServer(t)
+
+	c := startFake(t, srv)
+	mustSend(t, c, headers(decorateRequest...))
+	mustRecv(t, c)
+	_ = c.CloseSend()
+	if err := c.wait(); err != nil {
+		t.Errorf("half-closed stream: Process returned %v, want nil", err)
+	}
+
+	c = startFake(t, srv)
+	mustSend(t, c, headers(decorateRequest...))
+	mustRecv(t, c)
+	c.cancel()
+	wantCode(t, c.wait(), codes.Canceled)
+	if got := testutil.ToFloat64(srv.metrics.errors.WithLabelValues(errKindRecv)); got != 0 {
+		t.Errorf("a cancelled stream counted as a receive error")
+	}
+	if n := srv.ActiveStreams(); n != 0 {
+		t.Errorf("%d streams still active", n)
+	}
+}
+
+func TestDecisionsLoggedAndCounted(t *testing.T) {
+	noLeaks(t)
+	srv, logs := testServer(t)
+	c := startFake(t, srv)
+	mustSend(t, c, headers(":method", "OPTIONS", ":authority", "store.local", ":path", "/site/a",
+		"origin", "https://evil.example", "access-control-request-method", "GET"))
+	mustRecv(t, c)
+	if err := c.wait(); err != nil {
+		t.Fatal(err)
+	}
+	line := logs.String()
+	for _, want := range []string{"msg=decision", "bucket=site", "origin=https://evil.example", "method=OPTIONS", "reason=not_allowed", "outcome=reply"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("decision log lacks %q:\n%s", want, line)
+		}
+	}
+	if got := testutil.ToFloat64(srv.metrics.decisions[evaluator.Reply][evaluator.ReasonNotAllowed]); got != 1 {
+		t.Errorf("s3cors_decisions_total{outcome=reply,reason=not_allowed} = %v, want 1", got)
+	}
+}
