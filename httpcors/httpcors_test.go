@@ -1,0 +1,144 @@
+package httpcors_test
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/textproto"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/s3cors/s3cors/httpcors"
+	"github.com/s3cors/s3cors/internal/casetable"
+)
+
+func loadTables(t *testing.T) []casetable.Table {
+	t.Helper()
+	tables, err := casetable.LoadDir(filepath.Join("..", "testdata", "cases"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tables
+}
+
+// upstream is the fake store of the case tables: 200, "upstream-body", text/plain and the
+// case's headers. reached records that a request got through.
+func upstream(c casetable.Case, reached *bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		*reached = true
+		w.Header().Set("Content-Type", "text/plain")
+		for _, h := range c.Upstream {
+			w.Header().Add(h[0], h[1])
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, casetable.UpstreamBody)
+	})
+}
+
+func observed(status int, header http.Header, body []byte, reached bool) casetable.Response {
+	resp := casetable.Response{Status: status, Body: body, ReachedUpstream: reached}
+	for name, vs := range header {
+		for _, v := range vs {
+			resp.Headers = append(resp.Headers, casetable.Header{name, v})
+		}
+	}
+	return resp
+}
+
+// TestCaseTablesRecorder runs every shared case through the middleware in-process.
+func TestCaseTablesRecorder(t *testing.T) {
+	for _, tb := range loadTables(t) {
+		t.Run(filepath.Base(tb.File), func(t *testing.T) {
+			m, err := httpcors.Load(tb.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range tb.Cases {
+				req := httptest.NewRequest(c.Request.Method, "http://placeholder"+c.Request.Path, nil)
+				req.RequestURI = c.Request.Path
+				req.Host = c.Request.Authority
+				for _, h := range c.Request.Headers {
+					req.Header.Add(h[0], h[1])
+				}
+				var reached bool
+				rec := httptest.NewRecorder()
+				m.Handler(upstream(c, &reached)).ServeHTTP(rec, req)
+				if err := c.Check(observed(rec.Code, rec.Header(), rec.Body.Bytes(), reached)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
+// TestCaseTablesServer runs every shared case over a real HTTP/1.1 connection, so what
+// net/http adds or drops on the wire is part of the test.
+func TestCaseTablesServer(t *testing.T) {
+	for _, tb := range loadTables(t) {
+		t.Run(filepath.Base(tb.File), func(t *testing.T) {
+			m, err := httpcors.Load(tb.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var current casetable.Case
+			var reached bool
+			srv := httptest.NewServer(m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				upstream(current, &reached).ServeHTTP(w, r)
+			})))
+			defer srv.Close()
+			addr := srv.Listener.Addr().String()
+			for _, c := range tb.Cases {
+				current, reached = c, false
+				status, header, body := rawExchange(t, addr, c.Request)
+				if err := c.Check(observed(status, header, body, reached)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
+// rawExchange writes the request by hand (Go's client would normalise the target and the
+// Host) and reads the response with net/http, taking the headers from the raw bytes (the
+// client's reader drops Connection: close).
+func rawExchange(t *testing.T, addr string, r casetable.Request) (int, http.Header, []byte) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var b bytes.Buffer
+	b.WriteString(r.Method + " " + r.Path + " HTTP/1.1\r\nHost: " + r.Authority + "\r\n")
+	for _, h := range r.Headers {
+		b.WriteString(h[0] + ": " + h[1] + "\r\n")
+	}
+	b.WriteString("\r\n")
+	if _, err := conn.Write(b.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	var raw bytes.Buffer
+	resp, err := http.ReadResponse(bufio.NewReader(io.TeeReader(conn, &raw)), &http.Request{Method: r.Method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _, _ := bytes.Cut(raw.Bytes(), []byte("\r\n\r\n"))
+	tp := textproto.NewReader(bufio.NewReader(io.MultiReader(bytes.NewReader(head), strings.NewReader("\r\n\r\n"))))
+	if _, err := tp.ReadLine(); err != nil { // status line
+		t.Fatal(err)
+	}
+	mh, err := tp.ReadMIMEHeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, http.Header(mh), body
+}

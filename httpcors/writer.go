@@ -1,0 +1,140 @@
+package httpcors
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+
+	"github.com/s3cors/s3cors/evaluator"
+)
+
+// writer fixes up the wrapped handler's response headers the moment they are committed
+// (WriteHeader, the first Write, Flush or ReadFrom): upstream Access-Control-* headers go
+// when the Decision says StripUpstream, and for Decorate S3's headers are set and Vary is
+// merged. Unwrap lets http.ResponseController reach the underlying writer's features.
+type writer struct {
+	http.ResponseWriter
+	d       *evaluator.Decision
+	st      *policyState
+	origin  []string // the request's Origin values, reused as the echoed Allow-Origin
+	applied bool
+}
+
+var _ interface {
+	http.Flusher
+	http.Hijacker
+	io.ReaderFrom
+} = (*writer)(nil)
+
+// apply edits the header map once.
+func (w *writer) apply() {
+	if w.applied || w.d == nil {
+		return
+	}
+	w.applied = true
+	h := w.ResponseWriter.Header()
+	if w.d.StripUpstream {
+		for k := range h {
+			if evaluator.IsCORSHeader(k) {
+				delete(h, k)
+			}
+		}
+	}
+	if w.d.Outcome != evaluator.Decorate {
+		return
+	}
+	for _, hd := range w.d.Headers {
+		if hd.Name == evaluator.HeaderVary {
+			if up := h["Vary"]; len(up) > 0 {
+				h["Vary"] = []string{evaluator.MergeVary(up)}
+			} else {
+				h["Vary"] = valVary
+			}
+			continue
+		}
+		if v, ok := w.value(hd); ok {
+			h[hd.Name] = v
+		} else {
+			h[hd.Name] = []string{hd.Value}
+		}
+		// Any other spelling of the same name from the handler would make a second line.
+		for k := range h {
+			if k != hd.Name && len(k) == len(hd.Name) && equalFold(k, hd.Name) {
+				delete(h, k)
+			}
+		}
+	}
+}
+
+// value finds an immutable []string holding hd's value, so decorating allocates nothing.
+func (w *writer) value(hd evaluator.Header) ([]string, bool) {
+	switch hd.Name {
+	case evaluator.HeaderAllowOrigin:
+		if hd.Value == "*" {
+			return valStar, true
+		}
+		if len(w.origin) > 0 && w.origin[0] == hd.Value {
+			return w.origin[:1:1], true
+		}
+	case evaluator.HeaderAllowCredentials:
+		return valTrue, true
+	default:
+		v, ok := w.st.values[hd.Value]
+		return v, ok
+	}
+	return nil, false
+}
+
+func equalFold(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// WriteHeader applies the CORS headers before the status line is committed. Informational
+// statuses (1xx) leave the final headers open.
+func (w *writer) WriteHeader(status int) {
+	if status >= 200 || status == http.StatusSwitchingProtocols {
+		w.apply()
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *writer) Write(b []byte) (int, error) {
+	w.apply()
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush commits the headers, so it applies them first.
+func (w *writer) Flush() {
+	w.apply()
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack hands the connection over; whatever the handler writes from then on is its own.
+func (w *writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// ReadFrom keeps net/http's sendfile path for handlers that io.Copy files into the response.
+func (w *writer) ReadFrom(r io.Reader) (int64, error) {
+	w.apply()
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+}
+
+// Unwrap is for http.ResponseController.
+func (w *writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
