@@ -45,5 +45,6 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 	istio.io/api v1.32.0 // indirect
 	istio.io/client-go v1.32.0 // indirect
+	k8s.io/api v0.35.0 // indirect
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )

@@ -39,6 +39,8 @@ type reloader struct {
 	debounce time.Duration
 	// onResult, when set (tests), is told the outcome of every reload.
 	onResult func(reloadResult)
+	// onWatching, when set (tests), is called once the watch is in place.
+	onWatching func()
 
 	mu      sync.Mutex
 	missing bool // the file was gone at the last attempt; logged once per disappearance
@@ -166,6 +168,9 @@ func (r *reloader) watch(ctx context.Context) error {
 	}
 	if err := rewatch(); err != nil && len(watched) == 0 {
 		return err
+	}
+	if r.onWatching != nil {
+		r.onWatching()
 	}
 
 	debounce := r.debounce

@@ -1,0 +1,306 @@
+package extproc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/s3cors/s3cors/internal/casetable"
+)
+
+// runHandle is a Run in the background.
+type runHandle struct {
+	cancel  context.CancelFunc
+	done    chan error
+	r       *running
+	reloads chan reloadResult
+	logs    *syncBuffer
+	conn    *grpc.ClientConn
+}
+
+// startRun starts Run on loopback listeners with the config at path, and waits until it
+// serves. The test's cleanup cancels it and waits for it to return.
+func startRun(t *testing.T, path string, tune func(*Options)) *runHandle {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mlis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, logs := bufferLogger(slog.LevelInfo)
+	h := &runHandle{done: make(chan error, 1), reloads: make(chan reloadResult, 64), logs: logs}
+	serving := make(chan *running, 1)
+	opts := Options{
+		ConfigPath: path, Logger: log, Listener: lis, MetricsListener: mlis,
+		reloadDebounce: 20 * time.Millisecond,
+		onReload:       func(res reloadResult) { h.reloads <- res },
+		onServing:      func(r *running) { serving <- r },
+	}
+	if tune != nil {
+		tune(&opts)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- Run(ctx, opts) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-h.done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case h.r = <-serving:
+	case err := <-h.done:
+		h.done <- err
+		t.Fatalf("Run returned before serving: %v", err)
+	}
+	h.conn, err = grpc.NewClient(h.r.grpcAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.conn.Close() })
+	return h
+}
+
+func (h *runHandle) health(t *testing.T, service string) healthpb.HealthCheckResponse_ServingStatus {
+	t.Helper()
+	resp, err := h.r.health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: service})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.GetStatus()
+}
+
+// eventually waits for cond, failing t if it does not hold within a generous bound (a hang
+// guard, not a performance assertion).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+var preflightA = casetable.Case{
+	Name: "preflight from a.example",
+	Request: casetable.Request{Method: "OPTIONS", Authority: "store.local", Path: "/site/x", Headers: []casetable.Header{
+		{"Origin", "https://a.example"}, {"Access-Control-Request-Method", "GET"}}},
+	Want: casetable.Want{Outcome: casetable.OutcomeReply, Status: 200, Headers: map[string]string{"access-control-allow-origin": "https://a.example"}},
+}
+
+// TestRun drives the whole process: serving over gRPC with health SERVING, metrics on HTTP,
+// then shutdown with a stream in flight: health turns NOT_SERVING, /readyz 503, the stream is
+// allowed to finish, and only then does Run return.
+func TestRun(t *testing.T) {
+	noLeaks(t)
+	path := filepath.Join(t.TempDir(), "config.json")
+	writeFile(t, path, configA)
+	h := startRun(t, path, nil)
+	client := extprocv3.NewExternalProcessorClient(h.conn)
+
+	hc := healthpb.NewHealthClient(h.conn)
+	for _, svc := range []string{"", "envoy.service.ext_proc.v3.ExternalProcessor"} {
+		resp, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("health %q over gRPC: %v, %v; want SERVING", svc, resp, err)
+		}
+	}
+
+	got, err := envoy{allowModeOverride: true}.grpcExchange(t.Context(), client, preflightA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := preflightA.Check(got); err != nil {
+		t.Error(err)
+	}
+
+	base := "http://" + h.r.metricsAddr.String()
+	code, body := httpGet(t, base+"/metrics")
+	for _, want := range []string{
+		`s3cors_decisions_total{outcome="reply",reason="allowed"} 1`,
+		`s3cors_config_info{hash="` + h.r.holder.Load().Hash + `",source="` + path + `"} 1`,
+		`s3cors_config_last_reload_successful 1`,
+		`s3cors_extproc_message_duration_seconds_count{phase="request_headers"} 1`,
+		`s3cors_extproc_stream_duration_seconds_count 1`,
+		`s3cors_config_reload_errors_total{reason="invalid"} 0`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics (%d) lacks %q", code, want)
+		}
+	}
+	if code, _ := httpGet(t, base+"/readyz"); code != 200 {
+		t.Errorf("/readyz = %d while serving, want 200", code)
+	}
+
+	// An actual request whose upstream has not answered yet.
+	ctx, cancelStream := context.WithCancel(t.Context())
+	defer cancelStream()
+	st, err := client.Process(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actual := casetable.Request{Method: "GET", Authority: "store.local", Path: "/site/x", Headers: []casetable.Header{{"Origin", "https://a.example"}}}
+	if err := st.Send(requestMessage(actual)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != nil {
+		t.Fatal(err)
+	}
+
+	h.cancel()
+	eventually(t, "health NOT_SERVING after shutdown began", func() bool {
+		return h.health(t, "") == healthpb.HealthCheckResponse_NOT_SERVING
+	})
+	if code, _ := httpGet(t, base+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz = %d during shutdown, want 503", code)
+	}
+	if s := h.health(t, "envoy.service.ext_proc.v3.ExternalProcessor"); s != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("ext_proc service health %v during shutdown, want NOT_SERVING", s)
+	}
+	select {
+	case err := <-h.done:
+		h.done <- err
+		t.Fatal("Run returned with a stream still open")
+	default:
+	}
+
+	if err := st.Send(respHeaders(":status", "200")); err != nil {
+		t.Fatalf("in-flight stream cut at shutdown: %v", err)
+	}
+	resp, err := st.Recv()
+	if err != nil {
+		t.Fatalf("in-flight stream cut at shutdown: %v", err)
+	}
+	if resp.GetResponseHeaders().GetResponse().GetHeaderMutation() == nil {
+		t.Errorf("in-flight stream's response not decorated: %v", resp)
+	}
+	if err := <-h.done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	h.done <- nil
+	if !strings.Contains(h.logs.String(), "s3cors ext_proc stopped") {
+		t.Errorf("no stop log:\n%s", h.logs)
+	}
+}
+
+// TestRunDrainTimeout: a stream that never finishes is cut after DrainTimeout.
+func TestRunDrainTimeout(t *testing.T) {
+	noLeaks(t)
+	path := filepath.Join(t.TempDir(), "config.json")
+	writeFile(t, path, configA)
+	h := startRun(t, path, func(o *Options) { o.DrainTimeout = 50 * time.Millisecond })
+	st, err := extprocv3.NewExternalProcessorClient(h.conn).Process(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	actual := casetable.Request{Method: "GET", Authority: "store.local", Path: "/site/x", Headers: []casetable.Header{{"Origin", "https://a.example"}}}
+	if err := st.Send(requestMessage(actual)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	h.cancel()
+	if err := <-h.done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	h.done <- nil
+	if _, err := st.Recv(); err == nil || errors.Is(err, io.EOF) {
+		t.Errorf("stream still open after the drain timeout: %v", err)
+	}
+	if !strings.Contains(h.logs.String(), "drain timed out") {
+		t.Errorf("no drain timeout log:\n%s", h.logs)
+	}
+}
+
+// TestRunSIGHUP: SIGHUP reloads the file.
+func TestRunSIGHUP(t *testing.T) {
+	noLeaks(t)
+	path := filepath.Join(t.TempDir(), "config.json")
+	writeFile(t, path, configA)
+	h := startRun(t, path, nil)
+	writeFile(t, path, configB)
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	awaitReload(t, h.reloads, "SIGHUP", func(res reloadResult) bool { return res.Trigger == "SIGHUP" })
+	if got := allowedOrigin(t, h.r.holder); got != "https://b.example" {
+		t.Errorf("after SIGHUP the live policy allows %q, want https://b.example", got)
+	}
+}
+
+func TestRunStartupErrors(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	writeFile(t, bad, configBad)
+	good := filepath.Join(dir, "good.json")
+	writeFile(t, good, configA)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want []string
+	}{
+		{"invalid config lists every problem", Options{ConfigPath: bad, Listen: "127.0.0.1:0"},
+			[]string{bad, `buckets["site"].CORSRules[0].AllowedOrigins[0]`, `buckets["site"].CORSRules[0].AllowedMethods[0]`}},
+		{"missing config", Options{ConfigPath: filepath.Join(dir, "nope.yaml"), Listen: "127.0.0.1:0"},
+			[]string{"extproc: reading config", "nope.yaml"}},
+		{"no config", Options{}, []string{"extproc: no configuration file given"}},
+		{"address in use", Options{ConfigPath: good, Listen: busy.Addr().String()},
+			[]string{`extproc: listening on "` + busy.Addr().String() + `"`}},
+		{"metrics address in use", Options{ConfigPath: good, Listen: "127.0.0.1:0", MetricsListen: busy.Addr().String()},
+			[]string{`extproc: metrics listening on "` + busy.Addr().String() + `"`}},
+	} {
+		tc.opts.Logger = discardLogger()
+		err := Run(t.Context(), tc.opts)
+		if err == nil {
+			t.Errorf("%s: Run succeeded", tc.name)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q lacks %q", tc.name, err, w)
+			}
+		}
+	}
+}
