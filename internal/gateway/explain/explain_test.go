@@ -76,7 +76,7 @@ func TestRun(t *testing.T) {
 		{"preflight allowed", Query{Method: "OPTIONS", Bucket: "site", Key: "k", Origin: str("https://app.example"), RequestMethod: str("PUT"), RequestHeaders: str("x-amz-meta-a")},
 			true, "reply", 0, `preflight allowed by rule #0 "uploads"`},
 		{"header fails", Query{Method: "OPTIONS", Bucket: "site", Key: "k", Origin: str("https://app.example"), RequestMethod: str("PUT"), RequestHeaders: str("x-other")},
-			false, "reply", -1, `rule #0 "uploads": header "x-other" is not in AllowedHeaders; rule #1: origin`},
+			false, "reply", -1, `rule #0 "uploads": header "x-other" is not in AllowedHeaders; rule #1: method "PUT" is not in AllowedMethods`},
 		{"falls through to *", Query{Method: "GET", URL: "http://site.s3.example/k", Origin: str("https://app.example")},
 			true, "decorate", 1, "allowed by rule #1"},
 		{"no cors", Query{Method: "OPTIONS", Bucket: "bare", Origin: str("https://app.example"), RequestMethod: str("GET")},
