@@ -78,9 +78,10 @@ const (
 // stream is one HTTP request's state. Streams are pooled so that the Decision's internal
 // buffers are reused, as the evaluator intends.
 type stream struct {
-	phase streamPhase
-	req   evaluator.Request
-	dec   evaluator.Decision
+	phase   streamPhase
+	req     evaluator.Request
+	dec     evaluator.Decision
+	scratch []byte // readRequest's buffer
 }
 
 var streamPool = sync.Pool{New: func() any { return new(stream) }}
@@ -224,7 +225,7 @@ var skipResponse = &filterv3.ProcessingMode{ResponseHeaderMode: filterv3.Process
 // requestHeaders decides the request and answers it. done says the stream needs nothing more.
 func (s *Server) requestHeaders(ctx context.Context, st *stream, h *extprocv3.HttpHeaders) (resp *extprocv3.ProcessingResponse, done bool, err error) {
 	req := &st.req
-	if err := readRequest(h.GetHeaders().GetHeaders(), req); err != nil {
+	if err := readRequest(h.GetHeaders().GetHeaders(), req, &st.scratch); err != nil {
 		return nil, false, s.protocolError(ctx, codes.InvalidArgument, errKindMissingHeader, "%s", err.Error())
 	}
 	d := &st.dec
@@ -265,59 +266,99 @@ func (s *Server) requestHeaders(ctx context.Context, st *stream, h *extprocv3.Ht
 	}
 }
 
+// The request headers the evaluator reads, indexes into readRequest's tables.
+const (
+	fieldMethod = iota
+	fieldAuthority
+	fieldPath
+	fieldHost
+	fieldOrigin
+	fieldRequestMethod
+	fieldRequestHeaders
+	fieldCount
+)
+
+func requestField(key string) int {
+	switch key {
+	case ":method":
+		return fieldMethod
+	case ":authority":
+		return fieldAuthority
+	case ":path":
+		return fieldPath
+	case "host":
+		return fieldHost
+	case "origin":
+		return fieldOrigin
+	case "access-control-request-method":
+		return fieldRequestMethod
+	case "access-control-request-headers":
+		return fieldRequestHeaders
+	}
+	return -1
+}
+
 // readRequest fills r from Envoy's request header map. Envoy sends lower-case keys and, since
 // 1.27 by default, values in raw_value; value is read when raw_value is empty, for older
-// Envoys and other clients. A repeated header counts with its first value.
-func readRequest(hs []*corev3.HeaderValue, r *evaluator.Request) error {
-	*r = evaluator.Request{}
-	var hasMethod, hasAuthority, hasPath, hasHost bool
-	var host string
+// Envoys and other clients. A repeated header counts with its first value. The raw values are
+// gathered in scratch and turned into one string, which r's fields slice: one allocation
+// whatever the number of headers.
+func readRequest(hs []*corev3.HeaderValue, r *evaluator.Request, scratch *[]byte) error {
+	var (
+		vals  [fieldCount]string
+		spans [fieldCount][2]int
+		seen  [fieldCount]bool
+		raw   [fieldCount]bool
+	)
+	buf := (*scratch)[:0]
 	for _, h := range hs {
 		key := h.GetKey()
 		if hasUpper(key) {
 			key = strings.ToLower(key)
 		}
-		switch key {
-		case ":method":
-			if !hasMethod {
-				r.Method, hasMethod = headerValue(h), true
-			}
-		case ":authority":
-			if !hasAuthority {
-				r.Authority, hasAuthority = headerValue(h), true
-			}
-		case ":path":
-			if !hasPath {
-				r.Path, hasPath = headerValue(h), true
-			}
-		case "host":
-			if !hasHost {
-				host, hasHost = headerValue(h), true
-			}
-		case "origin":
-			if !r.HasOrigin {
-				r.Origin, r.HasOrigin = headerValue(h), true
-			}
-		case "access-control-request-method":
-			if !r.HasRequestMethod {
-				r.RequestMethod, r.HasRequestMethod = headerValue(h), true
-			}
-		case "access-control-request-headers":
-			if !r.HasRequestHeaders {
-				r.RequestHeaders, r.HasRequestHeaders = headerValue(h), true
+		f := requestField(key)
+		if f < 0 || seen[f] {
+			continue
+		}
+		seen[f] = true
+		if rv := h.GetRawValue(); len(rv) > 0 {
+			spans[f] = [2]int{len(buf), len(buf) + len(rv)}
+			buf = append(buf, rv...)
+			raw[f] = true
+		} else {
+			vals[f] = h.GetValue()
+		}
+	}
+	*scratch = buf
+	if len(buf) > 0 {
+		all := string(buf)
+		for f := range fieldCount {
+			if raw[f] {
+				vals[f] = all[spans[f][0]:spans[f][1]]
 			}
 		}
 	}
-	if !hasAuthority && hasHost {
+	if !seen[fieldAuthority] && seen[fieldHost] {
 		// Envoy always sends :authority; a hand-written client may send host instead.
-		r.Authority, hasAuthority = host, true
+		vals[fieldAuthority], seen[fieldAuthority] = vals[fieldHost], true
+	}
+	*r = evaluator.Request{
+		Method:            vals[fieldMethod],
+		Authority:         vals[fieldAuthority],
+		Path:              vals[fieldPath],
+		Origin:            vals[fieldOrigin],
+		HasOrigin:         seen[fieldOrigin],
+		RequestMethod:     vals[fieldRequestMethod],
+		HasRequestMethod:  seen[fieldRequestMethod],
+		RequestHeaders:    vals[fieldRequestHeaders],
+		HasRequestHeaders: seen[fieldRequestHeaders],
 	}
 	switch {
-	case !hasMethod || r.Method == "":
+	case r.Method == "":
 		return errors.New("extproc: request headers lack :method")
-	case !hasAuthority:
+	case !seen[fieldAuthority]:
 		return errors.New("extproc: request headers lack :authority")
-	case !hasPath && r.Method != "CONNECT":
+	case !seen[fieldPath] && r.Method != "CONNECT":
 		return errors.New("extproc: request headers lack :path")
 	}
 	return nil
@@ -374,45 +415,89 @@ func immediateResponse(d *evaluator.Decision) *extprocv3.ProcessingResponse {
 		slab = append(slab, h.Value...)
 		set.add(key, slab[start:len(slab):len(slab)])
 	}
-	var body []byte
+	// The messages of one answer, allocated together.
+	m := new(struct {
+		resp     extprocv3.ProcessingResponse
+		oneof    extprocv3.ProcessingResponse_ImmediateResponse
+		ir       extprocv3.ImmediateResponse
+		status   typev3.HttpStatus
+		mutation extprocv3.HeaderMutation
+	})
+	m.status.Code = typev3.StatusCode(d.Status)
+	m.ir.Status = &m.status
+	m.ir.Details = details[d.Reason]
 	if len(d.Body) > 0 {
 		start := len(slab)
 		slab = append(slab, d.Body...)
-		body = slab[start:]
-	}
-	ir := &extprocv3.ImmediateResponse{
-		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
-		Body:    body,
-		Details: details[d.Reason],
+		m.ir.Body = slab[start:]
 	}
 	if n > 0 {
-		ir.Headers = &extprocv3.HeaderMutation{SetHeaders: set.opts}
+		m.mutation.SetHeaders = set.opts
+		m.ir.Headers = &m.mutation
 	}
-	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: ir}}
+	m.oneof.ImmediateResponse = &m.ir
+	m.resp.Response = &m.oneof
+	return &m.resp
 }
 
 // responseHeaders mutates the upstream's response headers for a Decorate, or a Forward that
 // strips the upstream's own CORS headers.
 func (s *Server) responseHeaders(st *stream, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	d := &st.dec
-	upstream := h.GetHeaders().GetHeaders()
-	var remove []string
-	var vary []string
-	for _, u := range upstream {
+	decorate := d.Outcome == evaluator.Decorate
+	var remove, vary []string
+	for _, u := range h.GetHeaders().GetHeaders() {
 		key := u.GetKey()
 		if hasUpper(key) {
 			key = strings.ToLower(key)
 		}
 		if d.StripUpstream && evaluator.IsCORSHeader(key) && !contains(remove, key) {
+			if remove == nil {
+				remove = make([]string, 0, 8)
+			}
 			remove = append(remove, key)
 		}
-		if key == "vary" && d.Outcome == evaluator.Decorate {
+		if decorate && key == "vary" {
 			vary = append(vary, headerValue(u))
 		}
 	}
+
+	// The messages of one answer, allocated together.
+	m := new(struct {
+		resp     extprocv3.ProcessingResponse
+		oneof    extprocv3.ProcessingResponse_ResponseHeaders
+		headers  extprocv3.HeadersResponse
+		common   extprocv3.CommonResponse
+		mutation extprocv3.HeaderMutation
+	})
+	m.headers.Response = &m.common
+	m.oneof.ResponseHeaders = &m.headers
+	m.resp.Response = &m.oneof
+
 	var set headerSet
-	if d.Outcome == evaluator.Decorate {
-		set = newHeaderSet(len(d.Headers))
+	if decorate {
+		mergedVary := ""
+		size, n := 0, 0
+		for _, dh := range d.Headers {
+			key, ok := wireKey(dh.Name)
+			if !ok {
+				continue
+			}
+			n++
+			if key == "vary" {
+				mergedVary = evaluator.MergeVary(vary)
+				size += len(mergedVary)
+				if len(vary) > 0 {
+					// Removal runs before the sets: every upstream Vary line goes and the
+					// merged one replaces them, whatever the Envoy version's overwrite rules.
+					remove = append(remove, "vary")
+				}
+				continue
+			}
+			size += len(dh.Value)
+		}
+		slab := make([]byte, 0, size)
+		set = newHeaderSet(n)
 		for _, dh := range d.Headers {
 			key, ok := wireKey(dh.Name)
 			if !ok {
@@ -420,23 +505,19 @@ func (s *Server) responseHeaders(st *stream, h *extprocv3.HttpHeaders) *extprocv
 			}
 			value := dh.Value
 			if key == "vary" {
-				value = evaluator.MergeVary(vary)
-				if len(vary) > 0 {
-					// Removal runs before the sets: every upstream Vary line goes, the merged
-					// one replaces them, whatever the Envoy version's overwrite semantics.
-					remove = append(remove, "vary")
-				}
+				value = mergedVary
 			}
-			set.add(key, []byte(value))
+			start := len(slab)
+			slab = append(slab, value...)
+			set.add(key, slab[start:len(slab):len(slab)])
 		}
 	}
-	cr := &extprocv3.CommonResponse{}
 	if len(remove) > 0 || len(set.opts) > 0 {
-		cr.HeaderMutation = &extprocv3.HeaderMutation{SetHeaders: set.opts, RemoveHeaders: remove}
+		m.mutation.SetHeaders = set.opts
+		m.mutation.RemoveHeaders = remove
+		m.common.HeaderMutation = &m.mutation
 	}
-	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{
-		ResponseHeaders: &extprocv3.HeadersResponse{Response: cr},
-	}}
+	return &m.resp
 }
 
 func contains(ss []string, s string) bool {
@@ -448,18 +529,21 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
-// headerSet builds set_headers with three allocations whatever the count.
+// headerSet builds set_headers with two allocations whatever the count.
 type headerSet struct {
-	opts []*corev3.HeaderValueOption
-	hvo  []corev3.HeaderValueOption
-	hv   []corev3.HeaderValue
+	opts  []*corev3.HeaderValueOption
+	items []headerItem
+}
+
+type headerItem struct {
+	opt corev3.HeaderValueOption
+	hv  corev3.HeaderValue
 }
 
 func newHeaderSet(n int) headerSet {
 	return headerSet{
-		opts: make([]*corev3.HeaderValueOption, 0, n),
-		hvo:  make([]corev3.HeaderValueOption, n),
-		hv:   make([]corev3.HeaderValue, n),
+		opts:  make([]*corev3.HeaderValueOption, 0, n),
+		items: make([]headerItem, n),
 	}
 }
 
@@ -468,12 +552,12 @@ func newHeaderSet(n int) headerSet {
 // in raw_value, which is what Envoy reads (envoy.reloadable_features.send_header_raw_value,
 // default since 1.27); Envoy rejects a HeaderValue carrying both.
 func (s *headerSet) add(key string, value []byte) {
-	i := len(s.opts)
-	s.hv[i].Key = key
-	s.hv[i].RawValue = value
-	s.hvo[i].Header = &s.hv[i]
-	s.hvo[i].AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-	s.opts = append(s.opts, &s.hvo[i])
+	it := &s.items[len(s.opts)]
+	it.hv.Key = key
+	it.hv.RawValue = value
+	it.opt.Header = &it.hv
+	it.opt.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	s.opts = append(s.opts, &it.opt)
 }
 
 // wireKey returns the lower-case name under which a header of S3's goes to Envoy, and false
@@ -502,6 +586,8 @@ func wireKey(name string) (string, bool) {
 		return "x-amz-request-id", true
 	case "X-Amz-Id-2", "x-amz-id-2":
 		return "x-amz-id-2", true
+	case "Content-Length", "Connection":
+		return "", false
 	}
 	key := name
 	if hasUpper(key) {
