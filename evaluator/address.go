@@ -25,7 +25,9 @@ func (p *Policy) locate(r *Request, s *decisionScratch) (bucket, key string, bp 
 		return "", "", nil, false
 	}
 	s.addr = s.addr[:0]
-	if host := hostOnly(r.Authority); host != "" && !p.isSuffix(host) {
+	if len(p.suffixes) == 0 {
+		// path style only
+	} else if host := hostOnly(r.Authority); host != "" && !p.isSuffix(host) {
 		for _, suffix := range p.suffixes {
 			n := len(host) - len(suffix)
 			if n < 2 || host[n-1] != '.' || !equalFoldASCII(host[n:], suffix) {

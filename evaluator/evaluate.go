@@ -232,7 +232,7 @@ func methodIndex(m string) int {
 // is "*" and echoes nothing.
 func unsafeOrigin(o string) bool {
 	for i := 0; i < len(o); i++ {
-		if c := o[i]; c == '\r' || c == '\n' || c == 0 {
+		if c := o[i]; c <= '\r' && (c == '\r' || c == '\n' || c == 0) {
 			return true
 		}
 	}

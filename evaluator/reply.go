@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"math/rand/v2"
 	"unicode/utf8"
 	"unsafe"
@@ -88,22 +89,27 @@ func appendEscaped(b []byte, v string) []byte {
 const upperHex = "0123456789ABCDEF"
 
 // fillIDs writes a fresh x-amz-request-id (16 upper-case hex digits) and x-amz-id-2 (56
-// random bytes in base64: 76 characters, as S3's are) into s. The bits come from the
-// runtime's per-thread generator behind math/rand/v2, seeded once at start-up: no
-// allocation, no lock, no system call per request. They identify a reply, they protect
-// nothing, so a cryptographic source would be cost without benefit.
+// random bytes in base64: 75 characters and one "=", as S3's are) into s.
+//
+// One 64-bit draw comes from the runtime's per-thread generator behind math/rand/v2, seeded
+// once at start-up: no allocation, no lock, no system call, no timer. SplitMix64 stretches
+// it to the 56 bytes of the host id. The ids identify a reply, they protect nothing, so a
+// cryptographic source would be cost without benefit.
 func fillIDs(s *decisionScratch) {
-	v := rand.Uint64()
-	for i := len(s.requestID) - 1; i >= 0; i-- {
-		s.requestID[i] = upperHex[v&0xf]
-		v >>= 4
+	seed := rand.Uint64()
+	for i := 0; i < 8; i++ {
+		b := byte(seed >> (56 - 8*i))
+		s.requestID[2*i] = upperHex[b>>4]
+		s.requestID[2*i+1] = upperHex[b&0xf]
 	}
 	var raw [56]byte
+	x := seed
 	for i := 0; i < len(raw); i += 8 {
-		v := rand.Uint64()
-		for j := 0; j < 8; j++ {
-			raw[i+j] = byte(v >> (8 * j))
-		}
+		x += 0x9e3779b97f4a7c15
+		z := x
+		z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+		z = (z ^ z>>27) * 0x94d049bb133111eb
+		binary.LittleEndian.PutUint64(raw[i:], z^z>>31)
 	}
 	base64.StdEncoding.Encode(s.hostID[:], raw[:])
 }

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/s3cors/s3cors/evaluator"
 )
@@ -70,16 +71,12 @@ func (m *Middleware) SetPolicy(p *evaluator.Policy) {
 // constant header values; slices with len == cap, so that an append by anyone copies
 // instead of writing into them.
 var (
-	valStar        = []string{"*"}
-	valTrue        = []string{"true"}
-	valZero        = []string{"0"}
-	valVary        = []string{evaluator.VaryValue}
-	valXML         = []string{"application/xml"}
-	valClose       = []string{"close"}
-	canonicalNames = map[string]string{
-		evaluator.HeaderRequestID: "X-Amz-Request-Id",
-		evaluator.HeaderID2:       "X-Amz-Id-2",
-	}
+	valStar  = []string{"*"}
+	valTrue  = []string{"true"}
+	valZero  = []string{"0"}
+	valVary  = []string{evaluator.VaryValue}
+	valXML   = []string{"application/xml"}
+	valClose = []string{"close"}
 )
 
 // valueSlices precomputes a []string for every header value a rule can produce
@@ -170,42 +167,57 @@ func first(vs []string) (string, bool) {
 	return vs[0], true
 }
 
-// reply writes the evaluator's answer to a preflight. Header values that point into the
-// Decision's buffers are copied into one fresh string first: net/http keeps the header map
-// (and serialises it) after the handler returns, when the Decision is already reused.
+// replyMemory holds the header values of one reply that cannot come from a constant: the
+// ids and the Allow-Headers echo. One allocation per reply; see reply.
+type replyMemory struct {
+	vals [4]string
+	buf  [160]byte
+}
+
+// reply writes the evaluator's answer to a preflight. Values that point into the Decision's
+// buffers are copied into fresh memory first: net/http snapshots the header map at
+// WriteHeader and serialises it after the handler returns, when the pooled Decision may
+// already serve another request.
 func reply(w http.ResponseWriter, r *http.Request, d *evaluator.Decision, st *policyState) {
 	h := w.Header()
-	size := 0
-	dynamic := 0
-	for _, hd := range d.Headers {
-		if _, ok := constant(hd, r, st); !ok {
-			size += len(hd.Value)
-			dynamic++
-		}
-	}
-	var buf strings.Builder
-	buf.Grow(size)
-	for _, hd := range d.Headers {
-		if _, ok := constant(hd, r, st); !ok {
-			buf.WriteString(hd.Value)
-		}
-	}
-	all := buf.String()
-	vals := make([]string, dynamic)
-	off, i := 0, 0
+	var mem *replyMemory
+	var spill []byte
+	used, nv := 0, 0
 	for _, hd := range d.Headers {
 		name := hd.Name
-		if c, ok := canonicalNames[name]; ok {
-			name = c
+		switch name {
+		case evaluator.HeaderRequestID:
+			name = "X-Amz-Request-Id"
+		case evaluator.HeaderID2:
+			name = "X-Amz-Id-2"
 		}
 		if v, ok := constant(hd, r, st); ok {
 			h[name] = v
 			continue
 		}
-		vals[i] = all[off : off+len(hd.Value)]
-		off += len(hd.Value)
-		h[name] = vals[i : i+1 : i+1]
-		i++
+		if mem == nil {
+			mem = new(replyMemory)
+		}
+		var v string
+		if used+len(hd.Value) <= len(mem.buf) {
+			n := copy(mem.buf[used:], hd.Value)
+			v = unsafe.String(&mem.buf[used], n)
+			used += n
+		} else {
+			spill = []byte(hd.Value) // a long Allow-Headers echo
+			v = unsafe.String(unsafe.SliceData(spill), len(spill))
+		}
+		if v == "" {
+			h[name] = []string{""}
+			continue
+		}
+		if nv < len(mem.vals) {
+			mem.vals[nv] = v
+			h[name] = mem.vals[nv : nv+1 : nv+1]
+			nv++
+		} else {
+			h[name] = []string{v}
+		}
 	}
 	w.WriteHeader(d.Status)
 	if len(d.Body) > 0 {

@@ -27,21 +27,30 @@ var _ interface {
 	io.ReaderFrom
 } = (*writer)(nil)
 
-// apply edits the header map once.
+// apply edits the header map once, in a single pass over it: upstream Access-Control-*
+// headers go when StripUpstream, and for Decorate any spelling of a name S3 sets other than
+// the canonical one goes too (it would make a second line); a non-canonical Vary is folded
+// into Vary. Then S3's headers are set.
 func (w *writer) apply() {
 	if w.applied || w.d == nil {
 		return
 	}
 	w.applied = true
 	h := w.ResponseWriter.Header()
-	if w.d.StripUpstream {
-		for k := range h {
-			if evaluator.IsCORSHeader(k) {
-				delete(h, k)
-			}
+	decorate := w.d.Outcome == evaluator.Decorate
+	for k, vs := range h {
+		switch {
+		case w.d.StripUpstream && evaluator.IsCORSHeader(k):
+			delete(h, k)
+		case !decorate || http.CanonicalHeaderKey(k) == k:
+		case equalFold(k, "Vary"):
+			h["Vary"] = append(h["Vary"], vs...)
+			delete(h, k)
+		case evaluator.IsCORSHeader(k):
+			delete(h, k)
 		}
 	}
-	if w.d.Outcome != evaluator.Decorate {
+	if !decorate {
 		return
 	}
 	for _, hd := range w.d.Headers {
@@ -57,12 +66,6 @@ func (w *writer) apply() {
 			h[hd.Name] = v
 		} else {
 			h[hd.Name] = []string{hd.Value}
-		}
-		// Any other spelling of the same name from the handler would make a second line.
-		for k := range h {
-			if k != hd.Name && len(k) == len(hd.Name) && equalFold(k, hd.Name) {
-				delete(h, k)
-			}
 		}
 	}
 }
@@ -87,6 +90,9 @@ func (w *writer) value(hd evaluator.Header) ([]string, bool) {
 }
 
 func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
 	for i := 0; i < len(a); i++ {
 		x, y := a[i], b[i]
 		if 'A' <= x && x <= 'Z' {

@@ -1,0 +1,132 @@
+package evaluator_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/s3cors/s3cors/evaluator"
+)
+
+func benchEvaluate(b *testing.B, pol *evaluator.Policy, r *evaluator.Request, want evaluator.Reason) {
+	var d evaluator.Decision
+	pol.Evaluate(r, &d)
+	if d.Reason != want {
+		b.Fatalf("reason %v, want %v", d.Reason, want)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		pol.Evaluate(r, &d)
+	}
+}
+
+// BenchmarkEvaluate measures the evaluator alone on the request shapes of the middleware
+// comparison (shape=), against the single-rule configuration of httpcors' benchmark.
+func BenchmarkEvaluate(b *testing.B) {
+	pol := mustLoad(b, `{"buckets": {"site": {"CORSRules": [{
+	  "AllowedOrigins": ["https://app.example.com"], "AllowedMethods": ["GET", "PUT"],
+	  "AllowedHeaders": ["content-type", "x-amz-date"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3000}]}}}`)
+	const origin = "https://app.example.com"
+	for _, s := range []struct {
+		name string
+		req  *evaluator.Request
+		want evaluator.Reason
+	}{
+		{"preflight", preflight("/site/photos/cat.jpg", origin, "PUT", ""), evaluator.ReasonAllowed},
+		{"preflight-headers", preflight("/site/photos/cat.jpg", origin, "PUT", "content-type,x-amz-date"), evaluator.ReasonAllowed},
+		{"actual", &evaluator.Request{Method: "GET", Authority: "s3.local", Path: "/site/photos/cat.jpg", Origin: origin, HasOrigin: true}, evaluator.ReasonAllowed},
+		{"denied-origin", preflight("/site/photos/cat.jpg", "https://evil.example.net", "PUT", ""), evaluator.ReasonNotAllowed},
+		{"hostile-acrh", preflight("/site/photos/cat.jpg", origin, "PUT", strings.Repeat(" ,", 512)), evaluator.ReasonAllowed},
+	} {
+		b.Run("shape="+s.name, func(b *testing.B) { benchEvaluate(b, pol, s.req, s.want) })
+	}
+}
+
+// BenchmarkRules measures a bucket of 1, 10 and 100 rules where only the last one matches:
+// origin=exact rules list distinct origins (the index finds the rule directly),
+// origin=wildcard rules hold one-"*" patterns (each is tried in turn).
+func BenchmarkRules(b *testing.B) {
+	for _, kind := range []string{"exact", "wildcard"} {
+		for _, n := range []int{1, 10, 100} {
+			rules := make([]evaluator.Rule, n)
+			for i := range rules {
+				o := "https://app" + strconv.Itoa(i) + ".example.com"
+				if kind == "wildcard" {
+					o = "https://*.app" + strconv.Itoa(i) + ".example.com"
+				}
+				rules[i] = evaluator.Rule{AllowedOrigins: []string{o}, AllowedMethods: []string{"GET", "PUT"},
+					AllowedHeaders: []string{"content-type", "x-amz-*"}, ExposeHeaders: []string{"ETag"}}
+			}
+			pol, err := evaluator.Compile(&evaluator.Config{
+				Buckets:    map[string]*evaluator.BucketCORS{"site": {Form: evaluator.FormAWSJSON, Rules: rules}},
+				Addressing: evaluator.Addressing{PathStyle: true},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			origin := "https://app" + strconv.Itoa(n-1) + ".example.com"
+			if kind == "wildcard" {
+				origin = "https://cdn.app" + strconv.Itoa(n-1) + ".example.com"
+			}
+			b.Run("origin="+kind+"/rules="+strconv.Itoa(n)+"/shape=preflight-headers", func(b *testing.B) {
+				benchEvaluate(b, pol, preflight("/site/k", origin, "PUT", "content-type,x-amz-date"), evaluator.ReasonAllowed)
+			})
+			b.Run("origin="+kind+"/rules="+strconv.Itoa(n)+"/shape=actual", func(b *testing.B) {
+				benchEvaluate(b, pol, &evaluator.Request{Method: "GET", Authority: "s3.local", Path: "/site/k", Origin: origin, HasOrigin: true}, evaluator.ReasonAllowed)
+			})
+		}
+	}
+}
+
+// BenchmarkBuckets measures bucket lookup with 1, 1,000 and 100,000 buckets (path style and
+// virtual-hosted), the requested bucket being the last one listed.
+func BenchmarkBuckets(b *testing.B) {
+	rule := []evaluator.Rule{{AllowedOrigins: []string{"https://app.example.com"}, AllowedMethods: []string{"GET"}}}
+	for _, n := range []int{1, 1000, 100000} {
+		cfg := &evaluator.Config{
+			Buckets:    make(map[string]*evaluator.BucketCORS, n),
+			Addressing: evaluator.Addressing{PathStyle: true, VirtualHostSuffixes: []string{"s3.example.com"}},
+		}
+		for i := 0; i < n; i++ {
+			name := "bucket-" + strconv.Itoa(i)
+			cfg.Buckets[name] = &evaluator.BucketCORS{Form: evaluator.FormAWSJSON, Rules: rule}
+			cfg.BucketOrder = append(cfg.BucketOrder, name)
+		}
+		pol, err := evaluator.Compile(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		last := "bucket-" + strconv.Itoa(n-1)
+		b.Run("buckets="+strconv.Itoa(n)+"/style=path", func(b *testing.B) {
+			benchEvaluate(b, pol, preflight("/"+last+"/k", "https://app.example.com", "GET", ""), evaluator.ReasonAllowed)
+		})
+		b.Run("buckets="+strconv.Itoa(n)+"/style=virtual", func(b *testing.B) {
+			r := preflight("/k", "https://app.example.com", "GET", "")
+			r.Authority = last + ".s3.example.com"
+			benchEvaluate(b, pol, r, evaluator.ReasonAllowed)
+		})
+	}
+}
+
+// BenchmarkLoad measures parsing, validating and compiling a configuration.
+func BenchmarkLoad(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"buckets": {`)
+	for i := 0; i < 1000; i++ {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		sb.WriteString(`"bucket-` + strconv.Itoa(i) + `": {"CORSRules": [{"AllowedOrigins": ["https://app.example.com", "https://*.example.org"], "AllowedMethods": ["GET", "PUT"], "AllowedHeaders": ["*"], "MaxAgeSeconds": 3000}]}`)
+	}
+	sb.WriteString(`}}`)
+	doc := []byte(sb.String())
+	b.Run("buckets=1000", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(doc)))
+		for b.Loop() {
+			if _, err := evaluator.Load(doc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,108 @@
+package httpcors_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	chicors "github.com/go-chi/cors"
+	rscors "github.com/rs/cors"
+
+	"github.com/s3cors/s3cors/httpcors"
+)
+
+// The same single rule for every library: one origin, GET and PUT, two allowed headers,
+// ETag exposed, Max-Age 3000, credentials (S3 allows them whenever it echoes the origin).
+const benchOrigin = "https://app.example.com"
+
+const benchConfig = `{"buckets": {"site": {"CORSRules": [{
+  "AllowedOrigins": ["https://app.example.com"], "AllowedMethods": ["GET", "PUT"],
+  "AllowedHeaders": ["content-type", "x-amz-date"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3000}]}}}`
+
+// benchWriter is a ResponseWriter that costs nothing; its header map is cleared, not
+// replaced, between requests so that every library starts from the same empty map.
+type benchWriter struct{ h http.Header }
+
+func (w *benchWriter) Header() http.Header         { return w.h }
+func (w *benchWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *benchWriter) WriteHeader(int)             {}
+
+func benchRequest(method, origin, acrm, acrh string) *http.Request {
+	r, _ := http.NewRequest(method, "http://s3.local/site/photos/cat.jpg", nil)
+	r.RequestURI = "/site/photos/cat.jpg"
+	r.Header.Set("Origin", origin)
+	if acrm != "" {
+		r.Header.Set("Access-Control-Request-Method", acrm)
+	}
+	if acrh != "" {
+		r.Header.Set("Access-Control-Request-Headers", acrh)
+	}
+	return r
+}
+
+// hostileACRH is 1 KB of separators and blanks: no header names, maximal parsing work.
+var hostileACRH = strings.Repeat(" ,", 512)
+
+var benchShapes = []struct {
+	name string
+	req  *http.Request
+}{
+	{"preflight", benchRequest("OPTIONS", benchOrigin, "PUT", "")},
+	{"preflight-headers", benchRequest("OPTIONS", benchOrigin, "PUT", "content-type,x-amz-date")},
+	{"actual", benchRequest("GET", benchOrigin, "", "")},
+	{"denied-origin", benchRequest("OPTIONS", "https://evil.example.net", "PUT", "")},
+	{"hostile-acrh", benchRequest("OPTIONS", benchOrigin, "PUT", hostileACRH)},
+}
+
+var upstreamOK = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+
+func benchLibraries(b *testing.B) []struct {
+	name string
+	h    http.Handler
+} {
+	m, err := httpcors.Load([]byte(benchConfig))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rs := rscors.New(rscors.Options{
+		AllowedOrigins:   []string{benchOrigin},
+		AllowedMethods:   []string{"GET", "PUT"},
+		AllowedHeaders:   []string{"content-type", "x-amz-date"},
+		ExposedHeaders:   []string{"ETag"},
+		MaxAge:           3000,
+		AllowCredentials: true,
+	})
+	chi := chicors.Handler(chicors.Options{
+		AllowedOrigins:   []string{benchOrigin},
+		AllowedMethods:   []string{"GET", "PUT"},
+		AllowedHeaders:   []string{"content-type", "x-amz-date"},
+		ExposedHeaders:   []string{"ETag"},
+		MaxAge:           3000,
+		AllowCredentials: true,
+	})
+	return []struct {
+		name string
+		h    http.Handler
+	}{
+		{"s3cors", m.Handler(upstreamOK)},
+		{"rs-cors", rs.Handler(upstreamOK)},
+		{"go-chi-cors", chi(upstreamOK)},
+	}
+}
+
+// BenchmarkMiddleware compares httpcors with rs/cors and go-chi/cors on the same rule and the
+// same requests, side by side (benchstat: lib=, shape=).
+func BenchmarkMiddleware(b *testing.B) {
+	for _, lib := range benchLibraries(b) {
+		for _, s := range benchShapes {
+			b.Run("lib="+lib.name+"/shape="+s.name, func(b *testing.B) {
+				w := &benchWriter{h: http.Header{}}
+				b.ReportAllocs()
+				for b.Loop() {
+					clear(w.h)
+					lib.h.ServeHTTP(w, s.req)
+				}
+			})
+		}
+	}
+}
