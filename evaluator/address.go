@@ -25,20 +25,8 @@ func (p *Policy) locate(r *Request, s *decisionScratch) (bucket, key string, bp 
 		return "", "", nil, false
 	}
 	s.addr = s.addr[:0]
-	if len(p.suffixes) == 0 {
-		// path style only
-	} else if host := hostOnly(r.Authority); host != "" && !p.isSuffix(host) {
-		for _, suffix := range p.suffixes {
-			n := len(host) - len(suffix)
-			if n < 2 || host[n-1] != '.' || !equalFoldASCII(host[n:], suffix) {
-				continue
-			}
-			// Host names are case-insensitive; bucket names are lower case.
-			name := host[:n-1]
-			if hasUpper(name) {
-				s.addr = appendLower(s.addr, name)
-				name = unsafe.String(unsafe.SliceData(s.addr), len(s.addr))
-			}
+	if len(p.suffixes) > 0 {
+		if name, ok := p.virtualHost(r.Authority, s); ok {
 			key, ok := p.decode(s, path[1:])
 			if !ok {
 				return "", "", nil, false
@@ -84,6 +72,28 @@ func (p *Policy) locate(r *Request, s *decisionScratch) (bucket, key string, bp 
 		return bp.name, key, bp, true
 	}
 	return name, key, nil, true
+}
+
+// virtualHost returns the bucket of a "<bucket>.<suffix>" authority, lower case (host names
+// are case-insensitive, bucket names lower case); the longest suffix wins.
+func (p *Policy) virtualHost(authority string, s *decisionScratch) (string, bool) {
+	host := hostOnly(authority)
+	if host == "" || p.isSuffix(host) {
+		return "", false
+	}
+	for _, suffix := range p.suffixes {
+		n := len(host) - len(suffix)
+		if n < 2 || host[n-1] != '.' || !equalFoldASCII(host[n:], suffix) {
+			continue
+		}
+		name := host[:n-1]
+		if hasUpper(name) {
+			s.addr = appendLower(s.addr, name)
+			name = unsafe.String(unsafe.SliceData(s.addr), len(s.addr))
+		}
+		return name, true
+	}
+	return "", false
 }
 
 // isSuffix reports a host that is itself a configured suffix: the service endpoint, path
