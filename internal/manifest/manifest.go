@@ -1,0 +1,631 @@
+// Package manifest generates ready-to-apply deployment files for s3cors from an s3cors
+// configuration: Envoy bootstraps for the wasm filter and for the ext_proc server, an Istio
+// WasmPlugin, and the Istio EnvoyFilter plus Kubernetes objects that run the ext_proc server
+// behind an ingress gateway. It is what `s3cors manifest` prints, and what the files in the
+// repository's envoy/ directory are generated from, so they never drift from the code.
+//
+// The configuration is validated with evaluator.Load first: an invalid configuration yields
+// no manifest, and the error lists every problem. Whatever the configuration holds reaches
+// the output exactly: embedded as JSON text for Envoy, as YAML for Istio and Kubernetes, and
+// checked to read back as the same configuration.
+//
+// Typical use:
+//
+//	out, err := manifest.Generate(manifest.EnvoyWasm, configJSON, manifest.Options{
+//		Source:   "config.json",
+//		Upstream: "minio.storage.svc:9000",
+//	})
+package manifest
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+	"sigs.k8s.io/yaml"
+
+	"github.com/s3cors/s3cors/evaluator"
+)
+
+// Target names one kind of deployment file.
+type Target string
+
+const (
+	// EnvoyWasm is an Envoy bootstrap running build/s3cors.wasm as an HTTP Wasm filter in
+	// front of an S3-compatible store, with the configuration inline.
+	EnvoyWasm Target = "envoy-wasm"
+	// EnvoyExtProc is an Envoy bootstrap calling `s3cors extproc` through the ext_proc filter.
+	EnvoyExtProc Target = "envoy-extproc"
+	// IstioWasmPlugin is an Istio WasmPlugin loading the module from an OCI image into an
+	// ingress gateway, with the configuration as its pluginConfig.
+	IstioWasmPlugin Target = "istio-wasmplugin"
+	// IstioExtProc is the ext_proc server (Namespace, ServiceAccount, ConfigMap, Deployment,
+	// PodDisruptionBudget, Service) and the EnvoyFilter that puts it in an ingress gateway.
+	IstioExtProc Target = "istio-extproc"
+)
+
+// Targets lists every target, in the order the CLI documents them.
+func Targets() []Target { return []Target{EnvoyWasm, EnvoyExtProc, IstioWasmPlugin, IstioExtProc} }
+
+// Defaults of Options, also named in the CLI's help.
+const (
+	DefaultUpstream         = "minio:9000"
+	DefaultListenPort       = 8080
+	DefaultAdminPort        = 9901
+	DefaultWasmPath         = "/etc/envoy/s3cors.wasm"
+	DefaultExtProc          = "127.0.0.1:50051"
+	DefaultExtProcPort      = 50051
+	DefaultMetricsPort      = 9090
+	DefaultMessageTimeout   = 500 * time.Millisecond
+	DefaultWasmImage        = "registry.example.com/s3cors/s3cors-wasm:v0.1.0"
+	DefaultServerImage      = "registry.example.com/s3cors/s3cors:v0.1.0"
+	DefaultGatewayNamespace = "istio-system"
+	DefaultNamespace        = "s3cors"
+	DefaultReplicas         = 2
+	DefaultFailStrategy     = "FAIL_CLOSE"
+)
+
+// DefaultGatewaySelector selects the ingress gateway of Istio's default installation.
+func DefaultGatewaySelector() map[string]string { return map[string]string{"istio": "ingressgateway"} }
+
+// Options adjust the generated files. The zero value gives the documented defaults; each field
+// says which targets read it. Values are checked: a bad one is an error naming the option and
+// the value, never a silently corrected file.
+type Options struct {
+	// Source names the configuration file in the generated header, so the file says how to
+	// regenerate it. Default "config.json".
+	Source string
+
+	// Upstream is the S3-compatible store as host:port (envoy-*). Default "minio:9000".
+	Upstream string
+	// UpstreamTLS makes Envoy speak TLS to the store, with the host as SNI (envoy-*).
+	UpstreamTLS bool
+	// ListenPort is the port Envoy serves S3 on (envoy-*). Default 8080.
+	ListenPort int
+	// AdminPort is Envoy's admin port on 127.0.0.1, where /stats lives (envoy-*). Default 9901.
+	AdminPort int
+	// WasmPath is where Envoy reads the module (envoy-wasm). Default "/etc/envoy/s3cors.wasm".
+	WasmPath string
+	// ExtProc is the ext_proc server as host:port (envoy-extproc). Default "127.0.0.1:50051".
+	ExtProc string
+	// MessageTimeout bounds Envoy's wait for each ext_proc answer; past it the request fails
+	// with 504 (envoy-extproc, istio-extproc). Default 500ms.
+	MessageTimeout time.Duration
+
+	// Image is, for istio-wasmplugin, the OCI image of the module (`s3cors oci push` prints
+	// it), optionally pinned as REF@sha256:HEX; default
+	// "registry.example.com/s3cors/s3cors-wasm:v0.1.0". For istio-extproc it is the container
+	// image of the s3cors binary; default "registry.example.com/s3cors/s3cors:v0.1.0".
+	Image string
+	// WasmSHA256 is the image's manifest digest in hex, which Istio checks after pulling
+	// (istio-wasmplugin). Default: taken from Image when pinned by digest, else none.
+	WasmSHA256 string
+	// FailStrategy is the WasmPlugin failStrategy: FAIL_CLOSE (default) or FAIL_RELOAD
+	// (Istio >= 1.27). FAIL_OPEN is refused: see docs/deploy.md.
+	FailStrategy string
+
+	// GatewayNamespace is the ingress gateway's namespace, where the WasmPlugin or the
+	// EnvoyFilter goes (istio-*). Default "istio-system".
+	GatewayNamespace string
+	// GatewaySelector selects the gateway's pods by label (istio-*). Default
+	// istio=ingressgateway. Ignored when GatewayName is set.
+	GatewaySelector map[string]string
+	// GatewayName, if set, attaches the WasmPlugin to that Kubernetes Gateway
+	// (gateway.networking.k8s.io) through targetRefs instead of a selector (istio-wasmplugin).
+	GatewayName string
+	// Namespace is where the ext_proc server runs (istio-extproc). Default "s3cors".
+	Namespace string
+	// Replicas of the ext_proc server (istio-extproc). Default 2.
+	Replicas int
+}
+
+// Generate returns the deployment file for target, built from the s3cors configuration cfg
+// (JSON, or YAML with the same keys). It refuses an invalid configuration with an error that
+// wraps the evaluator's *evaluator.ValidationError, and bad options with an error naming each.
+func Generate(target Target, cfg []byte, opts Options) ([]byte, error) {
+	if !slices.Contains(Targets(), target) {
+		return nil, fmt.Errorf("manifest: unknown target %q (want one of %s)", target, targetList())
+	}
+	d, err := prepare(target, opts)
+	if err != nil {
+		return nil, err
+	}
+	js, err := configJSON(cfg)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := evaluator.Load(js)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: refusing to generate from an invalid configuration: %w", err)
+	}
+	switch target {
+	case EnvoyWasm:
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, js, "", "  "); err != nil {
+			return nil, fmt.Errorf("manifest: %w", err)
+		}
+		d.PluginJSON = indentLines(strings.TrimRight(buf.String(), "\n"), strings.Repeat(" ", 20))
+	case IstioWasmPlugin:
+		if err := survivesStruct(js, pol.Config()); err != nil {
+			return nil, err
+		}
+		if d.PluginYAML, err = toYAML(js, 4); err != nil {
+			return nil, err
+		}
+		d.PluginYAML = strings.TrimSuffix(d.PluginYAML, "\n")
+	case IstioExtProc:
+		if d.ConfigYAML, err = toYAML(js, 4); err != nil {
+			return nil, err
+		}
+		d.ConfigYAML = strings.TrimSuffix(d.ConfigYAML, "\n")
+	}
+	d.Header = header(target, d)
+	var out bytes.Buffer
+	if err := templates.ExecuteTemplate(&out, string(target)+".yaml.tmpl", d); err != nil {
+		return nil, fmt.Errorf("manifest: rendering %s: %w", target, err)
+	}
+	// Every manifest must at least be well-formed YAML; the tests check each against the
+	// real Envoy, Istio and Kubernetes types.
+	for i, doc := range bytes.Split(out.Bytes(), []byte("\n---\n")) {
+		if _, err := yaml.YAMLToJSON(doc); err != nil {
+			return nil, fmt.Errorf("manifest: generated %s document %d is not YAML (a bug): %w", target, i, err)
+		}
+	}
+	return out.Bytes(), nil
+}
+
+func targetList() string {
+	var names []string
+	for _, t := range Targets() {
+		names = append(names, string(t))
+	}
+	return strings.Join(names, ", ")
+}
+
+// configJSON returns the configuration as JSON: a document starting with '{' unchanged (key
+// order kept), YAML converted.
+func configJSON(cfg []byte) ([]byte, error) {
+	trimmed := bytes.TrimSpace(cfg)
+	if len(trimmed) == 0 {
+		return nil, errors.New("manifest: the configuration is empty")
+	}
+	if trimmed[0] == '{' {
+		// JSON (or YAML's JSON-like flow style): the evaluator reports any syntax error with
+		// its position, like every other problem.
+		return trimmed, nil
+	}
+	js, err := yaml.YAMLToJSON(trimmed)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: the configuration is neither JSON nor YAML: %w", err)
+	}
+	return js, nil
+}
+
+// survivesStruct checks that the configuration reaches the module unchanged through Istio,
+// which holds pluginConfig as a google.protobuf.Struct (every number a float64, keys
+// unordered) and hands the module its JSON rendering.
+func survivesStruct(js []byte, want *evaluator.Config) error {
+	var s structpb.Struct
+	if err := protojson.Unmarshal(js, &s); err != nil {
+		return fmt.Errorf("manifest: the configuration cannot be an Istio pluginConfig: %w", err)
+	}
+	back, err := protojson.Marshal(&s)
+	if err != nil {
+		return fmt.Errorf("manifest: the configuration cannot be an Istio pluginConfig: %w", err)
+	}
+	pol, err := evaluator.Load(back)
+	if err != nil {
+		return fmt.Errorf("manifest: the configuration does not survive Istio's pluginConfig conversion (numbers become float64): %w", err)
+	}
+	got := *pol.Config()
+	exp := *want
+	got.BucketOrder, exp.BucketOrder = nil, nil // a Struct does not keep key order
+	if !reflect.DeepEqual(got, exp) {
+		return errors.New("manifest: the configuration does not survive Istio's pluginConfig conversion (numbers become float64): check large numbers such as MaxAgeSeconds")
+	}
+	return nil
+}
+
+// data is what the templates see. Every string from Options is already checked to be a plain
+// YAML scalar or is quoted by the q function.
+type data struct {
+	Header string
+
+	ListenPort, AdminPort  int
+	UpstreamHost           string
+	UpstreamPort           int
+	UpstreamTLS            bool
+	UpstreamIsIP           bool
+	WasmPath               string
+	PluginJSON             string
+	ExtProcHost            string
+	ExtProcPort            int
+	ExtProcCluster         string
+	MessageTimeout         string
+	MetricsPort            int
+	HealthService          string
+	GatewayNamespace       string
+	Namespace              string
+	Selector               []labelKV
+	GatewayName            string
+	URL, SHA256            string
+	FailStrategy           string
+	PluginYAML, ConfigYAML string
+	Image                  string
+	Replicas               int
+
+	sourceOpt  string   // Options.Source or its default
+	regenerate []string // the non-default options as flags, for the header
+}
+
+type labelKV struct{ Key, Value string }
+
+var (
+	dnsNameRe    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
+	k8sNameRe    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	labelKeyRe   = regexp.MustCompile(`^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$`)
+	labelValueRe = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$`)
+	pathRe       = regexp.MustCompile(`^/[A-Za-z0-9_./-]+$`)
+	hexSHA256Re  = regexp.MustCompile(`^[a-f0-9]{64}$`)
+	imageRe      = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]([a-z0-9._/-]*[a-z0-9])?)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
+)
+
+// prepare checks the options that matter for target, fills in defaults and returns the
+// template data. Every bad option is reported at once.
+func prepare(target Target, o Options) (*data, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	d := &data{HealthService: "envoy.service.ext_proc.v3.ExternalProcessor", MetricsPort: DefaultMetricsPort}
+
+	d.sourceOpt = o.Source
+	if d.sourceOpt == "" {
+		d.sourceOpt = "config.json"
+	}
+	if strings.ContainsAny(d.sourceOpt, "\n\r") {
+		bad("source %q: must be one line", d.sourceOpt)
+	}
+	envoy := target == EnvoyWasm || target == EnvoyExtProc
+	istio := target == IstioWasmPlugin || target == IstioExtProc
+
+	if envoy {
+		up := cmpOr(o.Upstream, DefaultUpstream)
+		if o.Upstream != "" {
+			d.regenerate = append(d.regenerate, "--upstream "+o.Upstream)
+		}
+		if h, p, err := hostPort(up); err != nil {
+			bad("upstream %q: %v", up, err)
+		} else {
+			d.UpstreamHost, d.UpstreamPort = h, p
+			d.UpstreamIsIP = net.ParseIP(h) != nil
+		}
+		d.UpstreamTLS = o.UpstreamTLS
+		if o.UpstreamTLS {
+			d.regenerate = append(d.regenerate, "--upstream-tls")
+		}
+		d.ListenPort = portOr(o.ListenPort, DefaultListenPort, "listen-port", &d.regenerate, bad)
+		d.AdminPort = portOr(o.AdminPort, DefaultAdminPort, "admin-port", &d.regenerate, bad)
+		if d.ListenPort == d.AdminPort && d.ListenPort != 0 {
+			bad("listen-port %d: the admin port uses it too", d.ListenPort)
+		}
+	}
+	if target == EnvoyWasm {
+		d.WasmPath = cmpOr(o.WasmPath, DefaultWasmPath)
+		if o.WasmPath != "" {
+			d.regenerate = append(d.regenerate, "--wasm-path "+o.WasmPath)
+		}
+		if !pathRe.MatchString(d.WasmPath) || strings.Contains(d.WasmPath, "..") {
+			bad("wasm-path %q: want an absolute file path of letters, digits, '.', '_', '-' and '/'", d.WasmPath)
+		}
+	} else if o.WasmPath != "" {
+		bad("wasm-path %q: only the envoy-wasm target loads a module from a file", o.WasmPath)
+	}
+	if target == EnvoyExtProc {
+		ep := cmpOr(o.ExtProc, DefaultExtProc)
+		if o.ExtProc != "" {
+			d.regenerate = append(d.regenerate, "--extproc "+o.ExtProc)
+		}
+		if h, p, err := hostPort(ep); err != nil {
+			bad("extproc %q: %v", ep, err)
+		} else {
+			d.ExtProcHost, d.ExtProcPort = h, p
+		}
+		d.ExtProcCluster = "s3cors_extproc"
+	} else if o.ExtProc != "" {
+		bad("extproc %q: only the envoy-extproc target calls a server at an address of your choice (istio-extproc deploys one)", o.ExtProc)
+	}
+	if target == EnvoyExtProc || target == IstioExtProc {
+		mt := o.MessageTimeout
+		if mt == 0 {
+			mt = DefaultMessageTimeout
+		} else {
+			d.regenerate = append(d.regenerate, "--message-timeout "+mt.String())
+		}
+		if mt < time.Millisecond || mt > 10*time.Second || mt%time.Millisecond != 0 {
+			bad("message-timeout %q: want whole milliseconds between 1ms and 10s", mt)
+		}
+		d.MessageTimeout = strconv.FormatFloat(mt.Seconds(), 'f', -1, 64) + "s"
+	} else if o.MessageTimeout != 0 {
+		bad("message-timeout %q: only the ext_proc targets use it", o.MessageTimeout)
+	}
+	if !envoy {
+		for name, set := range map[string]bool{"upstream": o.Upstream != "", "upstream-tls": o.UpstreamTLS,
+			"listen-port": o.ListenPort != 0, "admin-port": o.AdminPort != 0} {
+			if set {
+				bad("%s: only the envoy-* targets use it; Istio's gateway routes to your store", name)
+			}
+		}
+	}
+
+	if istio {
+		d.GatewayNamespace = cmpOr(o.GatewayNamespace, DefaultGatewayNamespace)
+		if o.GatewayNamespace != "" {
+			d.regenerate = append(d.regenerate, "--gateway-namespace "+o.GatewayNamespace)
+		}
+		if !k8sNameRe.MatchString(d.GatewayNamespace) {
+			bad("gateway-namespace %q: not a Kubernetes namespace name", d.GatewayNamespace)
+		}
+		for _, k := range sortedKeys(o.GatewaySelector) {
+			if !labelKeyRe.MatchString(k) {
+				bad("gateway-selector: label key %q is not a Kubernetes label key", k)
+			}
+			if !labelValueRe.MatchString(o.GatewaySelector[k]) {
+				bad("gateway-selector: label %s value %q is not a Kubernetes label value", k, o.GatewaySelector[k])
+			}
+		}
+		if o.GatewayName != "" {
+			if target != IstioWasmPlugin {
+				bad("gateway-name %q: only the istio-wasmplugin target attaches by targetRefs; use gateway-selector", o.GatewayName)
+			} else if !k8sNameRe.MatchString(o.GatewayName) {
+				bad("gateway-name %q: not a Kubernetes object name", o.GatewayName)
+			}
+			if len(o.GatewaySelector) > 0 {
+				bad("gateway-selector: give either a selector or gateway-name, not both")
+			}
+			d.GatewayName = o.GatewayName
+			d.regenerate = append(d.regenerate, "--gateway-name "+o.GatewayName)
+		} else {
+			sel := o.GatewaySelector
+			if len(sel) == 0 {
+				sel = DefaultGatewaySelector()
+			} else {
+				var parts []string
+				for _, k := range sortedKeys(sel) {
+					parts = append(parts, k+"="+sel[k])
+				}
+				d.regenerate = append(d.regenerate, "--gateway-selector "+strings.Join(parts, ","))
+			}
+			for _, k := range sortedKeys(sel) {
+				d.Selector = append(d.Selector, labelKV{k, sel[k]})
+			}
+		}
+	} else {
+		for name, set := range map[string]bool{"gateway-namespace": o.GatewayNamespace != "", "gateway-name": o.GatewayName != "",
+			"gateway-selector": len(o.GatewaySelector) > 0} {
+			if set {
+				bad("%s: only the istio-* targets use it", name)
+			}
+		}
+	}
+
+	switch target {
+	case IstioWasmPlugin:
+		img := cmpOr(o.Image, DefaultWasmImage)
+		if o.Image != "" {
+			d.regenerate = append(d.regenerate, "--image "+o.Image)
+		}
+		img = strings.TrimPrefix(img, "oci://")
+		if !imageRe.MatchString(img) {
+			bad("image %q: want an OCI reference such as ghcr.io/acme/s3cors-wasm:v1.2.0 (optionally @sha256:<64 hex>)", img)
+		}
+		d.URL = "oci://" + img
+		d.SHA256 = o.WasmSHA256
+		if o.WasmSHA256 != "" {
+			d.regenerate = append(d.regenerate, "--wasm-sha256 "+o.WasmSHA256)
+			if !hexSHA256Re.MatchString(o.WasmSHA256) {
+				bad("wasm-sha256 %q: want 64 lower-case hex digits (the image manifest digest)", o.WasmSHA256)
+			}
+		}
+		if _, pinned, ok := strings.Cut(img, "@sha256:"); ok {
+			if d.SHA256 == "" {
+				d.SHA256 = pinned
+			} else if d.SHA256 != pinned {
+				bad("wasm-sha256 %q: the image is pinned to sha256:%s; Istio requires them to agree", d.SHA256, pinned)
+			}
+		}
+		d.FailStrategy = cmpOr(o.FailStrategy, DefaultFailStrategy)
+		if o.FailStrategy != "" {
+			d.regenerate = append(d.regenerate, "--fail-strategy "+o.FailStrategy)
+		}
+		switch d.FailStrategy {
+		case "FAIL_CLOSE", "FAIL_RELOAD":
+		case "FAIL_OPEN":
+			bad("fail-strategy %q: refused: a failed filter would let preflights and responses through unchecked, to a store that may reflect any origin", d.FailStrategy)
+		default:
+			bad("fail-strategy %q: want FAIL_CLOSE or FAIL_RELOAD", d.FailStrategy)
+		}
+	case IstioExtProc:
+		d.Image = cmpOr(o.Image, DefaultServerImage)
+		if o.Image != "" {
+			d.regenerate = append(d.regenerate, "--image "+o.Image)
+		}
+		if !imageRe.MatchString(d.Image) {
+			bad("image %q: want a container image reference such as ghcr.io/acme/s3cors:v1.2.0", d.Image)
+		}
+	default:
+		if o.Image != "" {
+			bad("image %q: only the istio-* targets pull images", o.Image)
+		}
+	}
+	if target != IstioWasmPlugin {
+		if o.WasmSHA256 != "" {
+			bad("wasm-sha256 %q: only the istio-wasmplugin target pulls the module by digest", o.WasmSHA256)
+		}
+		if o.FailStrategy != "" {
+			bad("fail-strategy %q: only the istio-wasmplugin target has one (the others fail closed)", o.FailStrategy)
+		}
+	}
+
+	if target == IstioExtProc {
+		d.Namespace = cmpOr(o.Namespace, DefaultNamespace)
+		if o.Namespace != "" {
+			d.regenerate = append(d.regenerate, "--namespace "+o.Namespace)
+		}
+		if !k8sNameRe.MatchString(d.Namespace) {
+			bad("namespace %q: not a Kubernetes namespace name", d.Namespace)
+		}
+		d.Replicas = o.Replicas
+		if d.Replicas == 0 {
+			d.Replicas = DefaultReplicas
+		} else {
+			d.regenerate = append(d.regenerate, "--replicas "+strconv.Itoa(o.Replicas))
+		}
+		if d.Replicas < 1 || d.Replicas > 100 {
+			bad("replicas %d: want 1 to 100", o.Replicas)
+		}
+		d.ExtProcPort = DefaultExtProcPort
+		d.ExtProcCluster = fmt.Sprintf("outbound|%d||s3cors-extproc.%s.svc.cluster.local", d.ExtProcPort, d.Namespace)
+	} else {
+		if o.Namespace != "" {
+			bad("namespace %q: only the istio-extproc target deploys a server (the WasmPlugin goes to gateway-namespace)", o.Namespace)
+		}
+		if o.Replicas != 0 {
+			bad("replicas %d: only the istio-extproc target deploys a server", o.Replicas)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("manifest: bad options for %s: %w", target, errors.Join(errs...))
+	}
+	return d, nil
+}
+
+func cmpOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func portOr(v, def int, name string, regen *[]string, bad func(string, ...any)) int {
+	if v == 0 {
+		return def
+	}
+	*regen = append(*regen, fmt.Sprintf("--%s %d", name, v))
+	if v < 1 || v > 65535 {
+		bad("%s %d: not a TCP port", name, v)
+	}
+	return v
+}
+
+func hostPort(s string) (string, int, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, errors.New("want host:port")
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("port %q is not a TCP port", p)
+	}
+	if ip := net.ParseIP(h); ip == nil && !dnsNameRe.MatchString(h) {
+		return "", 0, fmt.Errorf("host %q is neither an IP address nor a DNS name", h)
+	}
+	return h, port, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+//go:embed templates/*.tmpl
+var templateFS embed.FS
+
+// templates holds every file of templates/; set in init because include refers to it.
+var templates *template.Template
+
+func init() {
+	templates = template.Must(template.New("").Funcs(template.FuncMap{
+		"q":       scalarString,
+		"include": include,
+		"indent":  func(n int, s string) string { return indentLines(s, strings.Repeat(" ", n)) },
+		"item":    func(s string) string { return "- " + indentLines(s, "  ")[2:] },
+	}).ParseFS(templateFS, "templates/*.tmpl"))
+}
+
+// include renders a named template to a string, so a shared block (the ext_proc filter) can be
+// re-indented where it is used.
+func include(name string, d *data) (string, error) {
+	var b strings.Builder
+	err := templates.ExecuteTemplate(&b, name, d)
+	return strings.TrimSuffix(b.String(), "\n"), err
+}
+
+// header is the comment block at the top of each file: what it is, how it was made, what to
+// change.
+func header(t Target, d *data) string {
+	cmd := "s3cors manifest --target " + string(t) + " --config " + d.sourceOpt
+	for _, r := range d.regenerate {
+		cmd += " " + r
+	}
+	var b strings.Builder
+	w := func(s string) { b.WriteString(strings.TrimRight("# "+s, " ") + "\n") }
+	switch t {
+	case EnvoyWasm:
+		w("s3cors for Envoy (>= 1.33): Amazon S3's bucket CORS, answered by the s3cors Wasm filter")
+		w("in front of an S3-compatible store.")
+	case EnvoyExtProc:
+		w("s3cors for Envoy: Amazon S3's bucket CORS, answered by the s3cors ext_proc server")
+		w("(`s3cors extproc`) in front of an S3-compatible store.")
+	case IstioWasmPlugin:
+		w("s3cors for Istio (>= 1.25): Amazon S3's bucket CORS at the ingress gateway, as a WasmPlugin.")
+	case IstioExtProc:
+		w("s3cors for Istio: Amazon S3's bucket CORS at the ingress gateway, answered by the s3cors")
+		w("ext_proc server, which this file deploys.")
+	}
+	w("")
+	w("Generated by `" + cmd + "`;")
+	w("regenerate it rather than edit it: the configuration is validated first (`s3cors validate`).")
+	w("")
+	w("To use it:")
+	switch t {
+	case EnvoyWasm:
+		w("  1. Put build/s3cors.wasm (`make build`) at " + d.WasmPath + ".")
+		w(fmt.Sprintf("  2. Point the cluster \"s3\" at your store (now %s:%d).", d.UpstreamHost, d.UpstreamPort))
+		w("  3. envoy -c wasm.yaml, then send S3 requests to port " + strconv.Itoa(d.ListenPort) + ".")
+		w("A configuration change means a new file and an Envoy restart (or hot restart); Envoy")
+		w("refuses to start with a configuration s3cors rejects. See docs/deploy.md.")
+	case EnvoyExtProc:
+		w(fmt.Sprintf("  1. Run the server: s3cors extproc --config %s --listen %s:%d", d.sourceOpt, d.ExtProcHost, d.ExtProcPort))
+		w(fmt.Sprintf("  2. Point the cluster \"s3\" at your store (now %s:%d).", d.UpstreamHost, d.UpstreamPort))
+		w("  3. envoy -c extproc.yaml, then send S3 requests to port " + strconv.Itoa(d.ListenPort) + ".")
+		w("The server reloads its configuration file when it changes (or on SIGHUP), keeping the")
+		w("last good one if the new one is invalid. See docs/deploy.md.")
+	case IstioWasmPlugin:
+		w("  1. make oci && s3cors oci push <registry>/s3cors-wasm:<tag>   (prints url and sha256)")
+		w("  2. Regenerate with --image <that url> --wasm-sha256 <that sha256>, or edit url and sha256.")
+		w("  3. kubectl apply -f istio-wasmplugin.yaml")
+		w("Changing pluginConfig reconfigures the gateways without a restart; a configuration the")
+		w("module rejects is refused by Envoy and the previous one stays. See docs/deploy.md.")
+	case IstioExtProc:
+		w("  1. Build and push a container image whose entrypoint is the s3cors binary; set image.")
+		w("  2. kubectl apply -f istio-extproc.yaml")
+		w("Edit the ConfigMap to change the configuration: the server reloads it in place and")
+		w("keeps the last good one if the new one is invalid. See docs/deploy.md.")
+	}
+	return b.String()
+}
