@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/s3cors/s3cors/evaluator"
 )
 
@@ -54,9 +52,10 @@ func (h *PolicyHolder) Store(p *LoadedPolicy) *LoadedPolicy { return h.cur.Swap(
 
 // LoadConfigFile reads, parses, validates and compiles the s3cors configuration at path. The
 // format follows the file name: ".json" is JSON, ".yaml" and ".yml" are YAML, anything else is
-// JSON when its first non-blank byte is '{' and YAML otherwise. YAML is converted to JSON with
-// sigs.k8s.io/yaml (strictly: a key given twice is an error) and then read exactly as JSON is,
-// so both spell the same keys (see the shared configuration contract).
+// JSON when its first non-blank byte is '{' and YAML otherwise. YAML is converted to the JSON
+// document that says the same (keys as written and in order, a key given twice an error; see
+// yamlToJSON) and then read exactly as JSON is, so both spell the same keys (see the shared
+// configuration contract).
 //
 // A configuration that PutBucketCors or s3cors would refuse yields an error wrapping the
 // *evaluator.ValidationError, whose message lists every problem with its path.
@@ -89,12 +88,13 @@ func LoadConfig(name string, data []byte) (*LoadedPolicy, error) {
 }
 
 // ConfigJSON returns the configuration document in data as JSON, converting YAML when name or
-// content says it is YAML (see [LoadConfigFile]). JSON is returned unchanged.
+// content says it is YAML (see [LoadConfigFile]). JSON is returned unchanged but for a leading
+// UTF-8 byte-order mark, which some Windows editors write and JSON does not allow.
 func ConfigJSON(name string, data []byte) ([]byte, error) {
 	if !isYAML(name, data) {
-		return data, nil
+		return bytes.TrimPrefix(data, []byte("\ufeff")), nil
 	}
-	doc, err := yaml.YAMLToJSONStrict(data)
+	doc, err := yamlToJSON(data)
 	if err != nil {
 		return nil, fmt.Errorf("extproc: config %q: invalid YAML: %w", name, err)
 	}
