@@ -181,19 +181,13 @@ func (s *Server) handle(ctx context.Context, st *stream, msg *extprocv3.Processi
 	// Bodies and trailers reach us only if the filter's processing_mode asks for them, which
 	// s3cors never needs. Answering CONTINUE keeps such a misconfigured Envoy working (it
 	// would otherwise wait for message_timeout on every request); the warning says how to fix
-	// it.
-	case *extprocv3.ProcessingRequest_RequestBody:
-		s.unexpectedPhase(ctx, "request_body")
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}}, nil, nil
-	case *extprocv3.ProcessingRequest_ResponseBody:
-		s.unexpectedPhase(ctx, "response_body")
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}}, nil, nil
-	case *extprocv3.ProcessingRequest_RequestTrailers:
-		s.unexpectedPhase(ctx, "request_trailers")
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}, nil, nil
-	case *extprocv3.ProcessingRequest_ResponseTrailers:
-		s.unexpectedPhase(ctx, "response_trailers")
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}, nil, nil
+	// it. They never come before the request headers.
+	case *extprocv3.ProcessingRequest_RequestBody, *extprocv3.ProcessingRequest_ResponseBody,
+		*extprocv3.ProcessingRequest_RequestTrailers, *extprocv3.ProcessingRequest_ResponseTrailers:
+		if st.phase == awaitRequestHeaders {
+			return nil, nil, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: %s received before request_headers", phaseName(msg))
+		}
+		return s.continuePhase(ctx, msg), nil, nil
 
 	case nil:
 		return nil, nil, s.protocolError(ctx, codes.InvalidArgument, errKindUnknownMessage, "extproc: processing request carries no request, headers, body or trailers")
@@ -202,12 +196,39 @@ func (s *Server) handle(ctx context.Context, st *stream, msg *extprocv3.Processi
 	}
 }
 
-func (s *Server) unexpectedPhase(ctx context.Context, phase string) {
+func phaseName(msg *extprocv3.ProcessingRequest) string {
+	switch msg.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return "request_body"
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		return "response_body"
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		return "request_trailers"
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		return "response_trailers"
+	}
+	return "unknown"
+}
+
+// continuePhase answers a body or trailers message with CONTINUE and no change.
+func (s *Server) continuePhase(ctx context.Context, msg *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
 	s.metrics.countError(errKindUnexpectedPhase)
 	if !s.warnedPhase.Swap(true) {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc filter sends a phase s3cors does not use; answering CONTINUE. Set processing_mode request_body_mode/response_body_mode NONE and request_trailer_mode/response_trailer_mode SKIP",
-			slog.String("phase", phase))
+			slog.String("phase", phaseName(msg)))
 	}
+	resp := &extprocv3.ProcessingResponse{}
+	switch msg.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestBody:
+		resp.Response = &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		resp.Response = &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		resp.Response = &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		resp.Response = &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}
+	}
+	return resp
 }
 
 func (s *Server) protocolError(ctx context.Context, code codes.Code, kind, format string, args ...any) error {

@@ -104,6 +104,8 @@ func TestProtocolErrors(t *testing.T) {
 			codes.InvalidArgument, errKindMissingHeader, "lack :path"},
 		{"no :method", []*extprocv3.ProcessingRequest{headers(":authority", "store.local", ":path", "/site/a")},
 			codes.InvalidArgument, errKindMissingHeader, "lack :method"},
+		{"body before request headers", []*extprocv3.ProcessingRequest{{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{}}}},
+			codes.FailedPrecondition, errKindOutOfOrder, "request_body received before request_headers"},
 		{"empty message", []*extprocv3.ProcessingRequest{{}},
 			codes.InvalidArgument, errKindUnknownMessage, "carries no request"},
 	}
