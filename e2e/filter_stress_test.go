@@ -1,0 +1,252 @@
+package e2e_test
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/s3cors/s3cors/wasmhost"
+)
+
+// filterStressConfig is an s3cors configuration with n buckets "b0" … "b<n-1>", three rules
+// each (exact origin with header patterns, partial wildcard, any origin), in the three forms.
+func filterStressConfig(n int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"buckets": {`)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, `"b%d": `, i)
+		switch i % 3 {
+		case 0:
+			fmt.Fprintf(&b, `{"CORSRules": [{"ID": "upload", "AllowedOrigins": ["https://a%d.example"], "AllowedMethods": ["PUT", "POST", "DELETE"], "AllowedHeaders": ["x-amz-*", "content-type", "content-md5"], "ExposeHeaders": ["ETag", "x-amz-version-id"], "MaxAgeSeconds": 3000}, {"AllowedOrigins": ["https://*.app.example"], "AllowedMethods": ["GET", "HEAD"], "AllowedHeaders": ["*"]}, {"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}]}`, i)
+		case 1:
+			fmt.Fprintf(&b, `[{"AllowedOrigins": ["https://a%d.example"], "AllowedMethods": ["PUT", "POST", "DELETE"], "AllowedHeaders": ["x-amz-*", "content-type", "content-md5"], "ExposeHeaders": ["ETag"]}, {"AllowedOrigins": ["https://*.app.example"], "AllowedMethods": ["GET", "HEAD"], "AllowedHeaders": ["*"]}, {"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}]`, i)
+		default:
+			fmt.Fprintf(&b, `"<CORSConfiguration><CORSRule><AllowedOrigin>https://a%d.example</AllowedOrigin><AllowedMethod>PUT</AllowedMethod><AllowedMethod>POST</AllowedMethod><AllowedMethod>DELETE</AllowedMethod><AllowedHeader>x-amz-*</AllowedHeader><AllowedHeader>content-type</AllowedHeader><AllowedHeader>content-md5</AllowedHeader><ExposeHeader>ETag</ExposeHeader></CORSRule><CORSRule><AllowedOrigin>https://*.app.example</AllowedOrigin><AllowedMethod>GET</AllowedMethod><AllowedMethod>HEAD</AllowedMethod><AllowedHeader>*</AllowedHeader></CORSRule><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>"`, i)
+		}
+	}
+	b.WriteString("}}")
+	return []byte(b.String())
+}
+
+// stressKind is one kind of request of the stress mix.
+type stressKind int
+
+const (
+	stressAllowed   stressKind = iota // preflight a rule allows, many requested headers
+	stressDenied                      // preflight from an origin no rule allows
+	stressDecorated                   // GET from an allowed origin; upstream sends Vary and, often, huge headers
+	stressNoOrigin                    // GET without Origin, huge request headers; upstream CORS stripped
+	stressPass                        // not a bucket request
+	stressKinds
+)
+
+// stressMetric is the counter each kind moves.
+var stressMetric = [stressKinds]string{
+	stressAllowed:   "wasmcustom.s3cors.preflight.allowed",
+	stressDenied:    "wasmcustom.s3cors.preflight.denied.not_allowed",
+	stressDecorated: "wasmcustom.s3cors.actual.decorated",
+	stressNoOrigin:  "wasmcustom.s3cors.actual.undecorated.no_origin",
+	stressPass:      "wasmcustom.s3cors.passthrough.not_bucket",
+}
+
+// filterStressStreams is the stress test's length: the full 200,000 streams unless -short.
+func filterStressStreams() int {
+	if testing.Short() {
+		return 20_000
+	}
+	return 200_000
+}
+
+// TestWasmFilterStress runs 200,000 streams (20,000 with -short) through the module in the
+// Envoy 1.33 profile, where any armed Go timer or any restricted call during GC would kill the
+// VM: a 1,000-bucket configuration, a mix of allowed and denied preflights and actual requests,
+// streams interleaved four at a time, and enough garbage (response header maps over the
+// arena's 64 KiB, merged Vary values, 16 KiB Access-Control-Request-Headers) to run the Go GC
+// many times. It asserts every answer, no trap, the counters, and that guest memory stays
+// flat after warm-up.
+func TestWasmFilterStress(t *testing.T) {
+	total := filterStressStreams()
+	// gctrace makes the Go runtime print one line per collection (to stderr, which Envoy logs),
+	// so the test can show that the GC really ran, many times, under the 1.33 profile.
+	h := newFilterHost(t, wasmhost.Envoy133, filterStressConfig(1000), func(o *wasmhost.Options) {
+		o.Env = map[string]string{"GODEBUG": "gctrace=1"}
+		o.LogCapacity = 1 << 16
+	})
+
+	// Inputs, built once.
+	bigACRH := strings.TrimSuffix(strings.Repeat("x-amz-meta-field-with-a-long-name, ", 450), ", ")
+	var cookie strings.Builder
+	for cookie.Len() < 8<<10 {
+		fmt.Fprintf(&cookie, "c%d=%s; ", cookie.Len(), strings.Repeat("v", 40))
+	}
+	hugeUpstream := wasmhost.Headers{{":status", "200"}, {"content-type", "application/octet-stream"},
+		{"access-control-allow-origin", "*"}, {"access-control-expose-headers", "x-minio-thing"},
+		{"vary", "Accept-Encoding"}, {"vary", "Origin"}}
+	for i := 0; i < 800; i++ { // ~96 KB of headers: over Envoy's default 60 KiB, configurable
+		hugeUpstream = append(hugeUpstream, [2]string{"x-amz-meta-" + strconv.Itoa(i), strings.Repeat("m", 100)})
+	}
+	smallUpstream := wasmhost.Headers{{":status", "200"}, {"content-type", "text/plain"},
+		{"access-control-allow-origin", "*"}, {"vary", "Accept-Encoding"}, {"etag", `"e"`}}
+
+	request := func(kind stressKind, i int) wasmhost.Headers {
+		bucket := "b" + strconv.Itoa(i%1000)
+		path := "/" + bucket + "/objects/" + strconv.Itoa(i) + ".bin"
+		switch kind {
+		case stressAllowed:
+			acrh := "content-type, x-amz-meta-owner"
+			if i%10 == 0 {
+				acrh = bigACRH
+			}
+			return wasmhost.Headers{{":method", "OPTIONS"}, {":authority", "s3.internal"}, {":path", path},
+				{"origin", "https://a" + strconv.Itoa(i%1000) + ".example"},
+				{"access-control-request-method", "PUT"}, {"access-control-request-headers", acrh}}
+		case stressDenied:
+			return wasmhost.Headers{{":method", "OPTIONS"}, {":authority", "s3.internal"}, {":path", path},
+				{"origin", "https://evil.example"}, {"access-control-request-method", "DELETE"}}
+		case stressDecorated:
+			return wasmhost.Headers{{":method", "GET"}, {":authority", bucket + ".s3.internal"}, {":path", path},
+				{"origin", "https://x" + strconv.Itoa(i) + ".app.example"}, {"accept", "*/*"}}
+		case stressNoOrigin:
+			hs := wasmhost.Headers{{":method", "GET"}, {":authority", "s3.internal"}, {":path", path}, {"cookie", cookie.String()}}
+			for j := 0; j < 40; j++ {
+				hs = append(hs, [2]string{"x-request-header-" + strconv.Itoa(j), strings.Repeat("r", 60)})
+			}
+			return hs
+		default:
+			return wasmhost.Headers{{":method", "GET"}, {":authority", "s3.internal"}, {":path", "/"}, {"origin", "https://a1.example"}}
+		}
+	}
+
+	type inflight struct {
+		s    *wasmhost.Stream
+		kind stressKind
+		i    int
+	}
+	var (
+		counts  [stressKinds]int64
+		samples []uint64
+		warm    = total / 5
+		every   = total / 20
+		batch   [4]inflight
+		errs    int
+	)
+	fail := func(format string, args ...any) {
+		if errs++; errs <= 10 {
+			t.Errorf(format, args...)
+		}
+	}
+	for i := 0; i < total; i += len(batch) {
+		// Request side for four streams, then their responses in reverse order, so that stream
+		// records of one VM are live at the same time and are released out of order.
+		for j := range batch {
+			kind := stressKind((i + j) % int(stressKinds))
+			s := h.NewStream()
+			r := s.RequestHeaders(request(kind, i+j), true)
+			batch[j] = inflight{s, kind, i + j}
+			counts[kind]++
+			switch kind {
+			case stressAllowed:
+				if r.Action != wasmhost.Replied || r.Reply.Status != 200 || len(r.Reply.Headers.Values("access-control-allow-origin")) != 1 {
+					fail("stream %d (allowed preflight): %s %+v", i+j, r.Action, r.Reply)
+				}
+			case stressDenied:
+				if r.Action != wasmhost.Replied || r.Reply.Status != 403 {
+					fail("stream %d (denied preflight): %s %+v", i+j, r.Action, r.Reply)
+				}
+			default:
+				if r.Action != wasmhost.Continue {
+					fail("stream %d (kind %d): request %s, want continue", i+j, kind, r.Action)
+				}
+			}
+		}
+		for j := len(batch) - 1; j >= 0; j-- {
+			b := batch[j]
+			switch b.kind {
+			case stressDecorated, stressNoOrigin, stressPass:
+				up := smallUpstream
+				if b.kind == stressDecorated && b.i%4 == 0 {
+					up = hugeUpstream
+				}
+				r := b.s.ResponseHeaders(up, true)
+				acao := r.Headers.Values("access-control-allow-origin")
+				switch {
+				case r.Action != wasmhost.Continue:
+					fail("stream %d (kind %d): response %s, want continue", b.i, b.kind, r.Action)
+				case b.kind == stressDecorated && (len(acao) != 1 || acao[0] != "https://x"+strconv.Itoa(b.i)+".app.example" ||
+					len(r.Headers.Values("vary")) != 1 || len(r.Headers.Values("access-control-expose-headers")) != 0):
+					fail("stream %d (decorated): headers %q", b.i, filterCORSOnly(r.Headers))
+				case b.kind == stressNoOrigin && len(acao) != 0:
+					fail("stream %d (no Origin): upstream CORS not stripped: %q", b.i, acao)
+				case b.kind == stressPass && !sameHeaders(r.Headers, up):
+					fail("stream %d (pass-through): response changed", b.i)
+				}
+			}
+			b.s.Done()
+		}
+		if i >= warm && (i-warm)%every < len(batch) {
+			samples = append(samples, h.MemoryBytes()[0])
+		}
+	}
+
+	for _, f := range h.Failed() {
+		if f != "" {
+			t.Fatalf("the VM failed: %s", f)
+		}
+	}
+	gcs := 0
+	for _, e := range h.Logs() {
+		m := e.Message
+		// The runtime writes a trace line in pieces, one fd_write (one Envoy log line) each;
+		// every collection's starts with "gc ".
+		if m == "gc " {
+			if strings.HasPrefix(e.VM, "worker") {
+				gcs++
+			}
+			continue
+		}
+		if strings.Contains(m, "poll_oneoff") || strings.Contains(m, "panic") || strings.Contains(m, "fatal") {
+			t.Errorf("log: %s", e)
+		}
+	}
+	if gcs < total/10_000 {
+		t.Errorf("%d GC cycles in the worker VM, want at least %d: the test exerts no GC pressure", gcs, total/10_000)
+	}
+	metrics := h.Metrics()
+	for kind, name := range stressMetric {
+		if metrics[name] != counts[kind] {
+			t.Errorf("%s = %d, want %d", name, metrics[name], counts[kind])
+		}
+	}
+	// Linear memory only grows. After warm-up it must stay where it is: a leak of 25 bytes per
+	// stream would add 4 MiB over the run.
+	lo, hi := samples[0], samples[0]
+	for _, s := range samples {
+		lo, hi = min(lo, s), max(hi, s)
+	}
+	t.Logf("%d streams, %d GC cycles; guest memory after warm-up (every %d streams): %v", total, gcs, every, mib(samples))
+	if hi-lo > 4<<20 {
+		t.Errorf("guest memory grew by %.1f MiB after warm-up: %v", float64(hi-lo)/(1<<20), mib(samples))
+	}
+}
+
+func mib(bs []uint64) string {
+	parts := make([]string, len(bs))
+	for i, b := range bs {
+		parts[i] = strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64)
+	}
+	return "[" + strings.Join(parts, " ") + "] MiB"
+}
+
+func filterCORSOnly(hs wasmhost.Headers) wasmhost.Headers {
+	var out wasmhost.Headers
+	for _, h := range hs {
+		if strings.HasPrefix(h[0], "access-control-") || h[0] == "vary" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
