@@ -87,6 +87,9 @@ func (p *Policy) virtualHost(authority string, s *decisionScratch) (string, bool
 			continue
 		}
 		name := host[:n-1]
+		if !isHostLabelText(name) {
+			return "", false
+		}
 		if hasUpper(name) {
 			s.addr = appendLower(s.addr, name)
 			name = unsafe.String(unsafe.SliceData(s.addr), len(s.addr))
@@ -192,6 +195,18 @@ func hostOnly(a string) string {
 		a = a[:len(a)-1]
 	}
 	return a
+}
+
+// isHostLabelText reports whether s can be the bucket part of a host name: letters,
+// digits, dots, hyphens and (legacy buckets) underscores.
+func isHostLabelText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func equalFoldASCII(a, lower string) bool {

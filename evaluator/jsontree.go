@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // jsonKind is the type of a JSON value, named as users know them in error messages.
@@ -44,6 +46,9 @@ const maxJSONDepth = 64
 
 // parseJSON reads exactly one JSON value from data.
 func parseJSON(data []byte) (*jsonValue, error) {
+	if err := checkEncoding(data); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	v, err := readJSON(dec, 0)
@@ -147,4 +152,65 @@ func lineCol(data []byte, off int64) (line, col int) {
 		}
 	}
 	return line, col
+}
+
+// checkEncoding refuses what encoding/json would silently replace with U+FFFD: bytes that are
+// not UTF-8, and \u escapes of unpaired surrogates. Either would change a value from what the
+// user wrote (an origin that then never matches), so the document is refused instead, with the
+// place of the first such byte.
+func checkEncoding(data []byte) error {
+	for off := 0; off < len(data); {
+		c := data[off]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(data[off:])
+			if r == utf8.RuneError && size == 1 {
+				return encodingError(data, off, "byte 0x"+strconv.FormatUint(uint64(c), 16)+" is not UTF-8")
+			}
+			off += size
+			continue
+		}
+		if c != '\\' || off+1 >= len(data) {
+			off++
+			continue
+		}
+		// Backslashes occur only inside strings in a well-formed document; anything else is
+		// the decoder's to report.
+		if data[off+1] != 'u' {
+			off += 2
+			continue
+		}
+		r, ok := hex4(data, off+2)
+		if !ok || !utf16.IsSurrogate(r) {
+			off += 2
+			continue
+		}
+		if r < 0xDC00 && off+11 < len(data) && data[off+6] == '\\' && data[off+7] == 'u' {
+			if lo, ok := hex4(data, off+8); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+				off += 12
+				continue
+			}
+		}
+		return encodingError(data, off, string(data[off:off+6])+" is an unpaired surrogate, which is no character")
+	}
+	return nil
+}
+
+func hex4(data []byte, off int) (rune, bool) {
+	if off+4 > len(data) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range data[off : off+4] {
+		d := unhex(c)
+		if d < 0 {
+			return 0, false
+		}
+		r = r<<4 | rune(d)
+	}
+	return r, true
+}
+
+func encodingError(data []byte, off int, msg string) error {
+	line, col := lineCol(data, int64(off))
+	return errors.New("invalid JSON at line " + strconv.Itoa(line) + ", column " + strconv.Itoa(col) + ": " + msg)
 }
