@@ -14,6 +14,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 
+	"github.com/s3cors/s3cors/extproc/extproctest"
 	"github.com/s3cors/s3cors/internal/casetable"
 )
 
@@ -75,7 +76,7 @@ var benchPreflight = casetable.Request{Method: "OPTIONS", Authority: "store.loca
 // machine load (the build machines are shared): its pct-of-floor is s3cors's throughput as a
 // percentage of the floor's, the number the 90% target is about.
 func BenchmarkPreflight(b *testing.B) {
-	msg := requestMessage(benchPreflight)
+	msg := extproctest.RequestHeaders(benchPreflight)
 	for _, clients := range []int{1, 8} {
 		for _, server := range []string{"s3cors", "floor"} {
 			b.Run(fmt.Sprintf("server=%s/clients=%d", server, clients), func(b *testing.B) {
@@ -83,13 +84,13 @@ func BenchmarkPreflight(b *testing.B) {
 				if server == "s3cors" {
 					srv = benchServer(b)
 				}
-				client := loopback(b, srv)
+				client := extproctest.Loopback(b, srv)
 				lat, inFlight := benchStreams(b, clients, func(int) extprocv3.ExternalProcessorClient { return client }, msg)
 				reportLatency(b, append(lat[0], lat[1]...), "", inFlight)
 			})
 		}
 		b.Run(fmt.Sprintf("server=paired/clients=%d", clients), func(b *testing.B) {
-			pair := []extprocv3.ExternalProcessorClient{loopback(b, benchServer(b)), loopback(b, floorServer{})}
+			pair := []extprocv3.ExternalProcessorClient{extproctest.Loopback(b, benchServer(b)), extproctest.Loopback(b, floorServer{})}
 			lat, inFlight := benchStreams(b, clients, func(i int) extprocv3.ExternalProcessorClient { return pair[i%2] }, msg)
 			s3cors, floor := reportLatency(b, lat[0], "s3cors-", inFlight), reportLatency(b, lat[1], "floor-", inFlight)
 			if floor > 0 {
@@ -216,13 +217,13 @@ func BenchmarkProcess(b *testing.B) {
 		name string
 		msgs []*extprocv3.ProcessingRequest
 	}{
-		{"preflight-allowed", []*extprocv3.ProcessingRequest{requestMessage(benchPreflight)}},
-		{"preflight-denied", []*extprocv3.ProcessingRequest{requestMessage(casetable.Request{Method: "OPTIONS", Authority: "store.local", Path: "/site/a",
+		{"preflight-allowed", []*extprocv3.ProcessingRequest{extproctest.RequestHeaders(benchPreflight)}},
+		{"preflight-denied", []*extprocv3.ProcessingRequest{extproctest.RequestHeaders(casetable.Request{Method: "OPTIONS", Authority: "store.local", Path: "/site/a",
 			Headers: []casetable.Header{{"Origin", "https://evil.example"}, {"Access-Control-Request-Method", "GET"}}})}},
-		{"preflight-huge-acrh", []*extprocv3.ProcessingRequest{requestMessage(casetable.Request{Method: "OPTIONS", Authority: "store.local", Path: "/site/a",
+		{"preflight-huge-acrh", []*extprocv3.ProcessingRequest{extproctest.RequestHeaders(casetable.Request{Method: "OPTIONS", Authority: "store.local", Path: "/site/a",
 			Headers: []casetable.Header{{"Origin", "https://app.example.com"}, {"Access-Control-Request-Method", "PUT"}, {"Access-Control-Request-Headers", hugeACRH}}})}},
-		{"actual-decorated", []*extprocv3.ProcessingRequest{requestMessage(actual), upstream}},
-		{"pass-through", []*extprocv3.ProcessingRequest{requestMessage(casetable.Request{Method: "GET", Authority: "store.local", Path: "/"})}},
+		{"actual-decorated", []*extprocv3.ProcessingRequest{extproctest.RequestHeaders(actual), upstream}},
+		{"pass-through", []*extprocv3.ProcessingRequest{extproctest.RequestHeaders(casetable.Request{Method: "GET", Authority: "store.local", Path: "/"})}},
 	}
 	srv := benchServer(b)
 	ctx := context.Background()

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/extproc/extproctest"
 	"github.com/s3cors/s3cors/internal/casetable"
 	"github.com/s3cors/s3cors/internal/testenv"
 )
@@ -60,22 +61,22 @@ func TestCaseTable(t *testing.T) {
 		t.Run(filepath.Base(tb.File), func(t *testing.T) {
 			lp := tablePolicy(t, tb)
 			srv := NewServer(NewPolicyHolder(lp), ServerOptions{Logger: discardLogger()})
-			client := loopback(t, srv)
+			client := extproctest.Loopback(t, srv)
 			for _, c := range tb.Cases {
 				t.Run(c.Name, func(t *testing.T) {
-					for _, e := range []envoy{{allowModeOverride: true}, {allowModeOverride: false}} {
-						got, err := e.grpcExchange(t.Context(), client, c)
+					for _, e := range []extproctest.Envoy{{AllowModeOverride: true}, {AllowModeOverride: false}} {
+						got, err := e.Do(t.Context(), client, c)
 						if err != nil {
-							t.Fatalf("allow_mode_override %v: %v", e.allowModeOverride, err)
+							t.Fatalf("allow_mode_override %v: %v", e.AllowModeOverride, err)
 						}
 						if err := c.Check(got); err != nil {
-							t.Errorf("grpc, allow_mode_override %v: %v", e.allowModeOverride, err)
+							t.Errorf("grpc, allow_mode_override %v: %v", e.AllowModeOverride, err)
 						}
 						if err := agreesWithEvaluator(lp.Policy, c, got); err != "" {
-							t.Errorf("grpc, allow_mode_override %v: %s", e.allowModeOverride, err)
+							t.Errorf("grpc, allow_mode_override %v: %s", e.AllowModeOverride, err)
 						}
 					}
-					got, err := envoy{allowModeOverride: true}.exchange(startFake(t, srv), c)
+					got, err := extproctest.Envoy{AllowModeOverride: true}.Exchange(startFake(t, srv), c)
 					if err != nil {
 						t.Fatalf("fake stream: %v", err)
 					}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/s3cors/s3cors/extproc/extproctest"
 	"github.com/s3cors/s3cors/internal/casetable"
 )
 
@@ -25,7 +26,7 @@ func TestConcurrentStreams(t *testing.T) {
 	}
 	holder := NewPolicyHolder(a)
 	srv := NewServer(holder, ServerOptions{Logger: discardLogger()})
-	client := loopback(t, srv)
+	client := extproctest.Loopback(t, srv)
 
 	ctx, stop := context.WithCancel(t.Context())
 	var swapper sync.WaitGroup
@@ -50,7 +51,7 @@ func TestConcurrentStreams(t *testing.T) {
 					c = casetable.Case{Request: casetable.Request{Method: "OPTIONS", Authority: "store.local", Path: "/site/k",
 						Headers: []casetable.Header{{"Origin", origin}, {"Access-Control-Request-Method", "GET"}}}}
 				}
-				got, err := envoy{allowModeOverride: w%2 == 0}.grpcExchange(ctx, client, c)
+				got, err := extproctest.Envoy{AllowModeOverride: w%2 == 0}.Do(ctx, client, c)
 				if err != nil {
 					errs <- err
 					continue

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/s3cors/s3cors/extproc/extproctest"
 	"github.com/s3cors/s3cors/internal/casetable"
 )
 
@@ -139,7 +140,7 @@ func TestRun(t *testing.T) {
 		}
 	}
 
-	got, err := envoy{allowModeOverride: true}.grpcExchange(t.Context(), client, preflightA)
+	got, err := extproctest.Envoy{AllowModeOverride: true}.Do(t.Context(), client, preflightA)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	actual := casetable.Request{Method: "GET", Authority: "store.local", Path: "/site/x", Headers: []casetable.Header{{"Origin", "https://a.example"}}}
-	if err := st.Send(requestMessage(actual)); err != nil {
+	if err := st.Send(extproctest.RequestHeaders(actual)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.Recv(); err != nil {
@@ -228,7 +229,7 @@ func TestRunDrainTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	actual := casetable.Request{Method: "GET", Authority: "store.local", Path: "/site/x", Headers: []casetable.Header{{"Origin", "https://a.example"}}}
-	if err := st.Send(requestMessage(actual)); err != nil {
+	if err := st.Send(extproctest.RequestHeaders(actual)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.Recv(); err != nil {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/extproc/extproctest"
 	"github.com/s3cors/s3cors/internal/casetable"
 )
 
@@ -63,7 +64,7 @@ func respHeaders(kv ...string) *extprocv3.ProcessingRequest {
 	for i := 0; i+1 < len(kv); i += 2 {
 		hs = append(hs, casetable.Header{kv[i], kv[i+1]})
 	}
-	return headersMessage(hs)
+	return extproctest.ResponseHeaders(hs)
 }
 
 // A matched actual request: the stream stays open for the response headers.
