@@ -1,0 +1,218 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/wasmhost"
+)
+
+// filterCompilation is shared by every host of these tests: compiling the 3 MB module is most
+// of the cost of a host.
+var filterCompilation = wazero.NewCompilationCache()
+
+// newFilterHost runs the built s3cors.wasm with plugin configuration cfg until the test ends.
+func newFilterHost(t testing.TB, cfg []byte, opts wasmhost.Options) *wasmhost.Host {
+	t.Helper()
+	opts.Module = testenv.ModuleBytes(t)
+	opts.PluginConfig = cfg
+	if opts.CompilationCache == nil {
+		opts.CompilationCache = filterCompilation
+	}
+	h, err := wasmhost.New(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("wasmhost.New: %v", err)
+	}
+	t.Cleanup(func() { _ = h.Close(context.Background()) })
+	return h
+}
+
+// requestHeaderMap is r as Envoy's codec hands it to the filter chain.
+func requestHeaderMap(r hostileRequest) wasmhost.Headers {
+	hs := wasmhost.Headers{
+		{":method", r.method}, {":scheme", "http"}, {":authority", r.authority}, {":path", r.path},
+	}
+	for _, h := range r.headers {
+		hs = append(hs, [2]string{h[0], h[1]})
+	}
+	return hs
+}
+
+// wasmExchange drives one request through the filter, callback by callback, with the fake
+// upstream answering upstream, and returns what the client sees. A request that reaches the
+// upstream must reach it unchanged, and the upstream's body must reach the client unchanged.
+func wasmExchange(h *wasmhost.Host, r hostileRequest, upstream []casetable.Header) (casetable.Response, error) {
+	s := h.NewStream()
+	defer s.Done()
+	in := requestHeaderMap(r)
+	res := s.RequestHeaders(in, true)
+	switch res.Action {
+	case wasmhost.Replied:
+		return replyView(res.Reply), nil
+	case wasmhost.Continue:
+	default:
+		return casetable.Response{}, fmt.Errorf("request headers: action %v (status %q), want continue or a reply", res.Action, res.Status)
+	}
+	if !sameHeaderMap(res.Headers, in) {
+		return casetable.Response{}, fmt.Errorf("the request reached the upstream changed:\n got %q\nwant %q", res.Headers, in)
+	}
+	resp := wasmhost.Headers{{":status", "200"}}
+	for _, u := range upstream {
+		resp = append(resp, [2]string{u[0], u[1]})
+	}
+	res = s.ResponseHeaders(resp, false)
+	if res.Action != wasmhost.Continue {
+		return casetable.Response{}, fmt.Errorf("response headers: action %v (status %q), want continue", res.Action, res.Status)
+	}
+	got := casetable.Response{ReachedUpstream: true}
+	for _, kv := range res.Headers {
+		if kv[0] == ":status" {
+			fmt.Sscan(kv[1], &got.Status)
+			continue
+		}
+		got.Headers = append(got.Headers, casetable.Header{kv[0], kv[1]})
+	}
+	body := s.ResponseBody([]byte(casetable.UpstreamBody), true)
+	if body.Action != wasmhost.Continue {
+		return casetable.Response{}, fmt.Errorf("response body: action %v, want continue", body.Action)
+	}
+	got.Body = body.Body
+	return got, nil
+}
+
+func replyView(rep *wasmhost.Reply) casetable.Response {
+	got := casetable.Response{Status: rep.Status, Body: rep.Body}
+	for _, kv := range rep.Headers {
+		if !strings.HasPrefix(kv[0], ":") {
+			got.Headers = append(got.Headers, casetable.Header{kv[0], kv[1]})
+		}
+	}
+	return got
+}
+
+// sameHeaderMap compares header maps as Envoy holds them: keys case-insensitively, values
+// byte for byte, order and repeats kept (pseudo-headers first).
+func sameHeaderMap(got, in wasmhost.Headers) bool {
+	var want wasmhost.Headers
+	for _, kv := range in {
+		if strings.HasPrefix(kv[0], ":") {
+			want = append(want, kv)
+		}
+	}
+	for _, kv := range in {
+		if !strings.HasPrefix(kv[0], ":") {
+			want = append(want, kv)
+		}
+	}
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if !strings.EqualFold(got[i][0], want[i][0]) || got[i][1] != want[i][1] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestHostileWasm runs the corpus through the built module in wasmhost, under both Envoy
+// profiles: every answer keeps the invariants and equals the evaluator's; the VM never traps.
+func TestHostileWasm(t *testing.T) {
+	cfg := hostileConfig(t)
+	pol, err := evaluator.Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, profile := range []wasmhost.Profile{wasmhost.Envoy133, wasmhost.Envoy139} {
+		t.Run(string(profile), func(t *testing.T) {
+			h := newFilterHost(t, cfg, wasmhost.Options{Profile: profile})
+			var d evaluator.Decision
+			for _, c := range hostileCases() {
+				got, err := wasmExchange(h, c.req, hostileUpstream)
+				if err != nil {
+					t.Errorf("%s: %v", c.name, err)
+					continue
+				}
+				if err := checkHostileInvariants(c.req, got); err != nil {
+					t.Errorf("%s: invariant broken:\n  %v", c.name, err)
+				}
+				if err := checkWant(c, got); err != nil {
+					t.Errorf("%s:\n  %v", c.name, err)
+				}
+				if want, have := comparable(evaluatorView(pol, c.req, &d)), comparable(got); have != want {
+					t.Errorf("%s: the wasm filter differs from the evaluator:\n--- wasm\n%s\n--- evaluator\n%s", c.name, have, want)
+				}
+			}
+			checkNoTrap(t, h)
+			if n := h.Metrics()["wasmcustom.s3cors_internal_errors_total"]; n != 0 {
+				t.Errorf("the filter counted %d internal errors", n)
+			}
+		})
+	}
+}
+
+// checkNoTrap fails the test if any worker VM has failed.
+func checkNoTrap(t testing.TB, h *wasmhost.Host) {
+	t.Helper()
+	for i, msg := range h.Failed() {
+		if msg != "" {
+			t.Errorf("worker %d failed: %s", i, msg)
+		}
+	}
+	for _, e := range h.Logs() {
+		if e.Level >= wasmhost.LevelCritical || strings.Contains(e.Message, "panic") {
+			t.Errorf("log: %s", e)
+		}
+	}
+}
+
+// TestHostileWasmWorkBounded: the corpus, run again and again, leaves the guest's linear memory
+// where the first run left it, and the host allocates per stream in proportion to the
+// request's size.
+func TestHostileWasmWorkBounded(t *testing.T) {
+	h := newFilterHost(t, hostileConfig(t), wasmhost.Options{})
+	cases := hostileCases()
+	run := func() {
+		for _, c := range cases {
+			if _, err := wasmExchange(h, c.req, hostileUpstream); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+		}
+	}
+	// Go's heap in the guest grows its linear memory to the high-water mark of the heap and
+	// never gives it back; that settles after some runs. A leak of even a fraction of each
+	// request would add megabytes per run of the corpus (1.1 MB of requests).
+	for range 10 {
+		run()
+	}
+	warm := h.MemoryBytes()[0]
+	for range 20 {
+		run()
+	}
+	if after := h.MemoryBytes()[0]; after > warm+warm/2 {
+		t.Errorf("guest memory grew from %d to %d bytes over 20 more runs of the corpus", warm, after)
+	}
+	for _, c := range cases {
+		if c.req.size() < 8<<10 {
+			continue
+		}
+		per := allocatedPerCall(t, 10, func() {
+			if _, err := wasmExchange(h, c.req, hostileUpstream); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+		})
+		limit := uint64(16*c.req.size() + 256<<10)
+		t.Logf("%s: %d bytes in, %d bytes allocated by the host per stream (limit %d)", c.name, c.req.size(), per, limit)
+		if per > limit {
+			t.Errorf("%s: the host allocated %d bytes per stream for a %d-byte request; want at most %d", c.name, per, c.req.size(), limit)
+		}
+	}
+	checkNoTrap(t, h)
+}
