@@ -365,3 +365,21 @@ func TestConcurrentEvaluate(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestHeadIsDecorated covers the HEAD request the shared tables cannot carry (a HEAD
+// response has no body to compare).
+func TestHeadIsDecorated(t *testing.T) {
+	pol := mustLoad(t, `{"buckets": {"site": [{"AllowedOrigins": ["https://app.example"], "AllowedMethods": ["GET", "HEAD"], "ExposeHeaders": ["ETag"]}]}}`)
+	var d evaluator.Decision
+	pol.Evaluate(&evaluator.Request{Method: "HEAD", Authority: "s3.local", Path: "/site/k", Origin: "https://app.example", HasOrigin: true}, &d)
+	want := []evaluator.Header{
+		{Name: evaluator.HeaderAllowOrigin, Value: "https://app.example"},
+		{Name: evaluator.HeaderAllowMethods, Value: "GET, HEAD"},
+		{Name: evaluator.HeaderExposeHeaders, Value: "ETag"},
+		{Name: evaluator.HeaderAllowCredentials, Value: "true"},
+		{Name: evaluator.HeaderVary, Value: evaluator.VaryValue},
+	}
+	if d.Outcome != evaluator.Decorate || fmt.Sprint(d.Headers) != fmt.Sprint(want) || !d.StripUpstream {
+		t.Errorf("HEAD: %v %v strip=%v", d.Outcome, d.Headers, d.StripUpstream)
+	}
+}
