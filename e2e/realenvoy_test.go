@@ -1,0 +1,579 @@
+package e2e_test
+
+// The shared case table through a real Envoy, with the deployment files users copy:
+// envoy/wasm.yaml (the module built from this tree) and envoy/extproc.yaml (the ext_proc
+// server in this process). Only `make e2e-envoy` runs it: it needs an envoy binary (>= 1.33),
+// which the build machines do not have. docs/deploy.md says how to run it.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	httpwasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"github.com/tetratelabs/wazero"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	"sigs.k8s.io/yaml"
+
+	"github.com/s3cors/s3cors/extproc"
+	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/wasmhost"
+)
+
+// realEnvoyCaseHeader tells the fake store which case a forwarded request belongs to, so it
+// can answer with that case's upstream headers and count the visit.
+const realEnvoyCaseHeader = "x-s3cors-e2e-case"
+
+// TestRealEnvoy needs S3CORS_ENVOY. `go test ./...` compiles it but, unless a -run pattern
+// names it, it returns without doing anything: it is not part of the ordinary suite. Selected
+// by name without S3CORS_ENVOY it fails, saying what is missing; it never skips.
+func TestRealEnvoy(t *testing.T) {
+	bin := os.Getenv("S3CORS_ENVOY")
+	if bin == "" {
+		if !realEnvoySelectedByName() {
+			return
+		}
+		t.Fatal("TestRealEnvoy needs S3CORS_ENVOY, the path of an envoy binary (>= 1.33): " +
+			"run `make e2e-envoy` with envoy on PATH (see docs/deploy.md)")
+	}
+	if fi, err := os.Stat(bin); err != nil || fi.IsDir() {
+		t.Fatalf("S3CORS_ENVOY=%q is not an envoy binary: %v", bin, err)
+	}
+	out, err := exec.Command(bin, "--version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s --version: %v\n%s", bin, err, out)
+	}
+	t.Logf("envoy: %s", bytes.TrimSpace(out))
+
+	tables := realEnvoyTables(t)
+	store := startRealEnvoyStore(t, tables)
+
+	t.Run("wasm", func(t *testing.T) {
+		boot := realEnvoyBootstrap(t, "wasm.yaml", tables, store.addr, testenv.Module(t), nil)
+		env := startRealEnvoy(t, bin, boot)
+		runTablesThroughEnvoy(t, "wasm", env, tables, store)
+	})
+	t.Run("extproc", func(t *testing.T) {
+		var servers []string
+		for i, tb := range tables {
+			servers = append(servers, startRealEnvoyExtProc(t, i, tb))
+		}
+		boot := realEnvoyBootstrap(t, "extproc.yaml", tables, store.addr, "", servers)
+		env := startRealEnvoy(t, bin, boot)
+		runTablesThroughEnvoy(t, "extproc", env, tables, store)
+	})
+}
+
+// TestRealEnvoyHarnessDriver runs the harness's client, fake store and checks through the
+// Envoy-faithful wasm host instead of Envoy, so the driver is known to be right before it meets
+// a real Envoy.
+func TestRealEnvoyHarnessDriver(t *testing.T) {
+	tables := realEnvoyTables(t)
+	store := startRealEnvoyStore(t, tables)
+	module := testenv.ModuleBytes(t)
+	cache := wazero.NewCompilationCache()
+	t.Cleanup(func() { _ = cache.Close(context.Background()) })
+	env := &realEnvoy{listeners: map[string]string{}}
+	for i, tb := range tables {
+		h, err := wasmhost.New(context.Background(), wasmhost.Options{Module: module, PluginConfig: tb.Config, CompilationCache: cache})
+		if err != nil {
+			t.Fatalf("%s: %v", tb.File, err)
+		}
+		t.Cleanup(func() { _ = h.Close(context.Background()) })
+		srv := httptest.NewServer(h.Handler(http.HandlerFunc(store.serve)))
+		t.Cleanup(srv.Close)
+		env.listeners[fmt.Sprintf("s3-%d", i)] = strings.TrimPrefix(srv.URL, "http://")
+	}
+	runTablesThroughEnvoy(t, "wasmhost", env, tables, store)
+}
+
+// TestRealEnvoyHarnessBootstraps checks, without Envoy, that the bootstraps TestRealEnvoy
+// derives from envoy/*.yaml are valid, so `make e2e-envoy` fails only for what Envoy does.
+func TestRealEnvoyHarnessBootstraps(t *testing.T) {
+	tables := realEnvoyTables(t)
+	servers := make([]string, len(tables))
+	for i := range servers {
+		servers[i] = fmt.Sprintf("127.0.0.1:%d", 20000+i)
+	}
+	for _, tc := range []struct {
+		file    string
+		module  string
+		servers []string
+	}{{"wasm.yaml", "/tmp/s3cors.wasm", nil}, {"extproc.yaml", "", servers}} {
+		js := realEnvoyBootstrap(t, tc.file, tables, "127.0.0.1:9000", tc.module, tc.servers)
+		var b bootstrapv3.Bootstrap
+		if err := protojson.Unmarshal(js, &b); err != nil {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
+		if err := b.ValidateAll(); err != nil {
+			t.Errorf("%s: %v", tc.file, err)
+		}
+		if got := len(b.GetStaticResources().GetListeners()); got != len(tables) {
+			t.Errorf("%s: %d listeners, want one per table (%d)", tc.file, got, len(tables))
+		}
+		for i, l := range b.GetStaticResources().GetListeners() {
+			hcm := realEnvoyHCM(t, l)
+			first := hcm.GetHttpFilters()[0].GetTypedConfig()
+			if tc.module != "" {
+				var w httpwasmv3.Wasm
+				if err := first.UnmarshalTo(&w); err != nil {
+					t.Fatal(err)
+				}
+				var sv wrapperspb.StringValue
+				if err := w.GetConfig().GetConfiguration().UnmarshalTo(&sv); err != nil {
+					t.Fatal(err)
+				}
+				if sv.GetValue() != string(tables[i].Config) || w.GetConfig().GetVmConfig().GetCode().GetLocal().GetFilename() != tc.module {
+					t.Errorf("listener %d: plugin configuration or module not substituted", i)
+				}
+			} else {
+				var ep extprocfilterv3.ExternalProcessor
+				if err := first.UnmarshalTo(&ep); err != nil {
+					t.Fatal(err)
+				}
+				name := ep.GetGrpcService().GetEnvoyGrpc().GetClusterName()
+				if addr := realEnvoyClusterAddr(t, &b, name); addr != servers[i] {
+					t.Errorf("listener %d calls %s at %s, want %s", i, name, addr, servers[i])
+				}
+			}
+		}
+		if addr := realEnvoyClusterAddr(t, &b, "s3"); addr != "127.0.0.1:9000" {
+			t.Errorf("%s: store at %s", tc.file, addr)
+		}
+	}
+}
+
+// realEnvoySelectedByName reports whether the -run pattern names this test (rather than
+// selecting every test by default).
+func realEnvoySelectedByName() bool {
+	f := flag.Lookup("test.run")
+	return f != nil && strings.Contains(f.Value.String(), "RealEnvoy")
+}
+
+func realEnvoyTables(t *testing.T) []casetable.Table {
+	t.Helper()
+	tables, err := casetable.LoadDir(filepath.Join(testenv.RepoRoot(t), "testdata", "cases"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tables
+}
+
+// realEnvoyBootstrap turns envoy/<file> into a bootstrap for the test: one listener per case
+// table, each on an ephemeral loopback port and carrying that table's configuration (wasm:
+// inline, with its own VM; ext_proc: its own server, servers[i]); the store at upstream; the
+// module at module; the admin interface on an ephemeral loopback port. It returns JSON.
+func realEnvoyBootstrap(t *testing.T, file string, tables []casetable.Table, upstream, module string, servers []string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "envoy", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bootstrapv3.Bootstrap
+	if err := protojson.Unmarshal(js, &b); err != nil {
+		t.Fatalf("envoy/%s: %v", file, err)
+	}
+	sr := b.GetStaticResources()
+	if len(sr.GetListeners()) != 1 {
+		t.Fatalf("envoy/%s: %d listeners, want 1", file, len(sr.GetListeners()))
+	}
+	tmpl := sr.GetListeners()[0]
+	var extprocTmpl *clusterv3.Cluster
+	var clusters []*clusterv3.Cluster
+	for _, c := range sr.GetClusters() {
+		switch c.GetName() {
+		case "s3":
+			realEnvoySetEndpoint(t, c, upstream)
+			clusters = append(clusters, c)
+		case "s3cors_extproc":
+			extprocTmpl = c
+		default:
+			clusters = append(clusters, c)
+		}
+	}
+	var listeners []*listenerv3.Listener
+	for i, tb := range tables {
+		l := proto.Clone(tmpl).(*listenerv3.Listener)
+		l.Name = fmt.Sprintf("s3-%d", i)
+		l.Address = realEnvoyAddress("127.0.0.1", 0)
+		hcm := realEnvoyHCM(t, l)
+		hcm.StatPrefix = fmt.Sprintf("s3_%d", i)
+		f := hcm.GetHttpFilters()[0]
+		switch {
+		case module != "":
+			var w httpwasmv3.Wasm
+			if err := f.GetTypedConfig().UnmarshalTo(&w); err != nil {
+				t.Fatalf("envoy/%s: first HTTP filter: %v", file, err)
+			}
+			cfg, err := anypb.New(wrapperspb.String(string(tb.Config)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Config.Configuration = cfg
+			// Each table its own VM: one configuration per VM, as in production.
+			vm := w.GetConfig().GetVmConfig()
+			vm.VmId = fmt.Sprintf("s3cors-%d", i)
+			vm.GetCode().GetLocal().Specifier = &corev3.DataSource_Filename{Filename: module}
+			f.ConfigType = &hcmv3.HttpFilter_TypedConfig{TypedConfig: realEnvoyAny(t, &w)}
+		default:
+			if extprocTmpl == nil || i >= len(servers) {
+				t.Fatalf("envoy/%s: no s3cors_extproc cluster, or no server for table %d", file, i)
+			}
+			var ep extprocfilterv3.ExternalProcessor
+			if err := f.GetTypedConfig().UnmarshalTo(&ep); err != nil {
+				t.Fatalf("envoy/%s: first HTTP filter: %v", file, err)
+			}
+			c := proto.Clone(extprocTmpl).(*clusterv3.Cluster)
+			c.Name = fmt.Sprintf("s3cors_extproc_%d", i)
+			c.LoadAssignment.ClusterName = c.Name
+			realEnvoySetEndpoint(t, c, servers[i])
+			clusters = append(clusters, c)
+			ep.GetGrpcService().GetEnvoyGrpc().ClusterName = c.Name
+			f.ConfigType = &hcmv3.HttpFilter_TypedConfig{TypedConfig: realEnvoyAny(t, &ep)}
+		}
+		l.FilterChains[0].Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: realEnvoyAny(t, hcm)}
+		listeners = append(listeners, l)
+	}
+	sr.Listeners, sr.Clusters = listeners, clusters
+	b.Admin.Address = realEnvoyAddress("127.0.0.1", 0)
+	out, err := protojson.Marshal(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func realEnvoyAddress(host string, port uint32) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port}}}}
+}
+
+func realEnvoyAny(t *testing.T, m proto.Message) *anypb.Any {
+	t.Helper()
+	a, err := anypb.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func realEnvoyHCM(t *testing.T, l *listenerv3.Listener) *hcmv3.HttpConnectionManager {
+	t.Helper()
+	var hcm hcmv3.HttpConnectionManager
+	if err := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
+		t.Fatalf("listener %s: %v", l.GetName(), err)
+	}
+	return &hcm
+}
+
+func realEnvoySetEndpoint(t *testing.T, c *clusterv3.Cluster, hostport string) {
+	t.Helper()
+	h, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(p)
+	c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
+	c.TransportSocket = nil // the fake store speaks plain HTTP
+	c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().Address = realEnvoyAddress(h, uint32(port))
+}
+
+func realEnvoyClusterAddr(t *testing.T, b *bootstrapv3.Bootstrap, name string) string {
+	t.Helper()
+	for _, c := range b.GetStaticResources().GetClusters() {
+		if c.GetName() == name {
+			sa := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+			return net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(sa.GetPortValue())))
+		}
+	}
+	t.Fatalf("no cluster %q", name)
+	return ""
+}
+
+// realEnvoyStore is the fake S3 store: 200, casetable.UpstreamBody, text/plain and the case's
+// upstream headers, counting the requests of each case.
+type realEnvoyStore struct {
+	addr   string
+	tables []casetable.Table
+	mu     sync.Mutex
+	hits   map[string]int
+}
+
+func startRealEnvoyStore(t *testing.T, tables []casetable.Table) *realEnvoyStore {
+	t.Helper()
+	s := &realEnvoyStore{tables: tables, hits: map[string]int{}}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr = lis.Addr().String()
+	srv := &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return s
+}
+
+func (s *realEnvoyStore) serve(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get(realEnvoyCaseHeader) // run/table/case
+	s.mu.Lock()
+	s.hits[id]++
+	s.mu.Unlock()
+	var ti, ci int
+	parts := strings.Split(id, "/")
+	if len(parts) == 3 {
+		ti, _ = strconv.Atoi(parts[1])
+		ci, _ = strconv.Atoi(parts[2])
+	}
+	if len(parts) == 3 && ti < len(s.tables) && ci < len(s.tables[ti].Cases) {
+		for _, h := range s.tables[ti].Cases[ci].Upstream {
+			w.Header().Add(h[0], h[1])
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = io.WriteString(w, casetable.UpstreamBody)
+}
+
+func (s *realEnvoyStore) reached(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hits[id] > 0
+}
+
+// startRealEnvoyExtProc runs `s3cors extproc` in this process for one table's configuration
+// and returns its address.
+func startRealEnvoyExtProc(t *testing.T, i int, tb casetable.Table) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("table-%d.json", i))
+	if err := os.WriteFile(path, tb.Config, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- extproc.Run(ctx, extproc.Options{ConfigPath: path, Listener: lis, Logger: slog.New(slog.DiscardHandler)})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("extproc server %d: %v", i, err)
+		}
+	})
+	return lis.Addr().String()
+}
+
+// realEnvoy is a running Envoy and the addresses of its listeners by name.
+type realEnvoy struct {
+	listeners map[string]string
+}
+
+// startRealEnvoy starts bin with the bootstrap, waits until it is LIVE, and stops it when the
+// test ends; its log is shown when the test fails.
+func startRealEnvoy(t *testing.T, bin string, bootstrap []byte) *realEnvoy {
+	t.Helper()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "envoy.json")
+	adminPath := filepath.Join(dir, "admin-address")
+	logPath := filepath.Join(dir, "envoy.log")
+	if err := os.WriteFile(cfgPath, bootstrap, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", cfgPath, "--admin-address-path", adminPath,
+		"--concurrency", "2", "--disable-hot-restart", "--log-level", "warn", "--component-log-level", "wasm:info")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("envoy log:\n%s", b)
+		}
+	})
+
+	// Startup compiles the module in V8 once per VM; allow a generous bound.
+	deadline := time.Now().Add(2 * time.Minute)
+	var admin string
+	for {
+		select {
+		case err := <-exited:
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("envoy exited during startup: %v\n%s", err, b)
+		default:
+		}
+		if admin == "" {
+			if b, err := os.ReadFile(adminPath); err == nil && len(bytes.TrimSpace(b)) > 0 {
+				admin = string(bytes.TrimSpace(b))
+			}
+		}
+		if admin != "" {
+			if resp, err := http.Get("http://" + admin + "/ready"); err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK && strings.TrimSpace(string(body)) == "LIVE" {
+					break
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("envoy not LIVE after 2 minutes (admin %q)", admin)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	resp, err := http.Get("http://" + admin + "/listeners?format=json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var ls adminv3.Listeners
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, &ls); err != nil {
+		t.Fatalf("envoy /listeners: %v\n%s", err, body)
+	}
+	env := &realEnvoy{listeners: map[string]string{}}
+	for _, st := range ls.GetListenerStatuses() {
+		sa := st.GetLocalAddress().GetSocketAddress()
+		env.listeners[st.GetName()] = net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(sa.GetPortValue())))
+	}
+	return env
+}
+
+// runTablesThroughEnvoy sends every case of every table to that table's listener and checks
+// what comes back with the case table's own rules. run keeps the store's counts of different
+// runs apart.
+func runTablesThroughEnvoy(t *testing.T, run string, env *realEnvoy, tables []casetable.Table, store *realEnvoyStore) {
+	t.Helper()
+	client := &http.Client{
+		Transport: &http.Transport{DisableCompression: true, Proxy: nil},
+		// A redirect is an answer to check, never to follow.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       30 * time.Second,
+	}
+	for ti, tb := range tables {
+		addr, ok := env.listeners[fmt.Sprintf("s3-%d", ti)]
+		if !ok {
+			t.Fatalf("envoy has no listener s3-%d: %v", ti, env.listeners)
+		}
+		for ci, c := range tb.Cases {
+			id := fmt.Sprintf("%s/%d/%d", run, ti, ci)
+			t.Run(realEnvoyName(tb.Name)+"/"+realEnvoyName(c.Name), func(t *testing.T) {
+				got, err := realEnvoyDo(client, addr, id, c.Request)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got.ReachedUpstream = store.reached(id)
+				if err := realEnvoyExpectation(c).Check(got); err != nil {
+					t.Errorf("%s: %s %s%s: %v", filepath.Base(tb.File), c.Request.Method, c.Request.Authority, c.Request.Path, err)
+				}
+			})
+		}
+	}
+}
+
+// realEnvoyExpectation is the case as a client of Envoy can see it. Envoy owns the
+// connection: its connection manager removes a filter's Connection header from every response
+// and decides itself whether to close, so S3's "Connection: close" on a 400 cannot come
+// through any proxy surface, and is not expected here.
+func realEnvoyExpectation(c casetable.Case) casetable.Case {
+	if _, ok := c.Want.Headers["connection"]; !ok {
+		return c
+	}
+	h := make(map[string]string, len(c.Want.Headers))
+	for k, v := range c.Want.Headers {
+		if k != "connection" {
+			h[k] = v
+		}
+	}
+	c.Want.Headers = h
+	return c
+}
+
+var realEnvoyNameRe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+func realEnvoyName(s string) string { return realEnvoyNameRe.ReplaceAllString(s, "_") }
+
+func realEnvoyDo(client *http.Client, addr, id string, r casetable.Request) (casetable.Response, error) {
+	// The path goes on the wire exactly as the case writes it.
+	req := &http.Request{
+		Method:     r.Method,
+		URL:        &url.URL{Scheme: "http", Host: addr, Opaque: r.Path},
+		Host:       r.Authority,
+		Header:     http.Header{},
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+	}
+	for _, h := range r.Headers {
+		req.Header.Add(h[0], h[1])
+	}
+	req.Header.Set(realEnvoyCaseHeader, id)
+	resp, err := client.Do(req)
+	if err != nil {
+		return casetable.Response{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return casetable.Response{}, err
+	}
+	got := casetable.Response{Status: resp.StatusCode, Body: body}
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			got.Headers = append(got.Headers, casetable.Header{k, v})
+		}
+	}
+	return got, nil
+}
