@@ -1,6 +1,9 @@
 package evaluator
 
-import "unsafe"
+import (
+	"strings"
+	"unsafe"
+)
 
 // locate finds the bucket and key a request names (s3-cors-semantics.md §3 of the
 // configuration contract): virtual-hosted style when the host is "<bucket>.<suffix>" for a
@@ -15,11 +18,11 @@ import "unsafe"
 // Returned strings may point into s (see Decision); bp is the bucket's policy when listed.
 func (p *Policy) locate(r *Request, s *decisionScratch) (bucket, key string, bp *bucketPolicy, ok bool) {
 	path := r.Path
-	for i := 0; i < len(path); i++ {
-		if path[i] == '?' || path[i] == '#' {
-			path = path[:i]
-			break
-		}
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if i := strings.IndexByte(path, '#'); i >= 0 {
+		path = path[:i]
 	}
 	if path == "" || path[0] != '/' {
 		return "", "", nil, false
@@ -40,16 +43,7 @@ func (p *Policy) locate(r *Request, s *decisionScratch) (bucket, key string, bp 
 	if !p.path {
 		return "", "", nil, false
 	}
-	rest := path[1:]
-	seg := rest
-	key = ""
-	hasKey := false
-	for i := 0; i < len(rest); i++ {
-		if rest[i] == '/' {
-			seg, key, hasKey = rest[:i], rest[i+1:], true
-			break
-		}
-	}
+	seg, key, hasKey := strings.Cut(path[1:], "/")
 	if seg == "" {
 		return "", "", nil, false
 	}
@@ -113,13 +107,7 @@ func (p *Policy) isSuffix(host string) bool {
 
 // decode percent-decodes v; it returns v itself when there is nothing to decode.
 func (p *Policy) decode(s *decisionScratch, v string) (string, bool) {
-	pct := -1
-	for i := 0; i < len(v); i++ {
-		if v[i] == '%' {
-			pct = i
-			break
-		}
-	}
+	pct := strings.IndexByte(v, '%')
 	if pct < 0 {
 		return v, true
 	}

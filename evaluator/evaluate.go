@@ -194,15 +194,14 @@ func parseACRH(r *Request, s *decisionScratch) {
 				s.acrh = append(s.acrh, ',', ' ')
 			}
 			start := len(s.acrh)
-			for k := a; k < b; k++ {
-				c := v[k]
-				switch {
-				case c >= 'A' && c <= 'Z':
-					c += 'a' - 'A'
-				case c == '\r' || c == '\n' || c == 0:
+			s.acrh = append(s.acrh, v[a:b]...)
+			name := s.acrh[start:]
+			for k, c := range name {
+				if c-'A' < 26 {
+					name[k] = c + 'a' - 'A'
+				} else if c <= '\r' && (c == '\r' || c == '\n' || c == 0) {
 					s.badACRH = true
 				}
-				s.acrh = append(s.acrh, c)
 			}
 			s.names = append(s.names, span{int32(start), int32(len(s.acrh))})
 		}
