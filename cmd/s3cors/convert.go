@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/s3cors/s3cors/evaluator"
+)
+
+func newConvertCmd() *cobra.Command {
+	var to, bucket string
+	cmd := &cobra.Command{
+		Use:   "convert FILE --to xml|json|console",
+		Short: "Convert a bucket CORS document between S3's XML, AWS JSON and console JSON forms",
+		Long: `Convert reads a bucket CORS document in any of S3's three forms and prints it in the form --to
+names, losslessly: the members that were set, in the order and case written, as GetBucketCors
+renders them.
+
+  xml      <CORSConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">... (the S3 API)
+  json     {"CORSRules": [...]} (AWS CLI, SDKs: aws s3api put-bucket-cors --cors-configuration)
+  console  [...] (the S3 console's CORS editor)
+
+With --bucket, FILE is an s3cors configuration and that bucket's rules are converted.
+The document is validated first; an invalid one is reported as validate would, with exit code 1.`,
+		Example: `  s3cors convert cors.xml --to json
+  s3cors convert testdata/demo/config.json --bucket website --to xml`,
+		Args: exactArgs(1, "one FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := oneOf("to", to, "xml", "json", "console"); err != nil {
+				return err
+			}
+			path := args[0]
+			var b *evaluator.BucketCORS
+			if bucket != "" {
+				pol, _, err := loadPolicy(path)
+				if err != nil {
+					return &exitError{code: exitFailure, err: err}
+				}
+				var ok bool
+				b, ok = pol.Config().Buckets[bucket]
+				if !ok {
+					return fmt.Errorf("convert: bucket %q is not in %q", bucket, path)
+				}
+				if b == nil || b.Rules == nil {
+					return fmt.Errorf("convert: bucket %q has no CORS configuration (null) in %q", bucket, path)
+				}
+			} else {
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return &exitError{code: exitUsage, err: err}
+				}
+				b, err = evaluator.ParseBucketCORS(data)
+				var verr *evaluator.ValidationError
+				if errors.As(err, &verr) {
+					w := cmd.ErrOrStderr()
+					fmt.Fprintf(w, "%s: invalid bucket CORS document:\n", path)
+					for _, p := range verr.Problems {
+						fmt.Fprintf(w, "  %s\n", p)
+					}
+					return &exitError{code: exitFailure}
+				} else if err != nil {
+					return fmt.Errorf("%s: %w", path, err)
+				}
+			}
+			var out []byte
+			switch to {
+			case "xml":
+				out = b.XML()
+			case "json":
+				out = b.JSON()
+			case "console":
+				out = b.ConsoleJSON()
+			}
+			if !bytes.HasSuffix(out, []byte("\n")) {
+				out = append(out, '\n')
+			}
+			_, err := cmd.OutOrStdout().Write(out)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "target form: xml, json or console")
+	cmd.Flags().StringVar(&bucket, "bucket", "", "convert this bucket of an s3cors configuration FILE")
+	return cmd
+}

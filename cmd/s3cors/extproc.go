@@ -1,0 +1,43 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/s3cors/s3cors/extproc"
+)
+
+func newExtprocCmd() *cobra.Command {
+	var o extproc.Options
+	var logLevel, logFormat string
+	cmd := &cobra.Command{
+		Use:   "extproc --config FILE [--listen :50051] [--metrics-listen :9090]",
+		Short: "Run the Envoy ext_proc gRPC server over the same evaluator",
+		Long: `Extproc serves Envoy's external processing protocol (envoy.service.ext_proc.v3) on --listen:
+preflights are answered with an ImmediateResponse exactly as S3 answers them, actual responses
+get S3's CORS headers. The --config file (JSON or YAML) is reloaded when it changes and on
+SIGHUP; a bad new configuration is logged and the last good one kept.
+
+--metrics-listen serves /metrics (Prometheus), /healthz and /readyz. SIGINT or SIGTERM drains
+open streams, then exits.`,
+		Example: `  s3cors extproc --config cors.yaml --listen :50051 --metrics-listen :9090`,
+		Args:    exactArgs(0, "no arguments (flags only)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.ConfigPath == "" {
+				return usageErrorf("extproc: --config is required")
+			}
+			logger, err := newLogger(cmd.ErrOrStderr(), logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			o.Logger = logger
+			return extproc.Run(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.ConfigPath, "config", "", "s3cors configuration file, JSON or YAML (required)")
+	f.StringVar(&o.Listen, "listen", extproc.DefaultListen, "gRPC address Envoy connects to")
+	f.StringVar(&o.MetricsListen, "metrics-listen", ":9090", `HTTP address for /metrics, /healthz and /readyz ("" for none)`)
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}

@@ -1,0 +1,412 @@
+// Package gateway is the local S3 CORS gateway behind `s3cors serve`: the real s3cors.wasm
+// module, run by wasmhost exactly as Envoy would run it, in front of an upstream object store
+// (the embedded s3mem store or any S3-compatible endpoint).
+//
+// Besides the filtered traffic, the gateway answers a few endpoints of its own, never passed
+// to the filter or the store:
+//
+//	GET /healthz                 "ok" while the filter is loaded
+//	GET /debug/s3cors/stats      request counters and the filter's metrics, JSON
+//	GET /debug/s3cors/explain    why a request is allowed or denied, JSON (see package explain)
+//
+// Bucket names cannot be told apart from these paths in path-style requests, so the gateway
+// answers them only when they cannot be bucket requests: the Host is not a virtual-hosted
+// bucket host, and the first path segment ("healthz", "debug") is not a bucket named in the
+// configuration. A store bucket called healthz or debug is reached by listing it in the
+// configuration (e.g. "healthz": null).
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/internal/gateway/explain"
+	"github.com/s3cors/s3cors/wasmhost"
+)
+
+// Paths of the gateway's own endpoints.
+const (
+	HealthPath  = "/healthz"
+	StatsPath   = "/debug/s3cors/stats"
+	ExplainPath = "/debug/s3cors/explain"
+)
+
+// Options configure a Gateway.
+type Options struct {
+	// Config is the s3cors configuration (JSON). It is the wasm plugin's configuration and
+	// what the explain endpoint evaluates. Required.
+	Config []byte
+	// Module is the s3cors.wasm binary. Required.
+	Module []byte
+	// Profile is the Envoy release line wasmhost reproduces. Default wasmhost.Envoy133.
+	Profile wasmhost.Profile
+	// Workers is the number of wasm VMs, as Envoy's --concurrency. Default 1.
+	Workers int
+	// FailurePolicy applies once a VM has failed. Default wasmhost.FailClosed.
+	FailurePolicy wasmhost.FailurePolicy
+	// Upstream receives every request the filter does not answer. Required.
+	Upstream http.Handler
+	// UpstreamStats, when set, adds the store's own counters to the stats endpoint.
+	UpstreamStats func() any
+	// DemoOrigin, when set (e.g. "http://127.0.0.1:8081"), may read the gateway's own
+	// endpoints cross-origin: the demo page asks the explain endpoint why a request failed.
+	DemoOrigin string
+	// Logger receives one line per request and the filter's own log lines. Nil discards them.
+	Logger *slog.Logger
+	// FilterLogLevel is Envoy's wasm log level: what the filter's proxy_get_log_level sees
+	// and the least level of its lines that are kept. Default info, as Envoy's.
+	FilterLogLevel wasmhost.LogLevel
+	// CompilationCache, when set, is shared with other gateways of the process, so the module
+	// is compiled once (tests start many gateways). Default: private to the gateway.
+	CompilationCache wazero.CompilationCache
+}
+
+// Gateway is an http.Handler: the wasm filter in front of the upstream, plus the gateway's own
+// endpoints. Safe for concurrent use.
+type Gateway struct {
+	policy     *evaluator.Policy
+	host       filterHost
+	filtered   http.Handler
+	logger     *slog.Logger
+	demoOrigin string
+	storeStats func() any
+	started    time.Time
+
+	requests atomic.Int64
+	answered atomic.Int64 // by the filter, without reaching the upstream
+	upstream atomic.Int64
+	own      atomic.Int64 // the gateway's own endpoints
+	byMethod sync.Map     // method -> *atomic.Int64, requests that reached the upstream
+}
+
+// filterHost is what the gateway needs of wasmhost.Host; tests of the routing use a fake.
+type filterHost interface {
+	Handler(upstream http.Handler) http.Handler
+	Metrics() map[string]int64
+	Close(ctx context.Context) error
+}
+
+// newHost starts the wasm filter; a variable so that tests can run the gateway without it.
+var newHost = func(ctx context.Context, o Options, logger *slog.Logger) (filterHost, error) {
+	return wasmhost.New(ctx, wasmhost.Options{
+		Module:           o.Module,
+		Profile:          o.Profile,
+		PluginConfig:     o.Config,
+		Workers:          o.Workers,
+		FailurePolicy:    o.FailurePolicy,
+		Logger:           logger.With("source", "wasm"),
+		LogLevel:         o.FilterLogLevel,
+		CompilationCache: o.CompilationCache,
+	})
+}
+
+// New validates the configuration, starts the wasm filter and returns the gateway. Close
+// releases the filter.
+func New(ctx context.Context, o Options) (*Gateway, error) {
+	if o.Upstream == nil {
+		return nil, errors.New("gateway: Options.Upstream is nil")
+	}
+	if len(o.Module) == 0 {
+		return nil, errors.New("gateway: Options.Module is empty")
+	}
+	pol, err := evaluator.Load(o.Config)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: configuration: %w", err)
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	host, err := newHost(ctx, o, logger)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: starting the wasm filter: %w", err)
+	}
+	g := &Gateway{
+		policy: pol, host: host, logger: logger, demoOrigin: o.DemoOrigin,
+		storeStats: o.UpstreamStats, started: time.Now(),
+	}
+	g.filtered = host.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.upstream.Add(1)
+		g.methodCounter(r.Method).Add(1)
+		if m, ok := r.Context().Value(markKey{}).(*requestMark); ok {
+			m.upstream.Store(true)
+		}
+		o.Upstream.ServeHTTP(w, r)
+	}))
+	return g, nil
+}
+
+// Policy returns the compiled configuration the gateway serves.
+func (g *Gateway) Policy() *evaluator.Policy { return g.policy }
+
+// Close releases the wasm filter. Call it after the HTTP server has shut down.
+func (g *Gateway) Close(ctx context.Context) error {
+	if err := g.host.Close(ctx); err != nil {
+		return fmt.Errorf("gateway: closing the wasm filter: %w", err)
+	}
+	return nil
+}
+
+func (g *Gateway) methodCounter(method string) *atomic.Int64 {
+	if c, ok := g.byMethod.Load(method); ok {
+		return c.(*atomic.Int64)
+	}
+	c, _ := g.byMethod.LoadOrStore(method, new(atomic.Int64))
+	return c.(*atomic.Int64)
+}
+
+type markKey struct{}
+
+// requestMark records, for the request log, whether a request reached the upstream.
+type requestMark struct{ upstream atomic.Bool }
+
+// ServeHTTP answers the gateway's own endpoints and sends everything else through the filter.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	g.requests.Add(1)
+	answeredBy := "gateway"
+	if own := g.ownEndpoint(r); own != nil {
+		g.own.Add(1)
+		own(sw, r)
+	} else {
+		mark := &requestMark{}
+		sw.mark = mark
+		g.filtered.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), markKey{}, mark)))
+		if mark.upstream.Load() {
+			answeredBy = "upstream"
+		} else {
+			answeredBy = "proxy"
+			g.answered.Add(1)
+		}
+	}
+	g.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("path", r.URL.RequestURI()),
+		slog.String("origin", r.Header.Get("Origin")),
+		slog.Int("status", sw.code()),
+		slog.String("answered_by", answeredBy),
+		slog.Int64("bytes", sw.bytes),
+		slog.Duration("duration", time.Since(start)),
+	)
+}
+
+// ownEndpoint returns the handler of a gateway endpoint r names, or nil when r is for the
+// filter: see the package documentation for why a bucket always wins.
+func (g *Gateway) ownEndpoint(r *http.Request) http.HandlerFunc {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return nil
+	}
+	var h http.HandlerFunc
+	switch r.URL.Path {
+	case HealthPath:
+		h = g.serveHealth
+	case StatsPath:
+		h = g.serveStats
+	case ExplainPath:
+		h = g.serveExplain
+	default:
+		return nil
+	}
+	if g.isBucketRequest(r) {
+		return nil
+	}
+	return h
+}
+
+// isBucketRequest reports whether r could address a bucket named in the configuration.
+func (g *Gateway) isBucketRequest(r *http.Request) bool {
+	cfg := g.policy.Config()
+	host := strings.ToLower(r.Host)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(host, ".")
+	for _, suf := range cfg.Addressing.VirtualHostSuffixes {
+		suf = strings.TrimSuffix(strings.ToLower(suf), ".")
+		if b, ok := strings.CutSuffix(host, "."+suf); ok && b != "" {
+			return true
+		}
+	}
+	if !cfg.Addressing.PathStyle {
+		return false
+	}
+	first, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	_, listed := cfg.Buckets[first]
+	return listed
+}
+
+func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// Stats is what the stats endpoint reports.
+type Stats struct {
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	// Requests counts every request the gateway received, its own endpoints included.
+	Requests int64 `json:"requests"`
+	// AnsweredAtProxy counts filtered requests answered without reaching the upstream
+	// (preflights above all).
+	AnsweredAtProxy int64 `json:"answered_at_proxy"`
+	// ReachedUpstream counts requests the upstream received; UpstreamByMethod splits them.
+	ReachedUpstream  int64            `json:"reached_upstream"`
+	UpstreamByMethod map[string]int64 `json:"upstream_by_method"`
+	// Gateway counts requests to the gateway's own endpoints.
+	Gateway int64 `json:"gateway_endpoints"`
+	// Wasm are the filter's metrics (proxy_define_metric), by name.
+	Wasm map[string]int64 `json:"wasm_metrics"`
+	// Store are the embedded store's counters, when it is the upstream.
+	Store any `json:"store,omitempty"`
+}
+
+// Stats returns the gateway's counters and the filter's metrics.
+func (g *Gateway) Stats() Stats {
+	st := Stats{
+		UptimeSeconds:    time.Since(g.started).Seconds(),
+		Requests:         g.requests.Load(),
+		AnsweredAtProxy:  g.answered.Load(),
+		ReachedUpstream:  g.upstream.Load(),
+		UpstreamByMethod: map[string]int64{},
+		Gateway:          g.own.Load(),
+		Wasm:             g.host.Metrics(),
+	}
+	g.byMethod.Range(func(k, v any) bool {
+		st.UpstreamByMethod[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	if st.Wasm == nil {
+		st.Wasm = map[string]int64{}
+	}
+	if g.storeStats != nil {
+		st.Store = g.storeStats()
+	}
+	return st
+}
+
+func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
+	g.allowDemo(w, r)
+	writeJSON(w, http.StatusOK, g.Stats())
+}
+
+// serveExplain answers GET /debug/s3cors/explain?method=PUT&url=...&origin=...
+// [&request-method=...][&request-headers=...], or bucket=...&key=... instead of url. A
+// parameter that is absent means the header is absent.
+func (g *Gateway) serveExplain(w http.ResponseWriter, r *http.Request) {
+	g.allowDemo(w, r)
+	q := r.URL.Query()
+	opt := func(name string) *string {
+		if !q.Has(name) {
+			return nil
+		}
+		v := q.Get(name)
+		return &v
+	}
+	query := explain.Query{
+		Method: q.Get("method"), URL: q.Get("url"), Bucket: q.Get("bucket"), Key: q.Get("key"),
+		Origin: opt("origin"), RequestMethod: opt("request-method"), RequestHeaders: opt("request-headers"),
+	}
+	req, err := explain.Request(g.policy.Config(), query)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, explain.Run(g.policy, req))
+}
+
+// allowDemo lets the demo page read the gateway's endpoints. The endpoints are read-only and
+// carry no credentials, so only the demo origin is echoed.
+func (g *Gateway) allowDemo(w http.ResponseWriter, r *http.Request) {
+	w.Header().Add("Vary", "Origin")
+	if g.demoOrigin != "" && r.Header.Get("Origin") == g.demoOrigin {
+		w.Header().Set("Access-Control-Allow-Origin", g.demoOrigin)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, "gateway: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b.Bytes())
+}
+
+// statusWriter records the status and size of a response for the request log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	mark   *requestMark // nil for the gateway's own endpoints
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+		// Envoy's HTTP/1 connection manager closes the connection after a 400 local reply and
+		// says so with "Connection: close", which is also what S3 sends on its 400s. The
+		// gateway plays Envoy's part here.
+		if code == http.StatusBadRequest && s.mark != nil && !s.mark.upstream.Load() {
+			s.Header().Set("Connection", "close")
+		}
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush and deadlines of the real writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusWriter) code() int {
+	if s.status == 0 {
+		return http.StatusOK
+	}
+	return s.status
+}
+
+// ProxyTo returns a handler that forwards requests to an S3-compatible endpoint unchanged:
+// same method, Host header, path (raw, as sent), query and headers, so that signed requests
+// stay valid. Only the scheme and address of the connection change. Failures to reach it are
+// answered 502 and logged to logger (nil discards them).
+func ProxyTo(target *url.URL, logger *slog.Logger) (http.Handler, error) {
+	if target.Scheme != "http" && target.Scheme != "https" || target.Host == "" {
+		return nil, fmt.Errorf("gateway: upstream %q: want http://host[:port] or https://host[:port]", target.String())
+	}
+	if target.Path != "" && target.Path != "/" {
+		return nil, fmt.Errorf("gateway: upstream %q: a path prefix is not supported (S3 paths name buckets)", target.String())
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return newProxy(target, logger), nil
+}

@@ -1,0 +1,282 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/s3cors/s3cors/internal/gateway/explain"
+)
+
+// fakeHost stands in for the wasm filter: it answers OPTIONS itself and passes everything
+// else on, which is all the routing, counting and logging tests need. The real filter runs in
+// the e2e tests.
+type fakeHost struct{ closed bool }
+
+func (f *fakeHost) Handler(upstream http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		upstream.ServeHTTP(w, r)
+	})
+}
+
+func (f *fakeHost) Metrics() map[string]int64       { return map[string]int64{"fake_requests": 1} }
+func (f *fakeHost) Close(ctx context.Context) error { f.closed = true; return nil }
+
+const routingConfig = `{
+  "buckets": {
+    "website": {"CORSRules": [{"ID": "site", "AllowedOrigins": ["https://app.example"], "AllowedMethods": ["GET", "PUT"]}]},
+    "healthz": null
+  },
+  "addressing": {"virtualHostSuffixes": ["s3.localhost"], "pathStyle": true}
+}`
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newTestGateway(t *testing.T, config string, upstream http.Handler) (*Gateway, *fakeHost, *syncBuffer) {
+	t.Helper()
+	fh := &fakeHost{}
+	orig := newHost
+	newHost = func(context.Context, Options, *slog.Logger) (filterHost, error) { return fh, nil }
+	t.Cleanup(func() { newHost = orig })
+	logs := &syncBuffer{}
+	g, err := New(context.Background(), Options{
+		Config: []byte(config), Module: []byte("\x00asm"), Upstream: upstream,
+		DemoOrigin: "http://127.0.0.1:8081",
+		Logger:     slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close(context.Background()) })
+	return g, fh, logs
+}
+
+func storeStub(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = io.WriteString(w, "store:"+r.Host+r.URL.Path)
+}
+
+func get(t *testing.T, h http.Handler, method, host, target string, hdr ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, target, nil)
+	req.Host = host
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestOwnEndpointsNeverShadowBuckets(t *testing.T) {
+	g, _, _ := newTestGateway(t, routingConfig, http.HandlerFunc(storeStub))
+	for _, tc := range []struct {
+		method, host, target string
+		want                 string // body prefix
+	}{
+		{"HEAD", "127.0.0.1:8080", "/debug/s3cors/stats", ""},
+		// A virtual-hosted bucket request for key "healthz" goes to the store.
+		{"GET", "website.s3.localhost:8080", "/healthz", "store:website.s3.localhost:8080/healthz"},
+		// Bucket "debug" is not listed, so the stats path is the gateway's.
+		{"GET", "127.0.0.1:8080", "/debug/s3cors/stats", "{"},
+		// Only GET and HEAD: anything else is for the filter.
+		{"PUT", "127.0.0.1:8080", "/debug/s3cors/stats", "store:"},
+		{"GET", "127.0.0.1:8080", "/healthz/", "store:"},
+	} {
+		rec := get(t, g, tc.method, tc.host, tc.target)
+		if !strings.HasPrefix(rec.Body.String(), tc.want) {
+			t.Errorf("%s %s%s: body %q, want prefix %q", tc.method, tc.host, tc.target, rec.Body.String(), tc.want)
+		}
+	}
+}
+
+func TestHealthzBucketWins(t *testing.T) {
+	// routingConfig lists a bucket named healthz: path-style /healthz is that bucket.
+	g, _, _ := newTestGateway(t, routingConfig, http.HandlerFunc(storeStub))
+	if rec := get(t, g, "GET", "127.0.0.1:8080", "/healthz"); rec.Body.String() != "store:127.0.0.1:8080/healthz" {
+		t.Errorf("GET /healthz with a listed bucket healthz: %q, want the store", rec.Body.String())
+	}
+	noHealthzBucket := strings.Replace(routingConfig, `"healthz": null`, `"other": null`, 1)
+	g2, _, _ := newTestGateway(t, noHealthzBucket, http.HandlerFunc(storeStub))
+	if rec := get(t, g2, "GET", "127.0.0.1:8080", "/healthz"); rec.Code != 200 || rec.Body.String() != "ok\n" {
+		t.Errorf("GET /healthz: %d %q, want the gateway's ok", rec.Code, rec.Body.String())
+	}
+}
+
+func TestStatsAndLog(t *testing.T) {
+	g, fh, logs := newTestGateway(t, routingConfig, http.HandlerFunc(storeStub))
+	get(t, g, "OPTIONS", "127.0.0.1:8080", "/website/a", "Origin", "https://app.example")
+	get(t, g, "GET", "127.0.0.1:8080", "/website/a", "Origin", "https://app.example")
+	get(t, g, "PUT", "website.s3.localhost", "/b")
+	rec := get(t, g, "GET", "127.0.0.1:8080", "/debug/s3cors/stats", "Origin", "http://127.0.0.1:8081")
+	var st Stats
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+		t.Fatalf("stats body %q: %v", rec.Body.String(), err)
+	}
+	if st.AnsweredAtProxy != 1 || st.ReachedUpstream != 2 || st.UpstreamByMethod["GET"] != 1 || st.UpstreamByMethod["PUT"] != 1 || st.Requests != 4 || st.Gateway != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if st.Wasm["fake_requests"] != 1 {
+		t.Errorf("wasm metrics missing from stats: %+v", st.Wasm)
+	}
+	if got := rec.Header().Get("Access-Control-Allow-Origin"); got != "http://127.0.0.1:8081" {
+		t.Errorf("stats for the demo origin: Access-Control-Allow-Origin %q", got)
+	}
+	if got := get(t, g, "GET", "127.0.0.1:8080", "/debug/s3cors/stats", "Origin", "https://evil.example").Header().Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("stats for another origin: Access-Control-Allow-Origin %q, want none", got)
+	}
+	log := logs.String()
+	for _, want := range []string{
+		`method=OPTIONS host=127.0.0.1:8080 path=/website/a origin=https://app.example status=200 answered_by=proxy`,
+		`method=GET host=127.0.0.1:8080 path=/website/a origin=https://app.example status=200 answered_by=upstream`,
+		`method=PUT host=website.s3.localhost path=/b origin="" status=200 answered_by=upstream`,
+		`path=/debug/s3cors/stats origin=http://127.0.0.1:8081 status=200 answered_by=gateway`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if err := g.Close(context.Background()); err != nil || !fh.closed {
+		t.Errorf("Close: %v, host closed %v", err, fh.closed)
+	}
+}
+
+func TestExplainEndpoint(t *testing.T) {
+	g, _, _ := newTestGateway(t, routingConfig, http.HandlerFunc(storeStub))
+	q := url.Values{"method": {"OPTIONS"}, "url": {"http://127.0.0.1:8080/website/a.txt"}, "origin": {"https://evil.example"}, "request-method": {"PUT"}}
+	rec := get(t, g, "GET", "127.0.0.1:8080", "/debug/s3cors/explain?"+q.Encode())
+	var rep explain.Report
+	if err := json.Unmarshal(rec.Body.Bytes(), &rep); err != nil {
+		t.Fatalf("explain body %q: %v", rec.Body.String(), err)
+	}
+	if rep.Allowed || rep.Reason != "not_allowed" || rep.Response.Status != 403 || len(rep.Rules) != 1 || rep.Rules[0].Origin.Matched {
+		t.Errorf("explain report %+v", rep)
+	}
+	rec = get(t, g, "GET", "127.0.0.1:8080", "/debug/s3cors/explain?url=http://x/y")
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "a method is required") {
+		t.Errorf("explain without method: %d %s", rec.Code, rec.Body.String())
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	if _, err := New(context.Background(), Options{Config: []byte(routingConfig), Module: []byte("x")}); err == nil || !strings.Contains(err.Error(), "Upstream") {
+		t.Errorf("no upstream: %v", err)
+	}
+	_, err := New(context.Background(), Options{Config: []byte(`{"buckets": {"b": [{"AllowedOrigins": ["*"], "AllowedMethods": ["PATCH"]}]}}`), Module: []byte("x"), Upstream: http.NotFoundHandler()})
+	if err == nil || !strings.Contains(err.Error(), "Unsupported method is PATCH") {
+		t.Errorf("bad configuration: %v", err)
+	}
+}
+
+func TestProxyToKeepsTheRequest(t *testing.T) {
+	var got *http.Request
+	var body []byte
+	store := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r
+		body, _ = io.ReadAll(r.Body)
+		w.Header().Set("ETag", `"x"`)
+		w.WriteHeader(201)
+	}))
+	defer store.Close()
+	u, _ := url.Parse(store.URL)
+	p, err := ProxyTo(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(p)
+	defer front.Close()
+	req, _ := http.NewRequest("PUT", front.URL+"/website/a%2Fb.txt?x-id=PutObject", strings.NewReader("payload"))
+	req.Host = "website.s3.localhost:9000"
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=...")
+	req.Header.Set("x-amz-meta-author", "ada")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 201 || res.Header.Get("ETag") != `"x"` {
+		t.Errorf("response %d ETag %q", res.StatusCode, res.Header.Get("ETag"))
+	}
+	if got.Host != "website.s3.localhost:9000" || got.URL.RawPath != "/website/a%2Fb.txt" || got.URL.RawQuery != "x-id=PutObject" ||
+		got.Header.Get("Authorization") == "" || got.Header.Get("x-amz-meta-author") != "ada" || string(body) != "payload" {
+		t.Errorf("store saw Host %q path %q query %q headers %v body %q", got.Host, got.URL.RawPath, got.URL.RawQuery, got.Header, body)
+	}
+	for _, bad := range []string{"ftp://x", "http://", "http://x/prefix"} {
+		u, _ := url.Parse(bad)
+		if _, err := ProxyTo(u, nil); err == nil {
+			t.Errorf("ProxyTo(%q) accepted", bad)
+		}
+	}
+}
+
+// shutdownGraceForTests is generous: the test waits for the request, never for the clock.
+const shutdownGraceForTests = time.Minute
+
+func TestServeShutsDownOnCancel(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		_, _ = io.WriteString(w, "finished")
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, h, shutdownGraceForTests) }()
+	resc := make(chan string, 1)
+	go func() {
+		res, err := http.Get("http://" + ln.Addr().String() + "/slow")
+		if err != nil {
+			resc <- "error: " + err.Error()
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		resc <- string(b)
+	}()
+	<-entered
+	cancel() // as SIGTERM does in serve
+	close(release)
+	if got := <-resc; got != "finished" {
+		t.Errorf("in-flight request during shutdown: %q, want it to finish", got)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Serve after cancel: %v, want nil", err)
+	}
+	if _, err := http.Get("http://" + ln.Addr().String() + "/"); err == nil {
+		t.Error("server still accepting after shutdown")
+	}
+}
