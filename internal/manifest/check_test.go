@@ -224,6 +224,10 @@ func extProcFilter(t *testing.T, a *anypb.Any) *extprocv3.ExternalProcessor {
 		pm.GetRequestTrailerMode() != extprocv3.ProcessingMode_SKIP || pm.GetResponseTrailerMode() != extprocv3.ProcessingMode_SKIP {
 		t.Errorf("ext_proc settings %v: want fail closed, mode override, headers SEND, bodies NONE, trailers SKIP", &ep)
 	}
+	if am := ep.GetAllowedOverrideModes(); len(am) != 1 || am[0].GetResponseHeaderMode() != extprocv3.ProcessingMode_SKIP ||
+		am[0].GetRequestBodyMode() != extprocv3.ProcessingMode_NONE || am[0].GetResponseBodyMode() != extprocv3.ProcessingMode_NONE {
+		t.Errorf("allowed_override_modes %v: want exactly {response_header_mode: SKIP}, the override the server sends", am)
+	}
 	if d := ep.GetMessageTimeout().AsDuration(); d <= 0 {
 		t.Errorf("message_timeout %v", d)
 	}

@@ -68,7 +68,7 @@ const (
 	DefaultExtProc          = "127.0.0.1:50051"
 	DefaultExtProcPort      = 50051
 	DefaultMetricsPort      = 9090
-	DefaultMessageTimeout   = 500 * time.Millisecond
+	DefaultMessageTimeout   = 200 * time.Millisecond
 	DefaultWasmImage        = "registry.example.com/s3cors/s3cors-wasm:v0.1.0"
 	DefaultServerImage      = "registry.example.com/s3cors/s3cors:v0.1.0"
 	DefaultGatewayNamespace = "istio-system"
@@ -101,7 +101,7 @@ type Options struct {
 	// ExtProc is the ext_proc server as host:port (envoy-extproc). Default "127.0.0.1:50051".
 	ExtProc string
 	// MessageTimeout bounds Envoy's wait for each ext_proc answer; past it the request fails
-	// with 504 (envoy-extproc, istio-extproc). Default 500ms.
+	// with 504 (envoy-extproc, istio-extproc). Default 200ms, Envoy's own default.
 	MessageTimeout time.Duration
 
 	// Image is, for istio-wasmplugin, the OCI image of the module (`s3cors oci push` prints

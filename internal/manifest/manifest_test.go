@@ -151,8 +151,11 @@ func checkTarget(t *testing.T, target manifest.Target, data []byte, want evaluat
 			po.GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
 			t.Errorf("the ext_proc cluster does not speak HTTP/2 (gRPC): %v", err)
 		}
-		if hc := c.GetHealthChecks(); len(hc) != 1 || hc[0].GetGrpcHealthCheck() == nil {
-			t.Errorf("the ext_proc cluster has no gRPC health check: %v", hc)
+		if hc := c.GetHealthChecks(); len(hc) != 1 || hc[0].GetGrpcHealthCheck().GetServiceName() != "envoy.service.ext_proc.v3.ExternalProcessor" {
+			t.Errorf("the ext_proc cluster has no gRPC health check of the ext_proc service: %v", hc)
+		}
+		if th := c.GetCircuitBreakers().GetThresholds(); len(th) != 1 || th[0].GetMaxRequests().GetValue() < 10000 {
+			t.Errorf("the ext_proc cluster keeps Envoy's default circuit breaker (1024 requests): %v", th)
 		}
 		cluster(t, b, "s3")
 	case manifest.IstioWasmPlugin:
