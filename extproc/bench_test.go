@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -28,7 +29,7 @@ type floorServer struct {
 func (floorServer) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 	for {
 		msg, err := srv.Recv()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
@@ -113,8 +114,8 @@ func oneStream(ctx context.Context, client extprocv3.ExternalProcessorClient, ms
 		return err
 	}
 	_ = st.CloseSend()
-	if _, err := st.Recv(); err != io.EOF {
-		return fmt.Errorf("stream end: %v", err)
+	if _, err := st.Recv(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("stream end: %w", err)
 	}
 	return nil
 }

@@ -135,7 +135,7 @@ func (r *reloader) watch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 
 	abs, err := filepath.Abs(r.path)
 	if err != nil {

@@ -108,7 +108,7 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("extproc: listening on %q: %w", addr, err)
 		}
 	}
-	defer lis.Close()
+	defer func() { _ = lis.Close() }() // Serve closes it too; this covers early returns
 	mlis := opts.MetricsListener
 	if mlis == nil && opts.MetricsListen != "" {
 		if mlis, err = net.Listen("tcp", opts.MetricsListen); err != nil {
@@ -132,7 +132,7 @@ func Run(ctx context.Context, opts Options) error {
 	ready.Store(true)
 	var hsrv *http.Server
 	if mlis != nil {
-		defer mlis.Close()
+		defer func() { _ = mlis.Close() }()
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry(), promhttp.HandlerOpts{Registry: metrics.Registry()}))
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })

@@ -109,7 +109,7 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 	ctx := srv.Context()
 	for {
 		msg, err := srv.Recv()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return nil // Envoy closed its side: the request is over
 		}
 		if err != nil {

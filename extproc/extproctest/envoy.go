@@ -288,7 +288,7 @@ func ApplyMutation(headers []casetable.Header, m *extprocv3.HeaderMutation, imme
 		case corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD:
 			// The zero value: Envoy falls back to the deprecated append field, default false,
 			// which overwrites.
-			if o.GetAppend().GetValue() {
+			if o.GetAppend().GetValue() { //nolint:staticcheck // Envoy reads the deprecated field here, so must we
 				headers = append(headers, casetable.Header{key, value})
 			} else {
 				headers = setHeader(headers, key, value)
@@ -319,7 +319,8 @@ func validHeaderName(name string) bool {
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+		token := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+		if !token {
 			return false
 		}
 	}
