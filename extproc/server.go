@@ -265,7 +265,7 @@ func (s *Server) requestHeaders(ctx context.Context, st *stream, h *extprocv3.Ht
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.LogAttrs(ctx, slog.LevelDebug, "decision",
 			slog.String("bucket", d.Bucket), slog.String("origin", req.Origin),
-			slog.String("method", req.Method), slog.String("path", req.Path),
+			slog.String("method", req.Method), slog.String("path", withoutQuery(req.Path)),
 			slog.String("outcome", outcomeNames[d.Outcome]), slog.String("reason", d.Reason.String()),
 			slog.Int("rule", d.Rule))
 	}
@@ -383,6 +383,15 @@ func readRequest(hs []*corev3.HeaderValue, r *evaluator.Request, scratch *[]byte
 		return errors.New("extproc: request headers lack :path")
 	}
 	return nil
+}
+
+// withoutQuery drops the query string, which for a presigned URL carries a signature that is
+// a bearer credential until it expires: logs must not hold it.
+func withoutQuery(path string) string {
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		return path[:i]
+	}
+	return path
 }
 
 func headerValue(h *corev3.HeaderValue) string {

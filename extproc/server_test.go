@@ -362,17 +362,20 @@ func TestDecisionsLoggedAndCounted(t *testing.T) {
 	noLeaks(t)
 	srv, logs := testServer(t)
 	c := startFake(t, srv)
-	mustSend(t, c, headers(":method", "OPTIONS", ":authority", "store.local", ":path", "/site/a",
+	mustSend(t, c, headers(":method", "OPTIONS", ":authority", "store.local", ":path", "/site/a?X-Amz-Signature=0123abcd",
 		"origin", "https://evil.example", "access-control-request-method", "GET"))
 	mustRecv(t, c)
 	if err := c.wait(); err != nil {
 		t.Fatal(err)
 	}
 	line := logs.String()
-	for _, want := range []string{"msg=decision", "bucket=site", "origin=https://evil.example", "method=OPTIONS", "reason=not_allowed", "outcome=reply"} {
+	for _, want := range []string{"msg=decision", "bucket=site", "origin=https://evil.example", "method=OPTIONS", "path=/site/a ", "reason=not_allowed", "outcome=reply"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("decision log lacks %q:\n%s", want, line)
 		}
+	}
+	if strings.Contains(line, "X-Amz-Signature") {
+		t.Errorf("decision log holds a presigned URL's signature:\n%s", line)
 	}
 	if got := testutil.ToFloat64(srv.metrics.decisions[evaluator.Reply][evaluator.ReasonNotAllowed]); got != 1 {
 		t.Errorf("s3cors_decisions_total{outcome=reply,reason=not_allowed} = %v, want 1", got)
