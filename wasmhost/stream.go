@@ -184,7 +184,7 @@ func (h *half) dropHeld() { h.holdHeaders, h.holdBody, h.holdTrailers = false, f
 // failure policy decides: FailOpen skips the filter, FailClosed answers 503, FailReload first
 // replaces the VM.
 func (h *Host) NewStream() *Stream {
-	s := &Stream{host: h, filterState: map[string][]byte{}, wake: make(chan struct{}, 1)}
+	s := &Stream{host: h, filterState: map[string][]byte{}, wake: make(chan struct{}, 1), async: Result{Action: Stop}}
 	s.req.response, s.resp.response = false, true
 	if h.closed.Load() {
 		return s

@@ -1,8 +1,10 @@
 // Command timer is a host test guest for Go's netpoller and Envoy's poll_oneoff. Each request
-// allocates (x-alloc bytes, default 64 KiB) and, with x-gc, forces a garbage collection; with
-// x-arm it first arms (and stops) a Go timer, which initialises the netpoller. From then on
-// every GC calls poll_oneoff: Envoy 1.33-1.38 answers ENOSYS and the Go runtime dies with
-// "fatal error: poll_oneoff failed"; Envoy 1.39 answers success.
+// allocates (x-alloc bytes, default 64 KiB, 16 buffers kept alive) and, with x-gc, forces a
+// garbage collection; with x-arm it first arms (and stops) a Go timer. Arming a timer, or a
+// forced GC waking the runtime's background scavenger (which sleeps on a runtime timer),
+// initialises the netpoller; from then on every GC calls poll_oneoff: Envoy 1.33-1.38 answers
+// ENOSYS and the Go runtime dies with "fatal error: poll_oneoff failed"; Envoy 1.39 answers
+// success.
 package main
 
 import (

@@ -1,0 +1,184 @@
+package wasmhost
+
+import (
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var failStreamReply = &Reply{Status: 503, Headers: Headers{{":status", "503"}}, Details: "wasm_fail_stream", GRPCStatus: 14, ViaFilterChain: true}
+
+// TestTrapFailClosed: a panic in on_request_headers traps; the VM is failed and never called
+// again; this and every later stream get a 503 "wasm_fail_stream" local reply with no
+// response callbacks.
+func TestTrapFailClosed(t *testing.T) {
+	for _, p := range profilesUnderTest {
+		t.Run(string(p), func(t *testing.T) {
+			h := newHost(t, "probe", Options{Profile: p})
+			s := h.NewStream()
+			r := s.RequestHeaders(req("panic"), true)
+			if r.Action != Replied || !reflect.DeepEqual(r.Reply, failStreamReply) {
+				t.Fatalf("trapping stream: %+v, want %+v", r.Reply, failStreamReply)
+			}
+			if !hasLine(h, "Function: proxy_on_request_headers failed: Uncaught RuntimeError: unreachable") {
+				t.Errorf("no trap message in logs:\n%s", strings.Join(messages(h, ""), "\n"))
+			}
+			if f := h.Failed(); f[0] == "" {
+				t.Error("Failed() does not report the failed VM")
+			}
+			before := len(messages(h, "worker 0"))
+			for i := 0; i < 3; i++ {
+				s := h.NewStream()
+				r := s.RequestHeaders(req(""), true)
+				if r.Action != Replied || !reflect.DeepEqual(r.Reply, failStreamReply) {
+					t.Errorf("stream after the failure: %+v", r)
+				}
+				s.Done()
+			}
+			if after := len(messages(h, "worker 0")); after != before {
+				t.Errorf("the failed VM was called again: %v", messages(h, "worker 0")[before:])
+			}
+		})
+	}
+}
+
+// TestTrapFailOpen: with fail open the trapping stream continues untouched and later streams
+// skip the filter altogether.
+func TestTrapFailOpen(t *testing.T) {
+	h := newHost(t, "probe", Options{FailurePolicy: FailOpen})
+	in := req("panic")
+	r := h.NewStream().RequestHeaders(in, true)
+	if r.Action != Continue || !equalHeaders(r.Headers, in) {
+		t.Fatalf("trapping stream: %+v", r)
+	}
+	before := len(messages(h, "worker 0"))
+	s := h.NewStream()
+	if r := s.RequestHeaders(req("headers"), true); r.Action != Continue || r.Status != "" {
+		t.Errorf("later stream: %+v, want Continue without the plugin", r)
+	}
+	if r := s.ResponseHeaders(Headers{{":status", "200"}}, true); r.Action != Continue {
+		t.Errorf("later stream response: %+v", r)
+	}
+	if after := len(messages(h, "worker 0")); after != before {
+		t.Errorf("the failed VM was called again: %v", messages(h, "worker 0")[before:])
+	}
+}
+
+// TestTrapFailReload: the trapping stream fails closed; the next stream gets a new VM with a
+// fresh _initialize and root sequence.
+func TestTrapFailReload(t *testing.T) {
+	h := newHost(t, "probe", Options{FailurePolicy: FailReload})
+	if r := h.NewStream().RequestHeaders(req("panic"), true); !reflect.DeepEqual(r.Reply, failStreamReply) {
+		t.Fatalf("trapping stream: %+v", r)
+	}
+	s := h.NewStream()
+	if r := s.RequestHeaders(req(""), true); r.Action != Continue {
+		t.Fatalf("stream after reload: %+v", r)
+	}
+	got := messages(h, "worker 0 (reload 1)")
+	want := []string{"probe init", "probe root_create: id=1"}
+	if len(got) < 3 || got[0] != want[0] || got[1] != want[1] || !strings.HasPrefix(got[len(got)-1], "probe request_headers: id=2") {
+		t.Errorf("reloaded VM logs: %v", got)
+	}
+	if f := h.Failed(); f[0] != "" {
+		t.Errorf("worker still failed after reload: %q", f[0])
+	}
+}
+
+// TestTrapInResponse: a trap in on_response_headers fails closed with a 503 sent straight to
+// the client, replacing the upstream response.
+func TestTrapInResponse(t *testing.T) {
+	h := newHost(t, "probe", Options{})
+	s := h.NewStream()
+	s.RequestHeaders(req("resp-panic"), true)
+	r := s.ResponseHeaders(Headers{{":status", "200"}}, true)
+	want := &Reply{Status: 503, Headers: Headers{{":status", "503"}}, Details: "wasm_fail_stream", GRPCStatus: 14}
+	if r.Action != Replied || !reflect.DeepEqual(r.Reply, want) {
+		t.Errorf("reply %+v, want %+v", r.Reply, want)
+	}
+}
+
+// streamUntilDeath runs up to n streams through the timer guest and returns the index of the
+// first one the VM failed on, or -1.
+func streamUntilDeath(t *testing.T, h *Host, n int, extra func(i int) [][2]string) int {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		s := h.NewStream()
+		r := s.RequestHeaders(req("", extra(i)...), true)
+		s.Done()
+		if r.Action != Continue {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestGoTimerOnEnvoy133: once a Go timer has been armed the netpoller is initialised and every
+// later GC calls poll_oneoff; Envoy 1.33-1.38 answers ENOSYS and the Go runtime dies ("fatal
+// error: poll_oneoff failed") at the next GC; Envoy 1.39 answers success and the module lives
+// on. The GCs here come from allocation alone.
+func TestGoTimerOnEnvoy133(t *testing.T) {
+	for _, p := range profilesUnderTest {
+		t.Run(string(p), func(t *testing.T) {
+			h := newHost(t, "timer", Options{Profile: p})
+			died := streamUntilDeath(t, h, 200, func(i int) [][2]string {
+				if i == 0 {
+					return [][2]string{{"x-arm", "1"}, {"x-alloc", "1024"}}
+				}
+				return [][2]string{{"x-alloc", strconv.Itoa(1 << 20)}}
+			})
+			if p == Envoy133 {
+				if died < 1 || !hasLine(h, "poll_oneoff failed") || h.Failed()[0] == "" {
+					t.Fatalf("Envoy 1.33: died at stream %d; want the VM dead with \"poll_oneoff failed\" after the timer; logs:\n%s",
+						died, strings.Join(messages(h, ""), "\n"))
+				}
+				return
+			}
+			if died >= 0 {
+				t.Fatalf("Envoy 1.39: the VM died at stream %d: %s", died, h.Failed()[0])
+			}
+		})
+	}
+}
+
+// TestForcedGCOnEnvoy133: runtime.GC() wakes the runtime's background scavenger, which sleeps
+// on a runtime timer, which initialises the netpoller: so even a module that never arms a
+// timer itself dies on Envoy 1.33-1.38 after a few forced GCs (the advice to call runtime.GC
+// in on_done is fatal there). Envoy 1.39 is fine.
+func TestForcedGCOnEnvoy133(t *testing.T) {
+	for _, p := range profilesUnderTest {
+		t.Run(string(p), func(t *testing.T) {
+			h := newHost(t, "timer", Options{Profile: p})
+			died := streamUntilDeath(t, h, 50, func(int) [][2]string {
+				return [][2]string{{"x-gc", "1"}, {"x-alloc", "1024"}}
+			})
+			if p == Envoy133 && (died < 0 || !hasLine(h, "poll_oneoff failed")) {
+				t.Fatalf("Envoy 1.33: died at %d; want the VM dead with \"poll_oneoff failed\"", died)
+			}
+			if p == Envoy139 && died >= 0 {
+				t.Fatalf("Envoy 1.39: the VM died at stream %d: %s", died, h.Failed()[0])
+			}
+		})
+	}
+}
+
+// TestGCPressureWithoutTimers: a module that arms no timer and never forces a GC survives many
+// streams of large allocations on Envoy 1.33 (GC never reaches poll_oneoff while the netpoller
+// is uninitialised). Set S3CORS_SOAK=long for 100,000 streams.
+func TestGCPressureWithoutTimers(t *testing.T) {
+	n := 300
+	if os.Getenv("S3CORS_SOAK") == "long" {
+		n = 100_000
+	}
+	h := newHost(t, "timer", Options{Profile: Envoy133})
+	if died := streamUntilDeath(t, h, n, func(int) [][2]string {
+		return [][2]string{{"x-alloc", strconv.Itoa(1 << 20)}}
+	}); died >= 0 {
+		t.Fatalf("the VM died at stream %d: %s", died, h.Failed()[0])
+	}
+	if mem := h.MemoryBytes()[0]; mem > 256<<20 {
+		t.Errorf("linear memory grew to %d MiB", mem>>20)
+	}
+}
