@@ -111,7 +111,7 @@ func Image(module []byte) (v1.Image, error) {
 // only on the module.
 func pluginTarGz(module []byte) ([]byte, error) {
 	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
 	if err != nil {
 		return nil, fmt.Errorf("ociwasm: gzip: %w", err)
 	}
