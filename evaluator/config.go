@@ -201,7 +201,7 @@ func checkSize(ps *problems, path string, start int, b *BucketCORS) {
 	if len(b.Rules) == 0 || len(b.Rules) > maxRules {
 		return
 	}
-	if n := len(renderXML(b.Rules)); n > maxDocBytes {
+	if n := xmlSize(b.Rules); n > maxDocBytes {
 		p := Problem{Path: path, Code: CodeMaxMessageLengthExceeded, Message: msgTooBig, Detail: tooBigDetail(n)}
 		ps.list = append(ps.list, Problem{})
 		copy(ps.list[start+1:], ps.list[start:])
@@ -231,15 +231,14 @@ func parseRules(ps *problems, path string, v *jsonValue) []Rule {
 
 func parseRule(ps *problems, path string, v *jsonValue) Rule {
 	var r Rule
-	seen := map[string]bool{}
-	reported := map[string]bool{} // members with a problem of their own
-	for _, m := range v.members {
-		mp := keyPath(path, m.key)
-		if seen[m.key] {
-			ps.config(mp, "duplicate key "+strconv.Quote(m.key))
+	var reported memberSet // members with a problem of their own
+	dup := duplicates(v.members)
+	for i, m := range v.members {
+		if dup[i] {
+			ps.config(keyPath(path, m.key), "duplicate key "+strconv.Quote(m.key))
 			continue
 		}
-		seen[m.key] = true
+		mp := keyPath(path, m.key)
 		before := len(ps.list)
 		switch m.key {
 		case "ID":
@@ -249,17 +248,15 @@ func parseRule(ps *problems, path string, v *jsonValue) Rule {
 			}
 			id := m.val.str
 			r.ID = &id
-			if checkXMLText(ps, mp, id) {
-				checkID(ps, mp, id)
-			}
+			checkValue(ps, mp, id, idFault)
 		case "AllowedOrigins":
-			r.AllowedOrigins = parseStrings(ps, mp, m.val, checkOrigin)
+			r.AllowedOrigins = parseStrings(ps, mp, m.val, originFault)
 		case "AllowedMethods":
-			r.AllowedMethods = parseStrings(ps, mp, m.val, checkMethod)
+			r.AllowedMethods = parseStrings(ps, mp, m.val, methodFault)
 		case "AllowedHeaders":
-			r.AllowedHeaders = parseStrings(ps, mp, m.val, checkAllowedHeader)
+			r.AllowedHeaders = parseStrings(ps, mp, m.val, allowedHeaderFault)
 		case "ExposeHeaders":
-			r.ExposeHeaders = parseStrings(ps, mp, m.val, checkExposeHeader)
+			r.ExposeHeaders = parseStrings(ps, mp, m.val, exposeHeaderFault)
 		case "MaxAgeSeconds":
 			if m.val.kind != jsonNumber {
 				ps.config(mp, "must be an integer, not "+m.val.kind.String())
@@ -275,17 +272,42 @@ func parseRule(ps *problems, path string, v *jsonValue) Rule {
 				continue
 			}
 			r.MaxAgeSeconds = &n
-			checkMaxAge(ps, mp, n)
+			if f, bad := maxAgeFault(n); bad {
+				ps.fault(mp, f)
+			}
 		default:
 			ps.config(mp, "unknown key "+strconv.Quote(m.key)+suggest(m.key, ruleKeys))
-			reported[suggestTarget(m.key, ruleKeys)] = true
+			reported.add(suggestTarget(m.key, ruleKeys))
 		}
 		if len(ps.list) > before {
-			reported[m.key] = true
+			reported.add(m.key)
 		}
 	}
 	checkRequired(ps, path, &r, reported)
 	return r
+}
+
+// duplicates marks each member whose key appeared earlier in the object. Objects in a
+// configuration are small, so a scan beats a map; large ones get a map.
+func duplicates(members []jsonMember) []bool {
+	dup := make([]bool, len(members))
+	if len(members) <= 32 {
+		for i := range members {
+			for j := 0; j < i; j++ {
+				if members[j].key == members[i].key {
+					dup[i] = true
+					break
+				}
+			}
+		}
+		return dup
+	}
+	seen := make(map[string]bool, len(members))
+	for i, m := range members {
+		dup[i] = seen[m.key]
+		seen[m.key] = true
+	}
+	return dup
 }
 
 func isIntegerLiteral(s string) bool {
@@ -303,7 +325,7 @@ func isIntegerLiteral(s string) bool {
 
 // parseStrings reads an array of strings, checking each value. An empty array is stored as
 // nil: S3 keeps no empty lists, so GetBucketCors would not show one.
-func parseStrings(ps *problems, path string, v *jsonValue, check func(*problems, string, string)) []string {
+func parseStrings(ps *problems, path string, v *jsonValue, check valueCheck) []string {
 	if v.kind == jsonString {
 		ps.config(path, "must be an array of strings, not a string (write ["+strconv.Quote(v.str)+"])")
 		return nil
@@ -312,17 +334,24 @@ func parseStrings(ps *problems, path string, v *jsonValue, check func(*problems,
 		ps.config(path, "must be an array of strings, not "+v.kind.String())
 		return nil
 	}
-	var out []string
+	if len(v.elems) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(v.elems))
 	for i, e := range v.elems {
-		ep := index(path, i)
 		if e.kind != jsonString {
-			ps.config(ep, "must be a string, not "+e.kind.String())
+			ps.config(index(path, i), "must be a string, not "+e.kind.String())
 			continue
 		}
 		out = append(out, e.str)
-		if checkXMLText(ps, ep, e.str) {
-			check(ps, ep, e.str)
+		if f, bad := xmlTextFault(e.str); bad {
+			ps.fault(index(path, i), f)
+		} else if f, bad := check(e.str); bad {
+			ps.fault(index(path, i), f)
 		}
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }

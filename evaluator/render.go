@@ -63,6 +63,51 @@ func renderXML(rules []Rule) []byte {
 	return append(out, "</CORSConfiguration>"...)
 }
 
+// xmlSize is len(renderXML(rules)), computed without rendering: the 64 KB check runs on
+// every bucket at load.
+func xmlSize(rules []Rule) int {
+	n := len(`<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<CORSConfiguration xmlns="`+s3Namespace+`">`) + len("</CORSConfiguration>")
+	elem := func(name, text string) int { return 2*len(name) + 5 + xmlTextSize(text) }
+	for i := range rules {
+		r := &rules[i]
+		n += len("<CORSRule></CORSRule>")
+		if r.ID != nil {
+			n += elem("ID", *r.ID)
+		}
+		for _, v := range r.AllowedHeaders {
+			n += elem("AllowedHeader", v)
+		}
+		for _, v := range r.AllowedMethods {
+			n += elem("AllowedMethod", v)
+		}
+		for _, v := range r.AllowedOrigins {
+			n += elem("AllowedOrigin", v)
+		}
+		for _, v := range r.ExposeHeaders {
+			n += elem("ExposeHeader", v)
+		}
+		if r.MaxAgeSeconds != nil {
+			n += elem("MaxAgeSeconds", strconv.FormatInt(*r.MaxAgeSeconds, 10))
+		}
+	}
+	return n
+}
+
+func xmlTextSize(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '&':
+			n += len("&amp;") - 1
+		case '<', '>':
+			n += len("&lt;") - 1
+		case '\r':
+			n += len("&#13;") - 1
+		}
+	}
+	return n
+}
+
 func appendXMLElement(out []byte, name, text string) []byte {
 	out = append(out, '<')
 	out = append(out, name...)

@@ -93,70 +93,102 @@ func methodBit(m string) uint8 {
 	return 0
 }
 
-// The value checks below are PutBucketCors's (s3-cors-semantics.md §1.3); both parsers and
-// Compile (for a Config built in code) run them on every value, in document order.
+// fault is one problem before its path is known: paths are built only for values that are
+// wrong, so a large valid configuration costs no path strings.
+type fault struct {
+	code, msg, detail string
+}
 
-func checkID(ps *problems, path, id string) {
+func (ps *problems) fault(path string, f fault) {
+	ps.add(path, f.code, f.msg, f.detail)
+}
+
+// valueCheck is one of PutBucketCors's value checks (s3-cors-semantics.md §1.3); both
+// parsers and Compile (for a Config built in code) run them on every value, in document
+// order.
+type valueCheck func(v string) (fault, bool)
+
+func malformedFault(detail string) fault {
+	return fault{CodeMalformedXML, msgMalformedXML, detail}
+}
+
+func idFault(id string) (fault, bool) {
 	if n := utf8.RuneCountInString(id); n > maxIDLen {
-		ps.malformed(path, "ID is "+strconv.Itoa(n)+" characters long; S3 allows at most 255")
+		return malformedFault("ID is " + strconv.Itoa(n) + " characters long; S3 allows at most 255"), true
 	}
+	return fault{}, false
 }
 
-func checkOrigin(ps *problems, path, v string) {
+func originFault(v string) (fault, bool) {
 	if strings.Count(v, "*") > 1 {
-		ps.add(path, CodeInvalidRequest, `AllowedOrigin "`+v+`" can not have more than one wildcard.`, "")
+		return fault{CodeInvalidRequest, `AllowedOrigin "` + v + `" can not have more than one wildcard.`, ""}, true
 	}
+	return fault{}, false
 }
 
-func checkMethod(ps *problems, path, v string) {
+func methodFault(v string) (fault, bool) {
 	if methodBit(v) == 0 {
-		ps.add(path, CodeInvalidRequest, msgBadMethodPrefix+v, "")
+		return fault{CodeInvalidRequest, msgBadMethodPrefix + v, ""}, true
 	}
+	return fault{}, false
 }
 
-func checkAllowedHeader(ps *problems, path, v string) {
+func allowedHeaderFault(v string) (fault, bool) {
 	if strings.Count(v, "*") > 1 {
-		ps.add(path, CodeInvalidRequest, `AllowedHeader "`+v+`" can not have more than one wildcard.`, "")
+		return fault{CodeInvalidRequest, `AllowedHeader "` + v + `" can not have more than one wildcard.`, ""}, true
 	}
+	return fault{}, false
 }
 
-func checkExposeHeader(ps *problems, path, v string) {
-	if strings.Contains(v, "*") {
-		ps.add(path, CodeInvalidRequest, `ExposeHeader "`+v+`" contains wildcard. We currently do not support wildcard for ExposeHeader.`, "")
-		return
+func exposeHeaderFault(v string) (fault, bool) {
+	if strings.IndexByte(v, '*') >= 0 {
+		return fault{CodeInvalidRequest, `ExposeHeader "` + v + `" contains wildcard. We currently do not support wildcard for ExposeHeader.`, ""}, true
 	}
 	// S3 refuses a space (s3-cors-semantics.md §1.3); any whitespace or control byte would
 	// also break the Access-Control-Expose-Headers line it is sent in.
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; c <= ' ' || c == 0x7f {
-			ps.add(path, CodeInvalidRequest, `ExposeHeader "`+v+`" contains an invalid character.`, "whitespace and control characters cannot appear in a header name")
-			return
+			return fault{CodeInvalidRequest, `ExposeHeader "` + v + `" contains an invalid character.`, "whitespace and control characters cannot appear in a header name"}, true
 		}
 	}
+	return fault{}, false
 }
 
-func checkMaxAge(ps *problems, path string, v int64) {
+func maxAgeFault(v int64) (fault, bool) {
 	if v < 0 || v > maxMaxAge {
-		ps.malformed(path, "MaxAgeSeconds must be an integer from 0 to 2147483647, not "+strconv.FormatInt(v, 10))
+		return malformedFault("MaxAgeSeconds must be an integer from 0 to 2147483647, not " + strconv.FormatInt(v, 10)), true
 	}
+	return fault{}, false
 }
 
-// checkXMLText reports a string that an XML document cannot carry: S3 receives every
+// xmlTextFault reports a string that an XML document cannot carry: S3 receives every
 // configuration as XML, so such a value could never reach it (and could not round-trip).
-func checkXMLText(ps *problems, path, v string) bool {
-	for i, r := range v {
-		if r == utf8.RuneError {
-			if _, size := utf8.DecodeRuneInString(v[i:]); size == 1 {
-				ps.malformed(path, "value is not valid UTF-8")
-				return false
-			}
+func xmlTextFault(v string) (fault, bool) {
+	for i := 0; i < len(v); {
+		c := v[i]
+		if c >= 0x20 && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(v[i:])
+		if r == utf8.RuneError && size == 1 {
+			return malformedFault("value is not valid UTF-8"), true
 		}
 		if !isXMLChar(r) {
-			ps.malformed(path, "value contains the character "+strconv.QuoteRune(r)+", which XML cannot carry")
-			return false
+			return malformedFault("value contains the character " + strconv.QuoteRune(r) + ", which XML cannot carry"), true
 		}
+		i += size
 	}
-	return true
+	return fault{}, false
+}
+
+// checkValue runs the XML-text check, then check, reporting at path.
+func checkValue(ps *problems, path, v string, check valueCheck) {
+	if f, bad := xmlTextFault(v); bad {
+		ps.fault(path, f)
+	} else if f, bad := check(v); bad {
+		ps.fault(path, f)
+	}
 }
 
 // isXMLChar is the XML 1.0 Char production.
@@ -186,43 +218,62 @@ func checkRules(ps *problems, path string, form Form, rules []Rule) {
 			ps.malformed(rp, "S3 allows at most 100 CORS rules; this bucket has "+strconv.Itoa(len(rules)))
 		}
 		if r.ID != nil {
-			if checkXMLText(ps, member(rp, "ID"), *r.ID) {
-				checkID(ps, member(rp, "ID"), *r.ID)
+			checkValue(ps, member(rp, "ID"), *r.ID, idFault)
+		}
+		checkList(ps, member(rp, "AllowedOrigins"), r.AllowedOrigins, originFault)
+		checkList(ps, member(rp, "AllowedMethods"), r.AllowedMethods, methodFault)
+		checkList(ps, member(rp, "AllowedHeaders"), r.AllowedHeaders, allowedHeaderFault)
+		checkList(ps, member(rp, "ExposeHeaders"), r.ExposeHeaders, exposeHeaderFault)
+		if r.MaxAgeSeconds != nil {
+			if f, bad := maxAgeFault(*r.MaxAgeSeconds); bad {
+				ps.fault(member(rp, "MaxAgeSeconds"), f)
 			}
 		}
-		checkList(ps, member(rp, "AllowedOrigins"), r.AllowedOrigins, checkOrigin)
-		checkList(ps, member(rp, "AllowedMethods"), r.AllowedMethods, checkMethod)
-		checkList(ps, member(rp, "AllowedHeaders"), r.AllowedHeaders, checkAllowedHeader)
-		checkList(ps, member(rp, "ExposeHeaders"), r.ExposeHeaders, checkExposeHeader)
-		if r.MaxAgeSeconds != nil {
-			checkMaxAge(ps, member(rp, "MaxAgeSeconds"), *r.MaxAgeSeconds)
-		}
-		checkRequired(ps, rp, r, nil)
+		checkRequired(ps, rp, r, 0)
 	}
 	if len(rules) <= maxRules {
-		if n := len(renderXML(rules)); n > maxDocBytes {
+		if n := xmlSize(rules); n > maxDocBytes {
 			ps.add(path, CodeMaxMessageLengthExceeded, msgTooBig, tooBigDetail(n))
 		}
 	}
 }
 
-func checkList(ps *problems, path string, vs []string, check func(*problems, string, string)) {
+func checkList(ps *problems, path string, vs []string, check valueCheck) {
 	for i, v := range vs {
-		p := index(path, i)
-		if checkXMLText(ps, p, v) {
-			check(ps, p, v)
-		}
+		checkValue(ps, index(path, i), v, check)
 	}
+}
+
+// memberSet is a set of the two required rule members.
+type memberSet uint8
+
+func (s *memberSet) add(name string) {
+	switch name {
+	case "AllowedOrigins":
+		*s |= 1
+	case "AllowedMethods":
+		*s |= 2
+	}
+}
+
+func (s memberSet) has(name string) bool {
+	switch name {
+	case "AllowedOrigins":
+		return s&1 != 0
+	case "AllowedMethods":
+		return s&2 != 0
+	}
+	return false
 }
 
 // checkRequired reports a rule without AllowedOrigin or AllowedMethod: S3's schema requires
 // at least one of each. A member already reported (present with a wrong type, or misspelt)
 // is not reported again as missing.
-func checkRequired(ps *problems, rulePath string, r *Rule, reported map[string]bool) {
-	if len(r.AllowedOrigins) == 0 && !reported["AllowedOrigins"] {
+func checkRequired(ps *problems, rulePath string, r *Rule, reported memberSet) {
+	if len(r.AllowedOrigins) == 0 && !reported.has("AllowedOrigins") {
 		ps.malformed(member(rulePath, "AllowedOrigins"), "a rule needs at least one AllowedOrigin")
 	}
-	if len(r.AllowedMethods) == 0 && !reported["AllowedMethods"] {
+	if len(r.AllowedMethods) == 0 && !reported.has("AllowedMethods") {
 		ps.malformed(member(rulePath, "AllowedMethods"), "a rule needs at least one AllowedMethod")
 	}
 }

@@ -186,7 +186,7 @@ func (p *xmlParser) configuration() ([]Rule, error) {
 func (p *xmlParser) rule(path string) (Rule, error) {
 	var r Rule
 	counts := map[string]int{}
-	reported := map[string]bool{} // JSON member names already reported as misspelt
+	var reported memberSet // JSON member names already reported as misspelt
 	for {
 		tok, err := p.next()
 		if err != nil {
@@ -204,7 +204,7 @@ func (p *xmlParser) rule(path string) (Rule, error) {
 			if !known || t.Name.Space != p.space {
 				p.ps.malformed(path, "unexpected element <"+name+"> in <CORSRule>"+xmlHint(name, xmlRuleElements))
 				if k := xmlTarget(name); k != "" {
-					reported[xmlElements[k]] = true
+					reported.add(xmlElements[k])
 				}
 				if err := p.dec.Skip(); err != nil {
 					return r, err
@@ -229,19 +229,19 @@ func (p *xmlParser) rule(path string) (Rule, error) {
 					continue
 				}
 				r.ID = &text
-				checkID(p.ps, ep, text)
+				checkValue(p.ps, ep, text, idFault)
 			case "AllowedOrigin":
 				r.AllowedOrigins = append(r.AllowedOrigins, text)
-				checkOrigin(p.ps, ep, text)
+				checkValue(p.ps, ep, text, originFault)
 			case "AllowedMethod":
 				r.AllowedMethods = append(r.AllowedMethods, text)
-				checkMethod(p.ps, ep, text)
+				checkValue(p.ps, ep, text, methodFault)
 			case "AllowedHeader":
 				r.AllowedHeaders = append(r.AllowedHeaders, text)
-				checkAllowedHeader(p.ps, ep, text)
+				checkValue(p.ps, ep, text, allowedHeaderFault)
 			case "ExposeHeader":
 				r.ExposeHeaders = append(r.ExposeHeaders, text)
-				checkExposeHeader(p.ps, ep, text)
+				checkValue(p.ps, ep, text, exposeHeaderFault)
 			case "MaxAgeSeconds":
 				if i > 0 {
 					p.ps.malformed(ep, "a rule has at most one <MaxAgeSeconds>")
@@ -255,7 +255,9 @@ func (p *xmlParser) rule(path string) (Rule, error) {
 					continue
 				}
 				r.MaxAgeSeconds = &n
-				checkMaxAge(p.ps, ep, n)
+				if f, bad := maxAgeFault(n); bad {
+					p.ps.fault(ep, f)
+				}
 			}
 		case xml.EndElement:
 			checkRequired(p.ps, path, &r, reported)
