@@ -151,7 +151,7 @@ func TestHostileWasm(t *testing.T) {
 				}
 			}
 			checkNoTrap(t, h)
-			if n := h.Metrics()["wasmcustom.s3cors_internal_errors_total"]; n != 0 {
+			if n := h.Metrics()["wasmcustom.s3cors.internal_errors"]; n != 0 {
 				t.Errorf("the filter counted %d internal errors", n)
 			}
 		})
