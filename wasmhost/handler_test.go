@@ -1,0 +1,268 @@
+package wasmhost
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// upstreamRecord is what the fake upstream saw.
+type upstreamRecord struct {
+	mu      sync.Mutex
+	method  string
+	uri     string
+	host    string
+	header  http.Header
+	body    []byte
+	trailer http.Header
+	calls   int
+}
+
+// echoUpstream records the request and answers with a streamed body (three flushed chunks)
+// and a trailer.
+func echoUpstream(rec *upstreamRecord, respBody []byte) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		rec.mu.Lock()
+		rec.calls++
+		rec.method, rec.uri, rec.host, rec.header, rec.body, rec.trailer = r.Method, r.RequestURI, r.Host, r.Header.Clone(), body, r.Trailer
+		rec.mu.Unlock()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("X-Upstream", "yes")
+		w.Header().Set("Trailer", "X-Checksum")
+		w.WriteHeader(http.StatusCreated)
+		third := len(respBody) / 3
+		for _, part := range [][]byte{respBody[:third], respBody[third : 2*third], respBody[2*third:]} {
+			_, _ = w.Write(part)
+			w.(http.Flusher).Flush()
+		}
+		sum := sha256.Sum256(respBody)
+		w.Header().Set("X-Checksum", string(hexString(sum[:])))
+	})
+}
+
+func hexString(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 0, 2*len(b))
+	for _, c := range b {
+		out = append(out, digits[c>>4], digits[c&15])
+	}
+	return string(out)
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestHandlerStreamsBodiesUnchanged: a several-MB PUT reaches upstream byte-identical (with a
+// content-length and chunked), and upstream's streamed response and trailer reach the client
+// unchanged, for a plugin that sees every body chunk and for one that sees none, under every
+// failure policy.
+func TestHandlerStreamsBodiesUnchanged(t *testing.T) {
+	reqBody := randomBytes(t, 5<<20+123)
+	respBody := randomBytes(t, 3<<20+7)
+	for _, tc := range []struct {
+		guest  string
+		policy FailurePolicy
+	}{{"noop", FailClosed}, {"noop", FailOpen}, {"noop", FailReload}, {"probe", FailClosed}} {
+		guest, policy := tc.guest, tc.policy
+		{
+			t.Run(guest+"/"+policy.String(), func(t *testing.T) {
+				h := newHost(t, guest, Options{FailurePolicy: policy})
+				rec := &upstreamRecord{}
+				srv := httptest.NewServer(h.Handler(echoUpstream(rec, respBody)))
+				defer srv.Close()
+				for _, chunked := range []bool{false, true} {
+					var body io.Reader = bytes.NewReader(reqBody)
+					if chunked {
+						body = io.MultiReader(bytes.NewReader(reqBody)) // unknown length: chunked
+					}
+					req, err := http.NewRequest(http.MethodPut, srv.URL+"/bucket/key?x=1", body)
+					if err != nil {
+						t.Fatal(err)
+					}
+					req.Header.Set("X-Custom", "v1")
+					req.Header.Add("X-Custom", "v2")
+					resp, err := srv.Client().Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if resp.StatusCode != http.StatusCreated || !bytes.Equal(got, respBody) {
+						t.Fatalf("response %d with %d bytes (equal: %v)", resp.StatusCode, len(got), bytes.Equal(got, respBody))
+					}
+					sum := sha256.Sum256(respBody)
+					if resp.Trailer.Get("X-Checksum") != hexString(sum[:]) || resp.Header.Get("X-Upstream") != "yes" {
+						t.Errorf("response headers %v trailer %v", resp.Header, resp.Trailer)
+					}
+					rec.mu.Lock()
+					if !bytes.Equal(rec.body, reqBody) {
+						t.Errorf("chunked=%v: upstream got %d bytes, not the %d sent", chunked, len(rec.body), len(reqBody))
+					}
+					if rec.method != http.MethodPut || rec.uri != "/bucket/key?x=1" || strings.Join(rec.header.Values("X-Custom"), ",") != "v1,v2" {
+						t.Errorf("upstream saw %s %s %v", rec.method, rec.uri, rec.header)
+					}
+					rec.mu.Unlock()
+				}
+			})
+		}
+	}
+}
+
+// TestHandlerPluginChanges: the plugin's header changes reach upstream and the client.
+func TestHandlerPluginChanges(t *testing.T) {
+	h := newHost(t, "probe", Options{})
+	rec := &upstreamRecord{}
+	srv := httptest.NewServer(h.Handler(echoUpstream(rec, []byte("abc"))))
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/p", nil)
+	req.Header.Set("X-Probe", "headers")
+	req.Header.Set("X-Removed", "gone")
+	req.Header.Set("X-Replaced", "old")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if rec.header.Get("X-Added") != "one" || rec.header.Get("X-Replaced") != "new" || rec.header.Get("X-Removed") != "" {
+		t.Errorf("upstream headers %v", rec.header)
+	}
+	if resp.Header.Get("X-Probe-Seen") != "headers" {
+		t.Errorf("client headers %v", resp.Header)
+	}
+}
+
+// TestHandlerLocalReply: the client gets the local reply as Envoy would send it, and upstream
+// never sees the request.
+func TestHandlerLocalReply(t *testing.T) {
+	h := newHost(t, "localreply", Options{})
+	rec := &upstreamRecord{}
+	srv := httptest.NewServer(h.Handler(echoUpstream(rec, []byte("abc"))))
+	defer srv.Close()
+	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+		req, _ := http.NewRequest(method, srv.URL+"/", strings.NewReader("request body"))
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		wantBody := `{"error":"unauthorized"}`
+		if method == http.MethodHead {
+			wantBody = ""
+		}
+		if resp.StatusCode != 401 || string(body) != wantBody || resp.Header.Get("Content-Type") != "application/json" ||
+			resp.Header.Get("Www-Authenticate") != "Basic" || resp.Header.Get("X-Own-Reply") != "seen" || resp.ContentLength != 24 {
+			t.Errorf("%s: %d %v %q", method, resp.StatusCode, resp.Header, body)
+		}
+	}
+	if rec.calls != 0 {
+		t.Errorf("upstream was called %d times", rec.calls)
+	}
+}
+
+// TestHandlerFailurePolicies: after a trap, fail closed answers 503 and fail open passes the
+// request to upstream.
+func TestHandlerFailurePolicies(t *testing.T) {
+	for _, tt := range []struct {
+		policy FailurePolicy
+		status int
+	}{{FailClosed, 503}, {FailOpen, 201}} {
+		t.Run(tt.policy.String(), func(t *testing.T) {
+			h := newHost(t, "probe", Options{FailurePolicy: tt.policy})
+			rec := &upstreamRecord{}
+			srv := httptest.NewServer(h.Handler(echoUpstream(rec, []byte("abc"))))
+			defer srv.Close()
+			for i := 0; i < 2; i++ {
+				req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+				req.Header.Set("X-Probe", "panic")
+				resp, err := srv.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != tt.status {
+					t.Errorf("request %d: status %d %q, want %d", i, resp.StatusCode, body, tt.status)
+				}
+				if tt.status == 503 && len(body) != 0 {
+					t.Errorf("fail-closed body %q, want empty", body)
+				}
+			}
+		})
+	}
+}
+
+// TestHandlerPausedStream: a stream the plugin never continues gets Envoy's 408 "stream
+// timeout"; one continued from on_tick reaches upstream.
+func TestHandlerPausedStream(t *testing.T) {
+	h := newHost(t, "probe", Options{StreamIdleTimeout: 50 * time.Millisecond})
+	rec := &upstreamRecord{}
+	srv := httptest.NewServer(h.Handler(echoUpstream(rec, []byte("abc"))))
+	defer srv.Close()
+	do := func(scenario string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+		req.Header.Set("X-Probe", scenario)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(body)
+	}
+	if code, body := do("pause"); code != 408 || body != "stream timeout" {
+		t.Errorf("paused: %d %q, want 408 stream timeout", code, body)
+	}
+	h2 := newHost(t, "probe", Options{StreamIdleTimeout: time.Minute})
+	srv2 := httptest.NewServer(h2.Handler(echoUpstream(rec, []byte("abc"))))
+	defer srv2.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv2.URL+"/", nil)
+	req.Header.Set("X-Probe", "continue-on-tick")
+	resp, err := srv2.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Errorf("continued from tick: %d", resp.StatusCode)
+	}
+}
+
+// TestHandlerReplyFromResponse: a reply from on_response_headers replaces upstream's response.
+func TestHandlerReplyFromResponse(t *testing.T) {
+	h := newHost(t, "probe", Options{})
+	srv := httptest.NewServer(h.Handler(echoUpstream(&upstreamRecord{}, []byte("abcdef"))))
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+	req.Header.Set("X-Probe", "resp-reply")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 502 || string(body) != "bad upstream" || resp.Header.Get("Content-Type") != "text/plain" {
+		t.Errorf("got %d %v %q", resp.StatusCode, resp.Header, body)
+	}
+}
