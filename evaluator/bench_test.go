@@ -15,9 +15,11 @@ func benchEvaluate(b *testing.B, pol *evaluator.Policy, r *evaluator.Request, wa
 		b.Fatalf("reason %v, want %v", d.Reason, want)
 	}
 	b.ReportAllocs()
+	start := processCPU()
 	for b.Loop() {
 		pol.Evaluate(r, &d)
 	}
+	reportCPU(b, start)
 }
 
 // BenchmarkEvaluate measures the evaluator alone on the request shapes of the middleware

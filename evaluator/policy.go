@@ -133,6 +133,35 @@ func Load(data []byte) (*Policy, error) {
 // changing it does not change the policy, but callers should treat it as read-only.
 func (p *Policy) Config() *Config { return p.cfg }
 
+// HeaderValues returns every Access-Control-Allow-Methods, -Expose-Headers and -Max-Age
+// value the policy can put in a Decision. They are the very strings Evaluate returns (same
+// memory), so an adapter can key a cache by their data pointer and turn a decision's header
+// values into its own representation (a []string for net/http, a proto for Envoy) without
+// hashing or allocating per request.
+func (p *Policy) HeaderValues() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(bp *bucketPolicy) {
+		if bp == nil {
+			return
+		}
+		for i := range bp.rules {
+			cr := &bp.rules[i]
+			for _, v := range [...]string{cr.allowMethod, cr.expose, cr.maxAge} {
+				if v != "" && !seen[v] {
+					seen[v] = true
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	for _, bp := range p.buckets {
+		add(bp)
+	}
+	add(p.unlisted)
+	return out
+}
+
 // checkConfig validates a Config held in memory, in bucket order.
 func checkConfig(cfg *Config) error {
 	var ps problems
@@ -199,14 +228,17 @@ func compile(cfg *Config) *Policy {
 		path:    cfg.Addressing.PathStyle,
 		strip:   cfg.UpstreamCORSHeaders != UpstreamKeep,
 	}
+	// Equal header values share memory across rules and buckets: 100,000 buckets with the
+	// same rules hold one "GET, PUT", and adapters can cache by pointer (HeaderValues).
+	in := interner{}
 	for name, b := range cfg.Buckets {
-		bp := compileBucket(b, "bucket")
+		bp := compileBucket(b, "bucket", in)
 		bp.name = name
 		p.buckets[name] = bp
 	}
 	switch {
 	case cfg.Default != nil:
-		p.unlisted = compileBucket(cfg.Default, "default")
+		p.unlisted = compileBucket(cfg.Default, "default", in)
 	case cfg.UnlistedBuckets == UnlistedForward:
 		p.unlisted = nil
 	case cfg.UnlistedBuckets == UnlistedNotFound:
@@ -222,7 +254,21 @@ func compile(cfg *Config) *Policy {
 	return p
 }
 
-func compileBucket(b *BucketCORS, source string) *bucketPolicy {
+// interner makes equal strings share one copy.
+type interner map[string]string
+
+func (in interner) intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	if v, ok := in[s]; ok {
+		return v
+	}
+	in[s] = s
+	return s
+}
+
+func compileBucket(b *BucketCORS, source string, in interner) *bucketPolicy {
 	if b == nil || b.Form == FormNone {
 		return &bucketPolicy{state: bucketNoCORS, source: source}
 	}
@@ -254,7 +300,7 @@ func compileBucket(b *BucketCORS, source string) *bucketPolicy {
 			cr.methods |= bit
 			bp.byMethod[bits.TrailingZeros8(bit)].add(i)
 		}
-		cr.allowMethod = strings.Join(r.AllowedMethods, ", ")
+		cr.allowMethod = in.intern(strings.Join(r.AllowedMethods, ", "))
 		cr.noHeaders = len(r.AllowedHeaders) == 0
 		for _, h := range r.AllowedHeaders {
 			lh := asciiLower(h)
@@ -273,9 +319,9 @@ func compileBucket(b *BucketCORS, source string) *bucketPolicy {
 				cr.headerSet[h] = struct{}{}
 			}
 		}
-		cr.expose = strings.Join(r.ExposeHeaders, ", ")
+		cr.expose = in.intern(strings.Join(r.ExposeHeaders, ", "))
 		if r.MaxAgeSeconds != nil {
-			cr.maxAge = strconv.FormatInt(*r.MaxAgeSeconds, 10)
+			cr.maxAge = in.intern(strconv.FormatInt(*r.MaxAgeSeconds, 10))
 		}
 	}
 	if exactCount > indexThreshold {

@@ -98,10 +98,12 @@ func BenchmarkMiddleware(b *testing.B) {
 			b.Run("lib="+lib.name+"/shape="+s.name, func(b *testing.B) {
 				w := &benchWriter{h: http.Header{}}
 				b.ReportAllocs()
+				start := processCPU()
 				for b.Loop() {
 					clear(w.h)
 					lib.h.ServeHTTP(w, s.req)
 				}
+				reportCPU(b, start)
 			})
 		}
 	}

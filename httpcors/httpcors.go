@@ -15,8 +15,6 @@ package httpcors
 
 import (
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -33,11 +31,20 @@ type Middleware struct {
 }
 
 // policyState is a policy plus the header-value slices it can produce, built once so that
-// setting a header costs no allocation on the request path.
+// setting a header costs no allocation on the request path. They are keyed by the value's
+// memory (the policy hands out the same strings every time), which is cheaper to hash than
+// the text.
 type policyState struct {
 	policy *evaluator.Policy
-	values map[string][]string
+	values map[stringKey][]string
 }
+
+type stringKey struct {
+	p *byte
+	n int
+}
+
+func keyOf(s string) stringKey { return stringKey{unsafe.StringData(s), len(s)} }
 
 // New returns middleware for a compiled policy.
 func New(p *evaluator.Policy) *Middleware {
@@ -65,7 +72,11 @@ func (m *Middleware) SetPolicy(p *evaluator.Policy) {
 	if p == nil {
 		return
 	}
-	m.state.Store(&policyState{policy: p, values: valueSlices(p.Config())})
+	st := &policyState{policy: p, values: map[stringKey][]string{}}
+	for _, v := range p.HeaderValues() {
+		st.values[keyOf(v)] = []string{v}
+	}
+	m.state.Store(st)
 }
 
 // constant header values; slices with len == cap, so that an append by anyone copies
@@ -78,35 +89,6 @@ var (
 	valXML   = []string{"application/xml"}
 	valClose = []string{"close"}
 )
-
-// valueSlices precomputes a []string for every header value a rule can produce
-// (Allow-Methods, Expose-Headers, Max-Age), keyed by the value.
-func valueSlices(cfg *evaluator.Config) map[string][]string {
-	out := map[string][]string{}
-	add := func(b *evaluator.BucketCORS) {
-		if b == nil {
-			return
-		}
-		for _, r := range b.Rules {
-			for _, v := range []string{strings.Join(r.AllowedMethods, ", "), strings.Join(r.ExposeHeaders, ", ")} {
-				if _, ok := out[v]; !ok {
-					out[v] = []string{v}
-				}
-			}
-			if r.MaxAgeSeconds != nil {
-				v := strconv.FormatInt(*r.MaxAgeSeconds, 10)
-				out[v] = []string{v}
-			}
-		}
-	}
-	if cfg != nil {
-		for _, b := range cfg.Buckets {
-			add(b)
-		}
-		add(cfg.Default)
-	}
-	return out
-}
 
 // exchange is the per-request state, pooled: the evaluator's Decision and the wrapper
 // around the ResponseWriter.
@@ -256,7 +238,7 @@ func constant(hd evaluator.Header, r *http.Request, st *policyState) ([]string, 
 			return valClose, true
 		}
 	case evaluator.HeaderAllowMethods, evaluator.HeaderExposeHeaders, evaluator.HeaderMaxAge:
-		if v, ok := st.values[hd.Value]; ok {
+		if v, ok := st.values[keyOf(hd.Value)]; ok {
 			return v, true
 		}
 	}

@@ -83,7 +83,7 @@ func (w *writer) value(hd evaluator.Header) ([]string, bool) {
 	case evaluator.HeaderAllowCredentials:
 		return valTrue, true
 	default:
-		v, ok := w.st.values[hd.Value]
+		v, ok := w.st.values[keyOf(hd.Value)]
 		return v, ok
 	}
 	return nil, false
