@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/s3cors/s3cors/internal/testenv"
+)
+
+// lockedBuffer is an io.Writer the serving goroutine writes while the test reads.
+type lockedBuffer struct {
+	mu     sync.Mutex
+	b      bytes.Buffer
+	notify chan struct{}
+}
+
+func newLockedBuffer() *lockedBuffer { return &lockedBuffer{notify: make(chan struct{}, 1)} }
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, err := l.b.Write(p)
+	select {
+	case l.notify <- struct{}{}:
+	default:
+	}
+	return n, err
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitFor blocks until the buffer matches re, or the command has exited.
+func (l *lockedBuffer) waitFor(t *testing.T, re *regexp.Regexp, exited <-chan int) []string {
+	t.Helper()
+	for {
+		if m := re.FindStringSubmatch(l.String()); m != nil {
+			return m
+		}
+		select {
+		case <-l.notify:
+		case code := <-exited:
+			t.Fatalf("serve exited with %d before printing %s:\n%s", code, re, l.String())
+		}
+	}
+}
+
+var (
+	gatewayLine = regexp.MustCompile(`s3cors gateway on (http://127\.0\.0\.1:\d+)\n`)
+	demoLine    = regexp.MustCompile(`demo: +open (http://127\.0\.0\.1:\d+) in a browser`)
+)
+
+// TestServe is `make run` in-process: the demo configuration, the built module, the embedded
+// store and the demo page, then a SIGTERM (a cancelled context).
+func TestServe(t *testing.T) {
+	stdout, stderr := newLockedBuffer(), newLockedBuffer()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exited := make(chan int, 1)
+	args := []string{"serve", "--config", filepath.Join("..", "..", "testdata", "demo", "config.json"),
+		"--listen", "127.0.0.1:0", "--demo-listen", "127.0.0.1:0", "--wasm", testenv.Module(t)}
+	go func() { exited <- runContext(ctx, args, stdout, stderr) }()
+	gw := stdout.waitFor(t, gatewayLine, exited)[1]
+	page := stdout.waitFor(t, demoLine, exited)[1]
+	banner := stdout.String()
+	for _, want := range []string{"Try:", "an allowed preflight", "a denied preflight", "curl -i -X OPTIONS " + gw + "/website/notes/hello.txt", "s3cors explain --config", gw + "/debug/s3cors/stats"} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+
+	do := func(method, url string, body io.Reader, hdr ...string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, url, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res, string(b)
+	}
+	// The banner's two preflights do what it says; the page origin is allowed by the demo
+	// configuration only when it is 127.0.0.1:8081, so use the banner's own origins.
+	allowedOrigin := regexp.MustCompile(`(?m)^  curl -i -X OPTIONS \S+ -H 'Origin: ([^']+)' -H 'Access-Control-Request-Method: (\w+)'`).FindAllStringSubmatch(banner, -1)
+	if len(allowedOrigin) != 2 {
+		t.Fatalf("banner curl lines: %q", allowedOrigin)
+	}
+	res, _ := do("OPTIONS", gw+"/website/notes/hello.txt", nil, "Origin", allowedOrigin[0][1], "Access-Control-Request-Method", allowedOrigin[0][2])
+	if res.StatusCode != 200 || res.Header.Get("Access-Control-Allow-Origin") != allowedOrigin[0][1] {
+		t.Errorf("banner's allowed preflight: %d %v", res.StatusCode, res.Header)
+	}
+	res, body := do("OPTIONS", gw+"/website/notes/hello.txt", nil, "Origin", allowedOrigin[1][1], "Access-Control-Request-Method", allowedOrigin[1][2])
+	if res.StatusCode != 403 || !strings.Contains(body, "<Code>AccessForbidden</Code>") {
+		t.Errorf("banner's denied preflight: %d %s", res.StatusCode, body)
+	}
+
+	// The embedded store: an upload and its read-back, with metadata.
+	res, _ = do("PUT", gw+"/website/notes/a.txt", strings.NewReader("hello"), "Content-Type", "text/plain", "x-amz-meta-author", "ada", "Origin", "http://127.0.0.1:8081")
+	if res.StatusCode != 200 || res.Header.Get("Access-Control-Expose-Headers") != "ETag, x-amz-meta-author" {
+		t.Errorf("PUT: %d %v", res.StatusCode, res.Header)
+	}
+	res, body = do("GET", gw+"/website/notes/a.txt", nil)
+	if res.StatusCode != 200 || body != "hello" || res.Header.Get("x-amz-meta-author") != "ada" {
+		t.Errorf("GET: %d %q %v", res.StatusCode, body, res.Header)
+	}
+	// Seeded for the demo page.
+	if res, body = do("GET", gw+"/fonts/pixel.ttf", nil); res.StatusCode != 200 || res.Header.Get("Content-Type") != "font/ttf" || len(body) < 1000 {
+		t.Errorf("seeded font: %d %q, %d bytes", res.StatusCode, res.Header.Get("Content-Type"), len(body))
+	}
+	if res, body = do("GET", gw+"/healthz", nil); res.StatusCode != 200 || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", res.StatusCode, body)
+	}
+	if res, body = do("GET", page+"/", nil); res.StatusCode != 200 || !strings.Contains(body, "s3cors demo") {
+		t.Errorf("demo page: %d", res.StatusCode)
+	}
+	if res, body = do("GET", page+"/config.js", nil); !strings.Contains(body, `"gateway":"`+gw+`"`) {
+		t.Errorf("demo config.js %q does not name the gateway %s", body, gw)
+	}
+	_, body = do("GET", gw+"/debug/s3cors/stats", nil)
+	var st struct {
+		AnsweredAtProxy  int64            `json:"answered_at_proxy"`
+		ReachedUpstream  int64            `json:"reached_upstream"`
+		UpstreamByMethod map[string]int64 `json:"upstream_by_method"`
+		Wasm             map[string]int64 `json:"wasm_metrics"`
+		Store            struct {
+			ByMethod map[string]int64 `json:"by_method"`
+		} `json:"store"`
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("stats %q: %v", body, err)
+	}
+	if st.AnsweredAtProxy != 2 || st.ReachedUpstream != 3 || st.UpstreamByMethod["OPTIONS"] != 0 || st.Store.ByMethod["OPTIONS"] != 0 || st.Store.ByMethod["PUT"] != 1 || len(st.Wasm) == 0 {
+		t.Errorf("stats: %s", body)
+	}
+
+	cancel() // SIGTERM
+	if code := <-exited; code != 0 {
+		t.Errorf("serve exited %d after the signal; stderr:\n%s", code, stderr.String())
+	}
+	log := stderr.String()
+	for _, want := range []string{
+		`msg=request method=OPTIONS`, `answered_by=proxy`, `answered_by=upstream`, `answered_by=gateway`,
+		`msg=stopped requests=`, `reached_upstream=3`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// TestServeStartupErrors: a bad configuration is refused with every problem, before anything
+// listens; a module that is not wasm is refused too.
+func TestServeStartupErrors(t *testing.T) {
+	r := runCLI(t, "serve", "--config", filepath.Join("testdata", "in", "bad-wildcards.json"), "--listen", "127.0.0.1:0", "--wasm", testenv.Module(t))
+	if r.code != 1 || !strings.Contains(r.stderr, `AllowedOrigin "https://*.*.example.com" can not have more than one wildcard.`) || !strings.Contains(r.stderr, "ExposeHeader") {
+		t.Errorf("bad configuration: exit %d\n%s", r.code, r.stderr)
+	}
+	notWasm := filepath.Join(t.TempDir(), "x.wasm")
+	writeFile(t, notWasm, "not a module")
+	r = runCLI(t, "serve", "--config", filepath.Join("testdata", "in", "config.json"), "--listen", "127.0.0.1:0", "--wasm", notWasm)
+	if r.code != 1 || !strings.Contains(r.stderr, "wasm filter") {
+		t.Errorf("bad module: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := embeddedModule(); err != nil && (!errors.Is(err, errNoEmbeddedModule) || !strings.Contains(err.Error(), "make build")) {
+		t.Errorf("missing embedded module: %v", err)
+	}
+}
