@@ -287,16 +287,22 @@ func browsable(addr net.Addr) string {
 	return net.JoinHostPort(host, port)
 }
 
-// originAllowedSomewhere reports whether a simple GET from origin gets CORS headers from any
-// listed bucket.
+// originAllowedSomewhere reports whether a rule of a listed bucket names origin (a simple GET
+// from it gets the origin echoed back); rules open to * do not count, since the demo's uploads
+// need a rule for the page.
 func originAllowedSomewhere(pol *evaluator.Policy, origin string) bool {
 	cfg := pol.Config()
 	for _, b := range cfg.BucketOrder {
 		auth, path := addressFor(cfg, b, demo.HelloKey)
 		var d evaluator.Decision
 		pol.Evaluate(&evaluator.Request{Method: http.MethodGet, Authority: auth, Path: path, Origin: origin, HasOrigin: true}, &d)
-		if d.Outcome == evaluator.Decorate {
-			return true
+		if d.Outcome != evaluator.Decorate {
+			continue
+		}
+		for _, h := range d.Headers {
+			if h.Name == "Access-Control-Allow-Origin" && h.Value == origin {
+				return true
+			}
 		}
 	}
 	return false
