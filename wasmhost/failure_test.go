@@ -44,25 +44,39 @@ func TestTrapFailClosed(t *testing.T) {
 	}
 }
 
-// TestTrapFailOpen: with fail open the trapping stream continues untouched and later streams
-// skip the filter altogether.
+// TestTrapFailOpen: with failure_policy FAIL_OPEN the stream that trapped still gets the 503
+// (PluginBase::fail_open_ mirrors only the legacy field); streams created later skip the
+// filter altogether. With the legacy fail_open: true the trapping stream continues untouched.
 func TestTrapFailOpen(t *testing.T) {
-	h := newHost(t, "probe", Options{FailurePolicy: FailOpen})
-	in := req("panic")
-	r := h.NewStream().RequestHeaders(in, true)
-	if r.Action != Continue || !equalHeaders(r.Headers, in) {
-		t.Fatalf("trapping stream: %+v", r)
-	}
-	before := len(messages(h, "worker 0"))
-	s := h.NewStream()
-	if r := s.RequestHeaders(req("headers"), true); r.Action != Continue || r.Status != "" {
-		t.Errorf("later stream: %+v, want Continue without the plugin", r)
-	}
-	if r := s.ResponseHeaders(Headers{{":status", "200"}}, true); r.Action != Continue {
-		t.Errorf("later stream response: %+v", r)
-	}
-	if after := len(messages(h, "worker 0")); after != before {
-		t.Errorf("the failed VM was called again: %v", messages(h, "worker 0")[before:])
+	for _, tt := range []struct {
+		policy  FailurePolicy
+		trapped Action
+	}{{FailOpen, Replied}, {FailOpenLegacy, Continue}} {
+		t.Run(tt.policy.String(), func(t *testing.T) {
+			h := newHost(t, "probe", Options{FailurePolicy: tt.policy})
+			in := req("panic")
+			r := h.NewStream().RequestHeaders(in, true)
+			if r.Action != tt.trapped {
+				t.Fatalf("trapping stream: %+v, want %s", r, tt.trapped)
+			}
+			if tt.trapped == Continue && !equalHeaders(r.Headers, in) {
+				t.Errorf("trapping stream headers %v, want them untouched", r.Headers)
+			}
+			if tt.trapped == Replied && !reflect.DeepEqual(r.Reply, failStreamReply) {
+				t.Errorf("trapping stream reply %+v", r.Reply)
+			}
+			before := len(messages(h, "worker 0"))
+			s := h.NewStream()
+			if r := s.RequestHeaders(req("headers"), true); r.Action != Continue || r.Status != "" {
+				t.Errorf("later stream: %+v, want Continue without the plugin", r)
+			}
+			if r := s.ResponseHeaders(Headers{{":status", "200"}}, true); r.Action != Continue {
+				t.Errorf("later stream response: %+v", r)
+			}
+			if after := len(messages(h, "worker 0")); after != before {
+				t.Errorf("the failed VM was called again: %v", messages(h, "worker 0")[before:])
+			}
+		})
 	}
 }
 

@@ -80,7 +80,7 @@ func TestHandlerStreamsBodiesUnchanged(t *testing.T) {
 	for _, tc := range []struct {
 		guest  string
 		policy FailurePolicy
-	}{{"noop", FailClosed}, {"noop", FailOpen}, {"noop", FailReload}, {"probe", FailClosed}} {
+	}{{"noop", FailClosed}, {"noop", FailOpen}, {"noop", FailReload}, {"noop", FailOpenLegacy}, {"probe", FailClosed}} {
 		guest, policy := tc.guest, tc.policy
 		{
 			t.Run(guest+"/"+policy.String(), func(t *testing.T) {
@@ -181,19 +181,19 @@ func TestHandlerLocalReply(t *testing.T) {
 	}
 }
 
-// TestHandlerFailurePolicies: after a trap, fail closed answers 503 and fail open passes the
-// request to upstream.
+// TestHandlerFailurePolicies: after a trap, fail closed answers 503 to every request; fail
+// open answers 503 to the request that trapped and passes the next ones to upstream.
 func TestHandlerFailurePolicies(t *testing.T) {
 	for _, tt := range []struct {
-		policy FailurePolicy
-		status int
-	}{{FailClosed, 503}, {FailOpen, 201}} {
+		policy   FailurePolicy
+		statuses []int
+	}{{FailClosed, []int{503, 503}}, {FailOpen, []int{503, 201}}, {FailOpenLegacy, []int{201, 201}}} {
 		t.Run(tt.policy.String(), func(t *testing.T) {
 			h := newHost(t, "probe", Options{FailurePolicy: tt.policy})
 			rec := &upstreamRecord{}
 			srv := httptest.NewServer(h.Handler(echoUpstream(rec, []byte("abc"))))
 			defer srv.Close()
-			for i := 0; i < 2; i++ {
+			for i, want := range tt.statuses {
 				req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
 				req.Header.Set("X-Probe", "panic")
 				resp, err := srv.Client().Do(req)
@@ -202,10 +202,10 @@ func TestHandlerFailurePolicies(t *testing.T) {
 				}
 				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != tt.status {
-					t.Errorf("request %d: status %d %q, want %d", i, resp.StatusCode, body, tt.status)
+				if resp.StatusCode != want {
+					t.Errorf("request %d: status %d %q, want %d", i, resp.StatusCode, body, want)
 				}
-				if tt.status == 503 && len(body) != 0 {
+				if want == 503 && len(body) != 0 {
 					t.Errorf("fail-closed body %q, want empty", body)
 				}
 			}

@@ -388,7 +388,7 @@ func (w *worker) current(h *Host) (v *vm, skip bool) {
 		return v, false
 	}
 	switch h.opts.FailurePolicy {
-	case FailOpen:
+	case FailOpen, FailOpenLegacy:
 		return nil, true
 	case FailReload:
 		if time.Since(w.lastLoad) < h.opts.ReloadBackoff {

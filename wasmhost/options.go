@@ -145,11 +145,16 @@ const (
 	// "wasm_fail_stream", gRPC UNAVAILABLE) and skips its response callbacks. It is the default,
 	// as Envoy's for an unspecified failure_policy.
 	FailClosed FailurePolicy = iota
-	// FailOpen skips the filter: requests of a failed VM pass through untouched.
+	// FailOpen is failure_policy FAIL_OPEN (what Istio 1.25 and later generate for
+	// failStrategy FAIL_OPEN): streams created after the failure skip the filter; the streams
+	// the VM was serving when it failed (the one that trapped included) still get the 503.
 	FailOpen
 	// FailReload creates a new VM (new _initialize and root sequence) for the next stream after
 	// a runtime failure; the stream that saw the failure is failed closed.
 	FailReload
+	// FailOpenLegacy is the deprecated fail_open: true (Istio before 1.25): like FailOpen, and
+	// the streams in flight, the one that trapped included, continue without the filter too.
+	FailOpenLegacy
 )
 
 // String returns the policy's Envoy name.
@@ -161,6 +166,8 @@ func (p FailurePolicy) String() string {
 		return "FAIL_OPEN"
 	case FailReload:
 		return "FAIL_RELOAD"
+	case FailOpenLegacy:
+		return "fail_open"
 	}
 	return fmt.Sprintf("FailurePolicy(%d)", int(p))
 }
@@ -310,8 +317,8 @@ func (o Options) resolve() (*resolved, error) {
 	case o.Workers == 0:
 		r.Workers = 1
 	}
-	if o.FailurePolicy < FailClosed || o.FailurePolicy > FailReload {
-		return nil, fmt.Errorf("wasmhost: Options.FailurePolicy %d: want FailClosed, FailOpen or FailReload", int(o.FailurePolicy))
+	if o.FailurePolicy < FailClosed || o.FailurePolicy > FailOpenLegacy {
+		return nil, fmt.Errorf("wasmhost: Options.FailurePolicy %d: want FailClosed, FailOpen, FailReload or FailOpenLegacy", int(o.FailurePolicy))
 	}
 	if o.ReloadBackoff < 0 {
 		return nil, fmt.Errorf("wasmhost: Options.ReloadBackoff %v: must not be negative", o.ReloadBackoff)

@@ -182,7 +182,7 @@ func (h *half) dropHeld() { h.holdHeaders, h.holdBody, h.holdTrailers = false, f
 
 // NewStream starts a stream on the next worker VM (round-robin). When that VM has failed, the
 // failure policy decides: FailOpen skips the filter, FailClosed answers 503, FailReload first
-// replaces the VM.
+// replaces the VM (see FailurePolicy).
 func (h *Host) NewStream() *Stream {
 	s := &Stream{host: h, filterState: map[string][]byte{}, wake: make(chan struct{}, 1), async: Result{Action: Stop}}
 	s.req.response, s.resp.response = false, true
@@ -524,13 +524,14 @@ func convert(kind int, raw uint32, forcedStop bool) filterStatus {
 // closedStatus is what CHECK_FAIL answers for a failed VM that does not fail open.
 var closedStatus = [...]filterStatus{fsStopAllWatermark, fsStopIterationNoBuffer, fsStopIteration}
 
-// checkFail is cpp-host's CHECK_FAIL: on a failed VM, fail open (Continue) or fail the stream
-// once (503 local reply) and stop.
+// checkFail is cpp-host's CHECK_FAIL: on a failed VM, fail open (Continue, only with the
+// legacy fail_open: true, which is what PluginBase::fail_open_ mirrors) or fail the stream once
+// (503 local reply) and stop.
 func (s *Stream) checkFail(kind int) (filterStatus, bool) {
 	if !s.vmFailed() {
 		return fsContinue, false
 	}
-	if s.host.opts.FailurePolicy == FailOpen {
+	if s.host.opts.FailurePolicy == FailOpenLegacy {
 		return fsContinue, true
 	}
 	if !s.streamFailed {
