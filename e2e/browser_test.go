@@ -139,7 +139,7 @@ func browserFontStatus(t *testing.T, tab context.Context, url string) string {
 }
 
 // browserListen listens on a fresh loopback port and serves h until the test ends.
-func browserListen(t *testing.T, h http.Handler) string {
+func browserListen(t testing.TB, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

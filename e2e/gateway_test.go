@@ -35,7 +35,7 @@ var gwCompileCache = wazero.NewCompilationCache()
 
 // gwStart serves a gateway for config in front of upstream on 127.0.0.1 and returns its
 // address. The server is shut down, and the gateway closed, when the test ends.
-func gwStart(t *testing.T, config []byte, upstream http.Handler, opts ...func(*gateway.Options)) (string, *gateway.Gateway) {
+func gwStart(t testing.TB, config []byte, upstream http.Handler, opts ...func(*gateway.Options)) (string, *gateway.Gateway) {
 	t.Helper()
 	o := gateway.Options{
 		Config:           config,
@@ -154,7 +154,7 @@ func TestGatewayCaseTables(t *testing.T) {
 	}
 }
 
-func gwDemoConfig(t *testing.T) []byte {
+func gwDemoConfig(t testing.TB) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "demo", "config.json"))
 	if err != nil {
@@ -163,7 +163,7 @@ func gwDemoConfig(t *testing.T) []byte {
 	return b
 }
 
-func gwStore(t *testing.T, maxSize int64) *s3mem.Store {
+func gwStore(t testing.TB, maxSize int64) *s3mem.Store {
 	t.Helper()
 	return s3mem.New(s3mem.Options{
 		Buckets:             []string{"website", "fonts", "public", "sandboxed", "partner-fonts", "private"},
