@@ -505,6 +505,10 @@ func (fw *filterWriter) apply(res Result, last bool) bool {
 			}
 		}
 		writeHeaders(x.w.Header(), res.Headers)
+		if _, ok := res.Headers.Get("content-type"); !ok {
+			// net/http would sniff one; Envoy sends none.
+			x.w.Header()["Content-Type"] = nil
+		}
 		x.w.WriteHeader(status)
 	}
 	if len(res.Body) > 0 {

@@ -266,3 +266,67 @@ func TestHandlerReplyFromResponse(t *testing.T) {
 		t.Errorf("got %d %v %q", resp.StatusCode, resp.Header, body)
 	}
 }
+
+// TestHandlerNoSniffingAndTrailers: a response without content-type gets none (net/http would
+// sniff one, Envoy does not); request trailers reach upstream through the plugin.
+func TestHandlerNoSniffingAndTrailers(t *testing.T) {
+	h := newHost(t, "probe", Options{})
+	var gotTrailer http.Header
+	srv := httptest.NewServer(h.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		gotTrailer = r.Trailer.Clone()
+		_, _ = io.WriteString(w, "<html><body>hi</body></html>")
+	})))
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", io.MultiReader(strings.NewReader("payload")))
+	req.Trailer = http.Header{"X-T": {"tv"}}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ct, ok := resp.Header["Content-Type"]; ok {
+		t.Errorf("client got Content-Type %q, want none", ct)
+	}
+	if gotTrailer.Get("X-T") != "tv" {
+		t.Errorf("upstream trailer %v", gotTrailer)
+	}
+	if got := lastLine(t, h, "probe request_trailers:"); !strings.Contains(got, `x-t="tv"`) {
+		t.Errorf("plugin saw %s", got)
+	}
+}
+
+// TestHandlerConcurrent: concurrent requests over two workers.
+func TestHandlerConcurrent(t *testing.T) {
+	h := newHost(t, "probe", Options{Workers: 2})
+	srv := httptest.NewServer(h.Handler(echoUpstream(&upstreamRecord{}, []byte("abcdef"))))
+	defer srv.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				req, _ := http.NewRequest(http.MethodPost, srv.URL+"/k", strings.NewReader("body"))
+				req.Header.Set("X-Probe", "headers")
+				resp, err := srv.Client().Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 201 || string(b) != "abcdef" || resp.Header.Get("X-Probe-Seen") != "headers" {
+					errs <- io.ErrUnexpectedEOF
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}

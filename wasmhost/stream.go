@@ -396,12 +396,13 @@ func (s *Stream) Reply() *Reply {
 func (s *Stream) Wait(ctx context.Context) Result {
 	for {
 		s.lock()
-		if s.async.Action != Stop || s.async.Headers != nil || s.async.Body != nil || s.async.Trailers != nil || s.async.EndOfStream || s.reply != nil || s.reset {
+		if s.async.Action != Stop || s.async.Headers != nil || s.async.Body != nil || s.async.Trailers != nil || s.async.EndOfStream || s.reply != nil || s.reset || s.complete {
 			r := s.async
 			s.async = Result{Action: Stop}
-			if s.reply != nil && !s.reply.Held {
+			switch {
+			case s.reply != nil && !s.reply.Held:
 				r.Action, r.Reply = Replied, s.reply
-			} else if s.reset {
+			case s.reset || (s.complete && r.Action == Stop):
 				r.Action = Reset
 			}
 			s.unlock()
@@ -708,6 +709,7 @@ func (s *Stream) dataStep(h *half, data []byte, eos bool, r *Result) {
 	h.body, h.holdBody = exposed, true
 	s.endOfStream = eos
 	name := "proxy_on_request_body"
+	prev := s.callState
 	if h.response {
 		name, s.callState = "proxy_on_response_body", 2
 	} else {
@@ -715,7 +717,7 @@ func (s *Stream) dataStep(h *half, data []byte, eos bool, r *Result) {
 	}
 	wasBuffering := h.buffering
 	st, called := s.run(kindData, name, uint64(len(*exposed)), b2u(eos))
-	s.callState = 0
+	s.callState = prev
 	if called {
 		r.Status = st.String()
 	}
@@ -798,13 +800,14 @@ func (s *Stream) trailersStep(h *half, r *Result) {
 	}
 	h.holdTrailers = true
 	name := "proxy_on_request_trailers"
+	prev := s.callState
 	if h.response {
 		name, s.callState = "proxy_on_response_trailers", 2
 	} else {
 		s.callState = 1
 	}
 	st, called := s.run(kindTrailers, name, uint64(len(h.trailers.h)))
-	s.callState = 0
+	s.callState = prev
 	if called {
 		r.Status = st.String()
 	}

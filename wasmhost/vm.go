@@ -450,7 +450,7 @@ func (v *vm) setTickPeriod(d time.Duration) {
 			case <-stop:
 				return
 			case <-t.C:
-				v.tick()
+				v.tick(stop)
 			}
 		}
 	}()
@@ -463,10 +463,16 @@ func (v *vm) stopTicks() {
 	}
 }
 
-// tick delivers proxy_on_tick(R) (ContextBase::onTick).
-func (v *vm) tick() {
+// tick delivers proxy_on_tick(R) (ContextBase::onTick), unless the period changed while it
+// waited for the VM.
+func (v *vm) tick(stop chan struct{}) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	select {
+	case <-stop:
+		return
+	default:
+	}
 	if v.failed || v.rootCtx == nil {
 		return
 	}
