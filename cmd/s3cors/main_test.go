@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/s3cors/s3cors/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -234,5 +236,62 @@ func TestVersion(t *testing.T) {
 	r := runCLI(t, "version")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "s3cors ") || !strings.Contains(r.stdout, "embedded s3cors.wasm") {
 		t.Errorf("version: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestManifest(t *testing.T) {
+	cfg := filepath.Join("testdata", "in", "config.json")
+	for _, tc := range []struct {
+		target string
+		extra  []string
+		want   string // the configuration's buckets are in the file, except for envoy-extproc
+	}{
+		{"envoy-wasm", []string{"--upstream", "minio.storage:9000"}, "website"},
+		{"envoy-extproc", []string{"--upstream", "minio.storage:9000"}, "ext_proc"},
+		{"istio-wasmplugin", nil, "website"},
+		{"istio-extproc", nil, "website"},
+	} {
+		r := runCLI(t, append([]string{"manifest", "--config", cfg, "--target", tc.target}, tc.extra...)...)
+		if r.code != 0 || !strings.Contains(r.stdout, tc.want) {
+			t.Errorf("manifest --target %s: exit %d, stdout without %q\n%s", tc.target, r.code, tc.want, r.stderr)
+		}
+	}
+	// Options a target does not use are refused, not ignored.
+	if r := runCLI(t, "manifest", "--config", cfg, "--target", "istio-wasmplugin", "--upstream", "x:1"); r.code != 1 || !strings.Contains(r.stderr, "upstream") {
+		t.Errorf("--upstream with istio-wasmplugin: exit %d\n%s", r.code, r.stderr)
+	}
+	out := filepath.Join(t.TempDir(), "envoy.yaml")
+	if r := runCLI(t, "manifest", "--config", cfg, "--target", "envoy-wasm", "-o", out); r.code != 0 || r.stdout != "" {
+		t.Errorf("manifest -o: exit %d, stdout %q, stderr %s", r.code, r.stdout, r.stderr)
+	} else if b, err := os.ReadFile(out); err != nil || !bytes.Contains(b, []byte("s3cors")) {
+		t.Errorf("manifest -o wrote %d bytes: %v", len(b), err)
+	}
+	r := runCLI(t, "manifest", "--config", filepath.Join("testdata", "in", "bad-wildcards.json"), "--target", "envoy-wasm")
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "can not have more than one wildcard") || !strings.Contains(r.stderr, "ExposeHeader") {
+		t.Errorf("manifest of an invalid configuration: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, "manifest", "--config", cfg, "--target", "istio-wasmplugin", "--gateway-selector", "novalue"); r.code != 2 {
+		t.Errorf("bad --gateway-selector: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+func TestOCILayout(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "oci")
+	r := runCLI(t, "oci", "layout", "--wasm", testenv.Module(t), "--out", dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "manifest digest sha256:") {
+		t.Fatalf("oci layout: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
+		t.Errorf("no OCI layout written: %v", err)
+	}
+	// Reproducible: the same module gives the same digest.
+	again := runCLI(t, "oci", "layout", "--wasm", testenv.Module(t), "--out", filepath.Join(t.TempDir(), "oci"))
+	if again.stdout[strings.Index(again.stdout, "\n"):] != r.stdout[strings.Index(r.stdout, "\n"):] {
+		t.Errorf("two layouts of one module differ:\n%s\n%s", r.stdout, again.stdout)
+	}
+	notWasm := filepath.Join(t.TempDir(), "x.wasm")
+	writeFile(t, notWasm, "not a module")
+	if r := runCLI(t, "oci", "layout", "--wasm", notWasm, "--out", filepath.Join(t.TempDir(), "o")); r.code != 1 {
+		t.Errorf("oci layout of a non-module: exit %d", r.code)
 	}
 }
