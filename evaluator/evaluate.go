@@ -177,35 +177,37 @@ func parseACRH(r *Request, s *decisionScratch) {
 		return
 	}
 	v := r.RequestHeaders
-	for i := 0; i < len(v); {
-		j := i
-		for j < len(v) && v[j] != ',' {
-			j++
+	for i := 0; ; {
+		// Separators and blanks between names cost one tight loop, so a hostile value of
+		// commas and spaces is cheap.
+		for i < len(v) && (v[i] == ',' || v[i] == ' ' || v[i] == '\t') {
+			i++
 		}
-		a, b := i, j
-		for a < b && (v[a] == ' ' || v[a] == '\t') {
-			a++
+		if i == len(v) {
+			return
 		}
-		for b > a && (v[b-1] == ' ' || v[b-1] == '\t') {
+		a := i
+		for i < len(v) && v[i] != ',' {
+			i++
+		}
+		b := i
+		for v[b-1] == ' ' || v[b-1] == '\t' {
 			b--
 		}
-		if a < b {
-			if len(s.names) > 0 {
-				s.acrh = append(s.acrh, ',', ' ')
-			}
-			start := len(s.acrh)
-			s.acrh = append(s.acrh, v[a:b]...)
-			name := s.acrh[start:]
-			for k, c := range name {
-				if c-'A' < 26 {
-					name[k] = c + 'a' - 'A'
-				} else if c <= '\r' && (c == '\r' || c == '\n' || c == 0) {
-					s.badACRH = true
-				}
-			}
-			s.names = append(s.names, span{int32(start), int32(len(s.acrh))})
+		if len(s.names) > 0 {
+			s.acrh = append(s.acrh, ',', ' ')
 		}
-		i = j + 1
+		start := len(s.acrh)
+		s.acrh = append(s.acrh, v[a:b]...)
+		name := s.acrh[start:]
+		for k, c := range name {
+			if c-'A' < 26 {
+				name[k] = c + 'a' - 'A'
+			} else if c <= '\r' && (c == '\r' || c == '\n' || c == 0) {
+				s.badACRH = true
+			}
+		}
+		s.names = append(s.names, span{int32(start), int32(len(s.acrh))})
 	}
 }
 
