@@ -256,7 +256,9 @@ func (bp *bucketPolicy) match(origin, method string, s *decisionScratch) int {
 		cand = cand.and(bp.anyOrigin)
 	case indexed:
 		exact = bp.exact[origin]
-		cand = cand.and(exact.or(bp.wild))
+		cand = cand.and(exact.or(bp.wildCandidates(origin)))
+	case bp.wildBySuffix != nil:
+		cand = cand.and(bp.withExact.or(bp.wildCandidates(origin)))
 	}
 	for i := cand.next(0); i >= 0; i = cand.next(i + 1) {
 		cr := &bp.rules[i]

@@ -41,10 +41,18 @@ type bucketPolicy struct {
 	// (wild), intersected with those allowing the method (byMethod); the scan then visits
 	// only candidates, in document order, so the first match is still S3's.
 	exact     map[string]ruleSet // nil for buckets with few origins: a scan is cheaper
+	withExact ruleSet            // rules with at least one verbatim AllowedOrigin
 	wild      ruleSet            // rules with a "*" anywhere in an AllowedOrigin
 	anyOrigin ruleSet            // rules with AllowedOrigin "*"
 	byMethod  [5]ruleSet
 	all       ruleSet
+
+	// Wildcard origins are indexed too when there are many: a pattern whose suffix starts
+	// with "." (https://*.example.com) can only match an origin that ends with that very
+	// suffix, found by looking up the origin's tail at each of its dots. Other wildcard
+	// rules (suffix empty or not at a dot, or "*") are always candidates.
+	wildBySuffix map[string]ruleSet // nil for buckets with few wildcard rules
+	wildOther    ruleSet
 }
 
 // indexThreshold is the number of exact origins from which a bucket gets an origin map;
@@ -292,6 +300,7 @@ func compileBucket(b *BucketCORS, source string, in interner) *bucketPolicy {
 				bp.wild.add(i)
 			default:
 				cr.origins = append(cr.origins, o)
+				bp.withExact.add(i)
 				exactCount++
 			}
 		}
@@ -324,6 +333,7 @@ func compileBucket(b *BucketCORS, source string, in interner) *bucketPolicy {
 			cr.maxAge = in.intern(strconv.FormatInt(*r.MaxAgeSeconds, 10))
 		}
 	}
+	indexWildcards(bp)
 	if exactCount > indexThreshold {
 		bp.exact = make(map[string]ruleSet, exactCount)
 		for i := range bp.rules {
@@ -335,6 +345,56 @@ func compileBucket(b *BucketCORS, source string, in interner) *bucketPolicy {
 		}
 	}
 	return bp
+}
+
+// indexWildcards builds wildBySuffix for a bucket with more than indexThreshold wildcard
+// rules.
+func indexWildcards(bp *bucketPolicy) {
+	n := 0
+	for i := range bp.rules {
+		if bp.wild.has(i) {
+			n++
+		}
+	}
+	if n <= indexThreshold {
+		return
+	}
+	bp.wildBySuffix = map[string]ruleSet{}
+	for i := range bp.rules {
+		cr := &bp.rules[i]
+		if !bp.wild.has(i) {
+			continue
+		}
+		if cr.anyOrigin {
+			bp.wildOther.add(i)
+			continue
+		}
+		for _, w := range cr.wild {
+			if len(w.suffix) > 0 && w.suffix[0] == '.' {
+				set := bp.wildBySuffix[w.suffix]
+				set.add(i)
+				bp.wildBySuffix[w.suffix] = set
+			} else {
+				bp.wildOther.add(i)
+			}
+		}
+	}
+}
+
+// wildCandidates returns the wildcard rules that may match origin.
+func (bp *bucketPolicy) wildCandidates(origin string) ruleSet {
+	if bp.wildBySuffix == nil {
+		return bp.wild
+	}
+	c := bp.wildOther
+	for i := 0; i < len(origin); i++ {
+		if origin[i] == '.' {
+			if set, ok := bp.wildBySuffix[origin[i:]]; ok {
+				c = c.or(set)
+			}
+		}
+	}
+	return c
 }
 
 // asciiLower lower-cases ASCII letters only: header names are ASCII, and S3 compares them
