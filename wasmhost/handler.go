@@ -68,7 +68,7 @@ func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{host: hd.host, w: w, r: r}
 	defer func() {
 		if p := recover(); p != nil {
-			if p == http.ErrAbortHandler {
+			if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 				panic(p)
 			}
 			hd.host.logf(LevelError, SourceHost, "handler", "wasmhost: internal error serving %s %q: %v", r.Method, r.URL.Path, p)

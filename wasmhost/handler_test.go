@@ -48,7 +48,7 @@ func echoUpstream(rec *upstreamRecord, respBody []byte) http.Handler {
 			w.(http.Flusher).Flush()
 		}
 		sum := sha256.Sum256(respBody)
-		w.Header().Set("X-Checksum", string(hexString(sum[:])))
+		w.Header().Set("X-Checksum", hexString(sum[:]))
 	})
 }
 
