@@ -37,6 +37,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/extproc"
 )
 
 // Target names one kind of deployment file.
@@ -132,7 +133,8 @@ type Options struct {
 }
 
 // Generate returns the deployment file for target, built from the s3cors configuration cfg
-// (JSON, or YAML with the same keys). It refuses an invalid configuration with an error that
+// (JSON, or YAML with the same keys, told apart by Options.Source's extension or the content,
+// as `s3cors validate` does). It refuses an invalid configuration with an error that
 // wraps the evaluator's *evaluator.ValidationError, and bad options with an error naming each.
 func Generate(target Target, cfg []byte, opts Options) ([]byte, error) {
 	if !slices.Contains(Targets(), target) {
@@ -142,7 +144,7 @@ func Generate(target Target, cfg []byte, opts Options) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	js, err := configJSON(cfg)
+	js, err := configJSON(d.sourceOpt, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -194,23 +196,18 @@ func targetList() string {
 	return strings.Join(names, ", ")
 }
 
-// configJSON returns the configuration as JSON: a document starting with '{' unchanged (key
-// order kept), YAML converted.
-func configJSON(cfg []byte) ([]byte, error) {
-	trimmed := bytes.TrimSpace(cfg)
-	if len(trimmed) == 0 {
+// configJSON returns the configuration as JSON, read exactly as `s3cors validate` and the
+// ext_proc server read it (extproc.ConfigJSON): JSON unchanged, YAML (by the source's extension
+// or the content) as YAML 1.2 with key order and bucket names kept as written.
+func configJSON(source string, cfg []byte) ([]byte, error) {
+	if len(bytes.TrimSpace(cfg)) == 0 {
 		return nil, errors.New("manifest: the configuration is empty")
 	}
-	if trimmed[0] == '{' {
-		// JSON (or YAML's JSON-like flow style): the evaluator reports any syntax error with
-		// its position, like every other problem.
-		return trimmed, nil
-	}
-	js, err := yaml.YAMLToJSON(trimmed)
+	js, err := extproc.ConfigJSON(source, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("manifest: the configuration is neither JSON nor YAML: %w", err)
+		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	return js, nil
+	return bytes.TrimSpace(js), nil
 }
 
 // survivesStruct checks that the configuration reaches the module unchanged through Istio,

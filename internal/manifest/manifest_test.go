@@ -29,6 +29,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/extproc"
+	"github.com/s3cors/s3cors/filter"
 	"github.com/s3cors/s3cors/internal/manifest"
 	"github.com/s3cors/s3cors/internal/ociwasm"
 	"github.com/s3cors/s3cors/internal/testenv"
@@ -311,7 +313,8 @@ func checkExtProcObjects(t *testing.T, objs []k8sObject, want evaluator.Config) 
 	if !ok {
 		t.Fatalf("ConfigMap has no %s", filepath.Base(cfgPath))
 	}
-	js, err := yaml.YAMLToJSON([]byte(body))
+	// Read as the server reads its --config file.
+	js, err := extproc.ConfigJSON(cfgPath, []byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -661,18 +664,37 @@ func TestBadInput(t *testing.T) {
 	cfg, _ := demo(t)
 	for _, tc := range []struct {
 		target manifest.Target
+		source string
 		cfg    []byte
 		want   string
 	}{
-		{"envoy", cfg, `unknown target "envoy" (want one of envoy-wasm, envoy-extproc, istio-wasmplugin, istio-extproc)`},
-		{manifest.EnvoyWasm, nil, "the configuration is empty"},
-		{manifest.EnvoyWasm, []byte(`{"buckets": {}`), "refusing to generate from an invalid configuration"},
-		{manifest.EnvoyWasm, []byte("buckets: [\n"), "neither JSON nor YAML"},
+		{"envoy", "", cfg, `unknown target "envoy" (want one of envoy-wasm, envoy-extproc, istio-wasmplugin, istio-extproc)`},
+		{manifest.EnvoyWasm, "", nil, "the configuration is empty"},
+		{manifest.EnvoyWasm, "cors.json", []byte(`{"buckets": {}`), "refusing to generate from an invalid configuration"},
+		{manifest.EnvoyWasm, "cors.json", []byte("buckets: {}\n"), "refusing to generate from an invalid configuration"},
+		{manifest.EnvoyWasm, "cors.yaml", []byte("buckets: [\n"), "invalid YAML"},
 	} {
-		_, err := manifest.Generate(tc.target, tc.cfg, manifest.Options{})
+		_, err := manifest.Generate(tc.target, tc.cfg, manifest.Options{Source: tc.source})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Generate(%q, %q): %v, want %q", tc.target, tc.cfg, err, tc.want)
 		}
+	}
+}
+
+// TestYAMLReadAsTheServerReadsIt: bucket names YAML 1.1 would turn into booleans or numbers
+// stay names, as `s3cors validate` and the ext_proc server read them.
+func TestYAMLReadAsTheServerReadsIt(t *testing.T) {
+	y := []byte("buckets:\n  yes: null\n  0123: null\n")
+	for _, target := range manifest.Targets() {
+		out, err := manifest.Generate(target, y, manifest.Options{Source: "cors.yaml"})
+		if err != nil {
+			t.Fatalf("%s: %v", target, err)
+		}
+		js, err := extproc.ConfigJSON("cors.yaml", y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkTarget(t, target, out, loadConfig(t, "yaml", js))
 	}
 }
 
@@ -723,5 +745,29 @@ func TestTargetsAreDocumented(t *testing.T) {
 	}
 	if want := []string{"envoy-wasm", "envoy-extproc", "istio-wasmplugin", "istio-extproc"}; !slices.Equal(names, want) {
 		t.Errorf("targets %v, want %v (the CLI and docs/deploy.md name these)", names, want)
+	}
+}
+
+// TestDeployDocsNameEverything keeps docs/deploy.md in step with the code: every target and
+// every metric the filter defines is documented.
+func TestDeployDocsNameEverything(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "deploy.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range manifest.Targets() {
+		if !bytes.Contains(doc, []byte("`"+string(tg)+"`")) {
+			t.Errorf("docs/deploy.md does not document the target %s", tg)
+		}
+	}
+	for _, m := range filter.MetricNames {
+		if !bytes.Contains(doc, []byte("`"+m+"`")) {
+			t.Errorf("docs/deploy.md does not list the filter metric %s", m)
+		}
+	}
+	for _, f := range envoyFiles {
+		if !bytes.Contains(doc, []byte("envoy/"+f)) {
+			t.Errorf("docs/deploy.md does not mention envoy/%s", f)
+		}
 	}
 }

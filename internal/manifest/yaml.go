@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/s3cors/s3cors/extproc"
 )
 
 // This file turns JSON into block-style YAML that keeps the document's key order (bucket
@@ -272,22 +274,36 @@ func printable(r rune) bool {
 	return false
 }
 
-// sameJSON reports whether the YAML document y reads back (as sigs.k8s.io/yaml reads it) as
-// the same value as the JSON document j. Numbers compare by value.
+// yamlReaders are the two ways our YAML is read: Kubernetes tooling reads manifests with
+// sigs.k8s.io/yaml (YAML 1.1 rules), s3cors reads its configuration file as YAML 1.2
+// (extproc.ConfigJSON). What we write must mean the same to both.
+var yamlReaders = []struct {
+	name string
+	read func([]byte) ([]byte, error)
+}{
+	{"YAML 1.1 (sigs.k8s.io/yaml)", func(y []byte) ([]byte, error) { return yaml.YAMLToJSON(y) }},
+	{"YAML 1.2 (s3cors)", func(y []byte) ([]byte, error) { return extproc.ConfigJSON("config.yaml", y) }},
+}
+
+// sameJSON reports whether the YAML document y reads back, under both readers, as the same
+// value as the JSON document j. Numbers compare by value.
 func sameJSON(j, y []byte) error {
-	back, err := yaml.YAMLToJSON(y)
-	if err != nil {
+	var want any
+	if err := json.Unmarshal(j, &want); err != nil {
 		return err
 	}
-	var a, b any
-	if err := json.Unmarshal(j, &a); err != nil {
-		return err
-	}
-	if err := json.Unmarshal(back, &b); err != nil {
-		return err
-	}
-	if !reflect.DeepEqual(a, b) {
-		return fmt.Errorf("read back as %s", back)
+	for _, r := range yamlReaders {
+		back, err := r.read(y)
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.name, err)
+		}
+		var got any
+		if err := json.Unmarshal(back, &got); err != nil {
+			return fmt.Errorf("%s: %w", r.name, err)
+		}
+		if !reflect.DeepEqual(want, got) {
+			return fmt.Errorf("%s reads it as %s", r.name, back)
+		}
 	}
 	return nil
 }

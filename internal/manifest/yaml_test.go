@@ -108,6 +108,11 @@ func FuzzToYAML(f *testing.F) {
 		if err != nil || hasDuplicateKeys(n) {
 			return // duplicate keys are ambiguous in both languages; the evaluator refuses them
 		}
+		for _, r := range yamlReaders {
+			if _, err := r.read([]byte(in)); err != nil {
+				return // a reader refuses the document itself (depth, size, huge integers)
+			}
+		}
 		if _, err := toYAML([]byte(in), 2); err != nil {
 			t.Fatalf("toYAML(%q): %v", in, err)
 		}
