@@ -196,3 +196,34 @@ func TestGCPressureWithoutTimers(t *testing.T) {
 		t.Errorf("linear memory grew to %d MiB", mem>>20)
 	}
 }
+
+// TestAllocatorWindow: inside the allocator only proxy_log, fd_write, clock_time_get (and from
+// Envoy 1.39 poll_oneoff) are allowed. A forbidden call traps the allocator; the hostcall that
+// needed memory answers InvalidMemoryAccess (6), the guest runs on to the end of its callback,
+// and the stream fails closed.
+func TestAllocatorWindow(t *testing.T) {
+	for _, p := range profilesUnderTest {
+		for _, mode := range []string{"loglevel", "poll"} {
+			t.Run(string(p)+"/"+mode, func(t *testing.T) {
+				h := newHost(t, "badmalloc", Options{Profile: p})
+				r := h.NewStream().RequestHeaders(req("", [2]string{"x-mode", mode}), true)
+				allowed := mode == "poll" && p == Envoy139
+				if allowed {
+					if r.Action != Continue || lastLine(t, h, "badmalloc get_status=") != "badmalloc get_status=0" {
+						t.Fatalf("result %+v, logs %v", r, messages(h, ""))
+					}
+					return
+				}
+				if r.Action != Replied || !reflect.DeepEqual(r.Reply, failStreamReply) {
+					t.Fatalf("result %+v, want the 503 of a failed VM", r)
+				}
+				if !hasLine(h, "Function: proxy_on_memory_allocate failed: Uncaught Error: restricted_callback") {
+					t.Errorf("logs lack the allocator trap: %v", messages(h, ""))
+				}
+				if got := lastLine(t, h, "badmalloc get_status="); got != "badmalloc get_status=6" {
+					t.Errorf("got %s, want InvalidMemoryAccess", got)
+				}
+			})
+		}
+	}
+}
