@@ -330,3 +330,23 @@ func TestHandlerConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestHandlerBufferLimit: a plugin buffering a request body past the buffer limit gets Envoy's
+// 413, written to the client although upstream had already been called.
+func TestHandlerBufferLimit(t *testing.T) {
+	h := newHost(t, "probe", Options{BufferLimit: 64 << 10})
+	rec := &upstreamRecord{}
+	srv := httptest.NewServer(h.Handler(echoUpstream(rec, []byte("abc"))))
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/", bytes.NewReader(randomBytes(t, 1<<20)))
+	req.Header.Set("X-Probe", "body-buffer")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 413 || string(body) != "Payload Too Large" {
+		t.Errorf("got %d %q, want 413 Payload Too Large", resp.StatusCode, body)
+	}
+}
