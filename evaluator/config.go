@@ -21,6 +21,9 @@ var (
 // Defaults: unlistedBuckets "not-enabled", addressing.pathStyle true, upstreamCORSHeaders
 // "strip".
 func ParseConfig(data []byte) (*Config, error) {
+	if err := checkEncoding(data); err != nil {
+		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: err.Error()}}}
+	}
 	root, err := parseJSON(data)
 	if err != nil {
 		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: err.Error()}}}
@@ -85,6 +88,9 @@ func ParseBucketCORS(data []byte) (*BucketCORS, error) {
 	if trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff"); len(trimmed) > 0 && trimmed[0] == '<' {
 		b = parseXMLBucket(&ps, "", string(data))
 	} else {
+		if err := checkEncoding(data); err != nil {
+			return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: err.Error()}}}
+		}
 		root, err := parseJSON(data)
 		if err != nil {
 			return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: err.Error()}}}
