@@ -73,13 +73,17 @@ func TestFaultWasmTrapPolicies(t *testing.T) {
 	}{
 		// Envoy's default: the VM is dead for good, every stream on it is answered 503.
 		{wasmhost.FailClosed, "reply 503 wasm_fail_stream", "reply 503 wasm_fail_stream", true},
-		// The filter steps aside: the trapping request and every later one go through unfiltered.
-		{wasmhost.FailOpen, "unfiltered", "unfiltered", true},
+		// failure_policy FAIL_OPEN (Istio 1.25+ failStrategy FAIL_OPEN): the trapping request
+		// still fails closed; every later one goes through without the filter.
+		{wasmhost.FailOpen, "reply 503 wasm_fail_stream", "unfiltered", true},
+		// The deprecated fail_open: true (Istio before 1.25): the trapping request goes on
+		// unfiltered too.
+		{wasmhost.FailOpenLegacy, "unfiltered", "unfiltered", true},
 		// The trapping request fails closed; the next stream gets a fresh VM.
 		{wasmhost.FailReload, "reply 503 wasm_fail_stream", "filtered", false},
 	} {
 		t.Run(c.policy.String(), func(t *testing.T) {
-			h, err := wasmhost.New(context.Background(), wasmhost.Options{Module: probe, FailurePolicy: c.policy, CompilationCache: filterCompilation})
+			h, err := wasmhost.New(context.Background(), wasmhost.Options{Module: probe, FailurePolicy: c.policy, CompilationCache: filterCompilation()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -158,7 +162,7 @@ func TestFaultWasmNoTrap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newFilterHost(t, cfg, wasmhost.Options{FailurePolicy: wasmhost.FailClosed, Profile: wasmhost.Envoy133})
+	h := hostileFilterHost(t, cfg, wasmhost.Options{FailurePolicy: wasmhost.FailClosed, Profile: wasmhost.Envoy133})
 	many := func(n int, name string) []casetable.Header {
 		hs := make([]casetable.Header, n)
 		for i := range hs {
@@ -265,7 +269,7 @@ func TestFaultWasmOversizedConfig(t *testing.T) {
 	if len(cfg) < 1<<20 {
 		t.Fatalf("configuration is %d bytes, want over 1 MiB", len(cfg))
 	}
-	h := newFilterHost(t, cfg, wasmhost.Options{})
+	h := hostileFilterHost(t, cfg, wasmhost.Options{})
 	got, err := wasmExchange(h, preflightTo("s3.local", "/bucket-009999/k", "origin", "https://app-009999.example.com", "access-control-request-method", "PUT"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +308,7 @@ func checkRefusedAtStart(t *testing.T, cfg []byte) {
 	t.Helper()
 	logs := &capturedLog{}
 	h, err := wasmhost.New(context.Background(), wasmhost.Options{
-		Module: testenv.ModuleBytes(t), PluginConfig: cfg, CompilationCache: filterCompilation,
+		Module: testenv.ModuleBytes(t), PluginConfig: cfg, CompilationCache: filterCompilation(),
 		Logger: slog.New(logs),
 	})
 	if err == nil {

@@ -354,7 +354,7 @@ func checkWant(c hostileCase, got casetable.Response) error {
 		errs = append(errs, fmt.Sprintf("answered at the proxy with %d; want the upstream's answer", got.Status))
 	}
 	if w.untouched {
-		if !sameHeaders(got.Headers, hostileUpstream) {
+		if !sameUpstreamHeaders(got.Headers, hostileUpstream) {
 			errs = append(errs, fmt.Sprintf("upstream headers changed on a request s3cors must not touch: %q", got.Headers))
 		}
 	} else {
@@ -422,7 +422,7 @@ func comparable(got casetable.Response) string {
 	return b.String()
 }
 
-func sameHeaders(a, b []casetable.Header) bool {
+func sameUpstreamHeaders(a, b []casetable.Header) bool {
 	if len(a) != len(b) {
 		return false
 	}
