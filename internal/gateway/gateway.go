@@ -97,6 +97,7 @@ type Gateway struct {
 type filterHost interface {
 	Handler(upstream http.Handler) http.Handler
 	Metrics() map[string]int64
+	MemoryBytes() []uint64
 	Close(ctx context.Context) error
 }
 
@@ -272,6 +273,9 @@ type Stats struct {
 	Gateway int64 `json:"gateway_endpoints"`
 	// Wasm are the filter's metrics (proxy_define_metric), by name.
 	Wasm map[string]int64 `json:"wasm_metrics"`
+	// WasmMemoryBytes is each worker VM's linear memory, in bytes: what the filter costs per
+	// Envoy worker thread.
+	WasmMemoryBytes []uint64 `json:"wasm_memory_bytes"`
 	// Store are the embedded store's counters, when it is the upstream.
 	Store any `json:"store,omitempty"`
 }
@@ -286,6 +290,7 @@ func (g *Gateway) Stats() Stats {
 		UpstreamByMethod: map[string]int64{},
 		Gateway:          g.own.Load(),
 		Wasm:             g.host.Metrics(),
+		WasmMemoryBytes:  g.host.MemoryBytes(),
 	}
 	g.byMethod.Range(func(k, v any) bool {
 		st.UpstreamByMethod[k.(string)] = v.(*atomic.Int64).Load()

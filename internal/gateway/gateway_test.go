@@ -34,6 +34,7 @@ func (f *fakeHost) Handler(upstream http.Handler) http.Handler {
 }
 
 func (f *fakeHost) Metrics() map[string]int64       { return map[string]int64{"fake_requests": 1} }
+func (f *fakeHost) MemoryBytes() []uint64           { return []uint64{1 << 20} }
 func (f *fakeHost) Close(ctx context.Context) error { f.closed = true; return nil }
 
 const routingConfig = `{
