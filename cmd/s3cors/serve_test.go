@@ -184,3 +184,28 @@ func TestServeStartupErrors(t *testing.T) {
 		t.Errorf("missing embedded module: %v", err)
 	}
 }
+
+// TestExtproc wires the ext_proc server: it starts with the configuration, serves, and stops
+// cleanly on SIGTERM (a cancelled context).
+func TestExtproc(t *testing.T) {
+	stdout, stderr := newLockedBuffer(), newLockedBuffer()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exited := make(chan int, 1)
+	go func() {
+		exited <- runContext(ctx, []string{"extproc", "--config", filepath.Join("testdata", "in", "config.yaml"),
+			"--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-format", "json"}, stdout, stderr)
+	}()
+	stderr.waitFor(t, regexp.MustCompile(`"msg":"s3cors ext_proc serving"`), exited)
+	cancel()
+	if code := <-exited; code != 0 {
+		t.Errorf("extproc exited %d after the signal:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "s3cors ext_proc stopped") {
+		t.Errorf("no stop line in the log:\n%s", stderr.String())
+	}
+	r := runCLI(t, "extproc", "--config", filepath.Join("testdata", "in", "bad-method.json"), "--listen", "127.0.0.1:0", "--metrics-listen", "")
+	if r.code != 1 || !strings.Contains(r.stderr, "Unsupported method is PATCH") {
+		t.Errorf("extproc with an invalid configuration: exit %d\n%s", r.code, r.stderr)
+	}
+}
