@@ -200,8 +200,10 @@ func wasmPluginConfig(t *testing.T, b *bootstrapv3.Bootstrap) (*wasmv3.PluginCon
 	if vm.GetRuntime() != "envoy.wasm.runtime.v8" || vm.GetVmId() == "" || vm.GetCode().GetLocal().GetFilename() == "" {
 		t.Errorf("vm_config %v: want vm_id, the v8 runtime and a local file", vm)
 	}
-	if pc.GetFailOpen() || pc.GetFailurePolicy() == wasmv3.FailurePolicy_FAIL_OPEN {
-		t.Errorf("the Wasm filter fails open (fail_open %v, failure_policy %v)", pc.GetFailOpen(), pc.GetFailurePolicy())
+	// fail_open is deprecated, so read through reflection; it must stay false all the same.
+	failOpen := pc.ProtoReflect().Get(pc.ProtoReflect().Descriptor().Fields().ByName("fail_open")).Bool()
+	if failOpen || pc.GetFailurePolicy() == wasmv3.FailurePolicy_FAIL_OPEN {
+		t.Errorf("the Wasm filter fails open (fail_open %v, failure_policy %v)", failOpen, pc.GetFailurePolicy())
 	}
 	var sv wrapperspb.StringValue
 	if err := pc.GetConfiguration().UnmarshalTo(&sv); err != nil {

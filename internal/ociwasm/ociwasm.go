@@ -154,7 +154,7 @@ func WriteLayout(dir string, img v1.Image) error {
 	if err != nil {
 		return fmt.Errorf("ociwasm: %w", err)
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }()
 	p, err := layout.Write(tmp, empty.Index)
 	if err != nil {
 		return fmt.Errorf("ociwasm: writing layout in %q: %w", dir, err)
@@ -333,7 +333,7 @@ func lastLayerPlugin(layers []v1.Layer, want types.MediaType) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	zr, err := gzip.NewReader(rc)
 	if err != nil {
 		return nil, fmt.Errorf("layer is not gzip: %w", err)
@@ -369,7 +369,7 @@ func rawWasmLayer(layers []v1.Layer) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		defer rc.Close()
+		defer func() { _ = rc.Close() }()
 		return io.ReadAll(rc)
 	}
 	return nil, fmt.Errorf("no layer of media type %q", WasmContentLayer)
@@ -433,7 +433,7 @@ func verifyLayer(l v1.Layer) error {
 	if err != nil {
 		return err
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	zr, err := gzip.NewReader(rc)
 	if err != nil {
 		return fmt.Errorf("not gzip: %w", err)
