@@ -69,7 +69,7 @@ var errJSONEnd = errors.New("unexpected end of input")
 
 // errorf places err at the parser's position.
 func (p *jsonParser) errorf(err error) error {
-	if err == errJSONEnd {
+	if errors.Is(err, errJSONEnd) {
 		return errors.New("invalid JSON: unexpected end of input")
 	}
 	line, col := lineCol(p.data, p.pos)

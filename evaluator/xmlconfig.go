@@ -42,7 +42,7 @@ func parseXMLBucket(ps *problems, path, doc string) *BucketCORS {
 	p.dec.Strict = true
 	// Only the predefined entities exist; the decoder rejects any other (no DTDs here).
 	rules, err := p.document()
-	if err != nil && err != errXMLStop {
+	if err != nil && !errors.Is(err, errXMLStop) {
 		ps.malformed(path, p.describe(err))
 		return nil
 	}
@@ -57,7 +57,7 @@ func (p *xmlParser) describe(err error) string {
 	if errors.As(err, &se) {
 		return "XML syntax error on line " + strconv.Itoa(se.Line) + ": " + se.Msg
 	}
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return "the XML document ends early"
 	}
 	return "XML error: " + err.Error()
@@ -88,7 +88,7 @@ func (p *xmlParser) document() ([]Rule, error) {
 	root := false
 	for {
 		tok, err := p.next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			if !root {
 				p.ps.malformed(p.path, "no <CORSConfiguration> element")
 				return nil, errXMLStop

@@ -36,7 +36,7 @@ func (w *writer) apply() {
 		return
 	}
 	w.applied = true
-	h := w.ResponseWriter.Header()
+	h := w.Header()
 	decorate := w.d.Outcome == evaluator.Decorate
 	for k, vs := range h {
 		switch {
