@@ -35,7 +35,7 @@ import (
 //
 // `make test` runs a short soak (20,000 requests, no pacing); `make soak` sets S3CORS_SOAK=long:
 // 500,000 requests per gateway profile and 1,000,000 through ext_proc, paced at
-// S3CORS_SOAK_RATE requests per second (default 1,500, a moderate load for two shared cores),
+// S3CORS_SOAK_RATE requests per second (default 1,000, a moderate load for two shared cores),
 // with samples in build/soak.csv. Neither asserts anything about time: only correctness, no
 // trap, and memory flat after warm-up within generous bounds.
 
@@ -52,7 +52,7 @@ func soakPlanFor(t *testing.T) soakPlan {
 	if os.Getenv("S3CORS_SOAK") != "long" {
 		return soakPlan{gatewayRequests: 7000, extprocRequests: 6000, workers: 4, csv: filepath.Join(t.TempDir(), "soak.csv")}
 	}
-	p := soakPlan{gatewayRequests: 500_000, extprocRequests: 1_000_000, rate: 1500, workers: 8,
+	p := soakPlan{gatewayRequests: 500_000, extprocRequests: 1_000_000, rate: 1000, workers: 8,
 		csv: filepath.Join(testenv.RepoRoot(t), "build", "soak.csv")}
 	if v := os.Getenv("S3CORS_SOAK_RATE"); v != "" {
 		n, err := strconv.Atoi(v)
