@@ -158,7 +158,7 @@ func Generate(target Target, cfg []byte, opts Options) ([]byte, error) {
 		if err := json.Indent(&buf, js, "", "  "); err != nil {
 			return nil, fmt.Errorf("manifest: %w", err)
 		}
-		d.PluginJSON = indentLines(strings.TrimRight(buf.String(), "\n"), strings.Repeat(" ", 20))
+		d.PluginJSON = indentLines(strings.TrimRight(yamlSafeJSON(buf.String()), "\n"), strings.Repeat(" ", 20))
 	case IstioWasmPlugin:
 		if err := survivesStruct(js, pol.Config()); err != nil {
 			return nil, err
@@ -185,7 +185,73 @@ func Generate(target Target, cfg []byte, opts Options) ([]byte, error) {
 			return nil, fmt.Errorf("manifest: generated %s document %d is not YAML (a bug): %w", target, i, err)
 		}
 	}
+	if target == EnvoyWasm {
+		if err := embeddedJSONReadsBack(out.Bytes(), js); err != nil {
+			return nil, err
+		}
+	}
 	return out.Bytes(), nil
+}
+
+// yamlSafeJSON escapes, inside JSON strings, the characters a YAML literal block would not
+// carry as they are (line separators, byte-order marks, other non-printables). Outside strings
+// JSON has only ASCII, so every such character is inside one, where \uXXXX means the same.
+func yamlSafeJSON(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == '\n' || (printable(r) && r != 0x85 && r != 0x2028 && r != 0x2029 && r != 0xFEFF) {
+			b.WriteRune(r)
+			continue
+		}
+		fmt.Fprintf(&b, `\u%04X`, r)
+	}
+	return b.String()
+}
+
+// embeddedJSONReadsBack checks that the plugin configuration inside an envoy-wasm bootstrap,
+// read as Envoy reads the file, is the configuration it was generated from.
+func embeddedJSONReadsBack(bootstrap, js []byte) error {
+	var doc any
+	if err := yaml.Unmarshal(bootstrap, &doc); err != nil {
+		return fmt.Errorf("manifest: generated envoy-wasm bootstrap: %w", err)
+	}
+	v, ok := dig(doc, "static_resources", "listeners", 0, "filter_chains", 0, "filters", 0, "typed_config",
+		"http_filters", 0, "typed_config", "config", "configuration", "value").(string)
+	if !ok {
+		return errors.New("manifest: generated envoy-wasm bootstrap has no plugin configuration (a bug)")
+	}
+	var got, want any
+	if err := json.Unmarshal([]byte(v), &got); err != nil {
+		return fmt.Errorf("manifest: the embedded plugin configuration is not JSON (a bug): %w", err)
+	}
+	if err := json.Unmarshal(js, &want); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		return errors.New("manifest: the embedded plugin configuration does not read back as the configuration (a bug)")
+	}
+	return nil
+}
+
+// dig follows map keys and list indexes into a decoded YAML or JSON document.
+func dig(v any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil
+			}
+			v = m[k]
+		case int:
+			l, ok := v.([]any)
+			if !ok || k >= len(l) {
+				return nil
+			}
+			v = l[k]
+		}
+	}
+	return v
 }
 
 func targetList() string {

@@ -134,3 +134,19 @@ func hasDuplicateKeys(n *node) bool {
 	}
 	return false
 }
+
+func TestEnvoyWasmCarriesAwkwardCharacters(t *testing.T) {
+	// U+2028, U+0085 and a byte-order mark are legal raw inside JSON strings but not safe in a
+	// YAML literal block; a tab is not legal raw in JSON at all.
+	cfg := []byte("{\"buckets\": {\"b\": {\"CORSRules\": [{\"ID\": \"a\u2028b\u0085c\ufeffd\\t\", \"AllowedOrigins\": [\"*\"], \"AllowedMethods\": [\"GET\"]}]}}}")
+	out, err := Generate(EnvoyWasm, cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := embeddedJSONReadsBack(out, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsRune(string(out), 0x2028) {
+		t.Error("a raw U+2028 reached the bootstrap")
+	}
+}
