@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/s3cors/s3cors/evaluator"
@@ -126,8 +128,17 @@ func explainLine(configPath, gw string, cfg *evaluator.Config, r *evaluator.Requ
 	if host != "" {
 		target = "http://" + host + r.Path
 	}
-	return fmt.Sprintf("s3cors explain --config %s --url %s --method OPTIONS --origin %s --request-method %s",
-		configPath, target, r.Origin, r.RequestMethod)
+	return fmt.Sprintf("%s explain --config %s --url %s --method OPTIONS --origin %s --request-method %s",
+		programName(), configPath, target, r.Origin, r.RequestMethod)
+}
+
+// programName is how the user ran this binary (build/s3cors under `make run`), so the
+// banner's command lines can be pasted as they are; "s3cors" when that is not known.
+func programName() string {
+	if len(os.Args) > 0 && filepath.Base(os.Args[0]) == "s3cors" {
+		return os.Args[0]
+	}
+	return "s3cors"
 }
 
 // requestURL is where to send r on the gateway; for a virtual-hosted request the Host header

@@ -109,7 +109,7 @@ var newHost = func(ctx context.Context, o Options, logger *slog.Logger) (filterH
 		PluginConfig:     o.Config,
 		Workers:          o.Workers,
 		FailurePolicy:    o.FailurePolicy,
-		Logger:           logger.With("source", "wasm"),
+		Logger:           logger.With("component", "wasm"),
 		LogLevel:         o.FilterLogLevel,
 		CompilationCache: o.CompilationCache,
 	})
