@@ -353,13 +353,13 @@ func setHeader(hs []casetable.Header, key, value string) []casetable.Header {
 
 // Loopback serves srv over gRPC on 127.0.0.1 and returns a client, as Envoy's gRPC client
 // would be connected; everything is stopped when the test ends.
-func Loopback(t testing.TB, srv extprocv3.ExternalProcessorServer) extprocv3.ExternalProcessorClient {
+func Loopback(t testing.TB, srv extprocv3.ExternalProcessorServer, opts ...grpc.ServerOption) extprocv3.ExternalProcessorClient {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(opts...)
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	served := make(chan struct{})
 	go func() { _ = gs.Serve(lis); close(served) }()
