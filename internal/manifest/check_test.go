@@ -65,7 +65,8 @@ func splitDocs(data []byte) [][]byte {
 	var docs [][]byte
 	for _, d := range bytes.Split(data, []byte("\n---\n")) {
 		if len(bytes.TrimSpace(d)) > 0 {
-			docs = append(docs, d)
+			// The line break before a separator belongs to the document before it.
+			docs = append(docs, append(bytes.TrimSuffix(d, []byte("\n")), '\n'))
 		}
 	}
 	return docs

@@ -180,15 +180,13 @@ func Generate(target Target, cfg []byte, opts Options) ([]byte, error) {
 	}
 	// Every manifest must at least be well-formed YAML; the tests check each against the
 	// real Envoy, Istio and Kubernetes types.
-	for i, doc := range bytes.Split(out.Bytes(), []byte("\n---\n")) {
+	for i, doc := range splitDocs(out.Bytes()) {
 		if _, err := yaml.YAMLToJSON(doc); err != nil {
 			return nil, fmt.Errorf("manifest: generated %s document %d is not YAML (a bug): %w", target, i, err)
 		}
 	}
-	if target == EnvoyWasm {
-		if err := embeddedJSONReadsBack(out.Bytes(), js); err != nil {
-			return nil, err
-		}
+	if err := embeddedConfigReadsBack(target, out.Bytes(), js); err != nil {
+		return nil, err
 	}
 	return out.Bytes(), nil
 }
@@ -208,29 +206,67 @@ func yamlSafeJSON(s string) string {
 	return b.String()
 }
 
-// embeddedJSONReadsBack checks that the plugin configuration inside an envoy-wasm bootstrap,
-// read as Envoy reads the file, is the configuration it was generated from.
-func embeddedJSONReadsBack(bootstrap, js []byte) error {
+// embeddedConfigReadsBack checks that the configuration inside a generated file, read as its
+// consumer reads the file, is the configuration it was generated from: the envoy-wasm plugin
+// configuration (JSON text), the WasmPlugin's pluginConfig (a YAML mapping) and the ext_proc
+// ConfigMap's config.yaml (YAML text, read as the server reads it).
+func embeddedConfigReadsBack(target Target, out, js []byte) error {
+	docs := splitDocs(out)
 	var doc any
-	if err := yaml.Unmarshal(bootstrap, &doc); err != nil {
-		return fmt.Errorf("manifest: generated envoy-wasm bootstrap: %w", err)
+	var got []byte
+	switch target {
+	case EnvoyWasm:
+		if err := yaml.Unmarshal(docs[0], &doc); err != nil {
+			return fmt.Errorf("manifest: generated %s: %w", target, err)
+		}
+		v, _ := dig(doc, "static_resources", "listeners", 0, "filter_chains", 0, "filters", 0, "typed_config",
+			"http_filters", 0, "typed_config", "config", "configuration", "value").(string)
+		got = []byte(v)
+	case IstioWasmPlugin:
+		if err := yaml.Unmarshal(docs[0], &doc); err != nil {
+			return fmt.Errorf("manifest: generated %s: %w", target, err)
+		}
+		v := dig(doc, "spec", "pluginConfig")
+		var err error
+		if got, err = json.Marshal(v); err != nil || v == nil {
+			return fmt.Errorf("manifest: generated %s has no pluginConfig (a bug)", target)
+		}
+	case IstioExtProc:
+		for _, d := range docs {
+			var m any
+			if err := yaml.Unmarshal(d, &m); err == nil && dig(m, "kind") == "ConfigMap" {
+				doc = m
+			}
+		}
+		v, _ := dig(doc, "data", "config.yaml").(string)
+		var err error
+		if got, err = extproc.ConfigJSON("config.yaml", []byte(v)); err != nil {
+			return fmt.Errorf("manifest: generated %s: the ConfigMap's config.yaml: %w", target, err)
+		}
+	default:
+		return nil // envoy-extproc carries no configuration
 	}
-	v, ok := dig(doc, "static_resources", "listeners", 0, "filter_chains", 0, "filters", 0, "typed_config",
-		"http_filters", 0, "typed_config", "config", "configuration", "value").(string)
-	if !ok {
-		return errors.New("manifest: generated envoy-wasm bootstrap has no plugin configuration (a bug)")
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		return fmt.Errorf("manifest: the configuration embedded in %s is not readable (a bug): %w", target, err)
 	}
-	var got, want any
-	if err := json.Unmarshal([]byte(v), &got); err != nil {
-		return fmt.Errorf("manifest: the embedded plugin configuration is not JSON (a bug): %w", err)
-	}
-	if err := json.Unmarshal(js, &want); err != nil {
+	if err := json.Unmarshal(js, &w); err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
-	if !reflect.DeepEqual(got, want) {
-		return errors.New("manifest: the embedded plugin configuration does not read back as the configuration (a bug)")
+	if !reflect.DeepEqual(g, w) {
+		return fmt.Errorf("manifest: the configuration embedded in %s does not read back as the configuration (a bug)", target)
 	}
 	return nil
+}
+
+// splitDocs splits a multi-document YAML file at its "---" lines. Each document keeps the line
+// break before the separator, which belongs to it (a final literal block keeps its newline).
+func splitDocs(b []byte) [][]byte {
+	docs := bytes.Split(b, []byte("\n---\n"))
+	for i := range docs[:len(docs)-1] {
+		docs[i] = append(docs[i], '\n')
+	}
+	return docs
 }
 
 // dig follows map keys and list indexes into a decoded YAML or JSON document.

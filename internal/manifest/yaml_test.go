@@ -143,10 +143,26 @@ func TestEnvoyWasmCarriesAwkwardCharacters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := embeddedJSONReadsBack(out, cfg); err != nil {
+	if err := embeddedConfigReadsBack(EnvoyWasm, out, cfg); err != nil {
 		t.Fatal(err)
 	}
 	if strings.ContainsRune(string(out), 0x2028) {
 		t.Error("a raw U+2028 reached the bootstrap")
+	}
+}
+
+func TestEmbeddedConfigReadsBackCatchesADifference(t *testing.T) {
+	cfg := []byte(`{"buckets": {"b": null}}`)
+	for _, target := range []Target{EnvoyWasm, IstioWasmPlugin, IstioExtProc} {
+		out, err := Generate(target, cfg, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := embeddedConfigReadsBack(target, out, []byte(`{"buckets": {"c": null}}`)); err == nil {
+			t.Errorf("%s: a different configuration reads back as the same", target)
+		}
+		if err := embeddedConfigReadsBack(target, out, cfg); err != nil {
+			t.Errorf("%s: %v", target, err)
+		}
 	}
 }
