@@ -329,3 +329,21 @@ func TestFaultGateway100MB(t *testing.T) {
 		t.Errorf("the live heap grew by %d bytes while streaming 100 MB; want under 32 MB (the body must stream, not be held)", held)
 	}
 }
+
+// TestFaultGatewayHeaderLimit: the gateway takes request headers up to Envoy's default
+// max_request_headers_kb (60 KiB) and answers 431 beyond, as Envoy does, which bounds the work
+// one preflight can ask of the evaluator (up to 100 rules, each checked against every
+// requested header name).
+func TestFaultGatewayHeaderLimit(t *testing.T) {
+	gw := faultGateway(t, hostileConfig(t), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	under := manyNames("x-amz-meta-", 2500, ",") // 40 KB
+	resp, body := do(t, "OPTIONS", gw+"/site/k", nil, "Origin", appOrigin, "Access-Control-Request-Method", "PUT", "Access-Control-Request-Headers", under)
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != appOrigin {
+		t.Fatalf("preflight with a %d-byte Access-Control-Request-Headers: %d %q", len(under), resp.StatusCode, body)
+	}
+	over := manyNames("x-amz-meta-", 6000, ",") // 96 KB
+	resp, _ = do(t, "OPTIONS", gw+"/site/k", nil, "Origin", appOrigin, "Access-Control-Request-Method", "PUT", "Access-Control-Request-Headers", over)
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("preflight with a %d-byte Access-Control-Request-Headers: %d, want 431", len(over), resp.StatusCode)
+	}
+}
