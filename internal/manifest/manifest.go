@@ -716,7 +716,7 @@ func header(t Target, d *data) string {
 		w("last good one if the new one is invalid. See docs/deploy.md.")
 	case IstioWasmPlugin:
 		w("  1. make oci && s3cors oci push <registry>/s3cors-wasm:<tag>   (prints url and sha256)")
-		w("  2. Regenerate with --image <that url> --wasm-sha256 <that sha256>, or edit url and sha256.")
+		w("  2. Regenerate with --image <that url> (pinned by digest: sha256 follows), or edit url and sha256.")
 		w("  3. kubectl apply -f istio-wasmplugin.yaml")
 		w("Changing pluginConfig reconfigures the gateways without a restart; a configuration the")
 		w("module rejects is refused by Envoy and the previous one stays. See docs/deploy.md.")
