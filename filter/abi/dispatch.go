@@ -3,7 +3,6 @@ package abi
 import (
 	"fmt"
 	"runtime/debug"
-	"unsafe"
 )
 
 // Dispatcher is the body of every exported callback: it resets the per-callback memory,
@@ -27,16 +26,6 @@ type PanicObserver interface {
 // NewDispatcher returns a dispatcher calling p, logging recovered panics through h.
 func NewDispatcher(p Plugin, h Host) *Dispatcher {
 	return &Dispatcher{plugin: p, host: h}
-}
-
-// module is the dispatcher behind the module's exports.
-var module Dispatcher
-
-// Register installs the module's plugin behind the exported callbacks. Call it from an init
-// function of the module's main package: it makes no host call (Envoy allows none but
-// proxy_log while the module initialises).
-func Register(p Plugin) {
-	module = Dispatcher{plugin: p, host: ProxyHost()}
 }
 
 // Allocate returns size writable bytes for the host to copy data into; they stay valid until
@@ -150,20 +139,4 @@ func boolWord(b bool) uint32 {
 		return 1
 	}
 	return 0
-}
-
-// bytesPtr returns the address of b's first byte, or nil for an empty b.
-func bytesPtr(b []byte) unsafe.Pointer {
-	if len(b) == 0 {
-		return nil
-	}
-	return unsafe.Pointer(&b[0])
-}
-
-// stringPtr returns the address of s's first byte, or nil for an empty s.
-func stringPtr(s string) unsafe.Pointer {
-	if len(s) == 0 {
-		return nil
-	}
-	return unsafe.Pointer(unsafe.StringData(s))
 }

@@ -9,6 +9,16 @@ import "unsafe"
 // called, while an export with a wrong type fails the load. Request and response bodies are
 // never buffered or inspected, so no body callback is exported and bodies stream through.
 
+// module is the dispatcher behind the module's exports.
+var module Dispatcher
+
+// Register installs the module's plugin behind the exported callbacks. Call it from an init
+// function of the module's main package: it makes no host call (Envoy allows none but
+// proxy_log while the module initialises).
+func Register(p Plugin) {
+	module = Dispatcher{plugin: p, host: ProxyHost()}
+}
+
 // proxyABIVersion is the ABI marker: Envoy looks for the name and never calls it.
 //
 //go:wasmexport proxy_abi_version_0_2_1

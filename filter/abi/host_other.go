@@ -2,6 +2,10 @@
 
 package abi
 
+// Register installs the module's plugin behind the exported callbacks. Outside a wasm build
+// there are no exports, so it does nothing.
+func Register(Plugin) {}
+
 // ProxyHost returns the Host of the proxy running this module. Outside a wasm build there is no
 // proxy: every call fails with StatusUnimplemented. Native tests use package abitest instead.
 func ProxyHost() Host { return unimplementedHost{} }

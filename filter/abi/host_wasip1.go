@@ -105,3 +105,19 @@ func (*proxyHost) DefineMetric(t MetricType, name string) (uint32, error) {
 func (*proxyHost) IncrementMetric(id uint32, delta int64) error {
 	return proxyIncrementMetric(id, delta).AsError()
 }
+
+// bytesPtr returns the address of b's first byte, or nil for an empty b.
+func bytesPtr(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(&b[0])
+}
+
+// stringPtr returns the address of s's first byte, or nil for an empty s.
+func stringPtr(s string) unsafe.Pointer {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(unsafe.StringData(s))
+}

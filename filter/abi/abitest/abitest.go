@@ -41,9 +41,8 @@ type LocalReply struct {
 }
 
 type metric struct {
-	name  string
-	typ   abi.MetricType
-	value int64
+	name string
+	typ  abi.MetricType
 }
 
 // Host is an in-memory abi.Host. The zero value is not usable; call NewHost.
