@@ -296,20 +296,6 @@ func TestFaultWasmOversizedConfig(t *testing.T) {
 	checkRefusedAtStart(t, big)
 }
 
-// TestFaultWasmConfigRejectedAtStart: a configuration with many problems makes New fail, as
-// Envoy refuses to start the filter, and the log lists every problem with its path.
-func TestFaultWasmConfigRejectedAtStart(t *testing.T) {
-	for _, name := range []string{"past-limit-all.json", "hostile-bucket-names.json", "hostile-max-age.json", "past-limit-nesting.json", "hostile-empty.json"} {
-		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join(hostileDir(t), name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkRefusedAtStart(t, data)
-		})
-	}
-}
-
 // checkRefusedAtStart asserts that the filter refuses cfg at on_configure, so that New fails
 // as Envoy refuses to start the filter, and that Envoy's log holds every problem the evaluator
 // finds, each with its path.

@@ -213,3 +213,26 @@ func TestHostileWasmWorkBounded(t *testing.T) {
 	}
 	checkNoTrap(t, h)
 }
+
+// TestHostileConfigsWasm: the filter, as Envoy loads it, accepts every configuration of
+// testdata/hostile at a limit (and answers with it) and refuses every other one at
+// on_configure, logging each problem the evaluator finds.
+func TestHostileConfigsWasm(t *testing.T) {
+	for _, f := range hostileConfigFiles(t) {
+		t.Run(f.name, func(t *testing.T) {
+			if f.golden != "" {
+				checkRefusedAtStart(t, f.data)
+				return
+			}
+			h := hostileFilterHost(t, f.data, wasmhost.Options{})
+			got, err := wasmExchange(h, preflightTo("s3.local", "/limits/k", "origin", "https://r000.example.com", "access-control-request-method", "GET"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(f.name, "at-limit-") && (got.Status != 200 || got.Values("access-control-allow-origin")[0] != "https://r000.example.com") {
+				t.Fatalf("preflight allowed by rule 0: %d %q", got.Status, got.Headers)
+			}
+			checkNoTrap(t, h)
+		})
+	}
+}
