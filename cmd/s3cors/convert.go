@@ -57,9 +57,9 @@ The document is validated first; an invalid one is reported as validate would, w
 				var verr *evaluator.ValidationError
 				if errors.As(err, &verr) {
 					w := cmd.ErrOrStderr()
-					fmt.Fprintf(w, "%s: invalid bucket CORS document:\n", path)
+					_, _ = fmt.Fprintf(w, "%s: invalid bucket CORS document:\n", path)
 					for _, p := range verr.Problems {
-						fmt.Fprintf(w, "  %s\n", p)
+						_, _ = fmt.Fprintf(w, "  %s\n", p)
 					}
 					return &exitError{code: exitFailure}
 				} else if err != nil {

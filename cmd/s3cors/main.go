@@ -52,13 +52,13 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	case errors.As(err, &ee) && ee.err == nil:
 		return ee.code // the command already reported
 	case errors.As(err, &ee):
-		fmt.Fprintf(stderr, "s3cors: %v\n", ee.err)
+		_, _ = fmt.Fprintf(stderr, "s3cors: %v\n", ee.err)
 		if ee.code == exitUsage {
-			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+			_, _ = fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		}
 		return ee.code
 	default:
-		fmt.Fprintf(stderr, "s3cors: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "s3cors: %v\n", err)
 		return exitFailure
 	}
 }

@@ -67,9 +67,9 @@ every problem as validate prints it.`,
 			var verr *evaluator.ValidationError
 			if errors.As(err, &verr) {
 				w := cmd.ErrOrStderr()
-				fmt.Fprintf(w, "%s: invalid configuration, no manifest generated:\n", configPath)
+				_, _ = fmt.Fprintf(w, "%s: invalid configuration, no manifest generated:\n", configPath)
 				for _, p := range verr.Problems {
-					fmt.Fprintf(w, "  %s\n", p)
+					_, _ = fmt.Fprintf(w, "  %s\n", p)
 				}
 				return &exitError{code: exitFailure}
 			} else if err != nil {

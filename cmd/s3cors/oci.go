@@ -58,8 +58,8 @@ The module is the one embedded in this binary, or --wasm.`,
 			if err != nil {
 				return fmt.Errorf("oci: %w", err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote OCI image layout %s\nmanifest digest %s (a WasmPlugin's sha256: %s)\n", out, d, d.Hex)
-			return nil
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "wrote OCI image layout %s\nmanifest digest %s (a WasmPlugin's sha256: %s)\n", out, d, d.Hex)
+			return err
 		},
 	}
 	layoutCmd.Flags().StringVar(&out, "out", "", "directory to write (replaced; must be empty or an OCI layout)")
@@ -82,8 +82,8 @@ the WasmPlugin url and its sha256.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pushed %s\nWasmPlugin url:    %s\nWasmPlugin sha256: %s\n", p.Reference, p.URL, p.SHA256)
-			return nil
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "pushed %s\nWasmPlugin url:    %s\nWasmPlugin sha256: %s\n", p.Reference, p.URL, p.SHA256)
+			return err
 		},
 	}
 	pushCmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS to the registry")

@@ -192,7 +192,7 @@ func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: --listen: %w", err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }() // already closed by a clean shutdown
 	gwURL := "http://" + browsable(ln.Addr())
 
 	var demoLn net.Listener
@@ -201,7 +201,7 @@ func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 		if demoLn, err = net.Listen("tcp", f.demoListen); err != nil {
 			return fmt.Errorf("serve: --demo-listen: %w", err)
 		}
-		defer demoLn.Close()
+		defer func() { _ = demoLn.Close() }()
 		demoOrigin = "http://" + browsable(demoLn.Addr())
 		if store != nil {
 			if err := demo.Seed(store.Put, cfg.BucketOrder); err != nil {

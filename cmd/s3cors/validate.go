@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -102,8 +103,8 @@ set when a file could not be read.`,
 				if err := enc.Encode(rep); err != nil {
 					return err
 				}
-			} else {
-				writeValidateText(out, cmd.ErrOrStderr(), rep)
+			} else if err := writeValidateText(out, cmd.ErrOrStderr(), rep); err != nil {
+				return err
 			}
 			if code != exitOK {
 				return &exitError{code: code}
@@ -185,10 +186,11 @@ func plural(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-func writeValidateText(out, errOut io.Writer, rep validateReport) {
+func writeValidateText(out, errOut io.Writer, rep validateReport) error {
+	var b strings.Builder
 	for _, f := range rep.Files {
 		if f.Error != "" {
-			fmt.Fprintf(errOut, "%s: cannot read: %s\n", f.File, f.Error)
+			_, _ = fmt.Fprintf(errOut, "%s: cannot read: %s\n", f.File, f.Error)
 			continue
 		}
 		what := "s3cors configuration"
@@ -199,17 +201,19 @@ func writeValidateText(out, errOut io.Writer, rep validateReport) {
 			}
 		}
 		if f.Valid {
-			fmt.Fprintf(out, "%s: valid (%s, %s)\n", f.File, what, f.size)
+			fmt.Fprintf(&b, "%s: valid (%s, %s)\n", f.File, what, f.size)
 			continue
 		}
 		noun := "problems"
 		if len(f.Problems) == 1 {
 			noun = "problem"
 		}
-		fmt.Fprintf(out, "%s: invalid (%s), %d %s:\n", f.File, what, len(f.Problems), noun)
+		fmt.Fprintf(&b, "%s: invalid (%s), %d %s:\n", f.File, what, len(f.Problems), noun)
 		for _, p := range f.Problems {
 			s := evaluator.Problem{Path: p.Path, Code: p.Code, Message: p.Message, Detail: p.Detail}.String()
-			fmt.Fprintf(out, "  %s\n", s)
+			fmt.Fprintf(&b, "  %s\n", s)
 		}
 	}
+	_, err := io.WriteString(out, b.String())
+	return err
 }

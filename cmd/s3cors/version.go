@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -30,22 +32,23 @@ func newVersionCmd() *cobra.Command {
 					}
 				}
 			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "s3cors %s\n", version)
+			var out strings.Builder
+			fmt.Fprintf(&out, "s3cors %s\n", version)
 			if revision != "" {
 				if dirty {
 					revision += " (modified)"
 				}
-				fmt.Fprintf(out, "revision %s\n", revision)
+				fmt.Fprintf(&out, "revision %s\n", revision)
 			}
-			fmt.Fprintf(out, "go %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(&out, "go %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			if mod, err := embeddedModule(); err == nil {
 				sum := sha256.Sum256(mod)
-				fmt.Fprintf(out, "embedded s3cors.wasm sha256:%s (%d bytes)\n", hex.EncodeToString(sum[:]), len(mod))
+				fmt.Fprintf(&out, "embedded s3cors.wasm sha256:%s (%d bytes)\n", hex.EncodeToString(sum[:]), len(mod))
 			} else {
-				fmt.Fprintf(out, "embedded s3cors.wasm: none (built without `make build`)\n")
+				out.WriteString("embedded s3cors.wasm: none (built without `make build`)\n")
 			}
-			return nil
+			_, err := io.WriteString(cmd.OutOrStdout(), out.String())
+			return err
 		},
 	}
 }

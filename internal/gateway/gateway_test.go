@@ -277,7 +277,8 @@ func TestServeShutsDownOnCancel(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Serve after cancel: %v, want nil", err)
 	}
-	if _, err := http.Get("http://" + ln.Addr().String() + "/"); err == nil {
+	if conn, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		conn.Close()
 		t.Error("server still accepting after shutdown")
 	}
 }

@@ -419,13 +419,13 @@ func (rw *reply) error(r *http.Request, status int, code, message string, extra 
 	var b bytes.Buffer
 	b.WriteString(xml.Header)
 	b.WriteString("<Error><Code>")
-	xml.EscapeText(&b, []byte(code))
+	_ = xml.EscapeText(&b, []byte(code)) // a bytes.Buffer does not fail
 	b.WriteString("</Code><Message>")
-	xml.EscapeText(&b, []byte(message))
+	_ = xml.EscapeText(&b, []byte(message))
 	b.WriteString("</Message>")
 	for _, e := range extra {
 		b.WriteString("<" + e[0] + ">")
-		xml.EscapeText(&b, []byte(e[1]))
+		_ = xml.EscapeText(&b, []byte(e[1]))
 		b.WriteString("</" + e[0] + ">")
 	}
 	b.WriteString("<RequestId>" + rw.reqID + "</RequestId><HostId>" + rw.hostID + "</HostId></Error>")

@@ -22,7 +22,14 @@ func newStore() *Store {
 	})
 }
 
-func do(t *testing.T, h http.Handler, method, host, target string, body string, hdr map[string]string) *http.Response {
+// result is a recorded response, read in full.
+type result struct {
+	StatusCode int
+	Header     http.Header
+	body       string
+}
+
+func do(t *testing.T, h http.Handler, method, host, target string, body string, hdr map[string]string) *result {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -35,16 +42,12 @@ func do(t *testing.T, h http.Handler, method, host, target string, body string, 
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	return rec.Result()
+	return &result{rec.Code, rec.Header(), rec.Body.String()}
 }
 
-func readAll(t *testing.T, r *http.Response) string {
+func readAll(t *testing.T, r *result) string {
 	t.Helper()
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return r.body
 }
 
 func TestPutGetHeadDelete(t *testing.T) {
@@ -115,7 +118,7 @@ func IsRequestIDShape(s string) bool {
 		return false
 	}
 	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z') {
+		if (c < '0' || c > '9') && (c < 'A' || c > 'Z') {
 			return false
 		}
 	}
@@ -169,7 +172,7 @@ type s3Error struct {
 	HostID     string `xml:"HostId"`
 }
 
-func decodeError(t *testing.T, res *http.Response) s3Error {
+func decodeError(t *testing.T, res *result) s3Error {
 	t.Helper()
 	body := readAll(t, res)
 	if !strings.HasPrefix(body, `<?xml version="1.0" encoding="UTF-8"?>`+"\n<Error>") {
