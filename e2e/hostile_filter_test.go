@@ -236,3 +236,29 @@ func TestHostileConfigsWasm(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkHostileConfigSize measures what a large configuration costs the filter: the time
+// to bring the plugin up (checks, base VM, canary and one worker, each compiling the
+// configuration) and each worker VM's linear memory afterwards, reported as guest-bytes.
+func BenchmarkHostileConfigSize(b *testing.B) {
+	// Compile the module once, outside the measurements.
+	_ = hostileFilterHost(b, bucketsConfig(b, 1), wasmhost.Options{})
+	for _, n := range []int{1, 1000, 4000, 10000} {
+		cfg := bucketsConfig(b, n)
+		b.Run(fmt.Sprintf("buckets=%d", n), func(b *testing.B) {
+			var mem uint64
+			for b.Loop() {
+				h, err := wasmhost.New(context.Background(), wasmhost.Options{
+					Module: testenv.ModuleBytes(b), PluginConfig: cfg, CompilationCache: filterCompilation(),
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				mem = h.MemoryBytes()[0]
+				_ = h.Close(context.Background())
+			}
+			b.ReportMetric(float64(mem), "guest-bytes")
+			b.ReportMetric(float64(len(cfg)), "config-bytes")
+		})
+	}
+}
