@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/s3cors/s3cors/evaluator"
 )
@@ -31,20 +30,11 @@ type Middleware struct {
 }
 
 // policyState is a policy plus the header-value slices it can produce, built once so that
-// setting a header costs no allocation on the request path. They are keyed by the value's
-// memory (the policy hands out the same strings every time), which is cheaper to hash than
-// the text.
+// setting a header costs no allocation on the request path.
 type policyState struct {
 	policy *evaluator.Policy
-	values map[stringKey][]string
+	values valueTable
 }
-
-type stringKey struct {
-	p *byte
-	n int
-}
-
-func keyOf(s string) stringKey { return stringKey{unsafe.StringData(s), len(s)} }
 
 // New returns middleware for a compiled policy.
 func New(p *evaluator.Policy) *Middleware {
@@ -72,12 +62,16 @@ func (m *Middleware) SetPolicy(p *evaluator.Policy) {
 	if p == nil {
 		return
 	}
-	st := &policyState{policy: p, values: map[stringKey][]string{}}
-	for _, v := range p.HeaderValues() {
-		st.values[keyOf(v)] = []string{v}
-	}
-	m.state.Store(st)
+	m.state.Store(&policyState{policy: p, values: newValueTable(p.HeaderValues())})
 }
+
+// Header names as net/http's header map holds them (canonical form), so that headers are
+// set by direct map assignment rather than through Header().Set, which canonicalises the key
+// on every call. The evaluator's names are already canonical except S3's two ids.
+const (
+	keyRequestID = "X-Amz-Request-Id"
+	keyID2       = "X-Amz-Id-2"
+)
 
 // constant header values; slices with len == cap, so that an append by anyone copies
 // instead of writing into them.
@@ -90,46 +84,63 @@ var (
 	valClose = []string{"close"}
 )
 
-// exchange is the per-request state, pooled: the evaluator's Decision and the wrapper
-// around the ResponseWriter.
+// exchange is the per-request state, pooled: the evaluator's Request and Decision, the
+// wrapper around the ResponseWriter, and the memory replies take their header values from.
 type exchange struct {
 	req evaluator.Request
 	d   evaluator.Decision
 	w   writer
+	mem valueMemory
+}
+
+// handler is what Handler returns: a plain struct, so that a request costs one method call
+// and no closure.
+type handler struct {
+	m    *Middleware
+	next http.Handler
 }
 
 // Handler wraps next: preflights to a bucket are answered here, other bucket requests reach
 // next with their response headers fixed up as S3 would send them, and anything else
 // reaches next untouched.
 func (m *Middleware) Handler(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := m.state.Load()
-		x := m.pool.Get().(*exchange)
-		defer m.pool.Put(x)
-		fill(&x.req, r)
-		d := &x.d
-		st.policy.Evaluate(&x.req, d)
-		switch {
-		case d.Outcome == evaluator.PassThrough:
-			next.ServeHTTP(w, r)
-		case d.Outcome == evaluator.Reply:
-			reply(w, r, d, st)
-		case d.Outcome == evaluator.Forward && !d.StripUpstream:
-			next.ServeHTTP(w, r)
-		default:
-			x.w = writer{ResponseWriter: w, d: d, st: st, origin: r.Header["Origin"]}
-			next.ServeHTTP(&x.w, r)
-			// A handler that writes nothing gets net/http's implicit 200 after it returns;
-			// its headers must be fixed up first.
-			x.w.apply()
-			x.w = writer{}
-		}
-	})
+	return &handler{m: m, next: next}
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := h.m.state.Load()
+	x := h.m.pool.Get().(*exchange)
+	origin := r.Header["Origin"]
+	fill(&x.req, r, origin)
+	d := &x.d
+	st.policy.Evaluate(&x.req, d)
+	switch {
+	case d.Outcome == evaluator.Reply:
+		x.reply(w, origin, st)
+		h.m.pool.Put(x)
+	case d.Outcome == evaluator.PassThrough,
+		d.Outcome == evaluator.Forward && !d.StripUpstream:
+		// Nothing to change in the response: the exchange can serve another request while
+		// next runs, however long that takes.
+		h.m.pool.Put(x)
+		h.next.ServeHTTP(w, r)
+	default:
+		x.w = writer{ResponseWriter: w, d: d, st: st, origin: origin}
+		h.next.ServeHTTP(&x.w, r)
+		// A handler that writes nothing gets net/http's implicit 200 after it returns;
+		// its headers must be fixed up first.
+		x.w.apply()
+		x.w = writer{}
+		h.m.pool.Put(x)
+		// A handler that panics never gets here: its exchange is left to the garbage
+		// collector, which is all a deferred Put would buy back.
+	}
 }
 
 // fill reads what the evaluator needs from r without allocating: canonical header keys are
-// looked up directly, as net/http stores them.
-func fill(q *evaluator.Request, r *http.Request) {
+// looked up directly, as net/http stores them, and the Origin values come from the caller,
+// which keeps them to echo.
+func fill(q *evaluator.Request, r *http.Request, origin []string) {
 	q.Method = r.Method
 	q.Authority = r.Host
 	q.Path = r.RequestURI
@@ -137,7 +148,7 @@ func fill(q *evaluator.Request, r *http.Request) {
 		// A client-side request, or an absolute-form target from a forward proxy client.
 		q.Path = r.URL.RequestURI()
 	}
-	q.Origin, q.HasOrigin = first(r.Header["Origin"])
+	q.Origin, q.HasOrigin = first(origin)
 	q.RequestMethod, q.HasRequestMethod = first(r.Header["Access-Control-Request-Method"])
 	q.RequestHeaders, q.HasRequestHeaders = first(r.Header["Access-Control-Request-Headers"])
 }
@@ -149,98 +160,70 @@ func first(vs []string) (string, bool) {
 	return vs[0], true
 }
 
-// replyMemory holds the header values of one reply that cannot come from a constant: the
-// ids and the Allow-Headers echo. One allocation per reply; see reply.
-type replyMemory struct {
-	vals [4]string
-	buf  [160]byte
-}
-
-// reply writes the evaluator's answer to a preflight. Values that point into the Decision's
-// buffers are copied into fresh memory first: net/http snapshots the header map at
+// reply writes the evaluator's answer to a preflight. Every value is either one nobody
+// mutates (a constant, a policy value, the request's own Origin slice) or is copied out of
+// the Decision's buffers into write-once memory first: net/http snapshots the header map at
 // WriteHeader and serialises it after the handler returns, when the pooled Decision may
 // already serve another request.
-func reply(w http.ResponseWriter, r *http.Request, d *evaluator.Decision, st *policyState) {
+func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState) {
 	h := w.Header()
-	var mem *replyMemory
-	var spill []byte
-	used, nv := 0, 0
-	for _, hd := range d.Headers {
-		name := hd.Name
-		switch name {
-		case evaluator.HeaderRequestID:
-			name = "X-Amz-Request-Id"
-		case evaluator.HeaderID2:
-			name = "X-Amz-Id-2"
+	d := &x.d
+	for i := range d.Headers {
+		hd := &d.Headers[i]
+		v, ok := fixed(hd, origin, st)
+		if !ok {
+			v = x.mem.value(hd.Value) // the ids, the Allow-Headers echo
 		}
-		if v, ok := constant(hd, r, st); ok {
-			h[name] = v
-			continue
-		}
-		if mem == nil {
-			mem = new(replyMemory)
-		}
-		var v string
-		if used+len(hd.Value) <= len(mem.buf) {
-			n := copy(mem.buf[used:], hd.Value)
-			v = unsafe.String(&mem.buf[used], n)
-			used += n
-		} else {
-			spill = []byte(hd.Value) // a long Allow-Headers echo
-			v = unsafe.String(unsafe.SliceData(spill), len(spill))
-		}
-		if v == "" {
-			h[name] = []string{""}
-			continue
-		}
-		if nv < len(mem.vals) {
-			mem.vals[nv] = v
-			h[name] = mem.vals[nv : nv+1 : nv+1]
-			nv++
-		} else {
-			h[name] = []string{v}
-		}
+		h[headerKey(hd.Name)] = v
 	}
 	w.WriteHeader(d.Status)
 	if len(d.Body) > 0 {
-		// The client has gone if this fails; there is nobody left to tell.
+		// The writer copies the body before Write returns, so the Decision's buffer can be
+		// reused. The client has gone if this fails; there is nobody left to tell.
 		_, _ = w.Write(d.Body)
 	}
 }
 
-// constant returns a []string that already holds hd's value and that nobody mutates: the
-// request's own Origin slice, a package constant, or one of the policy's precomputed values.
-func constant(hd evaluator.Header, r *http.Request, st *policyState) ([]string, bool) {
+// headerKey is the evaluator's header name as net/http's header map holds it. The
+// evaluator's names are canonical except S3's two ids, which S3 sends in lower case; net/http
+// would canonicalise them on the wire anyway.
+func headerKey(name string) string {
+	switch name {
+	case evaluator.HeaderRequestID:
+		return keyRequestID
+	case evaluator.HeaderID2:
+		return keyID2
+	}
+	return name
+}
+
+// fixed returns a []string holding hd's value that nobody mutates and that outlives the
+// request: a package constant, the request's own Origin slice for the echoed origin, or one
+// of the policy's values (found by its memory, see valueTable). The header's name says which
+// to try; any surprise falls through to false, and the caller copies.
+func fixed(hd *evaluator.Header, origin []string, st *policyState) ([]string, bool) {
 	switch hd.Name {
 	case evaluator.HeaderAllowOrigin:
 		if hd.Value == "*" {
 			return valStar, true
 		}
-		if o := r.Header["Origin"]; len(o) > 0 && o[0] == hd.Value {
-			return o[:1:1], true
-		}
-	case evaluator.HeaderAllowCredentials:
-		return valTrue, true
-	case evaluator.HeaderVary:
-		if hd.Value == evaluator.VaryValue {
-			return valVary, true
-		}
-	case evaluator.HeaderContentLength:
-		if hd.Value == "0" {
-			return valZero, true
-		}
-	case evaluator.HeaderContentType:
-		if hd.Value == "application/xml" {
-			return valXML, true
-		}
-	case evaluator.HeaderConnection:
-		if hd.Value == "close" {
-			return valClose, true
+		if len(origin) > 0 && origin[0] == hd.Value {
+			return origin[:1:1], true
 		}
 	case evaluator.HeaderAllowMethods, evaluator.HeaderExposeHeaders, evaluator.HeaderMaxAge:
-		if v, ok := st.values[keyOf(hd.Value)]; ok {
-			return v, true
-		}
+		return st.values.get(hd.Value)
+	case evaluator.HeaderAllowCredentials:
+		return constant(hd.Value, valTrue)
+	case evaluator.HeaderVary:
+		return constant(hd.Value, valVary)
+	case evaluator.HeaderContentLength:
+		return constant(hd.Value, valZero)
+	case evaluator.HeaderContentType:
+		return constant(hd.Value, valXML)
+	case evaluator.HeaderConnection:
+		return constant(hd.Value, valClose)
 	}
 	return nil, false
 }
+
+func constant(v string, c []string) ([]string, bool) { return c, v == c[0] }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/s3cors/s3cors/evaluator"
 )
@@ -38,55 +39,69 @@ func (w *writer) apply() {
 	w.applied = true
 	h := w.Header()
 	decorate := w.d.Outcome == evaluator.Decorate
-	for k, vs := range h {
-		switch {
-		case w.d.StripUpstream && evaluator.IsCORSHeader(k):
-			delete(h, k)
-		case !decorate || http.CanonicalHeaderKey(k) == k:
-		case equalFold(k, "Vary"):
-			h["Vary"] = append(h["Vary"], vs...)
-			delete(h, k)
-		case evaluator.IsCORSHeader(k):
-			delete(h, k)
+	// An empty map (an upstream that set no header) has nothing to strip or merge, and
+	// ranging over a map costs more than a few lookups.
+	upstream := len(h) > 0
+	if upstream {
+		for k, vs := range h {
+			switch {
+			case w.d.StripUpstream && evaluator.IsCORSHeader(k):
+				delete(h, k)
+			case !decorate || http.CanonicalHeaderKey(k) == k:
+			case equalFold(k, "Vary"):
+				h["Vary"] = append(h["Vary"], vs...)
+				delete(h, k)
+			case evaluator.IsCORSHeader(k):
+				delete(h, k)
+			}
 		}
 	}
 	if !decorate {
 		return
 	}
-	for _, hd := range w.d.Headers {
-		if hd.Name == evaluator.HeaderVary {
-			if up := h["Vary"]; len(up) > 0 {
-				h["Vary"] = []string{evaluator.MergeVary(up)}
-			} else {
-				h["Vary"] = valVary
+	// The same choices as fixed, written out for the headers a Decorate decision holds:
+	// this loop runs on every decorated response.
+	for i := range w.d.Headers {
+		hd := &w.d.Headers[i]
+		switch hd.Name {
+		case evaluator.HeaderAllowOrigin:
+			if len(w.origin) > 0 && w.origin[0] == hd.Value {
+				h[hd.Name] = w.origin[:1:1]
+				continue
 			}
-			continue
+			if hd.Value == "*" {
+				h[hd.Name] = valStar
+				continue
+			}
+		case evaluator.HeaderAllowCredentials:
+			if hd.Value == "true" {
+				h[hd.Name] = valTrue
+				continue
+			}
+		case evaluator.HeaderVary:
+			var up []string
+			if upstream {
+				up = h["Vary"]
+			}
+			if len(up) > 0 {
+				h["Vary"] = []string{evaluator.MergeVary(up)}
+				continue
+			}
+			if hd.Value == evaluator.VaryValue {
+				h["Vary"] = valVary
+				continue
+			}
+		default:
+			if v, ok := w.st.values.get(hd.Value); ok {
+				h[hd.Name] = v
+				continue
+			}
 		}
-		if v, ok := w.value(hd); ok {
-			h[hd.Name] = v
-		} else {
-			h[hd.Name] = []string{hd.Value}
-		}
+		// Not reached today (a Decorate decision holds only policy values, constants and
+		// the request's Origin), and safe should that change: the copy outlives the
+		// Decision.
+		h[hd.Name] = []string{strings.Clone(hd.Value)}
 	}
-}
-
-// value finds an immutable []string holding hd's value, so decorating allocates nothing.
-func (w *writer) value(hd evaluator.Header) ([]string, bool) {
-	switch hd.Name {
-	case evaluator.HeaderAllowOrigin:
-		if hd.Value == "*" {
-			return valStar, true
-		}
-		if len(w.origin) > 0 && w.origin[0] == hd.Value {
-			return w.origin[:1:1], true
-		}
-	case evaluator.HeaderAllowCredentials:
-		return valTrue, true
-	default:
-		v, ok := w.st.values[keyOf(hd.Value)]
-		return v, ok
-	}
-	return nil, false
 }
 
 func equalFold(a, b string) bool {

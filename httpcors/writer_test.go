@@ -2,6 +2,7 @@ package httpcors_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -214,5 +215,100 @@ func TestDecorateDoesNotAllocate(t *testing.T) {
 	h.ServeHTTP(w, r)
 	if n := testing.AllocsPerRun(200, func() { clear(w.h); h.ServeHTTP(w, r) }); n != 0 {
 		t.Errorf("%v allocations per decorated request, want 0", n)
+	}
+}
+
+// A rule that allows the requested headers, so that replies carry the Allow-Headers echo.
+const echoConfig = `{"buckets": {"site": [{"AllowedOrigins": ["https://app.example"], "AllowedMethods": ["PUT"], "AllowedHeaders": ["*"]}]}}`
+
+func preflightRequest(origin, acrh string) *http.Request {
+	r := httptest.NewRequest("OPTIONS", "http://s3.local/site/k", nil)
+	r.Header.Set("Origin", origin)
+	r.Header.Set("Access-Control-Request-Method", "PUT")
+	if acrh != "" {
+		r.Header.Set("Access-Control-Request-Headers", acrh)
+	}
+	return r
+}
+
+func TestReplyHeadersOutliveTheRequestUnderLoad(t *testing.T) {
+	// Header maps of earlier replies are read while other goroutines answer more preflights
+	// from the same pooled memory: every value must stay as it was written (the race
+	// detector reports any overlap), and every reply gets ids of its own.
+	m := mustLoad(t, echoConfig)
+	h := m.Handler(http.NotFoundHandler())
+	long := strings.Repeat("x-amz-meta-long, ", 30)
+	reqs := []*http.Request{
+		preflightRequest("https://app.example", "x-a,X-B"),
+		preflightRequest("https://app.example", long),
+		preflightRequest("https://app.example", ""),
+		preflightRequest("https://evil.example", ""),
+	}
+	const workers, each = 4, 150
+	ids := make(chan string, workers*each)
+	errs := make(chan error, workers)
+	for g := range workers {
+		go func() {
+			type kept struct {
+				h    http.Header
+				want http.Header
+			}
+			var all []kept
+			for i := range each {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, reqs[(g+i)%len(reqs)])
+				snap := http.Header{}
+				for k, vs := range rec.Header() {
+					for _, v := range vs {
+						snap[k] = append(snap[k], strings.Clone(v))
+					}
+				}
+				all = append(all, kept{rec.Header(), snap})
+				ids <- rec.Header().Get("X-Amz-Request-Id") + " " + rec.Header().Get("X-Amz-Id-2")
+				for _, k := range all {
+					for name, vs := range k.want {
+						if got := k.h[name]; len(got) != len(vs) || got[0] != vs[0] {
+							errs <- fmt.Errorf("%s changed from %q to %q", name, vs, got)
+							return
+						}
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(ids)
+	seen := map[string]bool{}
+	for id := range ids {
+		if len(id) != 16+1+76 || seen[id] {
+			t.Fatalf("id pair %q: malformed or repeated", id)
+		}
+		seen[id] = true
+	}
+}
+
+func TestPreflightRepliesDoNotAllocatePerRequest(t *testing.T) {
+	// The ids and the Allow-Headers echo need memory that outlives the request; it comes in
+	// chunks of about twenty replies, so the average is below one allocation.
+	if raceEnabled {
+		t.Skip("sync.Pool drops pooled exchanges at random under the race detector")
+	}
+	m := mustLoad(t, echoConfig)
+	h := m.Handler(http.NotFoundHandler())
+	for name, r := range map[string]*http.Request{
+		"allowed":      preflightRequest("https://app.example", ""),
+		"allowed-echo": preflightRequest("https://app.example", "content-type,x-amz-date"),
+		"denied":       preflightRequest("https://evil.example", ""),
+	} {
+		w := &discard{h: http.Header{}}
+		h.ServeHTTP(w, r)
+		if n := testing.AllocsPerRun(200, func() { clear(w.h); h.ServeHTTP(w, r) }); n != 0 {
+			t.Errorf("%s: %v allocations per reply, want 0 (amortised)", name, n)
+		}
 	}
 }

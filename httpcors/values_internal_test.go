@@ -1,0 +1,63 @@
+package httpcors
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestValueTableFindsByMemory(t *testing.T) {
+	base := strings.Repeat("GET, PUT, POST", 2)
+	values := []string{base, base[:8], "3000", "ETag"}
+	for i := range 40 {
+		values = append(values, strconv.Itoa(1000+i))
+	}
+	tb := newValueTable(values)
+	for _, v := range values {
+		got, ok := tb.get(v)
+		if !ok || len(got) != 1 || cap(got) != 1 || got[0] != v {
+			t.Fatalf("get(%q) = %q, %v", v, got, ok)
+		}
+	}
+	// Equal text in other memory is not the policy's value; a prefix sharing the memory is
+	// another value.
+	for _, v := range []string{strings.Clone(base), strings.Clone("3000"), base[:9], "", "missing"} {
+		if got, ok := tb.get(v); ok {
+			t.Errorf("get(%q) found %q", v, got)
+		}
+	}
+	if got, _ := tb.get(base[:8]); got[0] != "GET, PUT" {
+		t.Errorf("prefix value %q", got)
+	}
+	if empty := newValueTable(nil); func() bool { _, ok := empty.get("x"); return ok }() {
+		t.Error("an empty table found a value")
+	}
+}
+
+func TestValueMemoryIsWriteOnce(t *testing.T) {
+	var m valueMemory
+	type given struct {
+		vs   []string
+		want string
+	}
+	var out []given
+	for i := range 500 {
+		v := strings.Repeat(strconv.Itoa(i%10), 1+i%97) // 1 to 97 bytes
+		if i%50 == 0 {
+			v = strings.Repeat("x-long, ", 40) // longer than a chunk takes
+		}
+		vs := m.value(v)
+		if len(vs) != 1 || cap(vs) != 1 {
+			t.Fatalf("value %d: len %d cap %d", i, len(vs), cap(vs))
+		}
+		out = append(out, given{vs, v})
+	}
+	for i, g := range out {
+		if g.vs[0] != g.want {
+			t.Fatalf("value %d became %q, was %q", i, g.vs[0], g.want)
+		}
+	}
+	if vs := m.value(""); len(vs) != 1 || vs[0] != "" {
+		t.Errorf("empty value %q", vs)
+	}
+}
