@@ -18,7 +18,7 @@ get S3's CORS headers. The --config file (JSON or YAML) is reloaded when it chan
 SIGHUP; a bad new configuration is logged and the last good one kept.
 
 --metrics-listen serves /metrics (Prometheus), /healthz and /readyz. SIGINT or SIGTERM drains
-open streams, then exits.`,
+open streams (after --shutdown-delay, for at most --drain-timeout), then exits.`,
 		Example: `  s3cors extproc --config cors.yaml --listen :50051 --metrics-listen :9090`,
 		Args:    exactArgs(0, "no arguments (flags only)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -37,6 +37,8 @@ open streams, then exits.`,
 	f.StringVar(&o.ConfigPath, "config", "", "s3cors configuration file, JSON or YAML (required)")
 	f.StringVar(&o.Listen, "listen", extproc.DefaultListen, "gRPC address Envoy connects to")
 	f.StringVar(&o.MetricsListen, "metrics-listen", ":9090", `HTTP address for /metrics, /healthz and /readyz ("" for none)`)
+	f.DurationVar(&o.DrainTimeout, "drain-timeout", extproc.DefaultDrainTimeout, "on SIGINT/SIGTERM, how long open streams may finish before they are cut")
+	f.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "on SIGINT/SIGTERM, keep serving this long with health NOT_SERVING before draining, so load balancers stop sending new streams first (e.g. 5s on Kubernetes)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
