@@ -337,3 +337,24 @@ func TestWasmFilterLogsDeniedPreflightAtDebug(t *testing.T) {
 		}
 	}
 }
+
+// TestWasmFilterGCMode: the module tells Envoy 1.33–1.38 (poll_oneoff fails, so it must never
+// yield to the Go runtime) from 1.39 and later (it may), by probing poll_oneoff in on_vm_start.
+func TestWasmFilterGCMode(t *testing.T) {
+	want := map[wasmhost.Profile]string{
+		wasmhost.Envoy133: "abi: the host's poll_oneoff fails (Envoy 1.33-1.38): the module never yields to the Go runtime",
+		wasmhost.Envoy139: "abi: the host's poll_oneoff works: the Go runtime may run at quiet points",
+	}
+	for _, profile := range filterProfiles {
+		h := newFilterHost(t, profile, []byte(`{"buckets": {}}`), func(o *wasmhost.Options) { o.LogLevel = wasmhost.LevelDebug })
+		found := false
+		for _, e := range h.Logs() {
+			if e.VM == "worker 0" && e.Message == want[profile] {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: the worker did not log %q", profile, want[profile])
+		}
+	}
+}

@@ -22,7 +22,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"runtime"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -127,9 +126,6 @@ func (p *Plugin) OnConfigure(root, pluginConfigSize uint32) bool {
 	if p.enabled(abi.LogInfo) {
 		p.log(abi.LogInfo, summary(pol.Config()))
 	}
-	// Parsing leaves garbage proportional to the configuration; collect it now, off the request
-	// path, so that serving starts from the live heap only.
-	runtime.GC()
 	return true
 }
 

@@ -5,7 +5,7 @@ import "testing"
 func TestArenaKeepsEveryAllocationOfACallbackDistinct(t *testing.T) {
 	var a arena
 	var bufs [][]byte
-	for i, n := range []int{1, 100, arenaFirstChunk, 3, arenaLarge + 1, 5000, 20000} {
+	for i, n := range []int{1, 100, arenaFirstChunk, 3, 70000, 5000, 20000} {
 		b := a.alloc(n)
 		if len(b) != n || cap(b) != n {
 			t.Fatalf("alloc(%d): len %d cap %d", n, len(b), cap(b))
@@ -24,26 +24,43 @@ func TestArenaKeepsEveryAllocationOfACallbackDistinct(t *testing.T) {
 	}
 }
 
+// Once the chunk has grown to what a callback needs, callbacks allocate nothing: the
+// allocator must not make garbage on the request path.
 func TestArenaReusesItsChunkAfterReset(t *testing.T) {
 	var a arena
 	a.alloc(100)
 	a.alloc(arenaFirstChunk) // outgrows the first chunk
-	a.alloc(arenaLarge + 1)
+	a.alloc(70000)           // and the second
 	a.reset()
-	if len(a.retired) != 0 || len(a.large) != 0 {
-		t.Fatalf("after reset: %d retired chunks, %d large allocations kept", len(a.retired), len(a.large))
+	if len(a.retired) != 0 {
+		t.Fatalf("after reset: %d retired chunks kept", len(a.retired))
 	}
 	chunk := &a.chunk[0]
 	allocs := testing.AllocsPerRun(100, func() {
 		a.reset()
 		a.alloc(200)
 		a.alloc(3000)
+		a.alloc(70000)
 	})
 	if allocs != 0 {
 		t.Errorf("steady state: %v allocations per callback, want 0", allocs)
 	}
 	if &a.chunk[0] != chunk {
 		t.Error("the chunk was replaced although it was large enough")
+	}
+}
+
+func TestArenaTrimDropsAConfigurationSizedChunk(t *testing.T) {
+	var a arena
+	a.alloc(100)
+	a.trim()
+	if a.chunk == nil {
+		t.Error("trim dropped a small chunk")
+	}
+	a.alloc(4 << 20)
+	a.trim()
+	if a.chunk != nil {
+		t.Errorf("trim kept a %d-byte chunk", len(a.chunk))
 	}
 }
 

@@ -15,6 +15,7 @@ type Dispatcher struct {
 	plugin Plugin
 	host   Host
 	mem    arena
+	gc     gcPolicy // inactive unless Register set it up for the module's runtime (gc.go)
 }
 
 // PanicObserver may be implemented by a Plugin that wants to count the panics the dispatcher
@@ -53,19 +54,33 @@ func (d *Dispatcher) OnVMStart(root, vmConfigSize uint32) (ok uint32) {
 		d.log(LogCritical, "abi: no plugin registered: the module's main package must call abi.Register in init")
 		return 0
 	}
+	if d.gc.vmStarted() {
+		if d.gc.canYield {
+			d.log(LogDebug, "abi: the host's poll_oneoff works: the Go runtime may run at quiet points")
+		} else {
+			d.log(LogDebug, "abi: the host's poll_oneoff fails (Envoy 1.33-1.38): the module never yields to the Go runtime")
+		}
+	}
 	defer d.recover("proxy_on_vm_start", func() { ok = 0 })
 	return boolWord(d.plugin.OnVMStart(root, vmConfigSize))
 }
 
 // OnConfigure dispatches proxy_on_configure; 1 means the configuration was accepted. On a
-// panic the configuration is refused: the filter fails closed at configure time.
+// panic the configuration is refused: the filter fails closed at configure time. Compiling a
+// configuration is the one moment the module makes garbage in quantity: the GC policy holds
+// collection off meanwhile and collects afterwards, and the arena lets go of a chunk grown to
+// the configuration's size.
 func (d *Dispatcher) OnConfigure(root, pluginConfigSize uint32) (ok uint32) {
 	d.mem.reset()
 	if d.plugin == nil {
 		return 0
 	}
-	defer d.recover("proxy_on_configure", func() { ok = 0 })
-	return boolWord(d.plugin.OnConfigure(root, pluginConfigSize))
+	defer d.mem.trim()
+	d.gc.configuring(func() {
+		defer d.recover("proxy_on_configure", func() { ok = 0 })
+		ok = boolWord(d.plugin.OnConfigure(root, pluginConfigSize))
+	})
+	return ok
 }
 
 // OnRequestHeaders dispatches proxy_on_request_headers. On a panic the request continues
@@ -106,6 +121,8 @@ func (d *Dispatcher) OnDelete(ctx uint32) {
 	if d.plugin == nil {
 		return
 	}
+	// The end of a context is the quiet point to let a collection cycle progress.
+	defer d.gc.streamEnded()
 	defer d.recover("proxy_on_delete", nil)
 	d.plugin.OnDelete(ctx)
 }

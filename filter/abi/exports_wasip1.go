@@ -12,11 +12,11 @@ import "unsafe"
 // module is the dispatcher behind the module's exports.
 var module Dispatcher
 
-// Register installs the module's plugin behind the exported callbacks. Call it from an init
-// function of the module's main package: it makes no host call (Envoy allows none but
-// proxy_log while the module initialises).
+// Register installs the module's plugin behind the exported callbacks and takes over the Go
+// garbage collector (see gc.go). Call it from an init function of the module's main package:
+// it makes no host call (Envoy allows none but proxy_log while the module initialises).
 func Register(p Plugin) {
-	module = Dispatcher{plugin: p, host: ProxyHost()}
+	module = Dispatcher{plugin: p, host: ProxyHost(), gc: gcPolicy{managed: true, probe: pollOneoffWorks}}
 }
 
 // proxyABIVersion is the ABI marker: Envoy looks for the name and never calls it.
