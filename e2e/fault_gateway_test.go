@@ -50,9 +50,15 @@ func faultGateway(t testing.TB, config []byte, upstream http.Handler) string {
 	return "http://" + ln.Addr().String()
 }
 
+// gatewayAnswer is a response with its body read.
+type gatewayAnswer struct {
+	StatusCode int
+	Header     http.Header
+}
+
 // do sends one request to the gateway with the given headers (pairs) and returns the response
 // with its body read.
-func do(t testing.TB, method, u string, body io.Reader, headers ...string) (*http.Response, []byte) {
+func do(t testing.TB, method, u string, body io.Reader, headers ...string) (gatewayAnswer, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, u, body)
 	if err != nil {
@@ -71,7 +77,7 @@ func do(t testing.TB, method, u string, body io.Reader, headers ...string) (*htt
 	if err != nil {
 		t.Fatalf("%s %s: reading the body: %v", method, u, err)
 	}
-	return resp, b
+	return gatewayAnswer{resp.StatusCode, resp.Header}, b
 }
 
 // TestFaultGatewayUpstreamDown: with the store unreachable, actual requests get the proxy's
