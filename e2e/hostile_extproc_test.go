@@ -296,3 +296,25 @@ func allocatedPerCall(t testing.TB, runs int, f func()) uint64 {
 	runtime.ReadMemStats(&after)
 	return (after.TotalAlloc - before.TotalAlloc) / uint64(runs)
 }
+
+// TestHostileExtprocUpstreamHeaders: a store answering thousands of Access-Control-* headers of
+// its own gets every one removed, and S3's set once.
+func TestHostileExtprocUpstreamHeaders(t *testing.T) {
+	s := startExtproc(t, hostileConfig(t))
+	upstream := append([]casetable.Header(nil), hostileUpstream...)
+	for i := range 2000 {
+		upstream = append(upstream, casetable.Header{fmt.Sprintf("access-control-x-%05d", i), "v"}, casetable.Header{"access-control-allow-origin", evilOrigin})
+	}
+	got, err := extprocExchange(t.Context(), s.client, actual("GET", "/site/k", "origin", appOrigin), upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range got.Headers {
+		if strings.HasPrefix(h[0], "access-control-x-") || h[1] == evilOrigin || h[1] == "https://upstream.invalid" {
+			t.Fatalf("upstream header %s: %s was not removed", h[0], h[1])
+		}
+	}
+	if v := got.Values("access-control-allow-origin"); len(v) != 1 || v[0] != appOrigin {
+		t.Fatalf("Access-Control-Allow-Origin %q, want %q once", v, appOrigin)
+	}
+}
