@@ -170,11 +170,58 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 	d := &x.d
 	for i := range d.Headers {
 		hd := &d.Headers[i]
-		v, ok := fixed(hd, origin, st)
-		if !ok {
+		key, v := hd.Name, []string(nil)
+		// Dispatch on the name's length first (a jump table), then confirm the name: this
+		// loop runs ten times per preflight.
+		switch len(hd.Name) {
+		case len(evaluator.HeaderAllowOrigin):
+			if hd.Name == evaluator.HeaderAllowOrigin {
+				v = echoed(hd.Value, origin)
+			}
+		case len(evaluator.HeaderAllowMethods): // and HeaderAllowHeaders
+			if hd.Name == evaluator.HeaderAllowMethods {
+				v = st.values.find(hd.Value)
+			}
+		case len(evaluator.HeaderExposeHeaders):
+			if hd.Name == evaluator.HeaderExposeHeaders {
+				v = st.values.find(hd.Value)
+			}
+		case len(evaluator.HeaderMaxAge):
+			if hd.Name == evaluator.HeaderMaxAge {
+				v = st.values.find(hd.Value)
+			}
+		case len(evaluator.HeaderAllowCredentials):
+			if hd.Name == evaluator.HeaderAllowCredentials {
+				v = constant(hd.Value, valTrue)
+			}
+		case len(evaluator.HeaderVary):
+			if hd.Name == evaluator.HeaderVary {
+				v = constant(hd.Value, valVary)
+			}
+		case len(evaluator.HeaderContentLength):
+			if hd.Name == evaluator.HeaderContentLength {
+				v = constant(hd.Value, valZero)
+			}
+		case len(evaluator.HeaderContentType):
+			if hd.Name == evaluator.HeaderContentType {
+				v = constant(hd.Value, valXML)
+			}
+		case len(evaluator.HeaderConnection): // and HeaderID2
+			switch hd.Name {
+			case evaluator.HeaderConnection:
+				v = constant(hd.Value, valClose)
+			case evaluator.HeaderID2:
+				key = keyID2
+			}
+		case len(evaluator.HeaderRequestID):
+			if hd.Name == evaluator.HeaderRequestID {
+				key = keyRequestID
+			}
+		}
+		if v == nil {
 			v = x.mem.value(hd.Value) // the ids, the Allow-Headers echo
 		}
-		h[headerKey(hd.Name)] = v
+		h[key] = v
 	}
 	w.WriteHeader(d.Status)
 	if len(d.Body) > 0 {
@@ -184,46 +231,19 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 	}
 }
 
-// headerKey is the evaluator's header name as net/http's header map holds it. The
-// evaluator's names are canonical except S3's two ids, which S3 sends in lower case; net/http
-// would canonicalise them on the wire anyway.
-func headerKey(name string) string {
-	switch name {
-	case evaluator.HeaderRequestID:
-		return keyRequestID
-	case evaluator.HeaderID2:
-		return keyID2
+// echoed returns the Allow-Origin value "*" or, when the value is the request's Origin (it
+// always is), the request's own Origin slice; nil otherwise.
+func echoed(v string, origin []string) []string {
+	if len(origin) > 0 && origin[0] == v {
+		return origin[:1:1]
 	}
-	return name
+	return constant(v, valStar)
 }
 
-// fixed returns a []string holding hd's value that nobody mutates and that outlives the
-// request: a package constant, the request's own Origin slice for the echoed origin, or one
-// of the policy's values (found by its memory, see valueTable). The header's name says which
-// to try; any surprise falls through to false, and the caller copies.
-func fixed(hd *evaluator.Header, origin []string, st *policyState) ([]string, bool) {
-	switch hd.Name {
-	case evaluator.HeaderAllowOrigin:
-		if hd.Value == "*" {
-			return valStar, true
-		}
-		if len(origin) > 0 && origin[0] == hd.Value {
-			return origin[:1:1], true
-		}
-	case evaluator.HeaderAllowMethods, evaluator.HeaderExposeHeaders, evaluator.HeaderMaxAge:
-		return st.values.get(hd.Value)
-	case evaluator.HeaderAllowCredentials:
-		return constant(hd.Value, valTrue)
-	case evaluator.HeaderVary:
-		return constant(hd.Value, valVary)
-	case evaluator.HeaderContentLength:
-		return constant(hd.Value, valZero)
-	case evaluator.HeaderContentType:
-		return constant(hd.Value, valXML)
-	case evaluator.HeaderConnection:
-		return constant(hd.Value, valClose)
+// constant returns c when it holds v, else nil.
+func constant(v string, c []string) []string {
+	if v == c[0] {
+		return c
 	}
-	return nil, false
+	return nil
 }
-
-func constant(v string, c []string) ([]string, bool) { return c, v == c[0] }

@@ -56,17 +56,17 @@ func (t *valueTable) index(p *byte) int {
 	return int(uint64(uintptr(unsafe.Pointer(p))) * 0x9e3779b97f4a7c15 >> t.shift)
 }
 
-// get returns the []string holding exactly the string s (same memory, same length). The
-// table always has an empty slot, so a miss ends there.
-func (t *valueTable) get(s string) ([]string, bool) {
+// find returns the []string holding exactly the string s (same memory, same length), or
+// nil. The table always has an empty slot, so a miss ends there.
+func (t *valueTable) find(s string) []string {
 	p := unsafe.StringData(s)
 	for i := t.index(p); ; i = (i + 1) & (len(t.slots) - 1) {
 		sl := &t.slots[i]
 		if sl.p == nil {
-			return nil, false
+			return nil
 		}
 		if sl.p == p && sl.n == len(s) {
-			return sl.v, true
+			return sl.v
 		}
 	}
 }

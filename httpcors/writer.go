@@ -59,23 +59,19 @@ func (w *writer) apply() {
 	if !decorate {
 		return
 	}
-	// The same choices as fixed, written out for the headers a Decorate decision holds:
-	// this loop runs on every decorated response.
+	// The choices of reply, for the headers a Decorate decision holds: this loop runs on
+	// every decorated response.
 	for i := range w.d.Headers {
 		hd := &w.d.Headers[i]
 		switch hd.Name {
 		case evaluator.HeaderAllowOrigin:
-			if len(w.origin) > 0 && w.origin[0] == hd.Value {
-				h[hd.Name] = w.origin[:1:1]
-				continue
-			}
-			if hd.Value == "*" {
-				h[hd.Name] = valStar
+			if v := echoed(hd.Value, w.origin); v != nil {
+				h[hd.Name] = v
 				continue
 			}
 		case evaluator.HeaderAllowCredentials:
-			if hd.Value == "true" {
-				h[hd.Name] = valTrue
+			if v := constant(hd.Value, valTrue); v != nil {
+				h[hd.Name] = v
 				continue
 			}
 		case evaluator.HeaderVary:
@@ -84,15 +80,15 @@ func (w *writer) apply() {
 				up = h["Vary"]
 			}
 			if len(up) > 0 {
-				h["Vary"] = []string{evaluator.MergeVary(up)}
+				h[hd.Name] = []string{evaluator.MergeVary(up)}
 				continue
 			}
-			if hd.Value == evaluator.VaryValue {
-				h["Vary"] = valVary
+			if v := constant(hd.Value, valVary); v != nil {
+				h[hd.Name] = v
 				continue
 			}
 		default:
-			if v, ok := w.st.values.get(hd.Value); ok {
+			if v := w.st.values.find(hd.Value); v != nil {
 				h[hd.Name] = v
 				continue
 			}
