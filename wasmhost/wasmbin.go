@@ -191,6 +191,12 @@ func (r *reader) types() ([]signature, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A function type takes at least three bytes (its form and two vector lengths), so a
+	// count beyond a third of what is left is corrupt; checked before it sizes an allocation
+	// (a 20-byte module claiming 100 million types cost 4.8 GB: FuzzParseModule).
+	if uint64(n) > uint64(len(r.b)-r.pos)/3 {
+		return nil, fmt.Errorf("%w: %d function types overrun the type section", errCorrupt, n)
+	}
 	out := make([]signature, 0, n)
 	for i := uint32(0); i < n; i++ {
 		form, err := r.byte()
