@@ -36,8 +36,8 @@ import (
 // test asserts how long anything took.
 const progressDeadline = 60 * time.Second
 
-// eventually polls cond until it holds or progressDeadline passes.
-func eventually(t testing.TB, what string, cond func() bool) {
+// waitUntil polls cond until it holds or progressDeadline passes.
+func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(progressDeadline)
 	for !cond() {
@@ -54,11 +54,11 @@ func mixedRequests() []hostileRequest {
 	return []hostileRequest{
 		sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "x-amz-date, content-type"),
 		sitePreflight("origin", evilOrigin, "access-control-request-method", "PUT"),
-		actual("GET", "/site/k", "origin", appOrigin),
-		actual("PUT", "/site/k", "origin", evilOrigin),
-		actual("GET", "/open/k", "origin", evilOrigin),
+		actualRequest("GET", "/site/k", "origin", appOrigin),
+		actualRequest("PUT", "/site/k", "origin", evilOrigin),
+		actualRequest("GET", "/open/k", "origin", evilOrigin),
 		preflightTo("s3.example.test", "/private/k", "origin", appOrigin, "access-control-request-method", "GET"),
-		actual("GET", "//not-a-bucket"),
+		actualRequest("GET", "//not-a-bucket"),
 	}
 }
 
@@ -98,7 +98,7 @@ func TestFaultExtprocServerRestart(t *testing.T) {
 	reqs := mixedRequests()
 	var d evaluator.Decision
 	for i, r := range reqs {
-		want[i] = comparable(evaluatorView(pol, r, &d))
+		want[i] = answerKey(evaluatorView(pol, r, &d))
 	}
 
 	var (
@@ -138,7 +138,7 @@ func TestFaultExtprocServerRestart(t *testing.T) {
 					continue
 				}
 				ok[p].Add(1)
-				if c := comparable(got); c != want[r] {
+				if c := answerKey(got); c != want[r] {
 					mu.Lock()
 					wrong = append(wrong, fmt.Sprintf("request %d:\n%s\nwant\n%s", r, c, want[r]))
 					mu.Unlock()
@@ -147,10 +147,10 @@ func TestFaultExtprocServerRestart(t *testing.T) {
 		})
 	}
 
-	eventually(t, "200 exchanges before the kill", func() bool { return ok[0].Load() >= 200 })
+	waitUntil(t, "200 exchanges before the kill", func() bool { return ok[0].Load() >= 200 })
 	phase.Store(1)
 	s.grpc.Stop() // abrupt: connections closed, streams in flight cut
-	eventually(t, "streams failing while the server is down", func() bool { return failed[1].Load() >= 20 })
+	waitUntil(t, "streams failing while the server is down", func() bool { return failed[1].Load() >= 20 })
 	lis2, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listening again on %s: %v", addr, err)
@@ -158,7 +158,7 @@ func TestFaultExtprocServerRestart(t *testing.T) {
 	s.serve(t, lis2)
 	defer s.grpc.Stop()
 	phase.Store(2)
-	eventually(t, "200 exchanges after the restart", func() bool { return ok[2].Load() >= 200 })
+	waitUntil(t, "200 exchanges after the restart", func() bool { return ok[2].Load() >= 200 })
 	close(stop)
 	wg.Wait()
 
@@ -180,7 +180,7 @@ func TestFaultExtprocServerRestart(t *testing.T) {
 // and keep serving.
 func TestFaultExtprocClientCancel(t *testing.T) {
 	s := startExtproc(t, hostileConfig(t))
-	decorated := envoyRequestHeaders(actual("GET", "/site/k", "origin", appOrigin))
+	decorated := envoyRequestHeaders(actualRequest("GET", "/site/k", "origin", appOrigin))
 	preflight := envoyRequestHeaders(sitePreflight("origin", appOrigin, "access-control-request-method", "PUT"))
 	steps := map[string]func(extprocv3.ExternalProcessor_ProcessClient) error{
 		"before sending anything": func(extprocv3.ExternalProcessor_ProcessClient) error { return nil },
@@ -208,7 +208,7 @@ func TestFaultExtprocClientCancel(t *testing.T) {
 				}
 				cancel()
 			}
-			eventually(t, "every cancelled stream released", func() bool { return s.server.ActiveStreams() == 0 })
+			waitUntil(t, "every cancelled stream released", func() bool { return s.server.ActiveStreams() == 0 })
 			got, err := extprocExchange(t.Context(), s.client, sitePreflight("origin", appOrigin, "access-control-request-method", "PUT"), hostileUpstream)
 			if err != nil || got.Status != 200 {
 				t.Fatalf("a stream after the cancellations: %d, %v", got.Status, err)
@@ -253,7 +253,7 @@ func TestFaultExtprocSlowClients(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.Send(envoyRequestHeaders(actual("GET", "/site/k", "origin", appOrigin))); err != nil {
+		if err := st.Send(envoyRequestHeaders(actualRequest("GET", "/site/k", "origin", appOrigin))); err != nil {
 			t.Fatal(err)
 		}
 		stalled = append(stalled, st)
@@ -274,7 +274,7 @@ func TestFaultExtprocSlowClients(t *testing.T) {
 	}
 	// The unread answers may already sit in transport buffers, their streams ended on the
 	// server's side; the stalled ones are open until they go on.
-	eventually(t, "the 90 stalled streams open", func() bool { return s.server.ActiveStreams() >= 90 })
+	waitUntil(t, "the 90 stalled streams open", func() bool { return s.server.ActiveStreams() >= 90 })
 
 	var d evaluator.Decision
 	reqs := mixedRequests()
@@ -284,12 +284,12 @@ func TestFaultExtprocSlowClients(t *testing.T) {
 		if err != nil {
 			t.Fatalf("exchange %d beside the stalled streams: %v", i, err)
 		}
-		if c, w := comparable(got), comparable(evaluatorView(pol, r, &d)); c != w {
+		if c, w := answerKey(got), answerKey(evaluatorView(pol, r, &d)); c != w {
 			t.Fatalf("exchange %d:\n%s\nwant\n%s", i, c, w)
 		}
 	}
 
-	wantBig := comparable(evaluatorView(pol, big, &d))
+	wantBig := answerKey(evaluatorView(pol, big, &d))
 	for i, st := range unread {
 		resp, err := st.Recv()
 		if err != nil {
@@ -299,10 +299,10 @@ func TestFaultExtprocSlowClients(t *testing.T) {
 		if err != nil {
 			t.Fatalf("unread stream %d: %v", i, err)
 		}
-		if c := comparable(got); c != wantBig {
-			t.Fatalf("unread stream %d got, once read:\n%s\nwant\n%s", i, clip(c), clip(wantBig))
+		if c := answerKey(got); c != wantBig {
+			t.Fatalf("unread stream %d got, once read:\n%s\nwant\n%s", i, clipValue(c), clipValue(wantBig))
 		}
-		if err := drain(st); err != nil {
+		if err := drainStream(st); err != nil {
 			t.Fatalf("unread stream %d: %v", i, err)
 		}
 	}
@@ -316,11 +316,11 @@ func TestFaultExtprocSlowClients(t *testing.T) {
 		if _, err := st.Recv(); err != nil {
 			t.Fatalf("stalled stream %d, response headers: %v", i, err)
 		}
-		if err := drain(st); err != nil {
+		if err := drainStream(st); err != nil {
 			t.Fatalf("stalled stream %d: %v", i, err)
 		}
 	}
-	eventually(t, "every stream closed", func() bool { return s.server.ActiveStreams() == 0 })
+	waitUntil(t, "every stream closed", func() bool { return s.server.ActiveStreams() == 0 })
 }
 
 // localReplyView is the client's view of an ImmediateResponse answer.
@@ -442,13 +442,13 @@ func TestFaultExtprocReloadStorm(t *testing.T) {
 		return n, nil
 	}
 	ask := func(ctx context.Context, n int) (int, error) {
-		got, err := extprocExchange(ctx, client, actual("GET", "/b/k", "origin", fmt.Sprintf("https://c%d.example", n)), nil)
+		got, err := extprocExchange(ctx, client, actualRequest("GET", "/b/k", "origin", fmt.Sprintf("https://c%d.example", n)), nil)
 		if err != nil {
 			return 0, err
 		}
 		return answerOf(n, got)
 	}
-	eventually(t, "configuration 0 live", func() bool { n, err := ask(t.Context(), 0); return err == nil && n == 0 })
+	waitUntil(t, "configuration 0 live", func() bool { n, err := ask(t.Context(), 0); return err == nil && n == 0 })
 
 	var (
 		wg       sync.WaitGroup
@@ -509,12 +509,12 @@ func TestFaultExtprocReloadStorm(t *testing.T) {
 	if err := os.WriteFile(path, stormConfig(lastGood), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the last good configuration live", func() bool { n, err := ask(t.Context(), lastGood); return err == nil && n == lastGood })
+	waitUntil(t, "the last good configuration live", func() bool { n, err := ask(t.Context(), lastGood); return err == nil && n == lastGood })
 	refusedBefore := metricSample(t, metricsURL, `s3cors_config_reload_errors_total{reason="invalid"}`)
 	if err := os.WriteFile(path, stormBad[0], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the bad file refused", func() bool {
+	waitUntil(t, "the bad file refused", func() bool {
 		return metricSample(t, metricsURL, `s3cors_config_reload_errors_total{reason="invalid"}`) > refusedBefore
 	})
 	close(stop)

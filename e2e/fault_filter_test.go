@@ -173,13 +173,13 @@ func TestFaultWasmNoTrap(t *testing.T) {
 	// Envoy's default max_request_headers_kb is 60: no single header can be larger.
 	k60 := strings.Repeat("x", 60<<10)
 	inputs := []hostileCase{
-		{"60 KiB Origin", sitePreflight("origin", "https://"+k60+".example.com", "access-control-request-method", "PUT"), allowed},
-		{"60 KiB Access-Control-Request-Headers", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "x-amz-"+k60), allowed},
+		{"60 KiB Origin", sitePreflight("origin", "https://"+k60+".example.com", "access-control-request-method", "PUT"), wantAllowed},
+		{"60 KiB Access-Control-Request-Headers", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "x-amz-"+k60), wantAllowed},
 		{"5,000 request headers", hostileRequest{method: "OPTIONS", authority: "s3.example.test", path: "/site/k",
-			headers: append(many(5000, "x-filler"), casetable.Header{"origin", appOrigin}, casetable.Header{"access-control-request-method", "PUT"})}, allowed},
-		{"no :authority and no :path", hostileRequest{method: "OPTIONS", headers: []casetable.Header{{"origin", appOrigin}, {"access-control-request-method", "PUT"}}}, passed},
-		{"empty :method", hostileRequest{authority: "s3.example.test", path: "/site/k", headers: []casetable.Header{{"origin", appOrigin}}}, forwarded},
-		{"every CORS header empty", sitePreflight("origin", "", "access-control-request-method", "", "access-control-request-headers", ""), badReq},
+			headers: append(many(5000, "x-filler"), casetable.Header{"origin", appOrigin}, casetable.Header{"access-control-request-method", "PUT"})}, wantAllowed},
+		{"no :authority and no :path", hostileRequest{method: "OPTIONS", headers: []casetable.Header{{"origin", appOrigin}, {"access-control-request-method", "PUT"}}}, wantPassed},
+		{"empty :method", hostileRequest{authority: "s3.example.test", path: "/site/k", headers: []casetable.Header{{"origin", appOrigin}}}, wantForwarded},
+		{"every CORS header empty", sitePreflight("origin", "", "access-control-request-method", "", "access-control-request-headers", ""), wantBadRequest},
 	}
 	for _, c := range inputs {
 		got, err := wasmExchange(h, c.req, hostileUpstream)
@@ -191,7 +191,7 @@ func TestFaultWasmNoTrap(t *testing.T) {
 			t.Errorf("%s:\n  %v", c.name, err)
 		}
 		var d evaluator.Decision
-		if want, have := comparable(evaluatorView(pol, c.req, &d)), comparable(got); have != want {
+		if want, have := answerKey(evaluatorView(pol, c.req, &d)), answerKey(got); have != want {
 			t.Errorf("%s: the wasm filter differs from the evaluator:\n--- wasm\n%s\n--- evaluator\n%s", c.name, have, want)
 		}
 	}
@@ -220,7 +220,7 @@ func TestFaultWasmNoTrap(t *testing.T) {
 
 	// An upstream answering thousands of its own Access-Control-* headers: all stripped.
 	upstream := append(many(2000, "access-control-x"), hostileUpstream...)
-	got, err := wasmExchange(h, actual("GET", "/site/k", "origin", appOrigin), upstream)
+	got, err := wasmExchange(h, actualRequest("GET", "/site/k", "origin", appOrigin), upstream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func checkRefusedAtStart(t *testing.T, cfg []byte) {
 	}
 	text := logs.text()
 	if !strings.Contains(text, "refuses to start") {
-		t.Errorf("the log does not say the filter refuses to start:\n%s", clip(text))
+		t.Errorf("the log does not say the filter refuses to start:\n%s", clipValue(text))
 	}
 	if len(strings.TrimSpace(string(cfg))) == 0 {
 		return // empty: the filter's own message, checked above
@@ -330,7 +330,7 @@ func checkRefusedAtStart(t *testing.T, cfg []byte) {
 	for _, p := range ve.Problems {
 		if !strings.Contains(text, p.String()) {
 			if missing < 3 {
-				t.Errorf("problem not in the log: %s", clip(p.String()))
+				t.Errorf("problem not in the log: %s", clipValue(p.String()))
 			}
 			missing++
 		}

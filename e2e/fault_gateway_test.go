@@ -56,9 +56,9 @@ type gatewayAnswer struct {
 	Header     http.Header
 }
 
-// do sends one request to the gateway with the given headers (pairs) and returns the response
+// gatewayDo sends one request to the gateway with the given headers (pairs) and returns the response
 // with its body read.
-func do(t testing.TB, method, u string, body io.Reader, headers ...string) (gatewayAnswer, []byte) {
+func gatewayDo(t testing.TB, method, u string, body io.Reader, headers ...string) (gatewayAnswer, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, u, body)
 	if err != nil {
@@ -97,14 +97,14 @@ func TestFaultGatewayUpstreamDown(t *testing.T) {
 	}
 	gw := faultGateway(t, hostileConfig(t), upstream)
 
-	resp, body := do(t, "GET", gw+"/site/k", nil, "Origin", appOrigin)
+	resp, body := gatewayDo(t, "GET", gw+"/site/k", nil, "Origin", appOrigin)
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("GET with the store down: %d %q, want 502", resp.StatusCode, body)
 	}
 	if v := resp.Header.Get("Access-Control-Allow-Origin"); v != appOrigin {
 		t.Errorf("the 502 carries Access-Control-Allow-Origin %q, want %q (S3 decorates every answer of a matched request)", v, appOrigin)
 	}
-	resp, body = do(t, "PUT", gw+"/site/k", bytes.NewReader([]byte("data")), "Origin", evilOrigin)
+	resp, body = gatewayDo(t, "PUT", gw+"/site/k", bytes.NewReader([]byte("data")), "Origin", evilOrigin)
 	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("PUT from a denied origin with the store down: %d %q, Allow-Origin %q; want 502 without CORS headers", resp.StatusCode, body, resp.Header.Get("Access-Control-Allow-Origin"))
 	}
@@ -116,7 +116,7 @@ func TestFaultGatewayUpstreamDown(t *testing.T) {
 		{appOrigin, 200, appOrigin},
 		{evilOrigin, 403, ""},
 	} {
-		resp, body := do(t, "OPTIONS", gw+"/site/k", nil, "Origin", c.origin, "Access-Control-Request-Method", "PUT")
+		resp, body := gatewayDo(t, "OPTIONS", gw+"/site/k", nil, "Origin", c.origin, "Access-Control-Request-Method", "PUT")
 		if resp.StatusCode != c.status || resp.Header.Get("Access-Control-Allow-Origin") != c.acao {
 			t.Errorf("preflight from %s with the store down: %d %q, Allow-Origin %q; want %d, %q", c.origin, resp.StatusCode, body, resp.Header.Get("Access-Control-Allow-Origin"), c.status, c.acao)
 		}
@@ -163,7 +163,7 @@ func TestFaultGatewaySlowUpstream(t *testing.T) {
 	}
 	arrived.Wait() // every GET is now inside the store, in the middle of its stream
 	for i := range 50 {
-		resp, body := do(t, "OPTIONS", gw+"/site/k", nil, "Origin", appOrigin, "Access-Control-Request-Method", "GET")
+		resp, body := gatewayDo(t, "OPTIONS", gw+"/site/k", nil, "Origin", appOrigin, "Access-Control-Request-Method", "GET")
 		if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != appOrigin {
 			t.Fatalf("preflight %d while the store holds %d requests: %d %q", i, held, resp.StatusCode, body)
 		}
@@ -343,12 +343,12 @@ func TestFaultGateway100MB(t *testing.T) {
 func TestFaultGatewayHeaderLimit(t *testing.T) {
 	gw := faultGateway(t, hostileConfig(t), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	under := manyNames("x-amz-meta-", 2500, ",") // 40 KB
-	resp, body := do(t, "OPTIONS", gw+"/site/k", nil, "Origin", appOrigin, "Access-Control-Request-Method", "PUT", "Access-Control-Request-Headers", under)
+	resp, body := gatewayDo(t, "OPTIONS", gw+"/site/k", nil, "Origin", appOrigin, "Access-Control-Request-Method", "PUT", "Access-Control-Request-Headers", under)
 	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != appOrigin {
 		t.Fatalf("preflight with a %d-byte Access-Control-Request-Headers: %d %q", len(under), resp.StatusCode, body)
 	}
 	over := manyNames("x-amz-meta-", 6000, ",") // 96 KB
-	resp, _ = do(t, "OPTIONS", gw+"/site/k", nil, "Origin", appOrigin, "Access-Control-Request-Method", "PUT", "Access-Control-Request-Headers", over)
+	resp, _ = gatewayDo(t, "OPTIONS", gw+"/site/k", nil, "Origin", appOrigin, "Access-Control-Request-Method", "PUT", "Access-Control-Request-Headers", over)
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("preflight with a %d-byte Access-Control-Request-Headers: %d, want 431", len(over), resp.StatusCode)
 	}

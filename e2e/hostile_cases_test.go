@@ -96,7 +96,7 @@ const (
 	evilOrigin = "https://evil.test"
 )
 
-func ptr[T any](v T) *T { return &v }
+func hostilePtr[T any](v T) *T { return &v }
 
 // manyNames is "prefix00000, prefix00001, ..." with n names, sep between them.
 func manyNames(prefix string, n int, sep string) string {
@@ -122,20 +122,21 @@ func sitePreflight(headers ...string) hostileRequest {
 	return preflightTo("s3.example.test", "/site/k", headers...)
 }
 
-func actual(method, path string, headers ...string) hostileRequest {
+func actualRequest(method, path string, headers ...string) hostileRequest {
 	r := preflightTo("s3.example.test", path, headers...)
 	r.method = method
 	return r
 }
 
+// The usual expectations.
 var (
-	allowed   = hostileWant{reply: true, status: 200, acao: acaoEcho}
-	allowedAy = hostileWant{reply: true, status: 200, acao: acaoAny}
-	denied    = hostileWant{reply: true, status: 403}
-	badReq    = hostileWant{reply: true, status: 400}
-	passed    = hostileWant{untouched: true}
-	forwarded = hostileWant{}
-	decorated = hostileWant{acao: acaoEcho}
+	wantAllowed    = hostileWant{reply: true, status: 200, acao: acaoEcho}
+	wantAllowedAny = hostileWant{reply: true, status: 200, acao: acaoAny}
+	wantDenied     = hostileWant{reply: true, status: 403}
+	wantBadRequest = hostileWant{reply: true, status: 400}
+	wantPassed     = hostileWant{untouched: true}
+	wantForwarded  = hostileWant{}
+	wantDecorated  = hostileWant{acao: acaoEcho}
 )
 
 // hostileCases is the corpus. Names say what is hostile and what must happen.
@@ -145,109 +146,109 @@ func hostileCases() []hostileCase {
 	names10kLower := manyNames("x-amz-meta-", 10000, ", ")
 	return []hostileCase{
 		// Origin values.
-		{"origin exact (baseline)", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT"), allowed},
-		{"origin CR LF header injection", sitePreflight("origin", appOrigin+"\r\nSet-Cookie: a=b", "access-control-request-method", "PUT"), denied},
-		{"origin CR LF on an any-origin rule answers *", preflightTo("s3.example.test", "/open/k", "origin", appOrigin+"\r\nSet-Cookie: a=b", "access-control-request-method", "PUT"), allowedAy},
-		{"origin LF at the end", sitePreflight("origin", "https://x.example.com\n", "access-control-request-method", "PUT"), denied},
-		{"origin CR inside a wildcard match", sitePreflight("origin", "https://x\r.example.com", "access-control-request-method", "PUT"), denied},
-		{"origin LF inside a wildcard match", sitePreflight("origin", "https://x\n.example.com", "access-control-request-method", "PUT"), denied},
-		{"origin NUL inside a wildcard match", sitePreflight("origin", "https://x\x00.example.com", "access-control-request-method", "PUT"), denied},
-		{"origin NUL truncating an exact match", sitePreflight("origin", appOrigin+"\x00.evil.test", "access-control-request-method", "PUT"), denied},
-		{"origin invalid UTF-8 matching the wildcard is echoed byte for byte", sitePreflight("origin", "https://\xff\xfe.example.com", "access-control-request-method", "PUT"), allowed},
-		{"origin invalid UTF-8 not matching", sitePreflight("origin", "https://\xff\xfe.evil.test", "access-control-request-method", "PUT"), denied},
-		{"origin 8 KB matching the wildcard", sitePreflight("origin", "https://"+k8+".example.com", "access-control-request-method", "PUT"), allowed},
-		{"origin 8 KB not matching", sitePreflight("origin", "https://"+k8, "access-control-request-method", "PUT"), denied},
-		{"origin null", sitePreflight("origin", "null", "access-control-request-method", "PUT"), denied},
-		{"origin null on an any-origin rule", preflightTo("s3.example.test", "/open/k", "origin", "null", "access-control-request-method", "PUT"), allowedAy},
-		{"origin upper-case scheme and host", sitePreflight("origin", "HTTPS://APP.EXAMPLE.COM", "access-control-request-method", "PUT"), denied},
-		{"origin mixed-case scheme", sitePreflight("origin", "Https://app.example.com", "access-control-request-method", "PUT"), denied},
-		{"origin empty is no origin", sitePreflight("origin", "", "access-control-request-method", "PUT"), badReq},
-		{"origin trailing space", sitePreflight("origin", appOrigin+" ", "access-control-request-method", "PUT"), denied},
-		{"origin trailing tab", sitePreflight("origin", appOrigin+"\t", "access-control-request-method", "PUT"), denied},
-		{"origin pattern spanning a path", sitePreflight("origin", "https://evil.test/.example.com", "access-control-request-method", "PUT"), allowed},
-		{"origin duplicated, first denied: the second is never used", sitePreflight("origin", evilOrigin, "origin", appOrigin, "access-control-request-method", "PUT"), denied},
-		{"origin duplicated, first allowed: only the first is echoed", sitePreflight("origin", appOrigin, "origin", evilOrigin, "access-control-request-method", "PUT"), allowed},
-		{"origin header name in upper case", sitePreflight("ORIGIN", appOrigin, "Access-Control-Request-Method", "PUT"), allowed},
+		{"origin exact (baseline)", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"origin CR LF header injection", sitePreflight("origin", appOrigin+"\r\nSet-Cookie: a=b", "access-control-request-method", "PUT"), wantDenied},
+		{"origin CR LF on an any-origin rule answers *", preflightTo("s3.example.test", "/open/k", "origin", appOrigin+"\r\nSet-Cookie: a=b", "access-control-request-method", "PUT"), wantAllowedAny},
+		{"origin LF at the end", sitePreflight("origin", "https://x.example.com\n", "access-control-request-method", "PUT"), wantDenied},
+		{"origin CR inside a wildcard match", sitePreflight("origin", "https://x\r.example.com", "access-control-request-method", "PUT"), wantDenied},
+		{"origin LF inside a wildcard match", sitePreflight("origin", "https://x\n.example.com", "access-control-request-method", "PUT"), wantDenied},
+		{"origin NUL inside a wildcard match", sitePreflight("origin", "https://x\x00.example.com", "access-control-request-method", "PUT"), wantDenied},
+		{"origin NUL truncating an exact match", sitePreflight("origin", appOrigin+"\x00.evil.test", "access-control-request-method", "PUT"), wantDenied},
+		{"origin invalid UTF-8 matching the wildcard is echoed byte for byte", sitePreflight("origin", "https://\xff\xfe.example.com", "access-control-request-method", "PUT"), wantAllowed},
+		{"origin invalid UTF-8 not matching", sitePreflight("origin", "https://\xff\xfe.evil.test", "access-control-request-method", "PUT"), wantDenied},
+		{"origin 8 KB matching the wildcard", sitePreflight("origin", "https://"+k8+".example.com", "access-control-request-method", "PUT"), wantAllowed},
+		{"origin 8 KB not matching", sitePreflight("origin", "https://"+k8, "access-control-request-method", "PUT"), wantDenied},
+		{"origin null", sitePreflight("origin", "null", "access-control-request-method", "PUT"), wantDenied},
+		{"origin null on an any-origin rule", preflightTo("s3.example.test", "/open/k", "origin", "null", "access-control-request-method", "PUT"), wantAllowedAny},
+		{"origin upper-case scheme and host", sitePreflight("origin", "HTTPS://APP.EXAMPLE.COM", "access-control-request-method", "PUT"), wantDenied},
+		{"origin mixed-case scheme", sitePreflight("origin", "Https://app.example.com", "access-control-request-method", "PUT"), wantDenied},
+		{"origin empty is no origin", sitePreflight("origin", "", "access-control-request-method", "PUT"), wantBadRequest},
+		{"origin trailing space", sitePreflight("origin", appOrigin+" ", "access-control-request-method", "PUT"), wantDenied},
+		{"origin trailing tab", sitePreflight("origin", appOrigin+"\t", "access-control-request-method", "PUT"), wantDenied},
+		{"origin pattern spanning a path", sitePreflight("origin", "https://evil.test/.example.com", "access-control-request-method", "PUT"), wantAllowed},
+		{"origin duplicated, first denied: the second is never used", sitePreflight("origin", evilOrigin, "origin", appOrigin, "access-control-request-method", "PUT"), wantDenied},
+		{"origin duplicated, first allowed: only the first is echoed", sitePreflight("origin", appOrigin, "origin", evilOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"origin header name in upper case", sitePreflight("ORIGIN", appOrigin, "Access-Control-Request-Method", "PUT"), wantAllowed},
 
 		// Access-Control-Request-Headers.
 		{"ACRH 10,000 allowed names", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", names10k),
 			hostileWant{reply: true, status: 200, acao: acaoEcho, allowHeaders: &names10kLower}},
-		{"ACRH 10,000 names, the last not allowed", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", names10k+",x-evil"), denied},
+		{"ACRH 10,000 names, the last not allowed", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", names10k+",x-evil"), wantDenied},
 		{"ACRH 10,000 names on an any-header rule", preflightTo("s3.example.test", "/open/k", "origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", names10k),
 			hostileWant{reply: true, status: 200, acao: acaoAny, allowHeaders: &names10kLower}},
-		{"ACRH empty", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", ""), allowed},
-		{"ACRH only separators and blanks", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", ",,, ,\t, ,"), allowed},
-		{"ACRH 10,000 empty items", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", strings.Repeat(",", 10000)), allowed},
+		{"ACRH empty", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", ""), wantAllowed},
+		{"ACRH only separators and blanks", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", ",,, ,\t, ,"), wantAllowed},
+		{"ACRH 10,000 empty items", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", strings.Repeat(",", 10000)), wantAllowed},
 		{"ACRH semicolon is no separator", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "x-amz-date;content-type"),
-			hostileWant{reply: true, status: 200, acao: acaoEcho, allowHeaders: ptr("x-amz-date;content-type")}},
-		{"ACRH space is no separator", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "content-type content-length"), denied},
+			hostileWant{reply: true, status: 200, acao: acaoEcho, allowHeaders: hostilePtr("x-amz-date;content-type")}},
+		{"ACRH space is no separator", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "content-type content-length"), wantDenied},
 		{"ACRH upper case is lower-cased in the echo", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "X-AMZ-DATE,\tContent-Type"),
-			hostileWant{reply: true, status: 200, acao: acaoEcho, allowHeaders: ptr("x-amz-date, content-type")}},
-		{"ACRH CR LF injection", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "x-amz-date\r\nSet-Cookie: a=b"), denied},
-		{"ACRH CR LF injection on an any-header rule", preflightTo("s3.example.test", "/open/k", "origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "x-a\r\nSet-Cookie: a=b"), denied},
-		{"ACRH NUL", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "x-amz-date\x00"), denied},
-		{"ACRH one 64 KB name", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "x-amz-"+strings.Repeat("b", 64<<10)), allowed},
-		{"ACRH duplicated, first not allowed", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "x-evil", "access-control-request-headers", "content-type"), denied},
+			hostileWant{reply: true, status: 200, acao: acaoEcho, allowHeaders: hostilePtr("x-amz-date, content-type")}},
+		{"ACRH CR LF injection", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "x-amz-date\r\nSet-Cookie: a=b"), wantDenied},
+		{"ACRH CR LF injection on an any-header rule", preflightTo("s3.example.test", "/open/k", "origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "x-a\r\nSet-Cookie: a=b"), wantDenied},
+		{"ACRH NUL", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "x-amz-date\x00"), wantDenied},
+		{"ACRH one 64 KB name", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "x-amz-"+strings.Repeat("b", 64<<10)), wantAllowed},
+		{"ACRH duplicated, first not allowed", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT", "access-control-request-headers", "x-evil", "access-control-request-headers", "content-type"), wantDenied},
 
 		// Access-Control-Request-Method.
-		{"ACRM lower case", sitePreflight("origin", appOrigin, "access-control-request-method", "put"), denied},
-		{"ACRM CR LF", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT\r\nX-Evil: 1"), denied},
-		{"ACRM empty", sitePreflight("origin", appOrigin, "access-control-request-method", ""), badReq},
-		{"ACRM 8 KB", sitePreflight("origin", appOrigin, "access-control-request-method", k8), denied},
-		{"ACRM XML markup", sitePreflight("origin", appOrigin, "access-control-request-method", "</Method><Code>Evil</Code>"), denied},
-		{"ACRM invalid UTF-8 and control bytes", preflightTo("s3.example.test", "/private/k", "origin", appOrigin, "access-control-request-method", "G\xffE\x01T\x7f"), denied},
+		{"ACRM lower case", sitePreflight("origin", appOrigin, "access-control-request-method", "put"), wantDenied},
+		{"ACRM CR LF", sitePreflight("origin", appOrigin, "access-control-request-method", "PUT\r\nX-Evil: 1"), wantDenied},
+		{"ACRM empty", sitePreflight("origin", appOrigin, "access-control-request-method", ""), wantBadRequest},
+		{"ACRM 8 KB", sitePreflight("origin", appOrigin, "access-control-request-method", k8), wantDenied},
+		{"ACRM XML markup", sitePreflight("origin", appOrigin, "access-control-request-method", "</Method><Code>Evil</Code>"), wantDenied},
+		{"ACRM invalid UTF-8 and control bytes", preflightTo("s3.example.test", "/private/k", "origin", appOrigin, "access-control-request-method", "G\xffE\x01T\x7f"), wantDenied},
 
 		// Host / :authority.
-		{"host virtual-hosted with a port", preflightTo("site.s3.example.test:8443", "/k", "origin", appOrigin, "access-control-request-method", "PUT"), allowed},
-		{"host upper case", preflightTo("SITE.S3.EXAMPLE.TEST", "/k", "origin", appOrigin, "access-control-request-method", "PUT"), allowed},
-		{"host trailing dot", preflightTo("site.s3.example.test.", "/k", "origin", appOrigin, "access-control-request-method", "PUT"), allowed},
-		{"host trailing dot and port", preflightTo("site.s3.example.test.:9000", "/k", "origin", appOrigin, "access-control-request-method", "PUT"), allowed},
-		{"host IPv4 literal, path style", preflightTo("127.0.0.1:9000", "/site/k", "origin", appOrigin, "access-control-request-method", "PUT"), allowed},
-		{"host IPv6 literal, path style", preflightTo("[::1]:9000", "/site/k", "origin", appOrigin, "access-control-request-method", "PUT"), allowed},
-		{"host broken IPv6 literal, path style", preflightTo("[::1", "/site/k", "origin", appOrigin, "access-control-request-method", "PUT"), allowed},
-		{"host with user info is no bucket host", preflightTo("evil@site.s3.example.test", "/k", "origin", appOrigin, "access-control-request-method", "PUT"), denied},
-		{"host empty, path style", preflightTo("", "/site/k", "origin", appOrigin, "access-control-request-method", "PUT"), allowed},
-		{"host empty bucket label", preflightTo(".s3.example.test", "/site/k", "origin", appOrigin, "access-control-request-method", "PUT"), allowed},
-		{"host is the service endpoint", preflightTo("s3.example.test", "/site/k", "origin", appOrigin, "access-control-request-method", "PUT"), allowed},
-		{"host names the bucket without CORS", preflightTo("private.s3.example.test", "/k", "origin", appOrigin, "access-control-request-method", "PUT"), denied},
-		{"host names a bucket whose name extends another's", preflightTo("site-assets.s3.example.test", "/k", "origin", appOrigin, "access-control-request-method", "PUT"), denied},
-		{"host 8 KB label", preflightTo(k8+".s3.example.test", "/k", "origin", appOrigin, "access-control-request-method", "PUT"), denied},
-		{"host suffix look-alike", preflightTo("site.s3.example.test.evil.test", "/site/k", "origin", appOrigin, "access-control-request-method", "PUT"), allowed},
+		{"host virtual-hosted with a port", preflightTo("site.s3.example.test:8443", "/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"host upper case", preflightTo("SITE.S3.EXAMPLE.TEST", "/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"host trailing dot", preflightTo("site.s3.example.test.", "/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"host trailing dot and port", preflightTo("site.s3.example.test.:9000", "/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"host IPv4 literal, path style", preflightTo("127.0.0.1:9000", "/site/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"host IPv6 literal, path style", preflightTo("[::1]:9000", "/site/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"host broken IPv6 literal, path style", preflightTo("[::1", "/site/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"host with user info is no bucket host", preflightTo("evil@site.s3.example.test", "/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantDenied},
+		{"host empty, path style", preflightTo("", "/site/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"host empty bucket label", preflightTo(".s3.example.test", "/site/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"host is the service endpoint", preflightTo("s3.example.test", "/site/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"host names the bucket without CORS", preflightTo("private.s3.example.test", "/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantDenied},
+		{"host names a bucket whose name extends another's", preflightTo("site-assets.s3.example.test", "/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantDenied},
+		{"host 8 KB label", preflightTo(k8+".s3.example.test", "/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantDenied},
+		{"host suffix look-alike", preflightTo("site.s3.example.test.evil.test", "/site/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
 
 		// Paths.
-		{"path dot-dot does not leave the bucket", preflightTo("s3.example.test", "/site/../open/k", "origin", evilOrigin, "access-control-request-method", "PUT"), denied},
-		{"path dot-dot into another bucket's key", preflightTo("s3.example.test", "/open/../site/k", "origin", evilOrigin, "access-control-request-method", "PUT"), allowedAy},
-		{"path encoded slash in the bucket segment", preflightTo("s3.example.test", "/site%2Fopen/k", "origin", appOrigin, "access-control-request-method", "PUT"), passed},
-		{"path encoded slash in the key", preflightTo("s3.example.test", "/site/a%2F..%2F..%2Fopen", "origin", appOrigin, "access-control-request-method", "PUT"), allowed},
-		{"path double slash first", preflightTo("s3.example.test", "//site/k", "origin", appOrigin, "access-control-request-method", "PUT"), passed},
-		{"path double slash in the key", preflightTo("s3.example.test", "/site//k", "origin", appOrigin, "access-control-request-method", "PUT"), allowed},
-		{"path bucket name is a prefix of a listed one", preflightTo("s3.example.test", "/sit/k", "origin", appOrigin, "access-control-request-method", "PUT"), denied},
-		{"path listed bucket extends another's name", preflightTo("s3.example.test", "/site-assets/k", "origin", appOrigin, "access-control-request-method", "PUT"), denied},
-		{"path bad percent-encoding in the bucket", preflightTo("s3.example.test", "/site%/k", "origin", appOrigin, "access-control-request-method", "PUT"), passed},
-		{"path bad percent-encoding in the key", preflightTo("s3.example.test", "/site/k%G0", "origin", appOrigin, "access-control-request-method", "PUT"), passed},
-		{"path percent-encoded bucket name", preflightTo("s3.example.test", "/%73ite/k", "origin", appOrigin, "access-control-request-method", "PUT"), allowed},
-		{"path encoded NUL in the bucket", preflightTo("s3.example.test", "/site%00/k", "origin", appOrigin, "access-control-request-method", "PUT"), passed},
-		{"path upper-case bucket is another bucket", preflightTo("s3.example.test", "/SITE/k", "origin", appOrigin, "access-control-request-method", "PUT"), denied},
-		{"path asterisk form", preflightTo("s3.example.test", "*", "origin", appOrigin, "access-control-request-method", "PUT"), passed},
-		{"path absolute form", preflightTo("s3.example.test", "http://evil.test/site/k", "origin", appOrigin, "access-control-request-method", "PUT"), passed},
-		{"path query naming another bucket", preflightTo("s3.example.test", "/site?x=/open/", "origin", appOrigin, "access-control-request-method", "PUT"), allowed},
-		{"path 8 KB key", preflightTo("s3.example.test", "/site/"+k8, "origin", appOrigin, "access-control-request-method", "PUT"), allowed},
-		{"path empty", preflightTo("s3.example.test", "", "origin", appOrigin, "access-control-request-method", "PUT"), passed},
+		{"path dot-dot does not leave the bucket", preflightTo("s3.example.test", "/site/../open/k", "origin", evilOrigin, "access-control-request-method", "PUT"), wantDenied},
+		{"path dot-dot into another bucket's key", preflightTo("s3.example.test", "/open/../site/k", "origin", evilOrigin, "access-control-request-method", "PUT"), wantAllowedAny},
+		{"path encoded slash in the bucket segment", preflightTo("s3.example.test", "/site%2Fopen/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantPassed},
+		{"path encoded slash in the key", preflightTo("s3.example.test", "/site/a%2F..%2F..%2Fopen", "origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"path double slash first", preflightTo("s3.example.test", "//site/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantPassed},
+		{"path double slash in the key", preflightTo("s3.example.test", "/site//k", "origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"path bucket name is a prefix of a listed one", preflightTo("s3.example.test", "/sit/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantDenied},
+		{"path listed bucket extends another's name", preflightTo("s3.example.test", "/site-assets/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantDenied},
+		{"path bad percent-encoding in the bucket", preflightTo("s3.example.test", "/site%/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantPassed},
+		{"path bad percent-encoding in the key", preflightTo("s3.example.test", "/site/k%G0", "origin", appOrigin, "access-control-request-method", "PUT"), wantPassed},
+		{"path percent-encoded bucket name", preflightTo("s3.example.test", "/%73ite/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"path encoded NUL in the bucket", preflightTo("s3.example.test", "/site%00/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantPassed},
+		{"path upper-case bucket is another bucket", preflightTo("s3.example.test", "/SITE/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantDenied},
+		{"path asterisk form", preflightTo("s3.example.test", "*", "origin", appOrigin, "access-control-request-method", "PUT"), wantPassed},
+		{"path absolute form", preflightTo("s3.example.test", "http://evil.test/site/k", "origin", appOrigin, "access-control-request-method", "PUT"), wantPassed},
+		{"path query naming another bucket", preflightTo("s3.example.test", "/site?x=/open/", "origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"path 8 KB key", preflightTo("s3.example.test", "/site/"+k8, "origin", appOrigin, "access-control-request-method", "PUT"), wantAllowed},
+		{"path empty", preflightTo("s3.example.test", "", "origin", appOrigin, "access-control-request-method", "PUT"), wantPassed},
 
 		// Actual requests.
-		{"GET origin CR LF: upstream, no CORS", actual("GET", "/site/k", "origin", appOrigin+"\r\nSet-Cookie: a=b"), forwarded},
-		{"GET origin CR LF on an any-origin rule: *", actual("GET", "/open/k", "origin", appOrigin+"\r\nSet-Cookie: a=b"), hostileWant{acao: acaoAny}},
-		{"GET origin 8 KB matching", actual("GET", "/site/k", "origin", "https://"+k8+".example.com"), decorated},
-		{"GET origin duplicated, first denied", actual("GET", "/site/k", "origin", evilOrigin, "origin", appOrigin), forwarded},
-		{"GET origin duplicated, first allowed", actual("GET", "/site/k", "origin", appOrigin, "origin", evilOrigin), decorated},
-		{"GET no origin", actual("GET", "/site/k"), forwarded},
-		{"GET 10,000 requested names allowed", actual("GET", "/site/k", "origin", appOrigin, "access-control-request-headers", names10k), decorated},
-		{"GET requested names with CR LF", actual("GET", "/site/k", "origin", appOrigin, "access-control-request-headers", "x-amz-a\r\nb"), forwarded},
-		{"GET ACRM CR LF", actual("GET", "/site/k", "origin", appOrigin, "access-control-request-method", "GET\r\n"), forwarded},
-		{"PUT encoded slash in the bucket: not ours, untouched", actual("PUT", "/site%2Fopen/k", "origin", appOrigin), passed},
-		{"GET bucket without CORS", actual("GET", "/private/k", "origin", appOrigin), forwarded},
-		{"DELETE method outside the rule", actual("DELETE", "/site/k", "origin", appOrigin), forwarded},
-		{"PATCH unknown method", actual("PATCH", "/site/k", "origin", appOrigin), forwarded},
+		{"GET origin CR LF: upstream, no CORS", actualRequest("GET", "/site/k", "origin", appOrigin+"\r\nSet-Cookie: a=b"), wantForwarded},
+		{"GET origin CR LF on an any-origin rule: *", actualRequest("GET", "/open/k", "origin", appOrigin+"\r\nSet-Cookie: a=b"), hostileWant{acao: acaoAny}},
+		{"GET origin 8 KB matching", actualRequest("GET", "/site/k", "origin", "https://"+k8+".example.com"), wantDecorated},
+		{"GET origin duplicated, first denied", actualRequest("GET", "/site/k", "origin", evilOrigin, "origin", appOrigin), wantForwarded},
+		{"GET origin duplicated, first allowed", actualRequest("GET", "/site/k", "origin", appOrigin, "origin", evilOrigin), wantDecorated},
+		{"GET no origin", actualRequest("GET", "/site/k"), wantForwarded},
+		{"GET 10,000 requested names allowed", actualRequest("GET", "/site/k", "origin", appOrigin, "access-control-request-headers", names10k), wantDecorated},
+		{"GET requested names with CR LF", actualRequest("GET", "/site/k", "origin", appOrigin, "access-control-request-headers", "x-amz-a\r\nb"), wantForwarded},
+		{"GET ACRM CR LF", actualRequest("GET", "/site/k", "origin", appOrigin, "access-control-request-method", "GET\r\n"), wantForwarded},
+		{"PUT encoded slash in the bucket: not ours, untouched", actualRequest("PUT", "/site%2Fopen/k", "origin", appOrigin), wantPassed},
+		{"GET bucket without CORS", actualRequest("GET", "/private/k", "origin", appOrigin), wantForwarded},
+		{"DELETE method outside the rule", actualRequest("DELETE", "/site/k", "origin", appOrigin), wantForwarded},
+		{"PATCH unknown method", actualRequest("PATCH", "/site/k", "origin", appOrigin), wantForwarded},
 	}
 }
 
@@ -310,7 +311,7 @@ func checkHostileInvariants(r hostileRequest, got casetable.Response) error {
 	var errs []string
 	for _, h := range got.Headers {
 		if strings.ContainsAny(h[0], "\r\n\x00") || strings.ContainsAny(h[1], "\r\n\x00") {
-			errs = append(errs, fmt.Sprintf("header %q carries CR, LF or NUL: %q", h[0], clip(h[1])))
+			errs = append(errs, fmt.Sprintf("header %q carries CR, LF or NUL: %q", h[0], clipValue(h[1])))
 		}
 	}
 	acao := got.Values("access-control-allow-origin")
@@ -318,10 +319,10 @@ func checkHostileInvariants(r hostileRequest, got casetable.Response) error {
 		origin, hasOrigin := r.first("origin")
 		switch {
 		case len(acao) > 1:
-			errs = append(errs, fmt.Sprintf("%d Access-Control-Allow-Origin headers %q", len(acao), clipAll(acao)))
+			errs = append(errs, fmt.Sprintf("%d Access-Control-Allow-Origin headers %q", len(acao), clipValues(acao)))
 		case len(acao) == 1 && acao[0] != "*":
 			if !hasOrigin || acao[0] != origin {
-				errs = append(errs, fmt.Sprintf("Access-Control-Allow-Origin %q is neither * nor the request's first Origin %q", clip(acao[0]), clip(origin)))
+				errs = append(errs, fmt.Sprintf("Access-Control-Allow-Origin %q is neither * nor the request's first Origin %q", clipValue(acao[0]), clipValue(origin)))
 			}
 			if c := got.Values("access-control-allow-credentials"); len(c) != 1 || c[0] != "true" {
 				errs = append(errs, fmt.Sprintf("echoed origin without Access-Control-Allow-Credentials: true (got %q)", c))
@@ -363,21 +364,21 @@ func checkWant(c hostileCase, got casetable.Response) error {
 		switch w.acao {
 		case acaoNone:
 			if len(acao) > 0 {
-				errs = append(errs, fmt.Sprintf("Access-Control-Allow-Origin %q, want none", clipAll(acao)))
+				errs = append(errs, fmt.Sprintf("Access-Control-Allow-Origin %q, want none", clipValues(acao)))
 			}
 		case acaoAny:
 			if len(acao) != 1 || acao[0] != "*" {
-				errs = append(errs, fmt.Sprintf("Access-Control-Allow-Origin %q, want *", clipAll(acao)))
+				errs = append(errs, fmt.Sprintf("Access-Control-Allow-Origin %q, want *", clipValues(acao)))
 			}
 		case acaoEcho:
 			if len(acao) != 1 || acao[0] != origin {
-				errs = append(errs, fmt.Sprintf("Access-Control-Allow-Origin %q, want the origin %q", clipAll(acao), clip(origin)))
+				errs = append(errs, fmt.Sprintf("Access-Control-Allow-Origin %q, want the origin %q", clipValues(acao), clipValue(origin)))
 			}
 		}
 	}
 	if w.allowHeaders != nil {
 		if ah := got.Values("access-control-allow-headers"); len(ah) != 1 || ah[0] != *w.allowHeaders {
-			errs = append(errs, fmt.Sprintf("Access-Control-Allow-Headers %q, want %q", clipAll(ah), clip(*w.allowHeaders)))
+			errs = append(errs, fmt.Sprintf("Access-Control-Allow-Headers %q, want %q", clipValues(ah), clipValue(*w.allowHeaders)))
 		}
 	}
 	if len(errs) == 0 {
@@ -386,10 +387,10 @@ func checkWant(c hostileCase, got casetable.Response) error {
 	return fmt.Errorf("%s", strings.Join(errs, "\n  "))
 }
 
-// comparable is an answer reduced to what every surface must agree on: reply or upstream, the
+// answerKey is an answer reduced to what every surface must agree on: reply or upstream, the
 // status, every header but the per-reply ids and those the proxy owns (content-length,
 // connection), values of repeated headers joined, and the body with its ids masked.
-func comparable(got casetable.Response) string {
+func answerKey(got casetable.Response) string {
 	var b strings.Builder
 	if got.ReachedUpstream {
 		b.WriteString("upstream ")
@@ -412,13 +413,13 @@ func comparable(got casetable.Response) string {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(&b, "\n%s: %s", n, clip(strings.Join(byName[n], ", ")))
+		fmt.Fprintf(&b, "\n%s: %s", n, clipValue(strings.Join(byName[n], ", ")))
 	}
 	body := string(got.Body)
 	if i, j := strings.Index(body, "<RequestId>"), strings.Index(body, "</HostId>"); i >= 0 && j > i {
 		body = body[:i] + "<ids/>" + body[j+len("</HostId>"):]
 	}
-	fmt.Fprintf(&b, "\n\n%s", clip(body))
+	fmt.Fprintf(&b, "\n\n%s", clipValue(body))
 	return b.String()
 }
 
@@ -434,18 +435,18 @@ func sameUpstreamHeaders(a, b []casetable.Header) bool {
 	return true
 }
 
-// clip shortens a long value for a failure message, keeping its length visible.
-func clip(s string) string {
+// clipValue shortens a long value for a failure message, keeping its length visible.
+func clipValue(s string) string {
 	if len(s) <= 200 {
 		return s
 	}
 	return s[:100] + "…(" + strconv.Itoa(len(s)) + " bytes)…" + s[len(s)-60:]
 }
 
-func clipAll(vs []string) []string {
+func clipValues(vs []string) []string {
 	out := make([]string, len(vs))
 	for i, v := range vs {
-		out[i] = clip(v)
+		out[i] = clipValue(v)
 	}
 	return out
 }

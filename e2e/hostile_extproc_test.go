@@ -123,7 +123,7 @@ func extprocExchange(ctx context.Context, client extprocv3.ExternalProcessorClie
 		for _, h := range ir.GetHeaders().GetSetHeaders() {
 			got.Headers = append(got.Headers, casetable.Header{h.GetHeader().GetKey(), headerValueOf(h.GetHeader())})
 		}
-		return got, drain(st)
+		return got, drainStream(st)
 	case *extprocv3.ProcessingResponse_RequestHeaders:
 		if mut := m.RequestHeaders.GetResponse().GetHeaderMutation(); mut != nil {
 			return casetable.Response{}, fmt.Errorf("the request was mutated: %v", mut)
@@ -150,7 +150,7 @@ func extprocExchange(ctx context.Context, client extprocv3.ExternalProcessorClie
 			headers = applyMutation(headers, rh.ResponseHeaders.GetResponse().GetHeaderMutation())
 		}
 	}
-	if err := drain(st); err != nil {
+	if err := drainStream(st); err != nil {
 		return casetable.Response{}, err
 	}
 	return casetable.Response{Status: 200, Headers: headers, Body: []byte(casetable.UpstreamBody), ReachedUpstream: true}, nil
@@ -209,8 +209,8 @@ func streamError(st extprocv3.ExternalProcessor_ProcessClient, err error) error 
 	}
 }
 
-// drain half-closes the stream and waits for the server to end it.
-func drain(st extprocv3.ExternalProcessor_ProcessClient) error {
+// drainStream half-closes the stream and waits for the server to end it.
+func drainStream(st extprocv3.ExternalProcessor_ProcessClient) error {
 	if err := st.CloseSend(); err != nil {
 		return fmt.Errorf("closing the stream: %w", err)
 	}
@@ -246,7 +246,7 @@ func TestHostileExtproc(t *testing.T) {
 		if err := checkWant(c, got); err != nil {
 			t.Errorf("%s:\n  %v", c.name, err)
 		}
-		if want, have := comparable(evaluatorView(pol, c.req, &d)), comparable(got); have != want {
+		if want, have := answerKey(evaluatorView(pol, c.req, &d)), answerKey(got); have != want {
 			t.Errorf("%s: ext_proc differs from the evaluator:\n--- ext_proc\n%s\n--- evaluator\n%s", c.name, have, want)
 		}
 	}
@@ -305,7 +305,7 @@ func TestHostileExtprocUpstreamHeaders(t *testing.T) {
 	for i := range 2000 {
 		upstream = append(upstream, casetable.Header{fmt.Sprintf("access-control-x-%05d", i), "v"}, casetable.Header{"access-control-allow-origin", evilOrigin})
 	}
-	got, err := extprocExchange(t.Context(), s.client, actual("GET", "/site/k", "origin", appOrigin), upstream)
+	got, err := extprocExchange(t.Context(), s.client, actualRequest("GET", "/site/k", "origin", appOrigin), upstream)
 	if err != nil {
 		t.Fatal(err)
 	}

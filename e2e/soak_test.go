@@ -77,7 +77,7 @@ type soakRequest struct {
 
 // hostile is the request as an ext_proc stream carries it (the fake upstream of the hostile
 // tests answers it).
-func (r soakRequest) hostile() hostileRequest { return actual(r.method, r.path, r.headers...) }
+func (r soakRequest) hostile() hostileRequest { return actualRequest(r.method, r.path, r.headers...) }
 
 // soakMix is the load, in order; workers walk it round-robin.
 func soakMix() []soakRequest {
@@ -165,10 +165,10 @@ func processMemory() (heapLive, rss uint64) {
 	return heapLive, rss
 }
 
-// soakRun drives n requests of one series with the plan's workers and pacing; do sends the
+// soakRun drives n requests of one series with the plan's workers and pacing; send sends the
 // i-th request and returns an error for a wrong or failed answer. guest reports the largest
 // guest linear memory (0 for none). It samples once a second and returns the samples.
-func soakRun(t *testing.T, p soakPlan, n int, do func(i int) error, guest func() uint64) (samples []soakSample, errs []string, overall *latencies) {
+func soakRun(t *testing.T, p soakPlan, n int, send func(i int) error, guest func() uint64) (samples []soakSample, errs []string, overall *latencies) {
 	t.Helper()
 	var (
 		next     atomic.Int64
@@ -196,7 +196,7 @@ func soakRun(t *testing.T, p soakPlan, n int, do func(i int) error, guest func()
 					}
 				}
 				t0 := time.Now()
-				err := do(i)
+				err := send(i)
 				d := time.Since(t0)
 				perSec.record(d)
 				all.record(d)
@@ -424,7 +424,7 @@ func soakExtproc(t *testing.T, p soakPlan, cfg []byte) ([]soakSample, []string, 
 	want := make([]string, len(mix))
 	var d evaluator.Decision
 	for i, r := range mix {
-		want[i] = comparable(evaluatorView(pol, r.hostile(), &d))
+		want[i] = answerKey(evaluatorView(pol, r.hostile(), &d))
 	}
 	do := func(i int) error {
 		r := mix[i%len(mix)]
@@ -432,13 +432,13 @@ func soakExtproc(t *testing.T, p soakPlan, cfg []byte) ([]soakSample, []string, 
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.name, err)
 		}
-		if c := comparable(got); c != want[i%len(mix)] {
+		if c := answerKey(got); c != want[i%len(mix)] {
 			return fmt.Errorf("%s:\n%s\nwant\n%s", r.name, c, want[i%len(mix)])
 		}
 		return nil
 	}
 	samples, errs, all := soakRun(t, p, p.extprocRequests, do, func() uint64 { return 0 })
-	eventually(t, "every stream closed", func() bool { return s.server.ActiveStreams() == 0 })
+	waitUntil(t, "every stream closed", func() bool { return s.server.ActiveStreams() == 0 })
 	for _, kind := range []string{"recv", "send", "out_of_order", "missing_header", "unknown_message", "no_policy"} {
 		if n := counterValue(t, s.server.Metrics(), `s3cors_extproc_errors_total{kind="`+kind+`"}`); n != 0 {
 			t.Errorf("the server counted %v %s errors", n, kind)
