@@ -41,7 +41,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if *in == "" || *out == "" {
-		fmt.Fprintln(stderr, "plot: -in and -out are required")
+		_, _ = fmt.Fprintln(stderr, "plot: -in and -out are required")
 		return 2
 	}
 	if *title == "" {
@@ -49,25 +49,30 @@ func run(args []string, stderr io.Writer) int {
 	}
 	d, err := readCSV(*in)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		_, _ = fmt.Fprintln(stderr, err)
 		return 1
 	}
 	img := render(d, *title)
-	f, err := os.Create(*out)
-	if err != nil {
-		fmt.Fprintln(stderr, "plot:", err)
-		return 1
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		fmt.Fprintln(stderr, "plot:", err)
-		return 1
-	}
-	if err := f.Close(); err != nil {
-		fmt.Fprintln(stderr, "plot:", err)
+	if err := writePNG(*out, img); err != nil {
+		_, _ = fmt.Fprintln(stderr, err)
 		return 1
 	}
 	return 0
+}
+
+func writePNG(path string, img image.Image) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		_ = f.Close() // the encoding error is the one worth reporting
+		return fmt.Errorf("plot: %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("plot: %s: %w", path, err)
+	}
+	return nil
 }
 
 // data is the parsed CSV: for each series label, x values and one y column per name.
@@ -83,7 +88,7 @@ func readCSV(path string) (*data, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plot: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: a close error loses nothing
 	r := csv.NewReader(f)
 	header, err := r.Read()
 	if err != nil {

@@ -110,13 +110,15 @@ func buildWasm(t testing.TB, pkg, out string) string {
 		if err != nil {
 			return err
 		}
-		tmp.Close()
-		defer os.Remove(tmp.Name())
+		if err := tmp.Close(); err != nil {
+			return err
+		}
+		defer func() { _ = os.Remove(tmp.Name()) }() // gone already after a successful rename
 		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", tmp.Name(), pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		if outp, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("testenv: building %s: %v\n%s", pkg, err, outp)
+			return fmt.Errorf("testenv: building %s: %w\n%s", pkg, err, outp)
 		}
 		return os.Rename(tmp.Name(), dst)
 	}()
