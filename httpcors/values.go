@@ -84,12 +84,13 @@ type valueMemory struct {
 	nstr, nbuf int // used part of c
 }
 
-// valueChunk is sized for about twenty preflight replies (two or three values of 16-130
-// bytes each) and to fill a 3072-byte size class exactly. The strings come first, so the
+// valueChunk holds the values of about twenty preflight replies (two or three each, of
+// 16-130 bytes) and, with the 8-byte type header Go puts in front of objects this large that
+// hold pointers, fills a 3072-byte size class exactly. The strings come first, so the
 // garbage collector scans only them.
 type valueChunk struct {
 	strs [48]string
-	buf  [2304]byte
+	buf  [3072 - 8 - 48*16]byte
 }
 
 // maxChunkValue is the longest value copied into a chunk; longer ones (a hostile

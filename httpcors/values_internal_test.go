@@ -1,6 +1,7 @@
 package httpcors
 
 import (
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,3 +62,19 @@ func TestValueMemoryIsWriteOnce(t *testing.T) {
 		t.Errorf("empty value %q", vs)
 	}
 }
+
+func TestValueChunkFillsItsSizeClass(t *testing.T) {
+	// A chunk one byte too large would take the next size class, 3200 bytes.
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const n = 100
+	for range n {
+		sinkChunk = new(valueChunk)
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 3072+16 {
+		t.Errorf("a chunk takes %d bytes, want 3072", per)
+	}
+}
+
+var sinkChunk *valueChunk
