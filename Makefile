@@ -48,6 +48,7 @@ test: build test-go test-fuzz
 test-go:
 	$(GO) test -count=1 -timeout 40m ./...
 	$(GO) test -count=1 -race -timeout 20m ./extproc/... ./evaluator/... ./httpcors/...
+	$(GO) test -count=1 -race -timeout 20m -run 'TestFaultExtproc|TestHostileExtproc' ./e2e/
 
 test-fuzz:
 	@set -e; for spec in $$($(GO) run ./internal/fuzzlist); do \
