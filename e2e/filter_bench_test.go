@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/internal/cputime"
 	"github.com/s3cors/s3cors/internal/testenv"
 	"github.com/s3cors/s3cors/wasmhost"
 )
@@ -34,11 +35,11 @@ func BenchmarkWasmFilterStart(b *testing.B) {
 		b.Run("buckets="+strconv.Itoa(buckets), func(b *testing.B) {
 			start(b) // compiles the module into the shared cache: not part of the measure
 			var mem uint64
-			cpu := processCPU()
+			cpu := cputime.Process()
 			for b.Loop() {
 				mem = start(b)
 			}
-			b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu)/float64(b.N), "cpu-ns/op")
 			b.ReportMetric(float64(mem)/(1<<20), "guest-MiB")
 			b.ReportMetric(float64(len(config))/(1<<10), "config-KiB")
 		})
@@ -79,7 +80,7 @@ func BenchmarkWasmFilter(b *testing.B) {
 			prefix := "buckets=" + strconv.Itoa(buckets) + "/req=" + rq.name
 			b.Run(prefix+"/via=wasm", func(b *testing.B) {
 				b.ReportAllocs()
-				cpu := processCPU()
+				cpu := cputime.Process()
 				for b.Loop() {
 					s := h.NewStream()
 					r := s.RequestHeaders(rq.headers, true)
@@ -92,17 +93,17 @@ func BenchmarkWasmFilter(b *testing.B) {
 					}
 					s.Done()
 				}
-				b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(cputime.Process()-cpu)/float64(b.N), "cpu-ns/op")
 			})
 			req := evaluatorRequest(rq.headers)
 			var d evaluator.Decision
 			b.Run(prefix+"/via=evaluator", func(b *testing.B) {
 				b.ReportAllocs()
-				cpu := processCPU()
+				cpu := cputime.Process()
 				for b.Loop() {
 					pol.Evaluate(&req, &d)
 				}
-				b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(cputime.Process()-cpu)/float64(b.N), "cpu-ns/op")
 			})
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/internal/cputime"
 )
 
 func benchEvaluate(b *testing.B, pol *evaluator.Policy, r *evaluator.Request, want evaluator.Reason) {
@@ -15,11 +16,11 @@ func benchEvaluate(b *testing.B, pol *evaluator.Policy, r *evaluator.Request, wa
 		b.Fatalf("reason %v, want %v", d.Reason, want)
 	}
 	b.ReportAllocs()
-	start := processCPU()
+	start := cputime.Process()
 	for b.Loop() {
 		pol.Evaluate(r, &d)
 	}
-	reportCPU(b, start)
+	cputime.Report(b, start)
 }
 
 // BenchmarkEvaluate measures the evaluator alone on the request shapes of the middleware

@@ -18,6 +18,7 @@ import (
 
 	"github.com/s3cors/s3cors/extproc/extproctest"
 	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/cputime"
 )
 
 // floorServer is the do-nothing ext_proc server the benchmarks measure s3cors against: it
@@ -173,7 +174,7 @@ func benchStreams(b *testing.B, clients int, pick func(int) extprocv3.ExternalPr
 		const block = 32
 		r.inFlight = 1
 		i, k := 0, 0
-		c0 := processCPU()
+		c0 := cputime.Process()
 		for b.Loop() {
 			t0 := time.Now()
 			if err := oneStream(ctx, pick(k), msg); err != nil {
@@ -181,13 +182,13 @@ func benchStreams(b *testing.B, clients int, pick func(int) extprocv3.ExternalPr
 			}
 			r.lat[k] = append(r.lat[k], time.Since(t0))
 			if i++; i%block == 0 {
-				c := processCPU()
+				c := cputime.Process()
 				r.cpu[k] += c - c0
 				c0, k = c, 1-k
 			}
 		}
 		if i%block != 0 {
-			r.cpu[k] += processCPU() - c0
+			r.cpu[k] += cputime.Process() - c0
 		}
 		return r
 	}
@@ -196,7 +197,7 @@ func benchStreams(b *testing.B, clients int, pick func(int) extprocv3.ExternalPr
 	b.SetParallelism(parallelism)
 	r.inFlight = parallelism * runtime.GOMAXPROCS(0)
 	var mu sync.Mutex
-	c0 := processCPU()
+	c0 := cputime.Process()
 	b.RunParallel(func(pb *testing.PB) {
 		var lat [2][]time.Duration
 		for i := 0; pb.Next(); i++ {
@@ -213,7 +214,7 @@ func benchStreams(b *testing.B, clients int, pick func(int) extprocv3.ExternalPr
 		mu.Unlock()
 	})
 	// Concurrent streams cannot be told apart: the CPU time is shared out by count.
-	total := processCPU() - c0
+	total := cputime.Process() - c0
 	if n := len(r.lat[0]) + len(r.lat[1]); n > 0 {
 		r.cpu[0] = total * time.Duration(len(r.lat[0])) / time.Duration(n)
 		r.cpu[1] = total - r.cpu[0]
@@ -287,7 +288,7 @@ func BenchmarkProcess(b *testing.B) {
 		b.Run("case="+c.name, func(b *testing.B) {
 			st := &scriptStream{ctx: ctx, msgs: c.msgs}
 			b.ReportAllocs()
-			c0, n := processCPU(), 0
+			c0, n := cputime.Process(), 0
 			for b.Loop() {
 				st.next = 0
 				if err := srv.Process(st); err != nil {
@@ -295,7 +296,7 @@ func BenchmarkProcess(b *testing.B) {
 				}
 				n++
 			}
-			if cpu := processCPU() - c0; cpu > 0 {
+			if cpu := cputime.Process() - c0; cpu > 0 {
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/op")
 			}
 		})

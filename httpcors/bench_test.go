@@ -11,6 +11,7 @@ import (
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/httpcors"
+	"github.com/s3cors/s3cors/internal/cputime"
 )
 
 // The same single rule for every library: one origin, GET and PUT, two allowed headers,
@@ -100,12 +101,12 @@ func BenchmarkMiddleware(b *testing.B) {
 			b.Run("lib="+lib.name+"/shape="+s.name, func(b *testing.B) {
 				w := &benchWriter{h: http.Header{}}
 				b.ReportAllocs()
-				start := processCPU()
+				start := cputime.Process()
 				for b.Loop() {
 					clear(w.h)
 					lib.h.ServeHTTP(w, s.req)
 				}
-				reportCPU(b, start)
+				cputime.Report(b, start)
 			})
 		}
 	}
@@ -135,7 +136,7 @@ func BenchmarkMiddlewareFloor(b *testing.B) {
 			w := &benchWriter{h: http.Header{}}
 			var d evaluator.Decision
 			b.ReportAllocs()
-			start := processCPU()
+			start := cputime.Process()
 			for b.Loop() {
 				clear(w.h)
 				q := evaluator.Request{Method: r.Method, Authority: r.Host, Path: r.RequestURI}
@@ -152,7 +153,7 @@ func BenchmarkMiddlewareFloor(b *testing.B) {
 					_, _ = w.Write(d.Body)
 				}
 			}
-			reportCPU(b, start)
+			cputime.Report(b, start)
 		})
 	}
 }
@@ -169,14 +170,14 @@ func BenchmarkHeaderWrites(b *testing.B) {
 		b.Run("headers="+strconv.Itoa(n), func(b *testing.B) {
 			h := http.Header{}
 			b.ReportAllocs()
-			start := processCPU()
+			start := cputime.Process()
 			for b.Loop() {
 				clear(h)
 				for _, k := range names[:n] {
 					h[k] = shared
 				}
 			}
-			reportCPU(b, start)
+			cputime.Report(b, start)
 		})
 	}
 }

@@ -1,14 +1,15 @@
 //go:build unix
 
-package extproc
+package cputime
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU is the CPU time (user and system) the process has used so far.
-func processCPU() time.Duration {
+// Process returns the user plus system CPU time of the whole process so far, or 0 when the
+// system does not say.
+func Process() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
