@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,47 +68,15 @@ func gwStart(t testing.TB, config []byte, upstream http.Handler, opts ...func(*g
 	return ln.Addr().String(), g
 }
 
-// gwRawExchange sends the request exactly as written (Go's client would normalise the target
-// and the Host) and returns the response with its headers as they were on the wire.
+// gwRawExchange sends the request exactly as written and returns the response with its
+// headers as they were on the wire.
 func gwRawExchange(t *testing.T, addr string, r casetable.Request) (status int, headers []casetable.Header, body []byte) {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
+	status, headers, body, err := casetable.Exchange(addr, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	var b bytes.Buffer
-	b.WriteString(r.Method + " " + r.Path + " HTTP/1.1\r\nHost: " + r.Authority + "\r\n")
-	for _, h := range r.Headers {
-		b.WriteString(h[0] + ": " + h[1] + "\r\n")
-	}
-	b.WriteString("\r\n")
-	if _, err := conn.Write(b.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	var raw bytes.Buffer
-	resp, err := http.ReadResponse(bufio.NewReader(io.TeeReader(conn, &raw)), &http.Request{Method: r.Method})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if body, err = io.ReadAll(resp.Body); err != nil {
-		t.Fatal(err)
-	}
-	head, _, _ := bytes.Cut(raw.Bytes(), []byte("\r\n\r\n"))
-	tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(append(head, "\r\n\r\n"...))))
-	if _, err := tp.ReadLine(); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		line, err := tp.ReadLine()
-		if err != nil || line == "" {
-			break
-		}
-		name, value, _ := strings.Cut(line, ":")
-		headers = append(headers, casetable.Header{name, strings.TrimSpace(value)})
-	}
-	return resp.StatusCode, headers, body
+	return status, headers, body
 }
 
 // TestGatewayCaseTables runs every shared case through the gateway over HTTP/1.1. The fake

@@ -1,15 +1,10 @@
 package httpcors_test
 
 import (
-	"bufio"
-	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/textproto"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/s3cors/s3cors/httpcors"
@@ -102,43 +97,17 @@ func TestCaseTablesServer(t *testing.T) {
 	}
 }
 
-// rawExchange writes the request by hand (Go's client would normalise the target and the
-// Host) and reads the response with net/http, taking the headers from the raw bytes (the
-// client's reader drops Connection: close).
+// rawExchange sends the request exactly as written (casetable.Exchange) and returns the
+// headers as they were on the wire, Connection: close included.
 func rawExchange(t *testing.T, addr string, r casetable.Request) (int, http.Header, []byte) {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
+	status, headers, body, err := casetable.Exchange(addr, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	var b bytes.Buffer
-	b.WriteString(r.Method + " " + r.Path + " HTTP/1.1\r\nHost: " + r.Authority + "\r\n")
-	for _, h := range r.Headers {
-		b.WriteString(h[0] + ": " + h[1] + "\r\n")
+	h := http.Header{}
+	for _, kv := range headers {
+		h.Add(kv[0], kv[1])
 	}
-	b.WriteString("\r\n")
-	if _, err := conn.Write(b.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	var raw bytes.Buffer
-	resp, err := http.ReadResponse(bufio.NewReader(io.TeeReader(conn, &raw)), &http.Request{Method: r.Method})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	head, _, _ := bytes.Cut(raw.Bytes(), []byte("\r\n\r\n"))
-	tp := textproto.NewReader(bufio.NewReader(io.MultiReader(bytes.NewReader(head), strings.NewReader("\r\n\r\n"))))
-	if _, err := tp.ReadLine(); err != nil { // status line
-		t.Fatal(err)
-	}
-	mh, err := tp.ReadMIMEHeader()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, http.Header(mh), body
+	return status, h, body
 }
