@@ -78,20 +78,26 @@ func (t *valueTable) find(s string) []string {
 // rewrites. Rather than one allocation per reply, each exchange carves values out of a chunk
 // that it only ever appends to, and starts a new chunk when the current one is full; the
 // garbage collector frees a chunk once no header map refers into it. A value retained
-// beyond its response keeps its whole chunk (3 KB) alive.
+// beyond its response keeps its whole chunk (4 KB) alive.
+//
+// A chunk holds no pointer the garbage collector needs to see, so it is allocated as plain
+// words (noscan): never scanned, and written without write barriers. Each value is a string
+// header (pointer, length) followed by its bytes, and the header points at those bytes in
+// the same chunk. The []string handed out points at the header, so whoever holds it keeps
+// the chunk, and with it the bytes, alive; that is all the collector must know, and it
+// learns it from the []string, which lives in ordinary (scanned) memory. Go's collector does
+// not move objects, so the address stored in the chunk stays right.
 type valueMemory struct {
-	c          *valueChunk
-	nstr, nbuf int // used part of c
+	c *valueChunk
+	n int // words of c in use
 }
 
-// valueChunk holds the values of about twenty preflight replies (two or three each, of
-// 16-130 bytes) and, with the 8-byte type header Go puts in front of objects this large that
-// hold pointers, fills a 3072-byte size class exactly. The strings come first, so the
-// garbage collector scans only them.
-type valueChunk struct {
-	strs [48]string
-	buf  [3072 - 8 - 48*16]byte
-}
+// valueChunk is the 4096-byte size class exactly: about 32 preflight replies (a two-word
+// header for each value, then its bytes rounded up to a word). Words are uintptr, so that a
+// header has a string's layout on every architecture.
+type valueChunk [4096 / wordSize]uintptr
+
+const wordSize = int(unsafe.Sizeof(uintptr(0)))
 
 // maxChunkValue is the longest value copied into a chunk; longer ones (a hostile
 // Access-Control-Request-Headers echoed back) get memory of their own.
@@ -108,14 +114,16 @@ func (m *valueMemory) value(v string) []string {
 	case len(v) > maxChunkValue:
 		return []string{strings.Clone(v)}
 	}
-	if m.c == nil || m.nstr == len(m.c.strs) || len(m.c.buf)-m.nbuf < len(v) {
-		m.c, m.nstr, m.nbuf = new(valueChunk), 0, 0
+	words := 2 + (len(v)+wordSize-1)/wordSize
+	if m.c == nil || len(m.c)-m.n < words {
+		m.c, m.n = new(valueChunk), 0
 	}
-	c := m.c
-	n := copy(c.buf[m.nbuf:], v)
-	c.strs[m.nstr] = unsafe.String(&c.buf[m.nbuf], n)
-	vs := c.strs[m.nstr : m.nstr+1 : m.nstr+1]
-	m.nstr++
-	m.nbuf += n
-	return vs
+	w := m.c[m.n : m.n+words : m.n+words]
+	m.n += words
+	data := unsafe.Pointer(&w[2])
+	copy(unsafe.Slice((*byte)(data), len(v)), v)
+	// The header is written as two plain words: the chunk is noscan, and the pointer it
+	// holds points into the chunk itself.
+	w[0], w[1] = uintptr(data), uintptr(len(v))
+	return unsafe.Slice((*string)(unsafe.Pointer(&w[0])), 1)
 }

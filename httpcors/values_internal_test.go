@@ -65,10 +65,10 @@ func TestValueMemoryIsWriteOnce(t *testing.T) {
 }
 
 func TestValueChunkFillsItsSizeClass(t *testing.T) {
-	// A chunk one byte too large would take the next size class, 3200 bytes. TotalAlloc
+	// A chunk one byte too large would take the next size class, 4864 bytes. TotalAlloc
 	// counts the whole process, so allocate many and allow for a little noise.
-	if size := unsafe.Sizeof(valueChunk{}); size+8 != 3072 {
-		t.Errorf("a chunk is %d bytes plus an 8-byte header, want 3072", size)
+	if size := unsafe.Sizeof(valueChunk{}); size != 4096 {
+		t.Errorf("a chunk is %d bytes, want 4096", size)
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -77,9 +77,40 @@ func TestValueChunkFillsItsSizeClass(t *testing.T) {
 		sinkChunk = new(valueChunk)
 	}
 	runtime.ReadMemStats(&after)
-	if per := (after.TotalAlloc - before.TotalAlloc) / n; per >= 3136 {
-		t.Errorf("a chunk takes %d bytes, want 3072", per)
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per >= 4096+256 {
+		t.Errorf("a chunk takes %d bytes, want 4096", per)
 	}
+}
+
+// TestValueMemorySurvivesCollection holds on to values and nothing else (no chunk pointer)
+// through collections while the heap is churned with other memory: a chunk freed while a
+// []string still pointed into it would be reused and the value would change.
+func TestValueMemorySurvivesCollection(t *testing.T) {
+	var kept [][]string
+	var want []string
+	m := &valueMemory{}
+	for i := range 3000 {
+		v := strings.Repeat(strconv.Itoa(i%10), 1+i%61)
+		kept = append(kept, m.value(v))
+		want = append(want, v)
+	}
+	m = nil
+	for range 4 {
+		runtime.GC()
+		for range 2000 {
+			c := new(valueChunk)
+			for k := range c {
+				c[k] = ^uintptr(0)
+			}
+			sinkChunk = c
+		}
+	}
+	for i, vs := range kept {
+		if vs[0] != want[i] {
+			t.Fatalf("value %d became %q, was %q", i, vs[0], want[i])
+		}
+	}
+	runtime.KeepAlive(m)
 }
 
 var sinkChunk *valueChunk
