@@ -62,7 +62,14 @@ func TestCaseTablesRecorder(t *testing.T) {
 				var reached bool
 				rec := httptest.NewRecorder()
 				m.Handler(upstream(c, &reached)).ServeHTTP(rec, req)
-				if err := c.Check(observed(rec.Code, rec.Header(), rec.Body.Bytes(), reached)); err != nil {
+				got := observed(rec.Code, rec.Header(), rec.Body.Bytes(), reached)
+				// The middleware leaves framing to the server, and the recorder is no server:
+				// net/http frames a reply that wrote nothing with Content-Length: 0
+				// (TestCaseTablesServer sees it on the wire), so the recorder's answer gets it.
+				if !reached && rec.Body.Len() == 0 && rec.Header().Get("Content-Length") == "" {
+					got.Headers = append(got.Headers, casetable.Header{"Content-Length", "0"})
+				}
+				if err := c.Check(got); err != nil {
 					t.Error(err)
 				}
 			}
