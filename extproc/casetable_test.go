@@ -53,15 +53,17 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // TestCaseTable runs every shared case through the server as Envoy would: over a real gRPC
 // connection on loopback, one stream per request, with Envoy honouring mode_override and,
-// again, with an Envoy that ignores it (allow_mode_override false) — and once more over the
-// channel-backed fake stream. Each answer must be what the case wants, and agree with the
-// evaluator's own decision.
+// again, with an Envoy that ignores it (allow_mode_override false); then over a grpc.Server
+// built without ServerCodecOption (gRPC's own proto codec, as for a user who registers the
+// server in a grpc.Server of theirs); and once more over the channel-backed fake stream. Each
+// answer must be what the case wants, and agree with the evaluator's own decision.
 func TestCaseTable(t *testing.T) {
 	for _, tb := range tables(t) {
 		t.Run(filepath.Base(tb.File), func(t *testing.T) {
 			lp := tablePolicy(t, tb)
 			srv := NewServer(NewPolicyHolder(lp), ServerOptions{Logger: discardLogger()})
-			client := extproctest.Loopback(t, srv)
+			client := extproctest.Loopback(t, srv, ServerCodecOption())
+			protoClient := extproctest.Loopback(t, srv)
 			for _, c := range tb.Cases {
 				t.Run(c.Name, func(t *testing.T) {
 					for _, e := range []extproctest.Envoy{{AllowModeOverride: true}, {AllowModeOverride: false}} {
@@ -76,7 +78,14 @@ func TestCaseTable(t *testing.T) {
 							t.Errorf("grpc, allow_mode_override %v: %s", e.AllowModeOverride, err)
 						}
 					}
-					got, err := extproctest.Envoy{AllowModeOverride: true}.Exchange(startFake(t, srv), c)
+					got, err := extproctest.Envoy{AllowModeOverride: true}.Do(t.Context(), protoClient, c)
+					if err != nil {
+						t.Fatalf("grpc without the wire codec: %v", err)
+					}
+					if err := c.Check(got); err != nil {
+						t.Errorf("grpc without the wire codec: %v", err)
+					}
+					got, err = extproctest.Envoy{AllowModeOverride: true}.Exchange(startFake(t, srv), c)
 					if err != nil {
 						t.Fatalf("fake stream: %v", err)
 					}

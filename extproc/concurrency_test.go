@@ -26,7 +26,7 @@ func TestConcurrentStreams(t *testing.T) {
 	}
 	holder := NewPolicyHolder(a)
 	srv := NewServer(holder, ServerOptions{Logger: discardLogger()})
-	client := extproctest.Loopback(t, srv)
+	client := extproctest.Loopback(t, srv, ServerCodecOption())
 
 	ctx, stop := context.WithCancel(t.Context())
 	var swapper sync.WaitGroup

@@ -14,7 +14,7 @@ import (
 // fakeStream is an ext_proc stream over channels, no network: the server side is what
 // Process gets, the client side (fakeClient) is what the test, playing Envoy, drives.
 type fakeStream struct {
-	grpc.ServerStream // unused methods; Process needs only Context, Recv and Send
+	grpc.ServerStream // unused methods; Process needs only Context, Recv and SendMsg
 	ctx               context.Context
 	in                chan *extprocv3.ProcessingRequest  // Envoy to server; closed on CloseSend
 	out               chan *extprocv3.ProcessingResponse // server to Envoy
@@ -34,6 +34,16 @@ func (f *fakeStream) Recv() (*extprocv3.ProcessingRequest, error) {
 	case <-f.ctx.Done():
 		return nil, status.FromContextError(f.ctx.Err()).Err()
 	}
+}
+
+// SendMsg delivers what a gRPC client would receive for m: the bytes ServerCodecOption's codec
+// makes of it, unmarshalled.
+func (f *fakeStream) SendMsg(m any) error {
+	resp, err := decodeSent(m)
+	if err != nil {
+		return err
+	}
+	return f.Send(resp)
 }
 
 func (f *fakeStream) Send(m *extprocv3.ProcessingResponse) error {

@@ -19,16 +19,22 @@ import (
 	"github.com/s3cors/s3cors/internal/casetable"
 )
 
-// recordStream replays fixed messages to Process and records its answers.
+// recordStream replays fixed messages to Process and records its answers as a client
+// receives them.
 type recordStream struct {
 	grpc.ServerStream
 	msgs []*extprocv3.ProcessingRequest
 	sent []*extprocv3.ProcessingResponse
 }
 
-func (s *recordStream) Context() context.Context { return context.Background() }
-func (s *recordStream) Send(m *extprocv3.ProcessingResponse) error {
-	s.sent = append(s.sent, m)
+func (s *recordStream) Context() context.Context                   { return context.Background() }
+func (s *recordStream) Send(m *extprocv3.ProcessingResponse) error { return s.SendMsg(m) }
+func (s *recordStream) SendMsg(m any) error {
+	resp, err := decodeSent(m)
+	if err != nil {
+		return err
+	}
+	s.sent = append(s.sent, resp)
 	return nil
 }
 func (s *recordStream) Recv() (*extprocv3.ProcessingRequest, error) {

@@ -117,6 +117,8 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	gs := grpc.NewServer(
+		// The server's answers are already protobuf bytes; the codec sends them as they are.
+		ServerCodecOption(),
 		// Envoy may be configured with HTTP/2 keepalive pings on the ext_proc cluster; the
 		// default policy would answer pings more frequent than 5 minutes with GOAWAY.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),

@@ -11,10 +11,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -76,12 +73,42 @@ const (
 )
 
 // stream is one HTTP request's state. Streams are pooled so that the Decision's internal
-// buffers are reused, as the evaluator intends.
+// buffers and the answer's encoding buffers are reused, as the evaluator intends.
 type stream struct {
 	phase   streamPhase
 	req     evaluator.Request
 	dec     evaluator.Decision
 	scratch []byte // readRequest's buffer
+
+	// The answer being built: its headers, the upstream headers to remove, the upstream's
+	// Vary lines, and its wire bytes (in buf) as handed to SendMsg.
+	set    []wireHeader
+	remove []string
+	vary   []string
+	buf    []byte
+	out    wireResponse
+}
+
+// maxPooledBuffer bounds the buffers a pooled stream keeps: an answer to a hostile request
+// (a 60 KB Access-Control-Request-Headers, echoed) must not pin that much memory for every
+// pooled stream afterwards.
+const maxPooledBuffer = 16 << 10
+
+// reset makes st ready for the pool: no request values or answer kept alive by it, and no
+// oversized buffer.
+func (st *stream) reset() {
+	st.req = evaluator.Request{}
+	clear(st.set[:cap(st.set)])
+	clear(st.remove[:cap(st.remove)])
+	clear(st.vary[:cap(st.vary)])
+	st.set, st.remove, st.vary = st.set[:0], st.remove[:0], st.vary[:0]
+	st.out.set(nil)
+	if cap(st.buf) > maxPooledBuffer {
+		st.buf = nil
+	}
+	if cap(st.scratch) > maxPooledBuffer {
+		st.scratch = nil
+	}
 }
 
 var streamPool = sync.Pool{New: func() any { return new(stream) }}
@@ -91,6 +118,15 @@ var streamPool = sync.Pool{New: func() any { return new(stream) }}
 // Envoy without allow_mode_override stops sending messages).
 var errStreamDone = errors.New("extproc: stream done")
 
+// answered says which message an answer was for, to record its latency.
+type answered uint8
+
+const (
+	answeredOther answered = iota // not timed: body and trailers phases
+	answeredRequestHeaders
+	answeredResponseHeaders
+)
+
 // Process serves one ext_proc stream, i.e. one HTTP request.
 func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 	start := time.Now()
@@ -98,13 +134,7 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 	s.metrics.streamsActive.Inc()
 	st := streamPool.Get().(*stream)
 	st.phase = awaitRequestHeaders
-	defer func() {
-		s.active.Add(-1)
-		s.metrics.streamsActive.Dec()
-		s.metrics.streamDuration.Observe(time.Since(start).Seconds())
-		st.req = evaluator.Request{}
-		streamPool.Put(st)
-	}()
+	defer s.endStream(st, start)
 
 	ctx := srv.Context()
 	for {
@@ -122,20 +152,25 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 			return err
 		}
 		received := time.Now()
-		resp, observe, err := s.handle(ctx, st, msg)
+		resp, kind, err := s.handle(ctx, st, msg)
 		if err != nil && !errors.Is(err, errStreamDone) {
 			return err
 		}
 		if resp != nil {
-			if serr := srv.Send(resp); serr != nil {
+			// SendMsg, not Send: resp is a *wireResponse, or a *ProcessingResponse for the
+			// rare phases (see wire.go).
+			if serr := srv.SendMsg(resp); serr != nil {
 				if ctx.Err() == nil {
 					s.metrics.countError(errKindSend)
 					s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream send failed", slog.String("error", serr.Error()))
 				}
 				return serr
 			}
-			if observe != nil {
-				observe.Observe(time.Since(received).Seconds())
+			switch kind {
+			case answeredRequestHeaders:
+				s.metrics.requestLatency.Observe(time.Since(received).Seconds())
+			case answeredResponseHeaders:
+				s.metrics.responseLatency.Observe(time.Since(received).Seconds())
 			}
 		}
 		if err != nil { // errStreamDone
@@ -144,10 +179,18 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 	}
 }
 
-// handle answers one message. It returns the response to send (nil for none), the latency
-// histogram to record it in, and errStreamDone when the stream should end after the send, or
-// a gRPC status error for a protocol violation.
-func (s *Server) handle(ctx context.Context, st *stream, msg *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, prometheus.Observer, error) {
+func (s *Server) endStream(st *stream, start time.Time) {
+	st.reset()
+	streamPool.Put(st)
+	s.active.Add(-1)
+	s.metrics.streamsActive.Dec()
+	s.metrics.streamDuration.Observe(time.Since(start).Seconds())
+}
+
+// handle answers one message. It returns the message to send (nil for none), which message it
+// answers, and errStreamDone when the stream should end after the send, or a gRPC status error
+// for a protocol violation.
+func (s *Server) handle(ctx context.Context, st *stream, msg *extprocv3.ProcessingRequest) (any, answered, error) {
 	if msg.GetObservabilityMode() {
 		// Envoy ignores every answer in observability mode, so CORS cannot be enforced. Close
 		// the stream, which the protocol allows, and say why once.
@@ -155,28 +198,29 @@ func (s *Server) handle(ctx context.Context, st *stream, msg *extprocv3.Processi
 		if !s.warnedObservability.Swap(true) {
 			s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc filter runs in observability_mode: s3cors cannot answer preflights or decorate responses; set observability_mode: false")
 		}
-		return nil, nil, errStreamDone
+		return nil, answeredOther, errStreamDone
 	}
 	switch r := msg.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
 		if st.phase != awaitRequestHeaders {
-			return nil, nil, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: request_headers received twice on one stream")
+			return nil, answeredOther, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: request_headers received twice on one stream")
 		}
-		resp, done, err := s.requestHeaders(ctx, st, r.RequestHeaders)
+		done, err := s.requestHeaders(ctx, st, r.RequestHeaders)
 		if err != nil {
-			return nil, nil, err
+			return nil, answeredOther, err
 		}
 		if done {
-			return resp, s.metrics.requestLatency, errStreamDone
+			return &st.out, answeredRequestHeaders, errStreamDone
 		}
 		st.phase = awaitResponseHeaders
-		return resp, s.metrics.requestLatency, nil
+		return &st.out, answeredRequestHeaders, nil
 
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
 		if st.phase != awaitResponseHeaders {
-			return nil, nil, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: response_headers received before request_headers")
+			return nil, answeredOther, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: response_headers received before request_headers")
 		}
-		return s.responseHeaders(st, r.ResponseHeaders), s.metrics.responseLatency, errStreamDone
+		st.responseHeaders(r.ResponseHeaders)
+		return &st.out, answeredResponseHeaders, errStreamDone
 
 	// Bodies and trailers reach us only if the filter's processing_mode asks for them, which
 	// s3cors never needs. Answering CONTINUE keeps such a misconfigured Envoy working (it
@@ -185,14 +229,14 @@ func (s *Server) handle(ctx context.Context, st *stream, msg *extprocv3.Processi
 	case *extprocv3.ProcessingRequest_RequestBody, *extprocv3.ProcessingRequest_ResponseBody,
 		*extprocv3.ProcessingRequest_RequestTrailers, *extprocv3.ProcessingRequest_ResponseTrailers:
 		if st.phase == awaitRequestHeaders {
-			return nil, nil, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: %s received before request_headers", phaseName(msg))
+			return nil, answeredOther, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: %s received before request_headers", phaseName(msg))
 		}
-		return s.continuePhase(ctx, msg), nil, nil
+		return s.continuePhase(ctx, msg), answeredOther, nil
 
 	case nil:
-		return nil, nil, s.protocolError(ctx, codes.InvalidArgument, errKindUnknownMessage, "extproc: processing request carries no request, headers, body or trailers")
+		return nil, answeredOther, s.protocolError(ctx, codes.InvalidArgument, errKindUnknownMessage, "extproc: processing request carries no request, headers, body or trailers")
 	default:
-		return nil, nil, s.protocolError(ctx, codes.InvalidArgument, errKindUnknownMessage, "extproc: unknown processing request type %T", r)
+		return nil, answeredOther, s.protocolError(ctx, codes.InvalidArgument, errKindUnknownMessage, "extproc: unknown processing request type %T", r)
 	}
 }
 
@@ -238,16 +282,17 @@ func (s *Server) protocolError(ctx context.Context, code codes.Code, kind, forma
 	return err
 }
 
-// skipResponse is the mode_override for streams that need nothing more: Envoy does not send
-// the response headers. Every other field is left at its default so that the override equals
-// `{response_header_mode: SKIP}` in an allowed_override_modes list.
-var skipResponse = &filterv3.ProcessingMode{ResponseHeaderMode: filterv3.ProcessingMode_SKIP}
-
-// requestHeaders decides the request and answers it. done says the stream needs nothing more.
-func (s *Server) requestHeaders(ctx context.Context, st *stream, h *extprocv3.HttpHeaders) (resp *extprocv3.ProcessingResponse, done bool, err error) {
+// requestHeaders decides the request and puts the answer in st.out. done says the stream
+// needs nothing more.
+//
+// Streams that need nothing more (PassThrough, or Forward keeping the upstream's own CORS
+// headers) get CONTINUE with the mode_override {response_header_mode: SKIP}, so that Envoy
+// does not send the response headers. Every other field of the override is left at its
+// default, so that it equals `{response_header_mode: SKIP}` in an allowed_override_modes list.
+func (s *Server) requestHeaders(ctx context.Context, st *stream, h *extprocv3.HttpHeaders) (done bool, err error) {
 	req := &st.req
 	if err := readRequest(h.GetHeaders().GetHeaders(), req, &st.scratch); err != nil {
-		return nil, false, s.protocolError(ctx, codes.InvalidArgument, errKindMissingHeader, "%s", err.Error())
+		return false, s.protocolError(ctx, codes.InvalidArgument, errKindMissingHeader, "%s", err.Error())
 	}
 	d := &st.dec
 	if req.Method == "CONNECT" && req.Path == "" {
@@ -257,7 +302,7 @@ func (s *Server) requestHeaders(ctx context.Context, st *stream, h *extprocv3.Ht
 		live := s.policy.Load()
 		if live == nil {
 			s.metrics.countError(errKindNoPolicy)
-			return nil, false, status.Error(codes.Unavailable, "extproc: no configuration loaded")
+			return false, status.Error(codes.Unavailable, "extproc: no configuration loaded")
 		}
 		live.Policy.Evaluate(req, d)
 	}
@@ -272,18 +317,14 @@ func (s *Server) requestHeaders(ctx context.Context, st *stream, h *extprocv3.Ht
 
 	switch {
 	case d.Outcome == evaluator.Reply:
-		return immediateResponse(d), true, nil
+		st.immediateResponse()
+		return true, nil
 	case d.Outcome == evaluator.Decorate, d.Outcome == evaluator.Forward && d.StripUpstream:
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
-			RequestHeaders: &extprocv3.HeadersResponse{},
-		}}, false, nil
+		st.out.setStatic(answerContinue)
+		return false, nil
 	default: // PassThrough, or Forward keeping the upstream's own CORS headers
-		return &extprocv3.ProcessingResponse{
-			Response: &extprocv3.ProcessingResponse_RequestHeaders{
-				RequestHeaders: &extprocv3.HeadersResponse{},
-			},
-			ModeOverride: skipResponse,
-		}, true, nil
+		st.out.setStatic(answerContinueSkip)
+		return true, nil
 	}
 }
 
@@ -420,71 +461,44 @@ var details = func() [reasonCount]string {
 	return ds
 }()
 
-// immediateResponse is S3's reply for a preflight: status, headers and body, as an
+// detailsOf returns the response-code details of a reply for reason r.
+func detailsOf(r evaluator.Reason) string {
+	if int(r) < len(details) {
+		return details[r]
+	}
+	return "s3cors_" + r.String()
+}
+
+// immediateResponse puts S3's reply for a preflight in st.out: status, headers and body, as an
 // ImmediateResponse. Envoy sends it with sendLocalReply, which owns content-length (it sets
 // it from the body, and drops it with the body empty; HTTP/1 then says "content-length: 0")
 // and the hop-by-hop headers, so those are left to Envoy; see wireKey.
-func immediateResponse(d *evaluator.Decision) *extprocv3.ProcessingResponse {
-	// One slab holds every value and the body: the Decision's buffers are reused by the next
-	// stream, and the message must not change once handed to gRPC.
-	size, n := len(d.Body), 0
+func (st *stream) immediateResponse() {
+	d := &st.dec
+	set := st.set[:0]
 	for _, h := range d.Headers {
-		if _, ok := wireKey(h.Name); ok {
-			size += len(h.Value)
-			n++
+		if key, ok := wireKey(h.Name); ok {
+			set = append(set, wireHeader{key: key, value: h.Value})
 		}
 	}
-	slab := make([]byte, 0, size)
-	set := newHeaderSet(n)
-	for _, h := range d.Headers {
-		key, ok := wireKey(h.Name)
-		if !ok {
-			continue
-		}
-		start := len(slab)
-		slab = append(slab, h.Value...)
-		set.add(key, slab[start:len(slab):len(slab)])
-	}
-	// The messages of one answer, allocated together.
-	m := new(struct {
-		resp     extprocv3.ProcessingResponse
-		oneof    extprocv3.ProcessingResponse_ImmediateResponse
-		ir       extprocv3.ImmediateResponse
-		status   typev3.HttpStatus
-		mutation extprocv3.HeaderMutation
-	})
-	m.status.Code = typev3.StatusCode(d.Status)
-	m.ir.Status = &m.status
-	m.ir.Details = details[d.Reason]
-	if len(d.Body) > 0 {
-		start := len(slab)
-		slab = append(slab, d.Body...)
-		m.ir.Body = slab[start:]
-	}
-	if n > 0 {
-		m.mutation.SetHeaders = set.opts
-		m.ir.Headers = &m.mutation
-	}
-	m.oneof.ImmediateResponse = &m.ir
-	m.resp.Response = &m.oneof
-	return &m.resp
+	st.set = set
+	// The typed message took the status as an envoy.type.v3.StatusCode, an int32.
+	st.buf = appendImmediateResponse(st.buf[:0], int32(d.Status), set, d.Body, detailsOf(d.Reason))
+	st.out.set(st.buf)
 }
 
-// responseHeaders mutates the upstream's response headers for a Decorate, or a Forward that
-// strips the upstream's own CORS headers.
-func (s *Server) responseHeaders(st *stream, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+// responseHeaders puts in st.out the mutation of the upstream's response headers for a
+// Decorate, or a Forward that strips the upstream's own CORS headers.
+func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) {
 	d := &st.dec
 	decorate := d.Outcome == evaluator.Decorate
-	var remove, vary []string
+	remove, vary := st.remove[:0], st.vary[:0]
 	for _, u := range h.GetHeaders().GetHeaders() {
 		key := u.GetKey()
 		if hasUpper(key) {
 			key = strings.ToLower(key)
 		}
 		if d.StripUpstream && evaluator.IsCORSHeader(key) && !contains(remove, key) {
-			if remove == nil {
-				remove = make([]string, 0, 8)
-			}
 			remove = append(remove, key)
 		}
 		if decorate && key == "vary" {
@@ -492,42 +506,8 @@ func (s *Server) responseHeaders(st *stream, h *extprocv3.HttpHeaders) *extprocv
 		}
 	}
 
-	// The messages of one answer, allocated together.
-	m := new(struct {
-		resp     extprocv3.ProcessingResponse
-		oneof    extprocv3.ProcessingResponse_ResponseHeaders
-		headers  extprocv3.HeadersResponse
-		common   extprocv3.CommonResponse
-		mutation extprocv3.HeaderMutation
-	})
-	m.headers.Response = &m.common
-	m.oneof.ResponseHeaders = &m.headers
-	m.resp.Response = &m.oneof
-
-	var set headerSet
+	set := st.set[:0]
 	if decorate {
-		mergedVary := ""
-		size, n := 0, 0
-		for _, dh := range d.Headers {
-			key, ok := wireKey(dh.Name)
-			if !ok {
-				continue
-			}
-			n++
-			if key == "vary" {
-				mergedVary = evaluator.MergeVary(vary)
-				size += len(mergedVary)
-				if len(vary) > 0 {
-					// Removal runs before the sets: every upstream Vary line goes and the
-					// merged one replaces them, whatever the Envoy version's overwrite rules.
-					remove = append(remove, "vary")
-				}
-				continue
-			}
-			size += len(dh.Value)
-		}
-		slab := make([]byte, 0, size)
-		set = newHeaderSet(n)
 		for _, dh := range d.Headers {
 			key, ok := wireKey(dh.Name)
 			if !ok {
@@ -535,19 +515,19 @@ func (s *Server) responseHeaders(st *stream, h *extprocv3.HttpHeaders) *extprocv
 			}
 			value := dh.Value
 			if key == "vary" {
-				value = mergedVary
+				value = evaluator.MergeVary(vary)
+				if len(vary) > 0 {
+					// Removal runs before the sets: every upstream Vary line goes and the
+					// merged one replaces them, whatever the Envoy version's overwrite rules.
+					remove = append(remove, "vary")
+				}
 			}
-			start := len(slab)
-			slab = append(slab, value...)
-			set.add(key, slab[start:len(slab):len(slab)])
+			set = append(set, wireHeader{key: key, value: value})
 		}
 	}
-	if len(remove) > 0 || len(set.opts) > 0 {
-		m.mutation.SetHeaders = set.opts
-		m.mutation.RemoveHeaders = remove
-		m.common.HeaderMutation = &m.mutation
-	}
-	return &m.resp
+	st.set, st.remove, st.vary = set, remove, vary
+	st.buf = appendResponseHeadersResponse(st.buf[:0], set, remove)
+	st.out.set(st.buf)
 }
 
 func contains(ss []string, s string) bool {
@@ -557,37 +537,6 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// headerSet builds set_headers with two allocations whatever the count.
-type headerSet struct {
-	opts  []*corev3.HeaderValueOption
-	items []headerItem
-}
-
-type headerItem struct {
-	opt corev3.HeaderValueOption
-	hv  corev3.HeaderValue
-}
-
-func newHeaderSet(n int) headerSet {
-	return headerSet{
-		opts:  make([]*corev3.HeaderValueOption, 0, n),
-		items: make([]headerItem, n),
-	}
-}
-
-// add sets key to value, replacing any value the header had: S3's headers are the answer, and
-// a repeated Access-Control-Allow-Origin would make browsers refuse the response. Values go
-// in raw_value, which is what Envoy reads (envoy.reloadable_features.send_header_raw_value,
-// default since 1.27); Envoy rejects a HeaderValue carrying both.
-func (s *headerSet) add(key string, value []byte) {
-	it := &s.items[len(s.opts)]
-	it.hv.Key = key
-	it.hv.RawValue = value
-	it.opt.Header = &it.hv
-	it.opt.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-	s.opts = append(s.opts, &it.opt)
 }
 
 // wireKey returns the lower-case name under which a header of S3's goes to Envoy, and false

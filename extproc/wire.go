@@ -1,0 +1,348 @@
+package extproc
+
+import (
+	"sync"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// The server writes its frequent answers (a preflight's ImmediateResponse, the CONTINUE to
+// request headers, an actual request's response-header mutation) straight to protobuf wire
+// bytes instead of building messages and marshalling them: S3's nine-header answer is some
+// twenty nested messages, and building plus marshalling them cost more than deciding the
+// request. Rare answers (body and trailer phases) keep the typed messages. wire_test.go
+// proves the bytes equal proto.Marshal's (deterministic) output for the same messages, for
+// every case-table decision and for fuzzed ones; RATIONALE.md says why.
+//
+// Field numbers are those of the protobuf struct tags in the generated code of
+// github.com/envoyproxy/go-control-plane/envoy v1.40.0; the file of each message is named.
+// Every message is written in the order proto.Marshal writes it: by field number, except that
+// a oneof's field comes last ("to preserve compatibility with historic wire output",
+// google.golang.org/protobuf internal/impl/codec_message.go). Any order is valid protobuf;
+// this one makes the bytes comparable with proto.Marshal's.
+const (
+	// envoy.service.ext_proc.v3.ProcessingResponse (service/ext_proc/v3/external_processor.pb.go)
+	numResponseRequestHeaders    protowire.Number = 1 // request_headers HeadersResponse, oneof response
+	numResponseResponseHeaders   protowire.Number = 2 // response_headers HeadersResponse, oneof response
+	numResponseImmediateResponse protowire.Number = 7 // immediate_response ImmediateResponse, oneof response
+	numResponseModeOverride      protowire.Number = 9 // mode_override ProcessingMode
+
+	// envoy.service.ext_proc.v3.HeadersResponse (same file)
+	numHeadersResponseResponse protowire.Number = 1 // response CommonResponse
+
+	// envoy.service.ext_proc.v3.CommonResponse (same file)
+	numCommonHeaderMutation protowire.Number = 2 // header_mutation HeaderMutation
+
+	// envoy.service.ext_proc.v3.ImmediateResponse (same file)
+	numImmediateStatus  protowire.Number = 1 // status envoy.type.v3.HttpStatus
+	numImmediateHeaders protowire.Number = 2 // headers HeaderMutation
+	numImmediateBody    protowire.Number = 3 // body bytes
+	numImmediateDetails protowire.Number = 5 // details string
+
+	// envoy.service.ext_proc.v3.HeaderMutation (same file)
+	numMutationSetHeaders    protowire.Number = 1 // set_headers repeated envoy.config.core.v3.HeaderValueOption
+	numMutationRemoveHeaders protowire.Number = 2 // remove_headers repeated string
+
+	// envoy.type.v3.HttpStatus (type/v3/http_status.pb.go)
+	numHTTPStatusCode protowire.Number = 1 // code envoy.type.v3.StatusCode (enum)
+
+	// envoy.config.core.v3.HeaderValueOption (config/core/v3/base.pb.go)
+	numOptionHeader       protowire.Number = 1 // header HeaderValue
+	numOptionAppendAction protowire.Number = 3 // append_action HeaderAppendAction (enum)
+
+	// envoy.config.core.v3.HeaderValue (same file)
+	numHeaderKey      protowire.Number = 1 // key string
+	numHeaderRawValue protowire.Number = 3 // raw_value bytes
+
+	// envoy.extensions.filters.http.ext_proc.v3.ProcessingMode
+	// (extensions/filters/http/ext_proc/v3/processing_mode.pb.go)
+	numModeResponseHeaderMode protowire.Number = 2 // response_header_mode HeaderSendMode (enum)
+)
+
+// Enum values written by hand, from the same files.
+const (
+	appendOverwriteIfExistsOrAdd = 2 // HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	headerSendModeSkip           = 2 // ProcessingMode_SKIP
+)
+
+var (
+	// continueRequest is ProcessingResponse{request_headers: {}}: CONTINUE, response headers
+	// wanted.
+	continueRequest = appendMessageStart(nil, numResponseRequestHeaders, 0)
+	// continueSkip is ProcessingResponse{mode_override: {response_header_mode: SKIP},
+	// request_headers: {}}: CONTINUE, and Envoy need not send the response headers.
+	continueSkip = appendMessageStart(
+		appendScalarVarint(
+			appendMessageStart(nil, numResponseModeOverride, sizeScalarVarint(numModeResponseHeaderMode, headerSendModeSkip)),
+			numModeResponseHeaderMode, headerSendModeSkip),
+		numResponseRequestHeaders, 0)
+)
+
+// wireHeader is one header of an answer: the key as Envoy gets it (see wireKey), the value.
+type wireHeader struct {
+	key, value string
+}
+
+// The size and append helpers follow proto3's implicit presence: a scalar field holding its
+// zero value (empty string or bytes, 0) is not written; a message field that is set is
+// written even when empty; every element of a repeated field is written.
+
+func sizeScalarBytes(num protowire.Number, n int) int {
+	if n == 0 {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+}
+
+func appendScalarString(b []byte, num protowire.Number, s string) []byte {
+	if len(s) == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendString(b, s)
+}
+
+func appendScalarBytes(b []byte, num protowire.Number, v []byte) []byte {
+	if len(v) == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendBytes(b, v)
+}
+
+func sizeScalarVarint(num protowire.Number, v uint64) int {
+	if v == 0 {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeVarint(v)
+}
+
+func appendScalarVarint(b []byte, num protowire.Number, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.VarintType)
+	return protowire.AppendVarint(b, v)
+}
+
+func sizeMessage(num protowire.Number, n int) int {
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+}
+
+// appendMessageStart writes a message field's tag and length; its n bytes of content follow.
+func appendMessageStart(b []byte, num protowire.Number, n int) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendVarint(b, uint64(n))
+}
+
+// enumVarint is how proto encodes an enum (int32) value: sign-extended to 64 bits.
+func enumVarint(v int32) uint64 { return uint64(int64(v)) }
+
+// headerValueSize is the size of HeaderValue{key, raw_value}. Values go in raw_value, which is
+// what Envoy reads (envoy.reloadable_features.send_header_raw_value, default since 1.27);
+// Envoy rejects a HeaderValue carrying both value and raw_value.
+func headerValueSize(h wireHeader) int {
+	return sizeScalarBytes(numHeaderKey, len(h.key)) + sizeScalarBytes(numHeaderRawValue, len(h.value))
+}
+
+// headerOptionSize is the size of HeaderValueOption{header, append_action:
+// OVERWRITE_IF_EXISTS_OR_ADD}: S3's headers are the answer and replace any value the header
+// had, as a repeated Access-Control-Allow-Origin would make browsers refuse the response.
+func headerOptionSize(h wireHeader) int {
+	return sizeMessage(numOptionHeader, headerValueSize(h)) + sizeScalarVarint(numOptionAppendAction, appendOverwriteIfExistsOrAdd)
+}
+
+func appendHeaderOption(b []byte, h wireHeader) []byte {
+	b = appendMessageStart(b, numMutationSetHeaders, headerOptionSize(h))
+	b = appendMessageStart(b, numOptionHeader, headerValueSize(h))
+	b = appendScalarString(b, numHeaderKey, h.key)
+	b = appendScalarString(b, numHeaderRawValue, h.value) // bytes and string share a wire form
+	return appendScalarVarint(b, numOptionAppendAction, appendOverwriteIfExistsOrAdd)
+}
+
+// mutationSize is the size of HeaderMutation{set_headers: set, remove_headers: remove}.
+func mutationSize(set []wireHeader, remove []string) int {
+	n := 0
+	for _, h := range set {
+		n += sizeMessage(numMutationSetHeaders, headerOptionSize(h))
+	}
+	for _, key := range remove {
+		n += protowire.SizeTag(numMutationRemoveHeaders) + protowire.SizeBytes(len(key))
+	}
+	return n
+}
+
+func appendMutation(b []byte, set []wireHeader, remove []string) []byte {
+	for _, h := range set {
+		b = appendHeaderOption(b, h)
+	}
+	for _, key := range remove {
+		b = protowire.AppendTag(b, numMutationRemoveHeaders, protowire.BytesType)
+		b = protowire.AppendString(b, key)
+	}
+	return b
+}
+
+// appendImmediateResponse appends ProcessingResponse{immediate_response: {status: {code:
+// status}, headers: {set_headers: set}, body, details}}. headers is left out when set is
+// empty.
+func appendImmediateResponse(b []byte, status int32, set []wireHeader, body []byte, details string) []byte {
+	statusSize := sizeScalarVarint(numHTTPStatusCode, enumVarint(status))
+	size := sizeMessage(numImmediateStatus, statusSize)
+	mutation := 0
+	if len(set) > 0 {
+		mutation = mutationSize(set, nil)
+		size += sizeMessage(numImmediateHeaders, mutation)
+	}
+	size += sizeScalarBytes(numImmediateBody, len(body)) + sizeScalarBytes(numImmediateDetails, len(details))
+
+	b = appendMessageStart(b, numResponseImmediateResponse, size)
+	b = appendMessageStart(b, numImmediateStatus, statusSize)
+	b = appendScalarVarint(b, numHTTPStatusCode, enumVarint(status))
+	if len(set) > 0 {
+		b = appendMessageStart(b, numImmediateHeaders, mutation)
+		b = appendMutation(b, set, nil)
+	}
+	b = appendScalarBytes(b, numImmediateBody, body)
+	return appendScalarString(b, numImmediateDetails, details)
+}
+
+// appendResponseHeadersResponse appends ProcessingResponse{response_headers: {response:
+// {header_mutation: {set_headers: set, remove_headers: remove}}}}: CONTINUE with the
+// mutation; header_mutation is left out when there is nothing to set or remove.
+func appendResponseHeadersResponse(b []byte, set []wireHeader, remove []string) []byte {
+	common, mutation := 0, 0
+	if len(set) > 0 || len(remove) > 0 {
+		mutation = mutationSize(set, remove)
+		common = sizeMessage(numCommonHeaderMutation, mutation)
+	}
+	b = appendMessageStart(b, numResponseResponseHeaders, sizeMessage(numHeadersResponseResponse, common))
+	b = appendMessageStart(b, numHeadersResponseResponse, common)
+	if common > 0 {
+		b = appendMessageStart(b, numCommonHeaderMutation, mutation)
+		b = appendMutation(b, set, remove)
+	}
+	return b
+}
+
+// wireResponse is a ProcessingResponse already in wire form, what the server hands to
+// SendMsg. Under [ServerCodecOption]'s codec the bytes go out as they are. Under any other
+// proto codec (a grpc.Server built without the option) it is still a proto.Message that
+// marshals to exactly those bytes: they are its unknown fields, and it has no other field
+// set. So the server works, byte for byte the same, in any grpc.Server.
+type wireResponse struct {
+	raw []byte
+	// shared, when set, is raw as an immutable buffer slice the codec may send as it is.
+	shared mem.BufferSlice
+	msg    extprocv3.ProcessingResponse
+}
+
+// ProtoReflect makes a wireResponse a proto.Message (see the type's comment).
+func (w *wireResponse) ProtoReflect() protoreflect.Message { return w.msg.ProtoReflect() }
+
+// set makes raw the message. raw must not change until the message is sent.
+func (w *wireResponse) set(raw []byte) {
+	w.raw, w.shared = raw, nil
+	w.msg.ProtoReflect().SetUnknown(raw)
+}
+
+// setStatic makes a constant answer the message, sent with no copy.
+func (w *wireResponse) setStatic(a *staticAnswer) {
+	w.raw, w.shared = a.raw, a.shared
+	w.msg.ProtoReflect().SetUnknown(a.raw)
+}
+
+// staticAnswer is a constant answer, with the buffer slice the codec sends for it. A
+// SliceBuffer's Ref and Free do nothing and gRPC only reads the bytes, so one slice serves
+// every stream at once.
+type staticAnswer struct {
+	raw    []byte
+	shared mem.BufferSlice
+}
+
+func newStaticAnswer(raw []byte) *staticAnswer {
+	raw = raw[:len(raw):len(raw)]
+	return &staticAnswer{raw: raw, shared: mem.BufferSlice{mem.SliceBuffer(raw)}}
+}
+
+var (
+	answerContinue     = newStaticAnswer(continueRequest)
+	answerContinueSkip = newStaticAnswer(continueSkip)
+)
+
+// wireCodec is gRPC's proto codec, except that a *wireResponse goes out as the bytes it
+// already is.
+type wireCodec struct {
+	proto encoding.CodecV2
+}
+
+// Marshal copies a wireResponse's bytes into a pooled buffer (gRPC may still be writing them
+// after the stream's state is reused) or, for a constant answer, sends them as they are.
+// Anything else is marshalled by the proto codec.
+func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
+	w, ok := v.(*wireResponse)
+	if !ok {
+		return c.proto.Marshal(v)
+	}
+	if w.shared != nil {
+		return w.shared, nil
+	}
+	if len(w.raw) > answerBufferSize {
+		return mem.BufferSlice{mem.Copy(w.raw, mem.DefaultBufferPool())}, nil
+	}
+	buf := answerBuffers.Get(len(w.raw))
+	copy(*buf, w.raw)
+	return mem.BufferSlice{mem.NewBuffer(buf, answerBuffers)}, nil
+}
+
+// answerBufferSize is the capacity of answerBuffers' buffers: S3's answer to an ordinary
+// preflight is 400 to 700 bytes. It must exceed gRPC's pooling threshold (1 KiB), below which
+// gRPC treats a buffer as garbage instead of returning it to its pool.
+const answerBufferSize = 4 << 10
+
+// answerBuffers recycles the buffers the codec copies answers into; gRPC returns each once
+// the answer is written. gRPC's default pool would serve too, but it clears a whole 4 KiB
+// buffer on every Get, and the codec overwrites what it uses.
+var answerBuffers = new(bufferPool)
+
+// bufferPool is a mem.BufferPool of answerBufferSize buffers.
+type bufferPool struct{ pool sync.Pool }
+
+// Get returns a buffer of length n <= answerBufferSize, its content unspecified.
+func (p *bufferPool) Get(n int) *[]byte {
+	if b, ok := p.pool.Get().(*[]byte); ok {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n, answerBufferSize)
+	return &b
+}
+
+// Put takes back a buffer of Get's.
+func (p *bufferPool) Put(b *[]byte) {
+	if cap(*b) == answerBufferSize {
+		p.pool.Put(b)
+	}
+}
+
+// Unmarshal is the proto codec's.
+func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
+
+// Name is "proto": on the wire, the codec is gRPC's proto codec.
+func (wireCodec) Name() string { return grpcproto.Name }
+
+// ServerCodecOption returns the grpc.ServerOption that lets a grpc.Server send the server's
+// pre-encoded answers as they are (see wireResponse): without it every answer is copied once
+// more by the proto codec, with the same bytes on the wire. It replaces the codec of every
+// service on that grpc.Server, leaving their messages to gRPC's proto codec, so health and
+// reflection services registered beside the ext_proc server work as before. [Run] installs
+// it.
+func ServerCodecOption() grpc.ServerOption {
+	return grpc.ForceServerCodecV2(wireCodec{proto: encoding.GetCodecV2(grpcproto.Name)})
+}

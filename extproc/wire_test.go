@@ -1,0 +1,337 @@
+package extproc
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/extproc/extproctest"
+)
+
+// The typed answers below are the reference the hand encoding (wire.go) must equal: the
+// messages the server built, and proto.Marshal encoded, before it wrote wire bytes itself.
+
+// typedImmediateResponse is S3's reply for a preflight as messages.
+func typedImmediateResponse(d *evaluator.Decision) *extprocv3.ProcessingResponse {
+	ir := &extprocv3.ImmediateResponse{
+		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
+		Details: detailsOf(d.Reason),
+	}
+	if len(d.Body) > 0 {
+		ir.Body = bytes.Clone(d.Body)
+	}
+	var set []*corev3.HeaderValueOption
+	for _, h := range d.Headers {
+		if key, ok := wireKey(h.Name); ok {
+			set = append(set, typedOption(key, h.Value))
+		}
+	}
+	if len(set) > 0 {
+		ir.Headers = &extprocv3.HeaderMutation{SetHeaders: set}
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: ir}}
+}
+
+func typedOption(key, value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: key, RawValue: []byte(value)},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+// typedResponseHeaders is the answer to the upstream's response headers h as messages.
+func typedResponseHeaders(d *evaluator.Decision, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	decorate := d.Outcome == evaluator.Decorate
+	var remove, vary []string
+	for _, u := range h.GetHeaders().GetHeaders() {
+		key := strings.ToLower(u.GetKey())
+		if d.StripUpstream && evaluator.IsCORSHeader(key) && !contains(remove, key) {
+			remove = append(remove, key)
+		}
+		if decorate && key == "vary" {
+			vary = append(vary, headerValue(u))
+		}
+	}
+	var set []*corev3.HeaderValueOption
+	if decorate {
+		for _, dh := range d.Headers {
+			key, ok := wireKey(dh.Name)
+			if !ok {
+				continue
+			}
+			value := dh.Value
+			if key == "vary" {
+				value = evaluator.MergeVary(vary)
+				if len(vary) > 0 {
+					remove = append(remove, "vary")
+				}
+			}
+			set = append(set, typedOption(key, value))
+		}
+	}
+	common := &extprocv3.CommonResponse{}
+	if len(remove) > 0 || len(set) > 0 {
+		common.HeaderMutation = &extprocv3.HeaderMutation{SetHeaders: set, RemoveHeaders: remove}
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{
+		ResponseHeaders: &extprocv3.HeadersResponse{Response: common},
+	}}
+}
+
+var (
+	typedContinue = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
+		RequestHeaders: &extprocv3.HeadersResponse{},
+	}}
+	typedContinueSkip = &extprocv3.ProcessingResponse{
+		Response:     &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}},
+		ModeOverride: &filterv3.ProcessingMode{ResponseHeaderMode: filterv3.ProcessingMode_SKIP},
+	}
+)
+
+// sentBytes is what goes on the wire for m, a message the server handed to SendMsg: what
+// ServerCodecOption's codec makes of it. For a *wireResponse it also checks that gRPC's own
+// proto codec (a grpc.Server without the option) makes the same bytes.
+func sentBytes(m any) ([]byte, error) {
+	data, err := testCodec.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	b := data.Materialize()
+	data.Free()
+	if w, ok := m.(*wireResponse); ok {
+		if !bytes.Equal(b, w.raw) {
+			return nil, fmt.Errorf("codec sent %x for a wire response of %x", b, w.raw)
+		}
+		data, err := encoding.GetCodecV2(grpcproto.Name).Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("proto codec: %w", err)
+		}
+		if pb := data.Materialize(); !bytes.Equal(pb, b) {
+			return nil, fmt.Errorf("proto codec sent %x, the wire codec %x", pb, b)
+		}
+		data.Free()
+	}
+	return b, nil
+}
+
+var testCodec = wireCodec{proto: encoding.GetCodecV2(grpcproto.Name)}
+
+// decodeSent is the message a client receives for m: the bytes of sentBytes, unmarshalled.
+func decodeSent(m any) (*extprocv3.ProcessingResponse, error) {
+	b, err := sentBytes(m)
+	if err != nil {
+		return nil, err
+	}
+	resp := new(extprocv3.ProcessingResponse)
+	if err := proto.Unmarshal(b, resp); err != nil {
+		return nil, fmt.Errorf("unmarshalling the answer %x: %w", b, err)
+	}
+	return resp, nil
+}
+
+// sameAsTyped checks that the hand-encoded answer m equals the typed one: it unmarshals to an
+// equal message, and its bytes are those of proto.Marshal (deterministic).
+func sameAsTyped(m any, want *extprocv3.ProcessingResponse) error {
+	got, err := decodeSent(m)
+	if err != nil {
+		return err
+	}
+	if !proto.Equal(got, want) {
+		return fmt.Errorf("hand-encoded answer decodes to\n%v\nwant\n%v", got, want)
+	}
+	b, _ := sentBytes(m)
+	wantBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(want)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(b, wantBytes) {
+		return fmt.Errorf("hand-encoded answer is\n%x\nproto.Marshal gives\n%x", b, wantBytes)
+	}
+	return nil
+}
+
+// checkWire encodes d's answers by hand in a fresh stream and compares each with the typed
+// answer: the reply for a Reply, and, whatever the outcome (the encoding does not depend on
+// it), the response-headers mutation for upstream.
+func checkWire(d *evaluator.Decision, upstream *extprocv3.HttpHeaders) error {
+	st := new(stream)
+	st.dec = *d
+	if d.Outcome == evaluator.Reply {
+		st.immediateResponse()
+		if err := sameAsTyped(&st.out, typedImmediateResponse(d)); err != nil {
+			return fmt.Errorf("immediate response: %w", err)
+		}
+	}
+	st.responseHeaders(upstream)
+	if err := sameAsTyped(&st.out, typedResponseHeaders(d, upstream)); err != nil {
+		return fmt.Errorf("response headers: %w", err)
+	}
+	// Again in the same stream, as a pooled stream is reused: nothing may leak through.
+	st.reset()
+	st.dec = *d
+	if d.Outcome == evaluator.Reply {
+		st.immediateResponse()
+		if err := sameAsTyped(&st.out, typedImmediateResponse(d)); err != nil {
+			return fmt.Errorf("immediate response, reused stream: %w", err)
+		}
+	}
+	return nil
+}
+
+func TestWireConstantAnswers(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		a    *staticAnswer
+		want *extprocv3.ProcessingResponse
+	}{
+		{"continue", answerContinue, typedContinue},
+		{"continue-skip", answerContinueSkip, typedContinueSkip},
+	} {
+		var w wireResponse
+		w.setStatic(c.a)
+		if err := sameAsTyped(&w, c.want); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+}
+
+// TestWireMatchesTyped: for every case of the shared table, the hand-encoded answers equal the
+// typed messages, byte for byte.
+func TestWireMatchesTyped(t *testing.T) {
+	n := 0
+	for _, tb := range tables(t) {
+		lp := tablePolicy(t, tb)
+		for _, c := range tb.Cases {
+			st := new(stream)
+			msg := extproctest.RequestHeaders(c.Request)
+			if err := readRequest(msg.GetRequestHeaders().GetHeaders().GetHeaders(), &st.req, &st.scratch); err != nil {
+				continue // a case of missing pseudo-headers: no answer to encode
+			}
+			lp.Policy.Evaluate(&st.req, &st.dec)
+			upstream := extproctest.ResponseHeaders(extproctest.UpstreamHeaders(c)).GetResponseHeaders()
+			if err := checkWire(&st.dec, upstream); err != nil {
+				t.Errorf("%s/%s: %v", tb.File, c.Name, err)
+			}
+			n++
+		}
+	}
+	if n < 50 {
+		t.Fatalf("only %d cases checked", n)
+	}
+}
+
+// FuzzWireEncoding: for arbitrary decisions (status, reason, headers, body, strip) and
+// upstream headers, the hand-encoded answers equal the typed messages byte for byte.
+// Header names are valid UTF-8, as proto3 strings must be (proto.Marshal refuses others): the
+// evaluator's are S3's ASCII names, and upstream names come from messages gRPC has already
+// validated.
+func FuzzWireEncoding(f *testing.F) {
+	for _, tb := range tablesForFuzz(f) {
+		pol, err := evaluator.Load(tb.Config)
+		if err != nil {
+			continue
+		}
+		for _, c := range tb.Cases {
+			var d evaluator.Decision
+			req := evaluator.Request{Method: c.Request.Method, Authority: c.Request.Authority, Path: c.Request.Path}
+			req.Origin, req.HasOrigin = c.Request.Get("Origin")
+			req.RequestMethod, req.HasRequestMethod = c.Request.Get("Access-Control-Request-Method")
+			req.RequestHeaders, req.HasRequestHeaders = c.Request.Get("Access-Control-Request-Headers")
+			pol.Evaluate(&req, &d)
+			var hs, up []string
+			for _, h := range d.Headers {
+				hs = append(hs, h.Name+"\n"+h.Value)
+			}
+			for _, h := range extproctest.UpstreamHeaders(c) {
+				up = append(up, h[0]+"\n"+h[1])
+			}
+			f.Add(uint8(d.Outcome), uint8(d.Reason), d.Status, strings.Join(hs, "\n"), d.Body, d.StripUpstream, strings.Join(up, "\n"))
+		}
+	}
+	f.Add(uint8(evaluator.Reply), uint8(200), -1, "", []byte(nil), false, "")
+	f.Add(uint8(evaluator.Decorate), uint8(2), 1<<40, "Vary\n\nX\n"+strings.Repeat("v", 300), []byte{}, true, "vary\na\nVary\nb\nAccess-Control-Allow-Origin\n*")
+	f.Fuzz(func(t *testing.T, outcome, reason uint8, status int, headers string, body []byte, strip bool, upstream string) {
+		d := &evaluator.Decision{
+			Outcome: evaluator.Outcome(outcome % 4), Reason: evaluator.Reason(reason), Status: status,
+			Body: body, StripUpstream: strip,
+		}
+		for kv := range pairs(headers) {
+			if !utf8.ValidString(kv[0]) {
+				return
+			}
+			d.Headers = append(d.Headers, evaluator.Header{Name: kv[0], Value: kv[1]})
+		}
+		up := new(extprocv3.HttpHeaders)
+		up.Headers = new(corev3.HeaderMap)
+		for kv := range pairs(upstream) {
+			if !utf8.ValidString(kv[0]) {
+				return
+			}
+			up.Headers.Headers = append(up.Headers.Headers, &corev3.HeaderValue{Key: kv[0], RawValue: []byte(kv[1])})
+		}
+		if err := checkWire(d, up); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// pairs yields the (name, value) pairs of s, lines alternating name and value.
+func pairs(s string) func(func([2]string) bool) {
+	return func(yield func([2]string) bool) {
+		if s == "" {
+			return
+		}
+		lines := strings.Split(s, "\n")
+		for i := 0; i+1 < len(lines); i += 2 {
+			if !yield([2]string{lines[i], lines[i+1]}) {
+				return
+			}
+		}
+	}
+}
+
+// TestWireAnswerAllocations: once a pooled stream has served one request, encoding a
+// preflight's answer allocates nothing, and handing it to the codec allocates only the
+// one-element buffer slice gRPC holds until the bytes are written.
+func TestWireAnswerAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts do not hold under -race; this test runs without it in make test")
+	}
+	lp, err := LoadConfig("bench.json", []byte(benchConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := new(stream)
+	msg := extproctest.RequestHeaders(benchPreflight)
+	if err := readRequest(msg.GetRequestHeaders().GetHeaders().GetHeaders(), &st.req, &st.scratch); err != nil {
+		t.Fatal(err)
+	}
+	lp.Policy.Evaluate(&st.req, &st.dec)
+	if st.dec.Outcome != evaluator.Reply || len(st.dec.Headers) < 5 {
+		t.Fatalf("benchmark preflight decided %v with %d headers, want a reply with S3's headers", st.dec.Outcome, len(st.dec.Headers))
+	}
+	st.immediateResponse()
+	if a := testing.AllocsPerRun(100, st.immediateResponse); a != 0 {
+		t.Errorf("encoding a preflight's answer: %v allocations, want 0", a)
+	}
+	if a := testing.AllocsPerRun(100, func() {
+		data, err := testCodec.Marshal(&st.out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data.Free()
+	}); a > 1 {
+		t.Errorf("the codec: %v allocations, want at most 1 (the buffer slice)", a)
+	}
+}
