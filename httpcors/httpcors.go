@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/s3cors/s3cors/evaluator"
 )
@@ -62,7 +63,7 @@ func (m *Middleware) SetPolicy(p *evaluator.Policy) {
 	if p == nil {
 		return
 	}
-	m.state.Store(&policyState{policy: p, values: newValueTable(p.HeaderValues())})
+	m.state.Store(&policyState{policy: p, values: newValueTable(p.HeaderValues(), constants)})
 }
 
 // Header names as net/http's header map holds them (canonical form), so that headers are
@@ -82,6 +83,13 @@ var (
 	valXML   = []string{"application/xml"}
 	valClose = []string{"close"}
 )
+
+// constants are the fixed values a Decision can hold, found in the value table by their
+// memory like the policy's own values: the evaluator returns these very literals (the
+// linker keeps one copy of equal string literals), so a Decision's header costs one table
+// probe. Should a toolchain ever keep two copies, the value is copied instead: still right,
+// only slower (TestConstantsAreFoundByMemory says which).
+var constants = [][]string{valStar, valTrue, valVary, valXML, valClose}
 
 // exchange is the per-request state, pooled: the evaluator's Request and Decision, the
 // wrapper around the ResponseWriter, and the memory replies take their header values from.
@@ -167,61 +175,24 @@ func first(vs []string) (string, bool) {
 func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState) {
 	h := w.Header()
 	d := &x.d
-	for i := range d.Headers {
-		hd := &d.Headers[i]
-		key, v := hd.Name, []string(nil)
-		// Dispatch on the name's length first (a jump table), then confirm the name: this
-		// loop runs ten times per preflight.
-		switch len(hd.Name) {
-		case len(evaluator.HeaderAllowOrigin):
-			if hd.Name == evaluator.HeaderAllowOrigin {
-				v = echoed(hd.Value, origin)
-			}
-		case len(evaluator.HeaderAllowMethods): // and HeaderAllowHeaders
-			if hd.Name == evaluator.HeaderAllowMethods {
-				v = st.values.find(hd.Value)
-			}
-		case len(evaluator.HeaderExposeHeaders):
-			if hd.Name == evaluator.HeaderExposeHeaders {
-				v = st.values.find(hd.Value)
-			}
-		case len(evaluator.HeaderMaxAge):
-			if hd.Name == evaluator.HeaderMaxAge {
-				v = st.values.find(hd.Value)
-			}
-		case len(evaluator.HeaderAllowCredentials):
-			if hd.Name == evaluator.HeaderAllowCredentials {
-				v = constant(hd.Value, valTrue)
-			}
-		case len(evaluator.HeaderVary):
-			if hd.Name == evaluator.HeaderVary {
-				v = constant(hd.Value, valVary)
-			}
-		case len(evaluator.HeaderContentLength):
-			if hd.Name == evaluator.HeaderContentLength {
+	values := &st.values
+	for _, hd := range d.Headers {
+		key := hd.Name
+		v := values.find(hd.Value)
+		if v == nil {
+			switch {
+			case isOrigin(hd.Value, origin):
+				v = origin[:1:1]
+			case len(key) == len(evaluator.HeaderContentLength) && key == evaluator.HeaderContentLength:
 				// Framing is the server's: net/http (HTTP/1.1 and HTTP/2) sends
 				// Content-Length: 0 for a reply that wrote no body, and one entry fewer
 				// keeps the header map in its small form. See RATIONALE.md.
 				continue
+			default:
+				// The ids and the Allow-Headers echo (or a constant the table missed).
+				key = canonicalKey(key)
+				v = x.mem.value(hd.Value)
 			}
-		case len(evaluator.HeaderContentType):
-			if hd.Name == evaluator.HeaderContentType {
-				v = constant(hd.Value, valXML)
-			}
-		case len(evaluator.HeaderConnection): // and HeaderID2
-			switch hd.Name {
-			case evaluator.HeaderConnection:
-				v = constant(hd.Value, valClose)
-			case evaluator.HeaderID2:
-				key = keyID2
-			}
-		case len(evaluator.HeaderRequestID):
-			if hd.Name == evaluator.HeaderRequestID {
-				key = keyRequestID
-			}
-		}
-		if v == nil {
-			v = x.mem.value(hd.Value) // the ids, the Allow-Headers echo
 		}
 		h[key] = v
 	}
@@ -233,19 +204,20 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 	}
 }
 
-// echoed returns the Allow-Origin value "*" or, when the value is the request's Origin (it
-// always is), the request's own Origin slice; nil otherwise.
-func echoed(v string, origin []string) []string {
-	if len(origin) > 0 && origin[0] == v {
-		return origin[:1:1]
+// canonicalKey is name as net/http's header map holds it. The evaluator's names are
+// canonical already except S3's two ids.
+func canonicalKey(name string) string {
+	switch name {
+	case evaluator.HeaderRequestID:
+		return keyRequestID
+	case evaluator.HeaderID2:
+		return keyID2
 	}
-	return constant(v, valStar)
+	return name
 }
 
-// constant returns c when it holds v, else nil.
-func constant(v string, c []string) []string {
-	if v == c[0] {
-		return c
-	}
-	return nil
+// isOrigin reports whether v is the request's Origin value itself (the same memory), which
+// is what an echoed Access-Control-Allow-Origin holds.
+func isOrigin(v string, origin []string) bool {
+	return len(origin) > 0 && len(v) == len(origin[0]) && unsafe.StringData(v) == unsafe.StringData(origin[0])
 }

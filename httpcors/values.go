@@ -23,13 +23,17 @@ type valueSlot struct {
 	v []string
 }
 
-// newValueTable indexes the policy's values, each as a one-element []string.
-func newValueTable(values []string) valueTable {
+// newValueTable indexes the policy's values, each as a one-element []string, and the
+// given constant slices.
+func newValueTable(values []string, constants [][]string) valueTable {
 	size := 8
-	for size < 2*len(values) {
+	for size < 2*(len(values)+len(constants)) {
 		size *= 2
 	}
 	t := valueTable{slots: make([]valueSlot, size), shift: uint8(64 - bits.TrailingZeros(uint(size)))}
+	for _, c := range constants {
+		t.add(c)
+	}
 	for _, v := range values {
 		// len == cap, so that an append by anyone copies instead of writing into it.
 		t.add([]string{v})

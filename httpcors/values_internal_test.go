@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/s3cors/s3cors/evaluator"
 )
 
 func TestValueTableFindsByMemory(t *testing.T) {
@@ -14,7 +16,7 @@ func TestValueTableFindsByMemory(t *testing.T) {
 	for i := range 40 {
 		values = append(values, strconv.Itoa(1000+i))
 	}
-	tb := newValueTable(values)
+	tb := newValueTable(values, nil)
 	for _, v := range values {
 		got := tb.find(v)
 		if len(got) != 1 || cap(got) != 1 || got[0] != v {
@@ -31,7 +33,7 @@ func TestValueTableFindsByMemory(t *testing.T) {
 	if got := tb.find(base[:8]); got[0] != "GET, PUT" {
 		t.Errorf("prefix value %q", got)
 	}
-	if empty := newValueTable(nil); empty.find("x") != nil {
+	if empty := newValueTable(nil, nil); empty.find("x") != nil {
 		t.Error("an empty table found a value")
 	}
 }
@@ -114,3 +116,46 @@ func TestValueMemorySurvivesCollection(t *testing.T) {
 }
 
 var sinkChunk *valueChunk
+
+// TestConstantsAreFoundByMemory pins what the value table relies on for speed: every fixed
+// value a Decision holds (Allow-Origin "*", Allow-Credentials, Vary, Content-Type and
+// Connection of error replies) and every policy value is found by its memory, so a reply
+// copies only the ids and the Allow-Headers echo. A miss would still answer correctly, by
+// copying.
+func TestConstantsAreFoundByMemory(t *testing.T) {
+	m, err := Load([]byte(`{"buckets": {"site": {"CORSRules": [
+	  {"AllowedOrigins": ["*"], "AllowedMethods": ["GET"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 60},
+	  {"AllowedOrigins": ["https://app.example.com"], "AllowedMethods": ["PUT"], "AllowedHeaders": ["*"]}]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := m.state.Load()
+	const app = "https://app.example.com"
+	requests := []evaluator.Request{
+		{Method: "OPTIONS", Path: "/site/k", Origin: app, HasOrigin: true, RequestMethod: "GET", HasRequestMethod: true},
+		{Method: "OPTIONS", Path: "/site/k", Origin: app, HasOrigin: true, RequestMethod: "PUT", HasRequestMethod: true,
+			RequestHeaders: "x-a", HasRequestHeaders: true},
+		{Method: "GET", Path: "/site/k", Origin: app, HasOrigin: true},
+		{Method: "PUT", Path: "/site/k", Origin: app, HasOrigin: true},
+		{Method: "OPTIONS", Path: "/site/k", Origin: app, HasOrigin: true, RequestMethod: "POST", HasRequestMethod: true},
+		{Method: "OPTIONS", Path: "/site/k", HasOrigin: false},
+	}
+	dynamic := map[string]bool{evaluator.HeaderRequestID: true, evaluator.HeaderID2: true,
+		evaluator.HeaderContentLength: true, evaluator.HeaderAllowHeaders: true}
+	var d evaluator.Decision
+	for i := range requests {
+		r := &requests[i]
+		st.policy.Evaluate(r, &d)
+		if len(d.Headers) == 0 {
+			t.Fatalf("request %d: no headers (%v)", i, d.Reason)
+		}
+		for _, hd := range d.Headers {
+			if dynamic[hd.Name] || hd.Name == evaluator.HeaderAllowOrigin && hd.Value == app {
+				continue
+			}
+			if v := st.values.find(hd.Value); v == nil || v[0] != hd.Value {
+				t.Errorf("request %d (%v): %s: %q not found by memory", i, d.Reason, hd.Name, hd.Value)
+			}
+		}
+	}
+}

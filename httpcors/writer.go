@@ -59,44 +59,26 @@ func (w *writer) apply() {
 	if !decorate {
 		return
 	}
-	// The choices of reply, for the headers a Decorate decision holds: this loop runs on
-	// every decorated response.
-	for i := range w.d.Headers {
-		hd := &w.d.Headers[i]
-		switch hd.Name {
-		case evaluator.HeaderAllowOrigin:
-			if v := echoed(hd.Value, w.origin); v != nil {
-				h[hd.Name] = v
-				continue
-			}
-		case evaluator.HeaderAllowCredentials:
-			if v := constant(hd.Value, valTrue); v != nil {
-				h[hd.Name] = v
-				continue
-			}
-		case evaluator.HeaderVary:
-			var up []string
-			if upstream {
-				up = h["Vary"]
-			}
-			if len(up) > 0 {
-				h[hd.Name] = []string{evaluator.MergeVary(up)}
-				continue
-			}
-			if v := constant(hd.Value, valVary); v != nil {
-				h[hd.Name] = v
-				continue
-			}
-		default:
-			if v := w.st.values.find(hd.Value); v != nil {
-				h[hd.Name] = v
-				continue
-			}
+	// A Decorate decision holds the request's Origin or "*", policy values and constants:
+	// one table probe each.
+	var up []string
+	if upstream {
+		up = h["Vary"]
+	}
+	values, origin := &w.st.values, w.origin
+	for _, hd := range w.d.Headers {
+		v := values.find(hd.Value)
+		switch {
+		case v == nil && isOrigin(hd.Value, origin):
+			v = origin[:1:1]
+		case v == nil:
+			// Not reached today, and safe should that change: the copy outlives the
+			// Decision.
+			v = []string{strings.Clone(hd.Value)}
+		case len(up) > 0 && &v[0] == &valVary[0]:
+			v = []string{evaluator.MergeVary(up)}
 		}
-		// Not reached today (a Decorate decision holds only policy values, constants and
-		// the request's Origin), and safe should that change: the copy outlives the
-		// Decision.
-		h[hd.Name] = []string{strings.Clone(hd.Value)}
+		h[hd.Name] = v
 	}
 }
 
