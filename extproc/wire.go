@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"slices"
 	"sync"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -74,117 +75,127 @@ const (
 var (
 	// continueRequest is ProcessingResponse{request_headers: {}}: CONTINUE, response headers
 	// wanted.
-	continueRequest = appendMessageStart(nil, numResponseRequestHeaders, 0)
+	continueRequest = []byte{tag(numResponseRequestHeaders, protowire.BytesType), 0}
 	// continueSkip is ProcessingResponse{mode_override: {response_header_mode: SKIP},
 	// request_headers: {}}: CONTINUE, and Envoy need not send the response headers.
-	continueSkip = appendMessageStart(
-		appendScalarVarint(
-			appendMessageStart(nil, numResponseModeOverride, sizeScalarVarint(numModeResponseHeaderMode, headerSendModeSkip)),
-			numModeResponseHeaderMode, headerSendModeSkip),
-		numResponseRequestHeaders, 0)
+	continueSkip = []byte{
+		tag(numResponseModeOverride, protowire.BytesType), 2,
+		tag(numModeResponseHeaderMode, protowire.VarintType), headerSendModeSkip,
+		tag(numResponseRequestHeaders, protowire.BytesType), 0,
+	}
 )
 
-// wireHeader is one header of an answer: the key as Envoy gets it (see wireKey), the value.
+// wireHeader is one header of an answer: the key as Envoy gets it (see wireKey), the value,
+// and, once sizeHeaders has run, the encoded sizes of its HeaderValue and HeaderValueOption.
 type wireHeader struct {
-	key, value string
+	key, value      string
+	hvSize, optSize int
+}
+
+// Every field number above is below 16, so every tag is one byte: the field number shifted
+// left three bits, or'ed with the wire type (protowire.EncodeTag).
+func tag(num protowire.Number, typ protowire.Type) byte { return byte(num)<<3 | byte(typ) }
+
+// appendVarint and sizeVarint take one byte, inline, for the lengths and enum values of
+// nearly every answer.
+func appendVarint(b []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return protowire.AppendVarint(b, v)
+}
+
+func sizeVarint(v uint64) int {
+	if v < 0x80 {
+		return 1
+	}
+	return protowire.SizeVarint(v)
 }
 
 // The size and append helpers follow proto3's implicit presence: a scalar field holding its
 // zero value (empty string or bytes, 0) is not written; a message field that is set is
 // written even when empty; every element of a repeated field is written.
 
-func sizeScalarBytes(num protowire.Number, n int) int {
+// sizeField is the size of a length-delimited field of n bytes: tag, length, content.
+func sizeField(n int) int { return 1 + sizeVarint(uint64(n)) + n }
+
+// sizeScalar is sizeField for a string or bytes scalar, absent when empty.
+func sizeScalar(n int) int {
 	if n == 0 {
 		return 0
 	}
-	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+	return sizeField(n)
 }
 
-func appendScalarString(b []byte, num protowire.Number, s string) []byte {
-	if len(s) == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, s)
-}
+// appendField writes the tag and length of a length-delimited field; its n bytes follow.
+func appendField(b []byte, t byte, n int) []byte { return appendVarint(append(b, t), uint64(n)) }
 
-func appendScalarBytes(b []byte, num protowire.Number, v []byte) []byte {
+// appendScalar writes a string or bytes scalar, nothing when empty.
+func appendScalar[T string | []byte](b []byte, t byte, v T) []byte {
 	if len(v) == 0 {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, v)
+	return append(appendField(b, t, len(v)), v...)
 }
 
-func sizeScalarVarint(num protowire.Number, v uint64) int {
+// sizeEnum and appendEnum write an enum scalar, absent when 0. proto encodes an enum (int32)
+// as a varint of its value sign-extended to 64 bits.
+func sizeEnum(v int32) int {
 	if v == 0 {
 		return 0
 	}
-	return protowire.SizeTag(num) + protowire.SizeVarint(v)
+	return 1 + sizeVarint(uint64(int64(v)))
 }
 
-func appendScalarVarint(b []byte, num protowire.Number, v uint64) []byte {
+func appendEnum(b []byte, t byte, v int32) []byte {
 	if v == 0 {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
+	return appendVarint(append(b, t), uint64(int64(v)))
 }
 
-func sizeMessage(num protowire.Number, n int) int {
-	return protowire.SizeTag(num) + protowire.SizeBytes(n)
-}
-
-// appendMessageStart writes a message field's tag and length; its n bytes of content follow.
-func appendMessageStart(b []byte, num protowire.Number, n int) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendVarint(b, uint64(n))
-}
-
-// enumVarint is how proto encodes an enum (int32) value: sign-extended to 64 bits.
-func enumVarint(v int32) uint64 { return uint64(int64(v)) }
-
-// headerValueSize is the size of HeaderValue{key, raw_value}. Values go in raw_value, which is
-// what Envoy reads (envoy.reloadable_features.send_header_raw_value, default since 1.27);
-// Envoy rejects a HeaderValue carrying both value and raw_value.
-func headerValueSize(h wireHeader) int {
-	return sizeScalarBytes(numHeaderKey, len(h.key)) + sizeScalarBytes(numHeaderRawValue, len(h.value))
-}
-
-// headerOptionSize is the size of HeaderValueOption{header, append_action:
-// OVERWRITE_IF_EXISTS_OR_ADD}: S3's headers are the answer and replace any value the header
-// had, as a repeated Access-Control-Allow-Origin would make browsers refuse the response.
-func headerOptionSize(h wireHeader) int {
-	return sizeMessage(numOptionHeader, headerValueSize(h)) + sizeScalarVarint(numOptionAppendAction, appendOverwriteIfExistsOrAdd)
-}
-
-func appendHeaderOption(b []byte, h wireHeader) []byte {
-	b = appendMessageStart(b, numMutationSetHeaders, headerOptionSize(h))
-	b = appendMessageStart(b, numOptionHeader, headerValueSize(h))
-	b = appendScalarString(b, numHeaderKey, h.key)
-	b = appendScalarString(b, numHeaderRawValue, h.value) // bytes and string share a wire form
-	return appendScalarVarint(b, numOptionAppendAction, appendOverwriteIfExistsOrAdd)
-}
-
-// mutationSize is the size of HeaderMutation{set_headers: set, remove_headers: remove}.
-func mutationSize(set []wireHeader, remove []string) int {
+// sizeHeaders records in each header of set the sizes of its HeaderValue{key, raw_value} and
+// of its HeaderValueOption{header, append_action: OVERWRITE_IF_EXISTS_OR_ADD}, and returns
+// the size of set as HeaderMutation.set_headers.
+//
+// Values go in raw_value, which is what Envoy reads (envoy.reloadable_features.
+// send_header_raw_value, default since 1.27); Envoy rejects a HeaderValue carrying both value
+// and raw_value. S3's headers are the answer and replace any value the header had, as a
+// repeated Access-Control-Allow-Origin would make browsers refuse the response.
+func sizeHeaders(set []wireHeader) int {
 	n := 0
-	for _, h := range set {
-		n += sizeMessage(numMutationSetHeaders, headerOptionSize(h))
-	}
-	for _, key := range remove {
-		n += protowire.SizeTag(numMutationRemoveHeaders) + protowire.SizeBytes(len(key))
+	for i := range set {
+		h := &set[i]
+		h.hvSize = sizeScalar(len(h.key)) + sizeScalar(len(h.value))
+		h.optSize = sizeField(h.hvSize) + sizeEnum(appendOverwriteIfExistsOrAdd)
+		n += sizeField(h.optSize)
 	}
 	return n
 }
 
+// sizeRemove is the size of remove as HeaderMutation.remove_headers.
+func sizeRemove(remove []string) int {
+	n := 0
+	for _, key := range remove {
+		n += sizeField(len(key))
+	}
+	return n
+}
+
+// appendMutation writes HeaderMutation{set_headers: set, remove_headers: remove}'s fields;
+// sizeHeaders must have run on set.
 func appendMutation(b []byte, set []wireHeader, remove []string) []byte {
-	for _, h := range set {
-		b = appendHeaderOption(b, h)
+	for i := range set {
+		h := &set[i]
+		b = appendField(b, tag(numMutationSetHeaders, protowire.BytesType), h.optSize)
+		b = appendField(b, tag(numOptionHeader, protowire.BytesType), h.hvSize)
+		b = appendScalar(b, tag(numHeaderKey, protowire.BytesType), h.key)
+		b = appendScalar(b, tag(numHeaderRawValue, protowire.BytesType), h.value)
+		b = appendEnum(b, tag(numOptionAppendAction, protowire.VarintType), appendOverwriteIfExistsOrAdd)
 	}
 	for _, key := range remove {
-		b = protowire.AppendTag(b, numMutationRemoveHeaders, protowire.BytesType)
-		b = protowire.AppendString(b, key)
+		b = appendField(b, tag(numMutationRemoveHeaders, protowire.BytesType), len(key))
+		b = append(b, key...)
 	}
 	return b
 }
@@ -193,24 +204,25 @@ func appendMutation(b []byte, set []wireHeader, remove []string) []byte {
 // status}, headers: {set_headers: set}, body, details}}. headers is left out when set is
 // empty.
 func appendImmediateResponse(b []byte, status int32, set []wireHeader, body []byte, details string) []byte {
-	statusSize := sizeScalarVarint(numHTTPStatusCode, enumVarint(status))
-	size := sizeMessage(numImmediateStatus, statusSize)
+	statusSize := sizeEnum(status)
+	size := sizeField(statusSize)
 	mutation := 0
 	if len(set) > 0 {
-		mutation = mutationSize(set, nil)
-		size += sizeMessage(numImmediateHeaders, mutation)
+		mutation = sizeHeaders(set)
+		size += sizeField(mutation)
 	}
-	size += sizeScalarBytes(numImmediateBody, len(body)) + sizeScalarBytes(numImmediateDetails, len(details))
+	size += sizeScalar(len(body)) + sizeScalar(len(details))
 
-	b = appendMessageStart(b, numResponseImmediateResponse, size)
-	b = appendMessageStart(b, numImmediateStatus, statusSize)
-	b = appendScalarVarint(b, numHTTPStatusCode, enumVarint(status))
+	b = slices.Grow(b, sizeField(size))
+	b = appendField(b, tag(numResponseImmediateResponse, protowire.BytesType), size)
+	b = appendField(b, tag(numImmediateStatus, protowire.BytesType), statusSize)
+	b = appendEnum(b, tag(numHTTPStatusCode, protowire.VarintType), status)
 	if len(set) > 0 {
-		b = appendMessageStart(b, numImmediateHeaders, mutation)
+		b = appendField(b, tag(numImmediateHeaders, protowire.BytesType), mutation)
 		b = appendMutation(b, set, nil)
 	}
-	b = appendScalarBytes(b, numImmediateBody, body)
-	return appendScalarString(b, numImmediateDetails, details)
+	b = appendScalar(b, tag(numImmediateBody, protowire.BytesType), body)
+	return appendScalar(b, tag(numImmediateDetails, protowire.BytesType), details)
 }
 
 // appendResponseHeadersResponse appends ProcessingResponse{response_headers: {response:
@@ -219,13 +231,15 @@ func appendImmediateResponse(b []byte, status int32, set []wireHeader, body []by
 func appendResponseHeadersResponse(b []byte, set []wireHeader, remove []string) []byte {
 	common, mutation := 0, 0
 	if len(set) > 0 || len(remove) > 0 {
-		mutation = mutationSize(set, remove)
-		common = sizeMessage(numCommonHeaderMutation, mutation)
+		mutation = sizeHeaders(set) + sizeRemove(remove)
+		common = sizeField(mutation)
 	}
-	b = appendMessageStart(b, numResponseResponseHeaders, sizeMessage(numHeadersResponseResponse, common))
-	b = appendMessageStart(b, numHeadersResponseResponse, common)
+	headers := sizeField(common)
+	b = slices.Grow(b, sizeField(headers))
+	b = appendField(b, tag(numResponseResponseHeaders, protowire.BytesType), headers)
+	b = appendField(b, tag(numHeadersResponseResponse, protowire.BytesType), common)
 	if common > 0 {
-		b = appendMessageStart(b, numCommonHeaderMutation, mutation)
+		b = appendField(b, tag(numCommonHeaderMutation, protowire.BytesType), mutation)
 		b = appendMutation(b, set, remove)
 	}
 	return b

@@ -13,6 +13,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/s3cors/s3cors/evaluator"
@@ -333,5 +334,25 @@ func TestWireAnswerAllocations(t *testing.T) {
 		data.Free()
 	}); a > 1 {
 		t.Errorf("the codec: %v allocations, want at most 1 (the buffer slice)", a)
+	}
+}
+
+// TestWireTagsFitOneByte: tag() writes one-byte tags, which holds for field numbers 1 to 15.
+func TestWireTagsFitOneByte(t *testing.T) {
+	for _, num := range []protowire.Number{
+		numResponseRequestHeaders, numResponseResponseHeaders, numResponseImmediateResponse, numResponseModeOverride,
+		numHeadersResponseResponse, numCommonHeaderMutation,
+		numImmediateStatus, numImmediateHeaders, numImmediateBody, numImmediateDetails,
+		numMutationSetHeaders, numMutationRemoveHeaders, numHTTPStatusCode,
+		numOptionHeader, numOptionAppendAction, numHeaderKey, numHeaderRawValue, numModeResponseHeaderMode,
+	} {
+		if num < 1 || num > 15 {
+			t.Errorf("field number %d needs a multi-byte tag", num)
+		}
+		for _, typ := range []protowire.Type{protowire.VarintType, protowire.BytesType} {
+			if got, want := []byte{tag(num, typ)}, protowire.AppendTag(nil, num, typ); !bytes.Equal(got, want) {
+				t.Errorf("tag(%d, %d) = %x, protowire writes %x", num, typ, got, want)
+			}
+		}
 	}
 }
