@@ -18,23 +18,23 @@ import (
 // Returned strings may point into s (see Decision); bp is the bucket's policy when listed.
 func (p *Policy) locate(r *Request, s *decisionScratch) (bucket, key string, bp *bucketPolicy, ok bool) {
 	path := r.Path
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	if i := strings.IndexByte(path, '#'); i >= 0 {
-		path = path[:i]
-	}
 	if path == "" || path[0] != '/' {
 		return "", "", nil, false
 	}
+	// One pass over the target finds the query or fragment, the bucket segment's end and
+	// whether anything is percent-encoded, instead of one IndexByte for each.
+	end, slash, pct := scanTarget(path)
+	path = path[:end]
 	s.addr = s.addr[:0]
 	if len(p.suffixes) > 0 {
 		if name, ok := p.virtualHost(r.Authority, s); ok {
-			key, ok := p.decode(s, path[1:])
-			if !ok {
-				return "", "", nil, false
+			key := path[1:]
+			if pct >= 0 {
+				if key, ok = p.decode(s, key); !ok {
+					return "", "", nil, false
+				}
 			}
-			if bp := p.buckets[name]; bp != nil {
+			if bp := p.lookup(name); bp != nil {
 				return bp.name, key, bp, true
 			}
 			return name, key, nil, true
@@ -43,29 +43,95 @@ func (p *Policy) locate(r *Request, s *decisionScratch) (bucket, key string, bp 
 	if !p.path {
 		return "", "", nil, false
 	}
-	seg, key, hasKey := strings.Cut(path[1:], "/")
+	seg, key := path[1:], ""
+	if slash >= 0 {
+		seg, key = path[1:slash], path[slash+1:]
+	}
 	if seg == "" {
 		return "", "", nil, false
 	}
-	name, ok := p.decode(s, seg)
-	if !ok || name == "" {
-		return "", "", nil, false
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c == '/' || c < ' ' || c == 0x7f {
-			return "", "", nil, false
+	name := seg
+	if pct >= 0 {
+		if pct < slash || slash < 0 {
+			if name, ok = p.decode(s, seg); !ok || name == "" {
+				return "", "", nil, false
+			}
+		}
+		if slash >= 0 {
+			if key, ok = p.decode(s, key); !ok {
+				return "", "", nil, false
+			}
 		}
 	}
-	if hasKey {
-		if key, ok = p.decode(s, key); !ok {
+	if bp := p.lookup(name); bp != nil {
+		if !bp.pathName {
 			return "", "", nil, false
 		}
-	}
-	if bp := p.buckets[name]; bp != nil {
 		// The configuration's own copy of the name outlives the scratch buffer.
 		return bp.name, key, bp, true
 	}
+	if !isPathBucketName(name) {
+		return "", "", nil, false
+	}
 	return name, key, nil, true
+}
+
+// isPathBucketName reports whether a decoded path segment can name a bucket: no "/" (from
+// "%2F") and no control character.
+func isPathBucketName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c == '/' || c < ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// lookup returns the listed bucket of that name, or nil. A policy of a few buckets compares
+// names (length first) instead of hashing: cheaper than the map's hash below five.
+func (p *Policy) lookup(name string) *bucketPolicy {
+	if p.few != nil {
+		for _, bp := range p.few {
+			if len(bp.name) == len(name) && bp.name == name {
+				return bp
+			}
+		}
+		return nil
+	}
+	return p.buckets[name]
+}
+
+// scanTarget scans a request target eight bytes at a time. end is the offset of the first
+// '?' or '#' (len(path) when none); slash is the offset of the first '/' after offset 0 and
+// before end, pct that of the first '%' before end, each -1 when none.
+func scanTarget(path string) (end, slash, pct int) {
+	b := bytesOf(path)
+	slash, pct = -1, -1
+	for i := 1; i < len(b); i += 8 {
+		w, t := wordAt(b, i)
+		h := w & low7
+		// Each test marks bytes equal to one ASCII character: h^c+low7 keeps the high bit
+		// of a byte unless it was c, and "| w" keeps it for bytes of 0x80 and above.
+		stop := ^((h^'?'*lsb+low7)&(h^'#'*lsb+low7) | w) & msb & below(t)
+		valid := below(t)
+		if stop != 0 {
+			valid = below(firstByte(stop))
+		}
+		if slash < 0 {
+			if m := ^(h ^ '/'*lsb + low7 | w) & msb & valid; m != 0 {
+				slash = i + firstByte(m)
+			}
+		}
+		if pct < 0 {
+			if m := ^(h ^ '%'*lsb + low7 | w) & msb & valid; m != 0 {
+				pct = i + firstByte(m)
+			}
+		}
+		if stop != 0 {
+			return i + firstByte(stop), slash, pct
+		}
+	}
+	return len(b), slash, pct
 }
 
 // virtualHost returns the bucket of a "<bucket>.<suffix>" authority, lower case (host names

@@ -45,7 +45,7 @@ func (p *Policy) Explain(r *Request) *Explanation {
 	for i := range bp.rules {
 		cr := &bp.rules[i]
 		t := RuleTrace{Index: i, ID: cr.id}
-		t.OriginMatched = hasOrigin && (cr.anyOrigin || !bad && cr.originMatches(r.Origin, false, false))
+		t.OriginMatched = hasOrigin && (cr.anyOrigin || !bad && cr.originMatches(r.Origin, false, false) != originNoMatch)
 		t.MethodMatched = bit != 0 && cr.methods&bit != 0
 		if s.badACRH {
 			t.FailedHeader = strings.Clone(r.RequestHeaders)

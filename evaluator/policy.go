@@ -14,10 +14,11 @@ import (
 type Policy struct {
 	cfg      *Config
 	buckets  map[string]*bucketPolicy
-	unlisted *bucketPolicy // what an unlisted bucket gets; nil under "forward"
-	suffixes []string      // virtual-host suffixes, lower case, longest first
-	path     bool          // path-style addressing
-	strip    bool          // strip upstream Access-Control-* headers
+	few      []*bucketPolicy // the buckets again when there are at most fewBuckets, else nil
+	unlisted *bucketPolicy   // what an unlisted bucket gets; nil under "forward"
+	suffixes []string        // virtual-host suffixes, lower case, longest first
+	path     bool            // path-style addressing
+	strip    bool            // strip upstream Access-Control-* headers
 }
 
 // bucketState says whether a bucket has rules to evaluate.
@@ -31,10 +32,13 @@ const (
 
 // bucketPolicy is one bucket's compiled rules.
 type bucketPolicy struct {
-	name   string // the listed name; "" for the unlisted fallback
-	state  bucketState
-	source string // "bucket", "default" or "unlisted", for Explain
-	rules  []compiledRule
+	name string // the listed name; "" for the unlisted fallback
+	// pathName: the name has no control character, so a path-style request can name it
+	// (a configured name may hold a tab, which a path segment may not).
+	pathName bool
+	state    bucketState
+	source   string // "bucket", "default" or "unlisted", for Explain
+	rules    []compiledRule
 
 	// The index that keeps a 100-rule bucket close to a 1-rule one: candidate rules are
 	// those listing the request's origin verbatim (exact) or holding a wildcard origin
@@ -54,6 +58,9 @@ type bucketPolicy struct {
 	wildBySuffix map[string]ruleSet // nil for buckets with few wildcard rules
 	wildOther    ruleSet
 }
+
+// fewBuckets is the number of buckets up to which lookup compares names instead of hashing.
+const fewBuckets = 4
 
 // indexThreshold is the number of exact origins from which a bucket gets an origin map;
 // below it, comparing a handful of strings beats hashing.
@@ -98,11 +105,14 @@ func splitPattern(v string) pattern {
 
 // compiledRule is a Rule with its matching sets and response header values precomputed.
 type compiledRule struct {
-	id        string
-	origins   []string  // verbatim AllowedOrigins without "*"
-	wild      []pattern // AllowedOrigins with one "*" (not "*" alone)
-	anyOrigin bool      // AllowedOrigins holds "*": Allow-Origin is "*", no credentials
-	methods   uint8     // methodBit of each AllowedMethod
+	id      string
+	origins []string // verbatim AllowedOrigins without "*"
+	// unsafeOrigins: one of origins holds CR, LF or NUL, so a request origin equal to it
+	// must still be refused unless the rule also allows "*".
+	unsafeOrigins bool
+	wild          []pattern // AllowedOrigins with one "*" (not "*" alone)
+	anyOrigin     bool      // AllowedOrigins holds "*": Allow-Origin is "*", no credentials
+	methods       uint8     // methodBit of each AllowedMethod
 
 	anyHeader   bool                // AllowedHeaders holds "*"
 	headers     []string            // AllowedHeaders without "*", ASCII lower case
@@ -242,7 +252,14 @@ func compile(cfg *Config) *Policy {
 	for name, b := range cfg.Buckets {
 		bp := compileBucket(b, "bucket", in)
 		bp.name = name
+		bp.pathName = isPathBucketName(name)
 		p.buckets[name] = bp
+	}
+	if len(p.buckets) <= fewBuckets {
+		p.few = make([]*bucketPolicy, 0, len(p.buckets))
+		for _, bp := range p.buckets {
+			p.few = append(p.few, bp)
+		}
 	}
 	switch {
 	case cfg.Default != nil:
@@ -300,6 +317,7 @@ func compileBucket(b *BucketCORS, source string, in interner) *bucketPolicy {
 				bp.wild.add(i)
 			default:
 				cr.origins = append(cr.origins, o)
+				cr.unsafeOrigins = cr.unsafeOrigins || unsafeOrigin(o)
 				bp.withExact.add(i)
 				exactCount++
 			}
