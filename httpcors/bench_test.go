@@ -2,6 +2,7 @@ package httpcors_test
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -180,4 +181,58 @@ func BenchmarkHeaderWrites(b *testing.B) {
 			cputime.Report(b, start)
 		})
 	}
+}
+
+// BenchmarkVersusRSCors runs httpcors and rs/cors on each shape in alternating blocks of
+// 512 requests, measuring each block's process CPU time, so that both see the same load on a
+// shared machine minute by minute. Reported per shape: the median CPU ns per request of each
+// library over all blocks and the median of the per-pair ratios ("ratio", httpcors ÷ rs/cors;
+// below 1 is faster). One b.N iteration is one pair of blocks: run with -benchtime 200x.
+func BenchmarkVersusRSCors(b *testing.B) {
+	libs := benchLibraries(b)
+	ours, theirs := libs[0], libs[1]
+	if ours.name != "s3cors" || theirs.name != "rs-cors" {
+		b.Fatalf("libraries %q, %q", ours.name, theirs.name)
+	}
+	const block = 512
+	for _, s := range benchShapes {
+		b.Run("shape="+s.name, func(b *testing.B) {
+			w := &benchWriter{h: http.Header{}}
+			run := func(h http.Handler) float64 {
+				start := cputime.Process()
+				for range block {
+					clear(w.h)
+					h.ServeHTTP(w, s.req)
+				}
+				return float64(cputime.Process()-start) / block
+			}
+			run(ours.h) // warm both before the first measured pair
+			run(theirs.h)
+			var a, r, ratio []float64
+			for i := 0; b.Loop(); i++ {
+				var x, y float64
+				if i%2 == 0 { // each library goes first in every other pair
+					x, y = run(ours.h), run(theirs.h)
+				} else {
+					y, x = run(theirs.h), run(ours.h)
+				}
+				a, r = append(a, x), append(r, y)
+				if y > 0 {
+					ratio = append(ratio, x/y)
+				}
+			}
+			b.ReportMetric(median(a), "s3cors-cpu-ns/req")
+			b.ReportMetric(median(r), "rs-cors-cpu-ns/req")
+			b.ReportMetric(median(ratio), "ratio")
+		})
+	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
 }

@@ -91,10 +91,9 @@ var (
 // only slower (TestConstantsAreFoundByMemory says which).
 var constants = [][]string{valStar, valTrue, valVary, valXML, valClose}
 
-// exchange is the per-request state, pooled: the evaluator's Request and Decision, the
+// exchange is the per-request state, pooled: the evaluator's Decision, the
 // wrapper around the ResponseWriter, and the memory replies take their header values from.
 type exchange struct {
-	req evaluator.Request
 	d   evaluator.Decision
 	w   writer
 	mem valueMemory
@@ -118,9 +117,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := h.m.state.Load()
 	x := h.m.pool.Get().(*exchange)
 	origin := r.Header["Origin"]
-	fill(&x.req, r, origin)
+	// The Request stays on the stack (Evaluate keeps none of it but its strings): filling
+	// it costs no write barrier.
+	var q evaluator.Request
+	fill(&q, r, origin)
 	d := &x.d
-	st.policy.Evaluate(&x.req, d)
+	st.policy.Evaluate(&q, d)
 	switch {
 	case d.Outcome == evaluator.Reply:
 		x.reply(w, origin, st)
