@@ -141,6 +141,7 @@ func oneStream(ctx context.Context, client extprocv3.ExternalProcessorClient, ms
 type streamsResult struct {
 	lat      [2][]time.Duration
 	cpu      [2]time.Duration // process CPU time (sequential runs only)
+	childCPU [2]time.Duration // the servers' CPU time, when they run in child processes
 	inFlight int              // streams in flight at once
 }
 
@@ -162,6 +163,12 @@ func (r streamsResult) cpuPerStream(picks ...int) float64 {
 // benchStreams runs b.N streams on pick(0) and pick(1): alternating in blocks of 32 when
 // sequential (clients=1), one by one per client goroutine otherwise.
 func benchStreams(b *testing.B, clients int, pick func(int) extprocv3.ExternalProcessorClient, msg *extprocv3.ProcessingRequest) streamsResult {
+	return benchStreamsAround(b, clients, pick, msg, nil)
+}
+
+// benchStreamsAround is benchStreams that also reads the servers' CPU time with childCPU, when
+// not nil, just before and just after the measured streams (sequential runs only).
+func benchStreamsAround(b *testing.B, clients int, pick func(int) extprocv3.ExternalProcessorClient, msg *extprocv3.ProcessingRequest, childCPU func() [2]time.Duration) streamsResult {
 	ctx := context.Background()
 	// Warm the connections so that their set-up is not measured.
 	for k := range 2 {
@@ -175,6 +182,10 @@ func benchStreams(b *testing.B, clients int, pick func(int) extprocv3.ExternalPr
 		const block = 32
 		r.inFlight = 1
 		i, k := 0, 0
+		var child0 [2]time.Duration
+		if childCPU != nil {
+			child0 = childCPU()
+		}
 		c0 := cputime.Process()
 		for b.Loop() {
 			t0 := time.Now()
@@ -190,6 +201,10 @@ func benchStreams(b *testing.B, clients int, pick func(int) extprocv3.ExternalPr
 		}
 		if i%block != 0 {
 			r.cpu[k] += cputime.Process() - c0
+		}
+		if childCPU != nil {
+			child1 := childCPU()
+			r.childCPU = [2]time.Duration{child1[0] - child0[0], child1[1] - child0[1]}
 		}
 		return r
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 
@@ -21,6 +22,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if role := os.Getenv(benchChildEnv); role != "" {
+		os.Exit(serveBenchChild(role)) // a server of BenchmarkPreflightSplit's
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -257,20 +257,20 @@ type wireResponse struct {
 	msg    extprocv3.ProcessingResponse
 }
 
-// ProtoReflect makes a wireResponse a proto.Message (see the type's comment).
-func (w *wireResponse) ProtoReflect() protoreflect.Message { return w.msg.ProtoReflect() }
+// ProtoReflect makes a wireResponse a proto.Message (see the type's comment): the message with
+// the bytes as its unknown fields. Only a codec other than wireCodec calls it, so the bytes are
+// attached here rather than on every answer.
+func (w *wireResponse) ProtoReflect() protoreflect.Message {
+	m := w.msg.ProtoReflect()
+	m.SetUnknown(w.raw)
+	return m
+}
 
 // set makes raw the message. raw must not change until the message is sent.
-func (w *wireResponse) set(raw []byte) {
-	w.raw, w.shared = raw, nil
-	w.msg.ProtoReflect().SetUnknown(raw)
-}
+func (w *wireResponse) set(raw []byte) { w.raw, w.shared = raw, nil }
 
 // setStatic makes a constant answer the message, sent with no copy.
-func (w *wireResponse) setStatic(a *staticAnswer) {
-	w.raw, w.shared = a.raw, a.shared
-	w.msg.ProtoReflect().SetUnknown(a.raw)
-}
+func (w *wireResponse) setStatic(a *staticAnswer) { w.raw, w.shared = a.raw, a.shared }
 
 // staticAnswer is a constant answer, with the buffer slice the codec sends for it. A
 // SliceBuffer's Ref and Free do nothing and gRPC only reads the bytes, so one slice serves

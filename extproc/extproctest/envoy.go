@@ -363,15 +363,22 @@ func Loopback(t testing.TB, srv extprocv3.ExternalProcessorServer, opts ...grpc.
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	served := make(chan struct{})
 	go func() { _ = gs.Serve(lis); close(served) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		_ = conn.Close()
 		gs.GracefulStop()
 		<-served
 	})
+	return Dial(t, lis.Addr().String())
+}
+
+// Dial returns a client of the ext_proc server at addr (host:port, plaintext HTTP/2), closed
+// when the test ends.
+func Dial(t testing.TB, addr string) extprocv3.ExternalProcessorClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
 	return extprocv3.NewExternalProcessorClient(conn)
 }
 
