@@ -108,7 +108,13 @@ func scanTarget(path string) (end, slash, pct int) {
 	b := bytesOf(path)
 	slash, pct = -1, -1
 	for i := 1; i < len(b); i += 8 {
-		w, t := wordAt(b, i)
+		var w uint64
+		t := 8
+		if i+8 <= len(b) {
+			w = load64(b[i : i+8])
+		} else {
+			w, t = wordAt(b, i)
+		}
 		h := w & low7
 		// Each test marks bytes equal to one ASCII character: h^c+low7 keeps the high bit
 		// of a byte unless it was c, and "| w" keeps it for bytes of 0x80 and above.

@@ -199,6 +199,9 @@ type Decision struct {
 	Bucket  string // "" when no bucket was determined
 	Key     string // "" for the bucket root
 	Rule    int    // index of the matched rule, -1 when none
+	// HeaderSet numbers the matched rule's fixed CORS headers (see Policy.FixedHeaders), so
+	// an adapter can prepare them once per policy; -1 when no rule matched.
+	HeaderSet int
 
 	// Status is the HTTP status of a Reply.
 	Status int

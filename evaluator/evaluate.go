@@ -39,7 +39,13 @@ type decisionScratch struct {
 	hostID    [76]byte
 }
 
-type span struct{ start, end int32 }
+// span is one requested header name: its place in acrh and, for names of up to 16 bytes,
+// its bytes as two zero-padded words, compared with an AllowedHeader's key (headerKey) in
+// three integer compares instead of a string comparison.
+type span struct {
+	start, end int32
+	w0, w1     uint64
+}
 
 func (s *decisionScratch) name(i int) string {
 	sp := s.names[i]
@@ -51,7 +57,7 @@ func (s *decisionScratch) name(i int) string {
 // used a few times. d's previous contents, and the strings that pointed into them, are
 // overwritten.
 func (p *Policy) Evaluate(r *Request, d *Decision) {
-	d.Outcome, d.Reason, d.Bucket, d.Key, d.Rule = PassThrough, ReasonNotBucket, "", "", -1
+	d.Outcome, d.Reason, d.Bucket, d.Key, d.Rule, d.HeaderSet = PassThrough, ReasonNotBucket, "", "", -1, -1
 	d.Status, d.Headers, d.Body, d.StripUpstream = 0, nil, nil, false
 	s := &d.scratch
 	bucket, key, bp, ok := p.locate(r, s)
@@ -93,7 +99,7 @@ func (p *Policy) Evaluate(r *Request, d *Decision) {
 		d.Reason = ReasonActualNoMatch
 		return
 	}
-	d.Outcome, d.Reason, d.Rule = Decorate, ReasonAllowed, i
+	d.Outcome, d.Reason, d.Rule, d.HeaderSet = Decorate, ReasonAllowed, i, bp.rules[i].fixed
 	d.Headers = appendCORSHeaders(s.headers[:0], &bp.rules[i], r.Origin, "")
 }
 
@@ -129,7 +135,7 @@ func (p *Policy) preflight(r *Request, d *Decision, bp *bucketPolicy, hasOrigin,
 		replyError(d, rand.Uint64(), &errNotAllowed, method, d.Key != "")
 		return
 	}
-	d.Reason, d.Rule, d.Status = ReasonAllowed, i, 200
+	d.Reason, d.Rule, d.HeaderSet, d.Status = ReasonAllowed, i, bp.rules[i].fixed, 200
 	fillIDs(s, rand.Uint64())
 	h := s.headers[:0]
 	h = append(h,
@@ -182,20 +188,27 @@ func parseACRH(r *Request, s *decisionScratch) {
 	v := bytesOf(r.RequestHeaders)
 	n := len(v)
 	var unsafeSeen uint64
-	for i := skipSeparators(v, 0); i < n; i = skipSeparators(v, i) {
+	for i := skipSeparators(v, 0); i < n; {
 		out := s.acrh
 		if len(s.names) > 0 {
 			out = append(out, ',', ' ')
 		}
 		start := len(out)
-		// The copy stores whole words: room for the rest of v and one word past it.
-		if cap(out)-start < n-i+8 {
-			out = slices.Grow(out, n-i+8)
+		// The copy stores whole words and the key reads two: room for the rest of v and
+		// two words past it.
+		if cap(out)-start < n-i+16 {
+			out = slices.Grow(out, n-i+16)
 		}
 		buf := out[:cap(out)]
 		j := start
 		for {
-			w, t := wordAt(v, i)
+			var w uint64
+			t := 8
+			if i+8 <= n {
+				w = load64(v[i : i+8])
+			} else {
+				w, t = wordAt(v, i)
+			}
 			k := t
 			if comma := zeroBytes(w^','*lsb) & below(t); comma != 0 {
 				k = firstByte(comma)
@@ -211,16 +224,29 @@ func parseACRH(r *Request, s *decisionScratch) {
 			j--
 		}
 		s.acrh = buf[:j]
-		s.names = append(s.names, span{int32(start), int32(j)})
+		sp := span{start: int32(start), end: int32(j)}
+		if l := j - start; l <= 16 {
+			key := buf[start : start+16]
+			sp.w0 = load64(key[:8]) & below(min(l, 8))
+			sp.w1 = load64(key[8:16]) & below(max(l-8, 0))
+		}
+		s.names = append(s.names, sp)
+		if i < n && v[i] == ',' && i+1 < n && !isSeparator(v[i+1]) {
+			i++ // one comma, then a name: the usual case, without the call
+		} else {
+			i = skipSeparators(v, i)
+		}
 	}
 	s.badACRH = unsafeSeen != 0
 }
+
+func isSeparator(c byte) bool { return c == ',' || c == ' ' || c == '\t' }
 
 // skipSeparators returns the offset of the first byte at or after i that is not ',', ' ' or
 // '\t', or len(v).
 func skipSeparators(v []byte, i int) int {
 	n := len(v)
-	if i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t' {
+	if i < n && !isSeparator(v[i]) {
 		return i // a name starts right here: the usual case after one comma
 	}
 	for rest := v[i:]; len(rest) >= 16; rest = rest[16:] {
@@ -352,20 +378,32 @@ func (cr *compiledRule) allowsHeaders(s *decisionScratch) int {
 		if cr.noHeaders {
 			return n
 		}
-		name := s.name(n)
-		if !cr.allowsHeader(name) {
+		if !cr.allowsHeader(s, n) {
 			return n
 		}
 	}
 	return -1
 }
 
-func (cr *compiledRule) allowsHeader(name string) bool {
+func (cr *compiledRule) allowsHeader(s *decisionScratch, n int) bool {
+	sp := &s.names[n]
+	if cr.headerSet == nil && sp.end-sp.start <= 16 {
+		l := int(sp.end - sp.start)
+		for _, k := range cr.headerKeys {
+			if k.w0 == sp.w0 && k.w1 == sp.w1 && k.n == l {
+				return true
+			}
+		}
+		if len(cr.headerWild) == 0 {
+			return false
+		}
+	}
+	name := s.name(n)
 	if cr.headerSet != nil {
 		if _, ok := cr.headerSet[name]; ok {
 			return true
 		}
-	} else {
+	} else if len(name) > 16 {
 		for _, h := range cr.headers {
 			if h == name {
 				return true

@@ -19,6 +19,7 @@ type Policy struct {
 	suffixes []string        // virtual-host suffixes, lower case, longest first
 	path     bool            // path-style addressing
 	strip    bool            // strip upstream Access-Control-* headers
+	fixed    [][]Header      // the distinct fixed header sets (FixedHeaders)
 }
 
 // bucketState says whether a bucket has rules to evaluate.
@@ -61,6 +62,27 @@ type bucketPolicy struct {
 
 // fewBuckets is the number of buckets up to which lookup compares names instead of hashing.
 const fewBuckets = 4
+
+// headerMapThreshold is the number of AllowedHeaders from which a rule looks names up in a
+// map; below it, comparing keys (three integer compares each) beats hashing the name.
+const headerMapThreshold = 16
+
+// headerKey is an AllowedHeader (lower case) for comparison with a requested name's span:
+// its length and, when that is at most 16, its bytes as two zero-padded little-endian words.
+type headerKey struct {
+	w0, w1 uint64
+	n      int
+}
+
+func keyOf(h string) headerKey {
+	k := headerKey{n: len(h)}
+	if len(h) <= 16 {
+		var b [16]byte
+		copy(b[:], h)
+		k.w0, k.w1 = load64(b[:8]), load64(b[8:])
+	}
+	return k
+}
 
 // indexThreshold is the number of exact origins from which a bucket gets an origin map;
 // below it, comparing a handful of strings beats hashing.
@@ -117,11 +139,13 @@ type compiledRule struct {
 	anyHeader   bool                // AllowedHeaders holds "*"
 	headers     []string            // AllowedHeaders without "*", ASCII lower case
 	headerSet   map[string]struct{} // the same, for rules with many
+	headerKeys  []headerKey         // the same as keys, for rules without headerSet
 	headerWild  []pattern           // one-"*" AllowedHeaders, lower case
 	noHeaders   bool                // no AllowedHeaders at all: any requested header fails
 	allowMethod string              // Access-Control-Allow-Methods
 	expose      string              // Access-Control-Expose-Headers, "" when none
 	maxAge      string              // Access-Control-Max-Age, "" when unset
+	fixed       int                 // the rule's fixed header set (Decision.HeaderSet)
 }
 
 // Compile turns a configuration into a Policy, validating it first exactly as ParseConfig
@@ -276,6 +300,7 @@ func compile(cfg *Config) *Policy {
 	}
 	// Longest first: with "s3.example.com" and "example.com", a.s3.example.com is bucket a.
 	sort.SliceStable(p.suffixes, func(i, j int) bool { return len(p.suffixes[i]) > len(p.suffixes[j]) })
+	p.numberFixedSets()
 	return p
 }
 
@@ -340,7 +365,10 @@ func compileBucket(b *BucketCORS, source string, in interner) *bucketPolicy {
 				cr.headers = append(cr.headers, lh)
 			}
 		}
-		if len(cr.headers) > indexThreshold {
+		for _, h := range cr.headers {
+			cr.headerKeys = append(cr.headerKeys, keyOf(h))
+		}
+		if len(cr.headers) > headerMapThreshold {
 			cr.headerSet = make(map[string]struct{}, len(cr.headers))
 			for _, h := range cr.headers {
 				cr.headerSet[h] = struct{}{}
