@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,6 +24,11 @@ import (
 // benchChildEnv, set in a child process of the test binary, makes TestMain serve one of the
 // benchmarks' servers ("s3cors" or "floor") instead of running tests; see serveBenchChild.
 const benchChildEnv = "S3CORS_EXTPROC_BENCH_SERVER"
+
+// benchChildProfileEnv names a directory where each child server of BenchmarkPreflightSplit
+// writes a CPU profile of its run (s3cors.cpu.pprof, floor.cpu.pprof), to see where a server's
+// time goes with no client in its process.
+const benchChildProfileEnv = "S3CORS_EXTPROC_BENCH_PROFILE_DIR"
 
 // serveBenchChild serves the server named role on a loopback port, as the benchmarks do in
 // process, and prints the address. Then, for each line "cpu" read from stdin, it prints the
@@ -52,14 +59,46 @@ func serveBenchChild(role string) int {
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	go func() { _ = gs.Serve(lis) }()
 	defer gs.Stop()
+	if dir := os.Getenv(benchChildProfileEnv); dir != "" {
+		f, err := os.Create(filepath.Join(dir, role+".cpu.pprof"))
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
 	fmt.Println(lis.Addr())
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		if in.Text() == "cpu" {
-			fmt.Println(cputime.Process().Nanoseconds())
+			r, w := syscallCounts()
+			fmt.Println(cputime.Process().Nanoseconds(), r, w)
 		}
 	}
 	return 0
+}
+
+// syscallCounts returns the process's read and write system calls so far (syscr and syscw in
+// /proc/self/io), or zeros where that file does not exist.
+func syscallCounts() (reads, writes int64) {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0, 0
+	}
+	for line := range strings.Lines(string(data)) {
+		name, value, _ := strings.Cut(strings.TrimSpace(line), ": ")
+		n, _ := strconv.ParseInt(value, 10, 64)
+		switch name {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes
 }
 
 // benchChild is a server running in a child process (serveBenchChild).
@@ -102,8 +141,18 @@ func (c *benchChild) line() (string, error) {
 	return strings.TrimSpace(s), err
 }
 
-// cpu returns the child's CPU time so far.
-func (c *benchChild) cpu(b *testing.B) time.Duration {
+// childUsage is what a child server has used so far.
+type childUsage struct {
+	cpu           time.Duration
+	reads, writes int64 // system calls
+}
+
+func (u childUsage) sub(v childUsage) childUsage {
+	return childUsage{cpu: u.cpu - v.cpu, reads: u.reads - v.reads, writes: u.writes - v.writes}
+}
+
+// usage returns what the child has used so far.
+func (c *benchChild) usage(b *testing.B) childUsage {
 	b.Helper()
 	if _, err := io.WriteString(c.stdin, "cpu\n"); err != nil {
 		b.Fatal(err)
@@ -112,11 +161,13 @@ func (c *benchChild) cpu(b *testing.B) time.Duration {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ns, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		b.Fatalf("child CPU time %q: %v", s, err)
+	var u childUsage
+	var ns int64
+	if _, err := fmt.Sscan(s, &ns, &u.reads, &u.writes); err != nil {
+		b.Fatalf("child usage %q: %v", s, err)
 	}
-	return time.Duration(ns)
+	u.cpu = time.Duration(ns)
+	return u
 }
 
 // BenchmarkPreflightSplit is a second measurement beside BenchmarkPreflight's paired
@@ -134,8 +185,16 @@ func BenchmarkPreflightSplit(b *testing.B) {
 	for k, c := range children {
 		clients[k] = extproctest.Dial(b, c.addr)
 	}
-	r := benchStreamsAround(b, 1, func(k int) extprocv3.ExternalProcessorClient { return clients[k] }, msg,
-		func() [2]time.Duration { return [2]time.Duration{children[0].cpu(b), children[1].cpu(b)} })
+	var before, after [2]childUsage
+	r := benchStreamsAround(b, 1, func(k int) extprocv3.ExternalProcessorClient { return clients[k] }, msg, func(start bool) {
+		for k, c := range children {
+			if start {
+				before[k] = c.usage(b)
+			} else {
+				after[k] = c.usage(b)
+			}
+		}
+	})
 	names := [2]string{"s3cors-", "floor-"}
 	var rate, total [2]float64
 	for k := range 2 {
@@ -143,11 +202,16 @@ func BenchmarkPreflightSplit(b *testing.B) {
 		if n == 0 {
 			return
 		}
+		used := after[k].sub(before[k])
 		rate[k] = reportLatency(b, r.lat[k], names[k], r.inFlight)
-		server := float64(r.childCPU[k].Nanoseconds()) / 1e3 / n
+		server := float64(used.cpu.Nanoseconds()) / 1e3 / n
 		client := r.cpuPerStream(k)
 		b.ReportMetric(server, names[k]+"server-cpu-µs")
 		b.ReportMetric(client, names[k]+"client-cpu-µs")
+		if used.writes > 0 {
+			b.ReportMetric(float64(used.reads)/n, names[k]+"server-reads")
+			b.ReportMetric(float64(used.writes)/n, names[k]+"server-writes")
+		}
 		total[k] = server + client
 	}
 	b.ReportMetric(100*rate[0]/rate[1], "pct-of-floor")

@@ -141,7 +141,6 @@ func oneStream(ctx context.Context, client extprocv3.ExternalProcessorClient, ms
 type streamsResult struct {
 	lat      [2][]time.Duration
 	cpu      [2]time.Duration // process CPU time (sequential runs only)
-	childCPU [2]time.Duration // the servers' CPU time, when they run in child processes
 	inFlight int              // streams in flight at once
 }
 
@@ -166,9 +165,9 @@ func benchStreams(b *testing.B, clients int, pick func(int) extprocv3.ExternalPr
 	return benchStreamsAround(b, clients, pick, msg, nil)
 }
 
-// benchStreamsAround is benchStreams that also reads the servers' CPU time with childCPU, when
-// not nil, just before and just after the measured streams (sequential runs only).
-func benchStreamsAround(b *testing.B, clients int, pick func(int) extprocv3.ExternalProcessorClient, msg *extprocv3.ProcessingRequest, childCPU func() [2]time.Duration) streamsResult {
+// benchStreamsAround is benchStreams that also calls around(true) just before the measured
+// streams and around(false) just after them, when around is not nil (sequential runs only).
+func benchStreamsAround(b *testing.B, clients int, pick func(int) extprocv3.ExternalProcessorClient, msg *extprocv3.ProcessingRequest, around func(start bool)) streamsResult {
 	ctx := context.Background()
 	// Warm the connections so that their set-up is not measured.
 	for k := range 2 {
@@ -182,9 +181,8 @@ func benchStreamsAround(b *testing.B, clients int, pick func(int) extprocv3.Exte
 		const block = 32
 		r.inFlight = 1
 		i, k := 0, 0
-		var child0 [2]time.Duration
-		if childCPU != nil {
-			child0 = childCPU()
+		if around != nil {
+			around(true)
 		}
 		c0 := cputime.Process()
 		for b.Loop() {
@@ -202,9 +200,8 @@ func benchStreamsAround(b *testing.B, clients int, pick func(int) extprocv3.Exte
 		if i%block != 0 {
 			r.cpu[k] += cputime.Process() - c0
 		}
-		if childCPU != nil {
-			child1 := childCPU()
-			r.childCPU = [2]time.Duration{child1[0] - child0[0], child1[1] - child0[1]}
+		if around != nil {
+			around(false)
 		}
 		return r
 	}
