@@ -100,7 +100,20 @@ func (p *Policy) Evaluate(r *Request, d *Decision) {
 		return
 	}
 	d.Outcome, d.Reason, d.Rule, d.HeaderSet = Decorate, ReasonAllowed, i, bp.rules[i].fixed
-	d.Headers = appendCORSHeaders(s.headers[:0], &bp.rules[i], r.Origin, "")
+	d.Headers = decorateHeaders(s, &bp.rules[i], r.Origin)
+}
+
+// decorateHeaders returns the CORS headers of a decorated response: cr's template, with the
+// echoed origin in s.headers, or the template itself (shared, as Headers may be) when the
+// rule allows "*" and there is nothing to fill in.
+func decorateHeaders(s *decisionScratch, cr *compiledRule, origin string) []Header {
+	if cr.anyOrigin {
+		return cr.tmpl.actual
+	}
+	h := s.headers[:len(cr.tmpl.actual)]
+	copy(h, cr.tmpl.actual)
+	h[0].Value = origin
+	return h
 }
 
 func (p *Policy) preflight(r *Request, d *Decision, bp *bucketPolicy, hasOrigin, hasACRM bool) {
@@ -137,20 +150,57 @@ func (p *Policy) preflight(r *Request, d *Decision, bp *bucketPolicy, hasOrigin,
 	}
 	d.Reason, d.Rule, d.HeaderSet, d.Status = ReasonAllowed, i, bp.rules[i].fixed, 200
 	fillIDs(s, rand.Uint64())
-	h := s.headers[:0]
-	h = append(h,
-		Header{HeaderID2, unsafe.String(&s.hostID[0], len(s.hostID))},
-		Header{HeaderRequestID, unsafe.String(&s.requestID[0], len(s.requestID))})
-	allowHeaders := ""
+	d.Headers = preflightHeaders(s, &bp.rules[i], r.Origin)
+}
+
+// preflightHeaders fills s.headers with an allowed preflight's headers from cr's template:
+// the ids already in s, the echoed origin unless the rule allows "*", and the requested
+// names when there are any.
+func preflightHeaders(s *decisionScratch, cr *compiledRule, origin string) []Header {
+	var h []Header
 	if len(s.names) > 0 {
-		allowHeaders = unsafe.String(&s.acrh[0], len(s.acrh))
+		h = s.headers[:len(cr.tmpl.preflight)]
+		copy(h, cr.tmpl.preflight)
+		h[slotAllowHeaders].Value = unsafe.String(&s.acrh[0], len(s.acrh))
+	} else {
+		h = s.headers[:len(cr.tmpl.preflightNoAllowHeaders)]
+		copy(h, cr.tmpl.preflightNoAllowHeaders)
 	}
-	h = appendCORSHeaders(h, &bp.rules[i], r.Origin, allowHeaders)
-	d.Headers = append(h, Header{HeaderContentLength, "0"})
+	h[0].Value = unsafe.String(&s.hostID[0], len(s.hostID))
+	h[1].Value = unsafe.String(&s.requestID[0], len(s.requestID))
+	if !cr.anyOrigin {
+		h[slotAllowOrigin].Value = origin
+	}
+	return h
 }
 
 // msgNotAllowed is S3's text, "evalution" included.
 const msgNotAllowed = "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec."
+
+// headerTemplate is a matched rule's whole header list, built once per distinct rule answer
+// (rules with equal values share one): a decision copies it and fills in the ids, the echoed
+// Allow-Origin and Allow-Headers.
+type headerTemplate struct {
+	preflight               []Header // x-amz-id-2, x-amz-request-id, the CORS headers with Allow-Headers, Content-Length
+	preflightNoAllowHeaders []Header // the same without Allow-Headers
+	actual                  []Header // the CORS headers of a decorated response
+}
+
+// Where a preflight template leaves a value to fill in; Allow-Origin is first in actual.
+const (
+	slotAllowOrigin  = 2
+	slotAllowHeaders = 4
+)
+
+func newHeaderTemplate(cr *compiledRule) *headerTemplate {
+	ids := []Header{{HeaderID2, ""}, {HeaderRequestID, ""}}
+	pre := appendCORSHeaders(slices.Clone(ids), cr, "", "-")
+	preNo := appendCORSHeaders(slices.Clone(ids), cr, "", "")
+	pre = append(pre, Header{HeaderContentLength, "0"})
+	preNo = append(preNo, Header{HeaderContentLength, "0"})
+	actual := appendCORSHeaders(nil, cr, "", "")
+	return &headerTemplate{pre[:len(pre):len(pre)], preNo[:len(preNo):len(preNo)], actual[:len(actual):len(actual)]}
+}
 
 // appendCORSHeaders appends a matched rule's CORS headers in S3's order (§2.6).
 // allowHeaders is "" on actual requests, which get no Access-Control-Allow-Headers.

@@ -146,6 +146,7 @@ type compiledRule struct {
 	expose      string              // Access-Control-Expose-Headers, "" when none
 	maxAge      string              // Access-Control-Max-Age, "" when unset
 	fixed       int                 // the rule's fixed header set (Decision.HeaderSet)
+	tmpl        *headerTemplate     // the rule's headers, shared by rules with equal answers
 }
 
 // Compile turns a configuration into a Policy, validating it first exactly as ParseConfig
@@ -301,7 +302,30 @@ func compile(cfg *Config) *Policy {
 	// Longest first: with "s3.example.com" and "example.com", a.s3.example.com is bucket a.
 	sort.SliceStable(p.suffixes, func(i, j int) bool { return len(p.suffixes[i]) > len(p.suffixes[j]) })
 	p.numberFixedSets()
+	p.buildTemplates()
 	return p
+}
+
+// buildTemplates gives every compiled rule its header template, one per distinct answer.
+func (p *Policy) buildTemplates() {
+	seen := map[fixedKey]*headerTemplate{}
+	build := func(bp *bucketPolicy) {
+		if bp == nil {
+			return
+		}
+		for i := range bp.rules {
+			cr := &bp.rules[i]
+			k := fixedKey{cr.allowMethod, cr.expose, cr.maxAge, cr.anyOrigin}
+			if seen[k] == nil {
+				seen[k] = newHeaderTemplate(cr)
+			}
+			cr.tmpl = seen[k]
+		}
+	}
+	for _, bp := range p.buckets {
+		build(bp)
+	}
+	build(p.unlisted)
 }
 
 // interner makes equal strings share one copy.
