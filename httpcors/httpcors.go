@@ -35,6 +35,38 @@ type Middleware struct {
 type policyState struct {
 	policy *evaluator.Policy
 	values valueTable
+	fixed  []fixedSet // by Decision.HeaderSet
+}
+
+// fixedSet is one of the policy's fixed header sets (evaluator.Policy.FixedHeaders) ready
+// for a header map: a matched rule's headers are these plus the request's own values.
+type fixedSet struct {
+	headers []fixedHeader
+	echo    bool // Allow-Origin is the request's Origin (the set holds no Allow-Origin "*")
+}
+
+type fixedHeader struct {
+	key   string
+	value []string // len == cap
+}
+
+func newFixedSets(p *evaluator.Policy, values *valueTable) []fixedSet {
+	sets := make([]fixedSet, p.FixedHeaderSets())
+	for n := range sets {
+		set := fixedSet{echo: true}
+		for _, hd := range p.FixedHeaders(n) {
+			v := values.find(hd.Value)
+			if v == nil {
+				v = []string{hd.Value}
+			}
+			if hd.Name == evaluator.HeaderAllowOrigin {
+				set.echo = false
+			}
+			set.headers = append(set.headers, fixedHeader{hd.Name, v})
+		}
+		sets[n] = set
+	}
+	return sets
 }
 
 // New returns middleware for a compiled policy.
@@ -63,7 +95,9 @@ func (m *Middleware) SetPolicy(p *evaluator.Policy) {
 	if p == nil {
 		return
 	}
-	m.state.Store(&policyState{policy: p, values: newValueTable(p.HeaderValues(), constants)})
+	st := &policyState{policy: p, values: newValueTable(p.HeaderValues(), constants)}
+	st.fixed = newFixedSets(p, &st.values)
+	m.state.Store(st)
 }
 
 // Header names as net/http's header map holds them (canonical form), so that headers are
@@ -177,6 +211,23 @@ func first(vs []string) (string, bool) {
 func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState) {
 	h := w.Header()
 	d := &x.d
+	if d.HeaderSet >= 0 {
+		// An allowed preflight: the rule's prepared headers, then the request's values.
+		// Content-Length: 0 is left to the server (below).
+		set := &st.fixed[d.HeaderSet]
+		for _, f := range set.headers {
+			h[f.key] = f.value
+		}
+		if set.echo {
+			h[evaluator.HeaderAllowOrigin] = origin[:1:1]
+		}
+		h[keyRequestID], h[keyID2] = x.mem.ids(d.RequestID(), d.HostID())
+		if ah := d.AllowHeaders(); ah != "" {
+			h[evaluator.HeaderAllowHeaders] = x.mem.value(ah)
+		}
+		w.WriteHeader(d.Status)
+		return
+	}
 	values := &st.values
 	for _, hd := range d.Headers {
 		key := hd.Name

@@ -131,3 +131,24 @@ func (m *valueMemory) value(v string) []string {
 	w[0], w[1] = uintptr(data), uintptr(len(v))
 	return unsafe.Slice((*string)(unsafe.Pointer(&w[0])), 1)
 }
+
+// ids returns two values (a reply's ids) carved together: one bounds check, one header
+// pair. Either empty, or both too long for a chunk, takes the general path.
+func (m *valueMemory) ids(a, b string) ([]string, []string) {
+	if a == "" || b == "" || len(a)+len(b) > maxChunkValue {
+		return m.value(a), m.value(b)
+	}
+	words := 4 + (len(a)+len(b)+wordSize-1)/wordSize
+	if m.c == nil || len(m.c)-m.n < words {
+		m.c, m.n = new(valueChunk), 0
+	}
+	w := m.c[m.n : m.n+words : m.n+words]
+	m.n += words
+	data := unsafe.Pointer(&w[4])
+	buf := unsafe.Slice((*byte)(data), len(a)+len(b))
+	copy(buf, a)
+	copy(buf[len(a):], b)
+	w[0], w[1] = uintptr(data), uintptr(len(a))
+	w[2], w[3] = uintptr(unsafe.Pointer(&buf[len(a)])), uintptr(len(b))
+	return unsafe.Slice((*string)(unsafe.Pointer(&w[0])), 1), unsafe.Slice((*string)(unsafe.Pointer(&w[2])), 1)
+}

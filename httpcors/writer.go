@@ -59,12 +59,26 @@ func (w *writer) apply() {
 	if !decorate {
 		return
 	}
-	// A Decorate decision holds the request's Origin or "*", policy values and constants:
-	// one table probe each.
 	var up []string
 	if upstream {
 		up = h["Vary"]
 	}
+	if w.d.HeaderSet >= 0 {
+		// The matched rule's prepared headers, then the request's Origin.
+		set := &w.st.fixed[w.d.HeaderSet]
+		for _, f := range set.headers {
+			h[f.key] = f.value
+		}
+		if set.echo {
+			h[evaluator.HeaderAllowOrigin] = w.origin[:1:1]
+		}
+		if len(up) > 0 {
+			h[evaluator.HeaderVary] = []string{evaluator.MergeVary(up)}
+		}
+		return
+	}
+	// Not reached today (a Decorate decision always has a rule), and right should that
+	// change: the Decision's headers, one table probe each.
 	values, origin := &w.st.values, w.origin
 	for _, hd := range w.d.Headers {
 		v := values.find(hd.Value)
