@@ -299,15 +299,13 @@ func skipSeparators(v []byte, i int) int {
 	if i < n && !isSeparator(v[i]) {
 		return i // a name starts right here: the usual case after one comma
 	}
-	for rest := v[i:]; len(rest) >= 16; rest = rest[16:] {
-		a, b := nonSeparators(load64(rest[:8])), nonSeparators(load64(rest[8:16]))
-		if a|b != 0 {
-			if a != 0 {
-				return i + firstByte(a)
-			}
-			return i + 8 + firstByte(b)
+	// 32 bytes a step while all are separators; the word loop below finds where they end.
+	for ; i+32 <= n; i += 32 {
+		w := v[i : i+32 : i+32]
+		if nonSeparators(load64(w[0:8]))|nonSeparators(load64(w[8:16]))|
+			nonSeparators(load64(w[16:24]))|nonSeparators(load64(w[24:32])) != 0 {
+			break
 		}
-		i += 16
 	}
 	for i < n {
 		w, t := wordAt(v, i)
