@@ -104,6 +104,10 @@ func (p *Policy) lookup(name string) *bucketPolicy {
 // scanTarget scans a request target eight bytes at a time. end is the offset of the first
 // '?' or '#' (len(path) when none); slash is the offset of the first '/' after offset 0 and
 // before end, pct that of the first '%' before end, each -1 when none.
+//
+// One test per word marks a superset of the four characters: h|0x10 is 0x3f for '/' and
+// '?' only, h|0x06 is 0x27 for '!', '#', '%' and '\'' only. Marked bytes, a few per path,
+// are then told apart one by one.
 func scanTarget(path string) (end, slash, pct int) {
 	b := bytesOf(path)
 	slash, pct = -1, -1
@@ -116,25 +120,21 @@ func scanTarget(path string) (end, slash, pct int) {
 			w, t = wordAt(b, i)
 		}
 		h := w & low7
-		// Each test marks bytes equal to one ASCII character: h^c+low7 keeps the high bit
-		// of a byte unless it was c, and "| w" keeps it for bytes of 0x80 and above.
-		stop := ^((h^'?'*lsb+low7)&(h^'#'*lsb+low7) | w) & msb & below(t)
-		valid := below(t)
-		if stop != 0 {
-			valid = below(firstByte(stop))
-		}
-		if slash < 0 {
-			if m := ^(h ^ '/'*lsb + low7 | w) & msb & valid; m != 0 {
-				slash = i + firstByte(m)
+		m := ^(((h|0x10*lsb)^0x3f*lsb+low7)&((h|0x06*lsb)^0x27*lsb+low7) | w) & msb & below(t)
+		for ; m != 0; m &= m - 1 {
+			k := firstByte(m)
+			switch byte(w >> (8 * uint(k))) {
+			case '/':
+				if slash < 0 {
+					slash = i + k
+				}
+			case '%':
+				if pct < 0 {
+					pct = i + k
+				}
+			case '?', '#':
+				return i + k, slash, pct
 			}
-		}
-		if pct < 0 {
-			if m := ^(h ^ '%'*lsb + low7 | w) & msb & valid; m != 0 {
-				pct = i + firstByte(m)
-			}
-		}
-		if stop != 0 {
-			return i + firstByte(stop), slash, pct
 		}
 	}
 	return len(b), slash, pct

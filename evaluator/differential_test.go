@@ -276,9 +276,19 @@ func FuzzEvaluateDifferential(f *testing.F) {
 		r := &Request{Method: method, Authority: authority, Path: path,
 			Origin: origin, HasOrigin: has&1 != 0, RequestMethod: acrm, HasRequestMethod: has&2 != 0,
 			RequestHeaders: acrh, HasRequestHeaders: has&4 != 0}
+		// The same Decision serves r, r again with warm buffers, the same request as a
+		// preflight or an actual request, without and with its headers, then r.
+		other := *r
+		if other.Method == "OPTIONS" {
+			other.Method = "GET"
+		} else {
+			other.Method = "OPTIONS"
+		}
+		bare := other
+		bare.HasRequestHeaders, bare.HasOrigin = !bare.HasRequestHeaders, true
 		var d Decision
 		var rd refDecision
-		for range 2 { // the second time with warm, reused buffers
+		for _, r := range []*Request{r, r, &other, &bare, r} {
 			p.Evaluate(r, &d)
 			checkSameDecision(t, p, r, &d, &rd)
 		}

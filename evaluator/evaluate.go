@@ -30,6 +30,7 @@ const VaryValue = "Origin, Access-Control-Request-Headers, Access-Control-Reques
 // and again costs no allocation.
 type decisionScratch struct {
 	headers   [12]Header
+	template  *Header // the template headers holds, nil when unknown (headersFrom)
 	addr      []byte // decoded bucket and key
 	acrh      []byte // requested header names, lower case, joined by ", "
 	names     []span // each name's place in acrh
@@ -42,6 +43,18 @@ type decisionScratch struct {
 // span is one requested header name: its place in acrh and, for names of up to 16 bytes,
 // its bytes as two zero-padded words, compared with an AllowedHeader's key (headerKey) in
 // three integer compares instead of a string comparison.
+// headersFrom returns s.headers holding template t, ready for its request-dependent values
+// to be filled in. A Decision serving one rule again and again already holds t (its other
+// values are constant, and Headers are not modified by callers): then nothing is copied.
+func (s *decisionScratch) headersFrom(t []Header) []Header {
+	h := s.headers[:len(t)]
+	if s.template != &t[0] {
+		copy(h, t)
+		s.template = &t[0]
+	}
+	return h
+}
+
 type span struct {
 	start, end int32
 	w0, w1     uint64
@@ -110,8 +123,7 @@ func decorateHeaders(s *decisionScratch, cr *compiledRule, origin string) []Head
 	if cr.anyOrigin {
 		return cr.tmpl.actual
 	}
-	h := s.headers[:len(cr.tmpl.actual)]
-	copy(h, cr.tmpl.actual)
+	h := s.headersFrom(cr.tmpl.actual)
 	h[0].Value = origin
 	return h
 }
@@ -159,12 +171,10 @@ func (p *Policy) preflight(r *Request, d *Decision, bp *bucketPolicy, hasOrigin,
 func preflightHeaders(s *decisionScratch, cr *compiledRule, origin string) []Header {
 	var h []Header
 	if len(s.names) > 0 {
-		h = s.headers[:len(cr.tmpl.preflight)]
-		copy(h, cr.tmpl.preflight)
+		h = s.headersFrom(cr.tmpl.preflight)
 		h[slotAllowHeaders].Value = unsafe.String(&s.acrh[0], len(s.acrh))
 	} else {
-		h = s.headers[:len(cr.tmpl.preflightNoAllowHeaders)]
-		copy(h, cr.tmpl.preflightNoAllowHeaders)
+		h = s.headersFrom(cr.tmpl.preflightNoAllowHeaders)
 	}
 	h[0].Value = unsafe.String(&s.hostID[0], len(s.hostID))
 	h[1].Value = unsafe.String(&s.requestID[0], len(s.requestID))

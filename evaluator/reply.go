@@ -67,6 +67,7 @@ func replyError(d *Decision, seed uint64, e *errorReply, method string, object b
 	s.body = b
 	d.Status, d.Body = e.status, b
 	h := s.headers[:4]
+	s.template = nil
 	h[0] = Header{HeaderRequestID, unsafe.String(&ids[0], requestIDLen)}
 	h[1] = Header{HeaderID2, unsafe.String(&ids[requestIDLen+len(idsMiddle)], hostIDLen)}
 	h[2] = Header{HeaderContentType, "application/xml"}
