@@ -151,10 +151,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := h.m.state.Load()
 	x := h.m.pool.Get().(*exchange)
 	origin := r.Header["Origin"]
-	// The Request stays on the stack (Evaluate keeps none of it but its strings): filling
-	// it costs no write barrier.
-	var q evaluator.Request
-	fill(&q, r, origin)
+	// The Request stays on the stack (Evaluate keeps none of it but its strings), and is
+	// returned by value: filling it costs no write barrier.
+	q := requestOf(r, origin)
 	d := &x.d
 	st.policy.Evaluate(&q, d)
 	switch {
@@ -180,10 +179,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// fill reads what the evaluator needs from r without allocating: canonical header keys are
-// looked up directly, as net/http stores them, and the Origin values come from the caller,
-// which keeps them to echo.
-func fill(q *evaluator.Request, r *http.Request, origin []string) {
+// requestOf reads what the evaluator needs from r without allocating: canonical header keys
+// are looked up directly, as net/http stores them, and the Origin values come from the
+// caller, which keeps them to echo.
+func requestOf(r *http.Request, origin []string) (q evaluator.Request) {
 	q.Method = r.Method
 	q.Authority = r.Host
 	q.Path = r.RequestURI
@@ -194,6 +193,7 @@ func fill(q *evaluator.Request, r *http.Request, origin []string) {
 	q.Origin, q.HasOrigin = first(origin)
 	q.RequestMethod, q.HasRequestMethod = first(r.Header["Access-Control-Request-Method"])
 	q.RequestHeaders, q.HasRequestHeaders = first(r.Header["Access-Control-Request-Headers"])
+	return q
 }
 
 func first(vs []string) (string, bool) {
