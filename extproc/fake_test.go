@@ -14,7 +14,7 @@ import (
 // fakeStream is an ext_proc stream over channels, no network: the server side is what
 // Process gets, the client side (fakeClient) is what the test, playing Envoy, drives.
 type fakeStream struct {
-	grpc.ServerStream // unused methods; Process needs only Context, Recv and SendMsg
+	grpc.ServerStream // unused methods; Process needs only Context, RecvMsg and SendMsg
 	ctx               context.Context
 	in                chan *extprocv3.ProcessingRequest  // Envoy to server; closed on CloseSend
 	out               chan *extprocv3.ProcessingResponse // server to Envoy
@@ -23,6 +23,16 @@ type fakeStream struct {
 var _ extprocv3.ExternalProcessor_ProcessServer = (*fakeStream)(nil)
 
 func (f *fakeStream) Context() context.Context { return f.ctx }
+
+// RecvMsg puts the next message into m as gRPC would with ServerCodecOption's codec: from its
+// wire bytes.
+func (f *fakeStream) RecvMsg(m any) error {
+	msg, err := f.Recv()
+	if err != nil {
+		return err
+	}
+	return feedRequest(msg, m)
+}
 
 func (f *fakeStream) Recv() (*extprocv3.ProcessingRequest, error) {
 	select {

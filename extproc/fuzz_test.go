@@ -37,6 +37,13 @@ func (s *recordStream) SendMsg(m any) error {
 	s.sent = append(s.sent, resp)
 	return nil
 }
+func (s *recordStream) RecvMsg(m any) error {
+	msg, err := s.Recv()
+	if err != nil {
+		return err
+	}
+	return feedRequest(msg, m)
+}
 func (s *recordStream) Recv() (*extprocv3.ProcessingRequest, error) {
 	if len(s.msgs) == 0 {
 		return nil, io.EOF

@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,8 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -87,6 +88,8 @@ type stream struct {
 	vary   []string
 	buf    []byte
 	out    wireResponse
+
+	in wireRequest // the message received last
 }
 
 // maxPooledBuffer bounds the buffers a pooled stream keeps: an answer to a hostile request
@@ -103,8 +106,16 @@ func (st *stream) reset() {
 	clear(st.vary[:cap(st.vary)])
 	st.set, st.remove, st.vary = st.set[:0], st.remove[:0], st.vary[:0]
 	st.out.set(nil)
+	clear(st.in.in.headers[:cap(st.in.in.headers)])
+	st.in.in.headers = st.in.in.headers[:0]
+	if !st.in.parsed {
+		st.in.msg.Reset()
+	}
 	if cap(st.buf) > maxPooledBuffer {
 		st.buf = nil
+	}
+	if cap(st.in.buf) > maxPooledBuffer {
+		st.in.buf = nil
 	}
 	if cap(st.scratch) > maxPooledBuffer {
 		st.scratch = nil
@@ -138,7 +149,9 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 
 	ctx := srv.Context()
 	for {
-		msg, err := srv.Recv()
+		// RecvMsg, not Recv: the message is read from its wire bytes (see wire_request.go).
+		st.in.parsed = false
+		err := srv.RecvMsg(&st.in)
 		if errors.Is(err, io.EOF) {
 			return nil // Envoy closed its side: the request is over
 		}
@@ -152,7 +165,7 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 			return err
 		}
 		received := time.Now()
-		resp, kind, err := s.handle(ctx, st, msg)
+		resp, kind, err := s.handle(ctx, st, st.in.received())
 		if err != nil && !errors.Is(err, errStreamDone) {
 			return err
 		}
@@ -190,8 +203,8 @@ func (s *Server) endStream(st *stream, start time.Time) {
 // handle answers one message. It returns the message to send (nil for none), which message it
 // answers, and errStreamDone when the stream should end after the send, or a gRPC status error
 // for a protocol violation.
-func (s *Server) handle(ctx context.Context, st *stream, msg *extprocv3.ProcessingRequest) (any, answered, error) {
-	if msg.GetObservabilityMode() {
+func (s *Server) handle(ctx context.Context, st *stream, msg *incoming) (any, answered, error) {
+	if msg.observability {
 		// Envoy ignores every answer in observability mode, so CORS cannot be enforced. Close
 		// the stream, which the protocol allows, and say why once.
 		s.metrics.countError(errKindObservability)
@@ -200,12 +213,12 @@ func (s *Server) handle(ctx context.Context, st *stream, msg *extprocv3.Processi
 		}
 		return nil, answeredOther, errStreamDone
 	}
-	switch r := msg.GetRequest().(type) {
-	case *extprocv3.ProcessingRequest_RequestHeaders:
+	switch msg.kind {
+	case kindRequestHeaders:
 		if st.phase != awaitRequestHeaders {
 			return nil, answeredOther, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: request_headers received twice on one stream")
 		}
-		done, err := s.requestHeaders(ctx, st, r.RequestHeaders)
+		done, err := s.requestHeaders(ctx, st, msg.headers)
 		if err != nil {
 			return nil, answeredOther, err
 		}
@@ -215,61 +228,44 @@ func (s *Server) handle(ctx context.Context, st *stream, msg *extprocv3.Processi
 		st.phase = awaitResponseHeaders
 		return &st.out, answeredRequestHeaders, nil
 
-	case *extprocv3.ProcessingRequest_ResponseHeaders:
+	case kindResponseHeaders:
 		if st.phase != awaitResponseHeaders {
 			return nil, answeredOther, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: response_headers received before request_headers")
 		}
-		st.responseHeaders(r.ResponseHeaders)
+		st.responseHeaders(msg.headers)
 		return &st.out, answeredResponseHeaders, errStreamDone
 
 	// Bodies and trailers reach us only if the filter's processing_mode asks for them, which
 	// s3cors never needs. Answering CONTINUE keeps such a misconfigured Envoy working (it
 	// would otherwise wait for message_timeout on every request); the warning says how to fix
 	// it. They never come before the request headers.
-	case *extprocv3.ProcessingRequest_RequestBody, *extprocv3.ProcessingRequest_ResponseBody,
-		*extprocv3.ProcessingRequest_RequestTrailers, *extprocv3.ProcessingRequest_ResponseTrailers:
+	case kindRequestBody, kindResponseBody, kindRequestTrailers, kindResponseTrailers:
 		if st.phase == awaitRequestHeaders {
-			return nil, answeredOther, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: %s received before request_headers", phaseName(msg))
+			return nil, answeredOther, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: %s received before request_headers", kindNames[msg.kind])
 		}
-		return s.continuePhase(ctx, msg), answeredOther, nil
+		return s.continuePhase(ctx, msg.kind), answeredOther, nil
 
-	case nil:
-		return nil, answeredOther, s.protocolError(ctx, codes.InvalidArgument, errKindUnknownMessage, "extproc: processing request carries no request, headers, body or trailers")
 	default:
-		return nil, answeredOther, s.protocolError(ctx, codes.InvalidArgument, errKindUnknownMessage, "extproc: unknown processing request type %T", r)
+		return nil, answeredOther, s.protocolError(ctx, codes.InvalidArgument, errKindUnknownMessage, "extproc: processing request carries no request, headers, body or trailers")
 	}
-}
-
-func phaseName(msg *extprocv3.ProcessingRequest) string {
-	switch msg.GetRequest().(type) {
-	case *extprocv3.ProcessingRequest_RequestBody:
-		return "request_body"
-	case *extprocv3.ProcessingRequest_ResponseBody:
-		return "response_body"
-	case *extprocv3.ProcessingRequest_RequestTrailers:
-		return "request_trailers"
-	case *extprocv3.ProcessingRequest_ResponseTrailers:
-		return "response_trailers"
-	}
-	return "unknown"
 }
 
 // continuePhase answers a body or trailers message with CONTINUE and no change.
-func (s *Server) continuePhase(ctx context.Context, msg *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+func (s *Server) continuePhase(ctx context.Context, kind requestKind) *extprocv3.ProcessingResponse {
 	s.metrics.countError(errKindUnexpectedPhase)
 	if !s.warnedPhase.Swap(true) {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc filter sends a phase s3cors does not use; answering CONTINUE. Set processing_mode request_body_mode/response_body_mode NONE and request_trailer_mode/response_trailer_mode SKIP",
-			slog.String("phase", phaseName(msg)))
+			slog.String("phase", kindNames[kind]))
 	}
 	resp := &extprocv3.ProcessingResponse{}
-	switch msg.GetRequest().(type) {
-	case *extprocv3.ProcessingRequest_RequestBody:
+	switch kind {
+	case kindRequestBody:
 		resp.Response = &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}
-	case *extprocv3.ProcessingRequest_ResponseBody:
+	case kindResponseBody:
 		resp.Response = &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}
-	case *extprocv3.ProcessingRequest_RequestTrailers:
+	case kindRequestTrailers:
 		resp.Response = &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}
-	case *extprocv3.ProcessingRequest_ResponseTrailers:
+	case kindResponseTrailers:
 		resp.Response = &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}
 	}
 	return resp
@@ -289,9 +285,9 @@ func (s *Server) protocolError(ctx context.Context, code codes.Code, kind, forma
 // headers) get CONTINUE with the mode_override {response_header_mode: SKIP}, so that Envoy
 // does not send the response headers. Every other field of the override is left at its
 // default, so that it equals `{response_header_mode: SKIP}` in an allowed_override_modes list.
-func (s *Server) requestHeaders(ctx context.Context, st *stream, h *extprocv3.HttpHeaders) (done bool, err error) {
+func (s *Server) requestHeaders(ctx context.Context, st *stream, hs []header) (done bool, err error) {
 	req := &st.req
-	if err := readRequest(h.GetHeaders().GetHeaders(), req, &st.scratch); err != nil {
+	if err := readRequest(hs, req, &st.scratch); err != nil {
 		return false, s.protocolError(ctx, codes.InvalidArgument, errKindMissingHeader, "%s", err.Error())
 	}
 	d := &st.dec
@@ -340,8 +336,8 @@ const (
 	fieldCount
 )
 
-func requestField(key string) int {
-	switch key {
+func requestField(key []byte) int {
+	switch string(key) {
 	case ":method":
 		return fieldMethod
 	case ":authority":
@@ -360,44 +356,56 @@ func requestField(key string) int {
 	return -1
 }
 
-// readRequest fills r from Envoy's request header map. Envoy sends lower-case keys and, since
-// 1.27 by default, values in raw_value; value is read when raw_value is empty, for older
-// Envoys and other clients. A repeated header counts with its first value. The raw values are
-// gathered in scratch and turned into one string, which r's fields slice: one allocation
-// whatever the number of headers.
-func readRequest(hs []*corev3.HeaderValue, r *evaluator.Request, scratch *[]byte) error {
+// lowerKey returns key in lower case: key itself when it has no upper-case ASCII letter (Envoy
+// sends lower-case keys), else a lower-case copy in buf when key is ASCII and fits, else nil
+// (then bytes.ToLower, as strings.ToLower did for the typed messages, lowers its non-ASCII
+// letters too).
+func lowerKey(key []byte, buf *[64]byte) []byte {
+	if !hasUpper(key) {
+		return key
+	}
+	if len(key) > len(buf) {
+		return nil
+	}
+	low := buf[:len(key)]
+	for i, c := range key {
+		switch {
+		case c >= utf8.RuneSelf:
+			return nil
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		low[i] = c
+	}
+	return low
+}
+
+// readRequest fills r from Envoy's request headers. A repeated header counts with its first
+// value. The values are gathered in scratch and turned into one string, which r's fields
+// slice: one allocation whatever the number of headers.
+func readRequest(hs []header, r *evaluator.Request, scratch *[]byte) error {
 	var (
-		vals  [fieldCount]string
 		spans [fieldCount][2]int
 		seen  [fieldCount]bool
-		raw   [fieldCount]bool
+		low   [64]byte
 	)
 	buf := (*scratch)[:0]
 	for _, h := range hs {
-		key := h.GetKey()
-		if hasUpper(key) {
-			key = strings.ToLower(key)
-		}
-		f := requestField(key)
+		// A key lowerKey leaves to bytes.ToLower (long, or not ASCII) is none of those read.
+		f := requestField(lowerKey(h.key, &low))
 		if f < 0 || seen[f] {
 			continue
 		}
 		seen[f] = true
-		if rv := h.GetRawValue(); len(rv) > 0 {
-			spans[f] = [2]int{len(buf), len(buf) + len(rv)}
-			buf = append(buf, rv...)
-			raw[f] = true
-		} else {
-			vals[f] = h.GetValue()
-		}
+		spans[f] = [2]int{len(buf), len(buf) + len(h.value)}
+		buf = append(buf, h.value...)
 	}
 	*scratch = buf
+	var vals [fieldCount]string
 	if len(buf) > 0 {
 		all := string(buf)
 		for f := range fieldCount {
-			if raw[f] {
-				vals[f] = all[spans[f][0]:spans[f][1]]
-			}
+			vals[f] = all[spans[f][0]:spans[f][1]]
 		}
 	}
 	if !seen[fieldAuthority] && seen[fieldHost] {
@@ -435,14 +443,7 @@ func withoutQuery(path string) string {
 	return path
 }
 
-func headerValue(h *corev3.HeaderValue) string {
-	if raw := h.GetRawValue(); len(raw) > 0 {
-		return string(raw)
-	}
-	return h.GetValue()
-}
-
-func hasUpper(s string) bool {
+func hasUpper[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if 'A' <= s[i] && s[i] <= 'Z' {
 			return true
@@ -487,22 +488,23 @@ func (st *stream) immediateResponse() {
 	st.out.set(st.buf)
 }
 
-// responseHeaders puts in st.out the mutation of the upstream's response headers for a
+// responseHeaders puts in st.out the mutation of the upstream's response headers hs for a
 // Decorate, or a Forward that strips the upstream's own CORS headers.
-func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) {
+func (st *stream) responseHeaders(hs []header) {
 	d := &st.dec
 	decorate := d.Outcome == evaluator.Decorate
 	remove, vary := st.remove[:0], st.vary[:0]
-	for _, u := range h.GetHeaders().GetHeaders() {
-		key := u.GetKey()
-		if hasUpper(key) {
-			key = strings.ToLower(key)
+	var low [64]byte
+	for _, u := range hs {
+		key := lowerKey(u.key, &low)
+		if key == nil {
+			key = bytes.ToLower(u.key)
 		}
-		if d.StripUpstream && evaluator.IsCORSHeader(key) && !contains(remove, key) {
-			remove = append(remove, key)
+		if d.StripUpstream && evaluator.IsCORSHeader(string(key)) && !contains(remove, string(key)) {
+			remove = append(remove, string(key))
 		}
-		if decorate && key == "vary" {
-			vary = append(vary, headerValue(u))
+		if decorate && string(key) == "vary" {
+			vary = append(vary, string(u.value))
 		}
 	}
 

@@ -345,15 +345,22 @@ func (p *bufferPool) Put(b *[]byte) {
 	}
 }
 
-// Unmarshal is the proto codec's.
-func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
+// Unmarshal reads a message into a wireRequest from its wire bytes, and anything else with
+// the proto codec.
+func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if w, ok := v.(*wireRequest); ok {
+		return w.unmarshal(data)
+	}
+	return c.proto.Unmarshal(data, v)
+}
 
 // Name is "proto": on the wire, the codec is gRPC's proto codec.
 func (wireCodec) Name() string { return grpcproto.Name }
 
 // ServerCodecOption returns the grpc.ServerOption that lets a grpc.Server send the server's
-// pre-encoded answers as they are (see wireResponse): without it every answer is copied once
-// more by the proto codec, with the same bytes on the wire. It replaces the codec of every
+// pre-encoded answers as they are (see wireResponse) and hand it the requests' wire bytes (see
+// wireRequest). Without it the server works the same, at the cost of gRPC's proto codec: every
+// answer is copied once more, and every request decoded into generated messages. It replaces the codec of every
 // service on that grpc.Server, leaving their messages to gRPC's proto codec, so health and
 // reflection services registered beside the ext_proc server work as before. [Run] installs
 // it.

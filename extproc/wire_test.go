@@ -51,12 +51,22 @@ func typedOption(key, value string) *corev3.HeaderValueOption {
 	}
 }
 
+func headerValue(h *corev3.HeaderValue) string {
+	if raw := h.GetRawValue(); len(raw) > 0 {
+		return string(raw)
+	}
+	return h.GetValue()
+}
+
 // typedResponseHeaders is the answer to the upstream's response headers h as messages.
 func typedResponseHeaders(d *evaluator.Decision, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	decorate := d.Outcome == evaluator.Decorate
 	var remove, vary []string
 	for _, u := range h.GetHeaders().GetHeaders() {
-		key := strings.ToLower(u.GetKey())
+		key := u.GetKey()
+		if hasUpper(key) {
+			key = strings.ToLower(key)
+		}
 		if d.StripUpstream && evaluator.IsCORSHeader(key) && !contains(remove, key) {
 			remove = append(remove, key)
 		}
@@ -166,6 +176,14 @@ func sameAsTyped(m any, want *extprocv3.ProcessingResponse) error {
 // answer: the reply for a Reply, and, whatever the outcome (the encoding does not depend on
 // it), the response-headers mutation for upstream.
 func checkWire(d *evaluator.Decision, upstream *extprocv3.HttpHeaders) error {
+	var in incoming
+	raw, err := proto.Marshal(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: upstream}})
+	if err != nil {
+		return err
+	}
+	if err := in.parse(raw); err != nil {
+		return err
+	}
 	st := new(stream)
 	st.dec = *d
 	if d.Outcome == evaluator.Reply {
@@ -174,7 +192,7 @@ func checkWire(d *evaluator.Decision, upstream *extprocv3.HttpHeaders) error {
 			return fmt.Errorf("immediate response: %w", err)
 		}
 	}
-	st.responseHeaders(upstream)
+	st.responseHeaders(in.headers)
 	if err := sameAsTyped(&st.out, typedResponseHeaders(d, upstream)); err != nil {
 		return fmt.Errorf("response headers: %w", err)
 	}
@@ -216,7 +234,7 @@ func TestWireMatchesTyped(t *testing.T) {
 		for _, c := range tb.Cases {
 			st := new(stream)
 			msg := extproctest.RequestHeaders(c.Request)
-			if err := readRequest(msg.GetRequestHeaders().GetHeaders().GetHeaders(), &st.req, &st.scratch); err != nil {
+			if err := readRequest(wireIncoming(t, msg).headers, &st.req, &st.scratch); err != nil {
 				continue // a case of missing pseudo-headers: no answer to encode
 			}
 			lp.Policy.Evaluate(&st.req, &st.dec)
@@ -315,7 +333,7 @@ func TestWireAnswerAllocations(t *testing.T) {
 	}
 	st := new(stream)
 	msg := extproctest.RequestHeaders(benchPreflight)
-	if err := readRequest(msg.GetRequestHeaders().GetHeaders().GetHeaders(), &st.req, &st.scratch); err != nil {
+	if err := readRequest(wireIncoming(t, msg).headers, &st.req, &st.scratch); err != nil {
 		t.Fatal(err)
 	}
 	lp.Policy.Evaluate(&st.req, &st.dec)

@@ -1,0 +1,267 @@
+package extproc
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// The server reads the ProcessingRequests it receives straight from their wire bytes as well:
+// decoding one into generated messages (some twenty of them, every header a message and two
+// strings) cost more than deciding the request. It reads what it needs (which message it is,
+// observability_mode, and the headers' keys and values) and steps over everything else.
+// wire_request_test.go proves that it reads exactly what proto.Unmarshal reads, for every
+// case-table message and for fuzzed bytes; RATIONALE.md says why.
+//
+// Field numbers from the generated code of github.com/envoyproxy/go-control-plane/envoy
+// v1.40.0, as in wire.go.
+const (
+	// envoy.service.ext_proc.v3.ProcessingRequest (service/ext_proc/v3/external_processor.pb.go);
+	// fields 2 to 7 are the oneof request.
+	numRequestRequestHeaders    protowire.Number = 2  // request_headers HttpHeaders
+	numRequestResponseTrailers  protowire.Number = 7  // response_trailers HttpTrailers
+	numRequestObservabilityMode protowire.Number = 10 // observability_mode bool
+
+	// envoy.service.ext_proc.v3.HttpHeaders (same file)
+	numHTTPHeadersHeaders protowire.Number = 1 // headers envoy.config.core.v3.HeaderMap
+
+	// envoy.config.core.v3.HeaderMap (config/core/v3/base.pb.go)
+	numHeaderMapHeaders protowire.Number = 1 // headers repeated HeaderValue
+
+	// envoy.config.core.v3.HeaderValue (same file); key and raw_value are in wire.go
+	numHeaderValue protowire.Number = 2 // value string
+)
+
+// requestKind is which message of the oneof request a ProcessingRequest carries.
+type requestKind uint8
+
+// The kinds, in field-number order: kind k is field number k+1 (request_headers is 2).
+const (
+	kindNone requestKind = iota
+	kindRequestHeaders
+	kindResponseHeaders
+	kindRequestBody
+	kindResponseBody
+	kindRequestTrailers
+	kindResponseTrailers
+)
+
+var kindNames = [...]string{
+	kindNone:             "none",
+	kindRequestHeaders:   "request_headers",
+	kindResponseHeaders:  "response_headers",
+	kindRequestBody:      "request_body",
+	kindResponseBody:     "response_body",
+	kindRequestTrailers:  "request_trailers",
+	kindResponseTrailers: "response_trailers",
+}
+
+// header is one header of a request_headers or response_headers message: its key as sent,
+// and its raw_value, or its value when raw_value is empty (older Envoys and other clients).
+type header struct {
+	key, value []byte
+}
+
+// incoming is what the server reads of one ProcessingRequest.
+type incoming struct {
+	kind          requestKind
+	observability bool     // observability_mode
+	headers       []header // request_headers' or response_headers' headers
+}
+
+// fromMessage reads m, a message some other codec decoded.
+func (in *incoming) fromMessage(m *extprocv3.ProcessingRequest) {
+	in.kind, in.observability, in.headers = kindNone, m.GetObservabilityMode(), in.headers[:0]
+	var hs *extprocv3.HttpHeaders
+	switch r := m.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		in.kind, hs = kindRequestHeaders, r.RequestHeaders
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		in.kind, hs = kindResponseHeaders, r.ResponseHeaders
+	case *extprocv3.ProcessingRequest_RequestBody:
+		in.kind = kindRequestBody
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		in.kind = kindResponseBody
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		in.kind = kindRequestTrailers
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		in.kind = kindResponseTrailers
+	}
+	for _, h := range hs.GetHeaders().GetHeaders() {
+		value := h.GetRawValue()
+		if len(value) == 0 {
+			value = []byte(h.GetValue())
+		}
+		in.headers = append(in.headers, header{key: []byte(h.GetKey()), value: value})
+	}
+}
+
+// errInvalidUTF8 is proto.Unmarshal's complaint about a string field, here a header's key or
+// value.
+var errInvalidUTF8 = errors.New("extproc: request message: string field contains invalid UTF-8")
+
+func wireError(n int) error {
+	return fmt.Errorf("extproc: request message: %w", protowire.ParseError(n))
+}
+
+// parse reads the ProcessingRequest in b, which in.headers then point into. It follows
+// proto.Unmarshal: the last of the oneof's fields wins, and a field repeated on the wire merges
+// (a second request_headers adds its headers to the first's); a known field with another wire
+// type is an unknown field; every occurrence of a header's key or value must be valid UTF-8.
+// Fields it does not read are stepped over as opaque values, so malformed content inside them
+// (which no Envoy sends) goes unnoticed where proto.Unmarshal would refuse the whole message.
+func (in *incoming) parse(b []byte) error {
+	in.kind, in.observability, in.headers = kindNone, false, in.headers[:0]
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return wireError(n)
+		}
+		b = b[n:]
+		switch {
+		case num >= numRequestRequestHeaders && num <= numRequestResponseTrailers && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return wireError(n)
+			}
+			b = b[n:]
+			if kind := requestKind(num - 1); kind != in.kind {
+				in.kind, in.headers = kind, in.headers[:0]
+			}
+			if in.kind == kindRequestHeaders || in.kind == kindResponseHeaders {
+				if err := in.parseHTTPHeaders(v); err != nil {
+					return err
+				}
+			}
+		case num == numRequestObservabilityMode && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return wireError(n)
+			}
+			b = b[n:]
+			in.observability = protowire.DecodeBool(v)
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return wireError(n)
+			}
+			b = b[n:]
+		}
+	}
+	return nil
+}
+
+// parseHTTPHeaders reads an HttpHeaders message, and the HeaderMap in it.
+func (in *incoming) parseHTTPHeaders(b []byte) error {
+	return eachField(b, numHTTPHeadersHeaders, func(m []byte) error {
+		return eachField(m, numHeaderMapHeaders, in.parseHeaderValue)
+	})
+}
+
+// parseHeaderValue reads one HeaderValue; the last occurrence of each field wins.
+func (in *incoming) parseHeaderValue(b []byte) error {
+	var key, value, raw []byte
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return wireError(n)
+		}
+		b = b[n:]
+		if num < numHeaderKey || num > numHeaderRawValue || typ != protowire.BytesType {
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return wireError(n)
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return wireError(n)
+		}
+		b = b[n:]
+		switch num {
+		case numHeaderKey:
+			key = v
+		case numHeaderValue:
+			value = v
+		case numHeaderRawValue:
+			raw = v
+			continue
+		}
+		if !utf8.Valid(v) {
+			return errInvalidUTF8
+		}
+	}
+	if len(raw) == 0 {
+		raw = value
+	}
+	in.headers = append(in.headers, header{key: key, value: raw})
+	return nil
+}
+
+// eachField calls fn with the content of every occurrence of the message field num in the
+// message b, and steps over every other field.
+func eachField(b []byte, num protowire.Number, fn func([]byte) error) error {
+	for len(b) > 0 {
+		n0, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return wireError(n)
+		}
+		b = b[n:]
+		if n0 != num || typ != protowire.BytesType {
+			n := protowire.ConsumeFieldValue(n0, typ, b)
+			if n < 0 {
+				return wireError(n)
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return wireError(n)
+		}
+		b = b[n:]
+		if err := fn(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wireRequest is what the server hands to RecvMsg. Under [ServerCodecOption]'s codec, its
+// Unmarshal copies the message's bytes into buf and parses them into in. Under any other proto
+// codec, wireRequest is a proto.Message (a ProcessingRequest) that the codec decodes into msg;
+// parsed then stays false and the server reads msg instead.
+type wireRequest struct {
+	buf    []byte
+	parsed bool
+	in     incoming
+	msg    extprocv3.ProcessingRequest
+}
+
+// ProtoReflect makes a wireRequest a proto.Message (see the type's comment).
+func (w *wireRequest) ProtoReflect() protoreflect.Message { return w.msg.ProtoReflect() }
+
+// unmarshal copies data (which gRPC frees once the codec returns) and parses it.
+func (w *wireRequest) unmarshal(data mem.BufferSlice) error {
+	w.buf = w.buf[:0]
+	for _, b := range data {
+		w.buf = append(w.buf, b.ReadOnlyData()...)
+	}
+	w.parsed = true
+	return w.in.parse(w.buf)
+}
+
+// received returns what was read by the last RecvMsg into w.
+func (w *wireRequest) received() *incoming {
+	if !w.parsed {
+		w.in.fromMessage(&w.msg)
+	}
+	return &w.in
+}
