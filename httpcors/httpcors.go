@@ -213,7 +213,7 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 	d := &x.d
 	if d.HeaderSet >= 0 {
 		// An allowed preflight: the rule's prepared headers, then the request's values.
-		// Content-Length: 0 is left to the server (below).
+		// Content-Length: 0 is left to the server (see below).
 		set := &st.fixed[d.HeaderSet]
 		for _, f := range set.headers {
 			h[f.key] = f.value
@@ -228,26 +228,31 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 		w.WriteHeader(d.Status)
 		return
 	}
+	// An error reply (or, should the evaluator ever answer so, another reply without a
+	// rule): the ids, carved together, and constants found in the value table.
+	rid, hid := x.mem.ids(d.RequestID(), d.HostID())
 	values := &st.values
 	for _, hd := range d.Headers {
-		key := hd.Name
-		v := values.find(hd.Value)
-		if v == nil {
+		switch hd.Name {
+		case evaluator.HeaderRequestID:
+			h[keyRequestID] = rid
+		case evaluator.HeaderID2:
+			h[keyID2] = hid
+		case evaluator.HeaderContentLength:
+			// Framing is the server's: net/http (HTTP/1.1 and HTTP/2) sends the length of
+			// what was written, Content-Length: 0 for a reply that wrote no body, and one
+			// entry fewer keeps the header map in its small form. See RATIONALE.md.
+		default:
+			v := values.find(hd.Value)
 			switch {
+			case v != nil:
 			case isOrigin(hd.Value, origin):
 				v = origin[:1:1]
-			case len(key) == len(evaluator.HeaderContentLength) && key == evaluator.HeaderContentLength:
-				// Framing is the server's: net/http (HTTP/1.1 and HTTP/2) sends
-				// Content-Length: 0 for a reply that wrote no body, and one entry fewer
-				// keeps the header map in its small form. See RATIONALE.md.
-				continue
 			default:
-				// The ids and the Allow-Headers echo (or a constant the table missed).
-				key = canonicalKey(key)
 				v = x.mem.value(hd.Value)
 			}
+			h[hd.Name] = v
 		}
-		h[key] = v
 	}
 	w.WriteHeader(d.Status)
 	if len(d.Body) > 0 {
@@ -255,18 +260,6 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 		// reused. The client has gone if this fails; there is nobody left to tell.
 		_, _ = w.Write(d.Body)
 	}
-}
-
-// canonicalKey is name as net/http's header map holds it. The evaluator's names are
-// canonical already except S3's two ids.
-func canonicalKey(name string) string {
-	switch name {
-	case evaluator.HeaderRequestID:
-		return keyRequestID
-	case evaluator.HeaderID2:
-		return keyID2
-	}
-	return name
 }
 
 // isOrigin reports whether v is the request's Origin value itself (the same memory), which
