@@ -106,8 +106,8 @@ func (p *Policy) lookup(name string) *bucketPolicy {
 // before end, pct that of the first '%' before end, each -1 when none.
 //
 // One test per word marks a superset of the four characters: h|0x10 is 0x3f for '/' and
-// '?' only, h|0x06 is 0x27 for '!', '#', '%' and '\'' only. Marked bytes, a few per path,
-// are then told apart one by one.
+// '?' only, h|0x06 is 0x27 for '!', '#', '%' and the apostrophe only. Marked bytes, a few
+// per path, are then told apart one by one.
 func scanTarget(path string) (end, slash, pct int) {
 	b := bytesOf(path)
 	slash, pct = -1, -1

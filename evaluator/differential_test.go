@@ -125,7 +125,7 @@ func FuzzReplyErrorDifferential(f *testing.F) {
 		k := errorKinds[int(kind)%len(errorKinds)]
 		var d Decision
 		var rd refDecision
-		for _, m := range []string{prev, method} { // reused buffers, as in a Decision
+		for _, m := range []string{prev, method, prev} { // reused buffers, as in a Decision
 			// Only "not allowed" tells an object from a bucket; the others always say BUCKET.
 			object := object && k.object == "OBJECT"
 			resource := k.bucket

@@ -31,11 +31,12 @@ const VaryValue = "Origin, Access-Control-Request-Headers, Access-Control-Reques
 type decisionScratch struct {
 	headers   [12]Header
 	template  *Header // the template headers holds, nil when unknown (headersFrom)
-	addr      []byte // decoded bucket and key
-	acrh      []byte // requested header names, lower case, joined by ", "
-	names     []span // each name's place in acrh
-	badACRH   bool   // the ACRH value holds CR, LF or NUL: no rule can match it
+	addr      []byte  // decoded bucket and key
+	acrh      []byte  // requested header names, lower case, joined by ", "
+	names     []span  // each name's place in acrh
+	badACRH   bool    // the ACRH value holds CR, LF or NUL: no rule can match it
 	body      []byte
+	bodyHead  *errorReply // the error whose head body starts with, nil when none
 	requestID [16]byte
 	hostID    [76]byte
 }

@@ -48,7 +48,15 @@ const (
 // are written once, into the body; the two id headers point at them there.
 func replyError(d *Decision, seed uint64, e *errorReply, method string, object bool) {
 	s := &d.scratch
-	b := append(s.body[:0], e.head...)
+	// The head is constant: a Decision that answered the same error last time still holds
+	// it (only replyError writes the body, and only past the head).
+	var b []byte
+	if s.bodyHead == e && len(s.body) >= len(e.head) {
+		b = s.body[:len(e.head)]
+	} else {
+		b = append(s.body[:0], e.head...)
+		s.bodyHead = e
+	}
 	if e.status == 403 {
 		b = appendEscaped(b, method)
 		if object {
