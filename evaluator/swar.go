@@ -59,6 +59,9 @@ func unsafeBytes(x uint64) uint64 {
 	return ^((h^'\r'*lsb+low7)&(h^'\n'*lsb+low7)&(h+low7) | x) & msb
 }
 
+// controlBytes marks each byte below 0x20: a superset of unsafeBytes, in three operations.
+func controlBytes(x uint64) uint64 { return ^(x&low7 + (0x80-0x20)*lsb | x) & msb }
+
 func load64(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
 
 // bytesOf views a string's bytes without copying; the result must not be written.
