@@ -71,7 +71,9 @@ func checkParse(raw []byte) error {
 }
 
 // protoAccepts says whether proto.Unmarshal decodes raw into m.
-func protoAccepts(raw []byte, m *extprocv3.ProcessingRequest) bool { return proto.Unmarshal(raw, m) == nil }
+func protoAccepts(raw []byte, m *extprocv3.ProcessingRequest) bool {
+	return proto.Unmarshal(raw, m) == nil
+}
 
 // requestSeeds are messages of every kind and shape Envoy sends, and some it does not: the
 // case table's request and response headers, values in value rather than raw_value, bodies,
