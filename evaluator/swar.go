@@ -17,12 +17,9 @@ const (
 	low7 = 0x7f7f7f7f7f7f7f7f // the low seven bits of every byte
 )
 
-// nonzeroBytes marks (0x80) each byte of x that is not zero. It is exact for every byte: no
-// carry crosses from one byte into the next, unlike the shorter (x-lsb)&^x&msb, which can
-// mark a 0x01 byte above a zero one.
-func nonzeroBytes(x uint64) uint64 { return (x&low7 + low7 | x) & msb }
-
-// zeroBytes marks (0x80) each byte of x that is zero.
+// zeroBytes marks (0x80) each byte of x that is zero. It is exact for every byte: no carry
+// crosses from one byte into the next, unlike the shorter (x-lsb)&^x&msb, which can mark a
+// 0x01 byte above a zero one.
 func zeroBytes(x uint64) uint64 { return ^(x&low7 + low7 | x) & msb }
 
 // firstByte is the offset of the lowest marked byte of a non-zero mask.
