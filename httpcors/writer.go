@@ -28,47 +28,27 @@ var _ interface {
 	io.ReaderFrom
 } = (*writer)(nil)
 
-// apply edits the header map once, in a single pass over it: upstream Access-Control-*
-// headers go when StripUpstream, and for Decorate any spelling of a name S3 sets other than
-// the canonical one goes too (it would make a second line); a non-canonical Vary is folded
-// into Vary. Then S3's headers are set.
+// apply edits the header map once: the upstream's own headers first (fixUpstream), then
+// S3's headers are set.
 func (w *writer) apply() {
 	if w.applied || w.d == nil {
 		return
 	}
 	w.applied = true
 	h := w.Header()
-	decorate := w.d.Outcome == evaluator.Decorate
+	var up []string
 	// An empty map (an upstream that set no header) has nothing to strip or merge, and
 	// ranging over a map costs more than a few lookups.
-	upstream := len(h) > 0
-	if upstream {
-		for k, vs := range h {
-			switch {
-			case w.d.StripUpstream && evaluator.IsCORSHeader(k):
-				delete(h, k)
-			case !decorate || http.CanonicalHeaderKey(k) == k:
-			case equalFold(k, "Vary"):
-				h["Vary"] = append(h["Vary"], vs...)
-				delete(h, k)
-			case evaluator.IsCORSHeader(k):
-				delete(h, k)
-			}
-		}
+	if len(h) > 0 {
+		up = w.fixUpstream(h)
 	}
-	if !decorate {
+	if w.d.Outcome != evaluator.Decorate {
 		return
 	}
-	var up []string
-	if upstream {
-		up = h["Vary"]
-	}
-	if w.d.HeaderSet >= 0 {
+	if n := w.d.HeaderSet; n >= 0 {
 		// The matched rule's prepared headers, then the request's Origin.
-		set := &w.st.fixed[w.d.HeaderSet]
-		for _, f := range set.headers {
-			h[f.key] = f.value
-		}
+		set := &w.st.fixed[n]
+		setFixed(h, set.headers)
 		if set.echo {
 			h[evaluator.HeaderAllowOrigin] = w.origin[:1:1]
 		}
@@ -77,8 +57,34 @@ func (w *writer) apply() {
 		}
 		return
 	}
-	// Not reached today (a Decorate decision always has a rule), and right should that
-	// change: the Decision's headers, one table probe each.
+	w.setDecision(h, up)
+}
+
+// fixUpstream edits the upstream's headers in a single pass: its Access-Control-* headers go
+// when StripUpstream, and for Decorate any spelling of a name S3 sets other than the
+// canonical one goes too (it would make a second line); a non-canonical Vary is folded into
+// Vary. It returns the upstream's Vary values.
+func (w *writer) fixUpstream(h http.Header) []string {
+	decorate := w.d.Outcome == evaluator.Decorate
+	for k, vs := range h {
+		switch {
+		case w.d.StripUpstream && evaluator.IsCORSHeader(k):
+			delete(h, k)
+		case !decorate || http.CanonicalHeaderKey(k) == k:
+		case equalFold(k, "Vary"):
+			h["Vary"] = append(h["Vary"], vs...)
+			delete(h, k)
+		case evaluator.IsCORSHeader(k):
+			delete(h, k)
+		}
+	}
+	return h["Vary"]
+}
+
+// setDecision sets a Decorate decision's headers one by one, each found in the value table.
+// Not reached today (a Decorate decision always has a rule and so a fixed set), and right
+// should that change.
+func (w *writer) setDecision(h http.Header, up []string) {
 	values, origin := &w.st.values, w.origin
 	for _, hd := range w.d.Headers {
 		v := values.find(hd.Value)
@@ -86,8 +92,7 @@ func (w *writer) apply() {
 		case v == nil && isOrigin(hd.Value, origin):
 			v = origin[:1:1]
 		case v == nil:
-			// Not reached today, and safe should that change: the copy outlives the
-			// Decision.
+			// The copy outlives the Decision.
 			v = []string{strings.Clone(hd.Value)}
 		case len(up) > 0 && &v[0] == &valVary[0]:
 			v = []string{evaluator.MergeVary(up)}
