@@ -118,3 +118,44 @@ func rawExchange(t *testing.T, addr string, r casetable.Request) (int, http.Head
 	}
 	return status, h, body
 }
+
+// TestPreflightOverHTTP2 checks what the middleware leaves to the server: a preflight reply
+// sets no Content-Length, and net/http's HTTP/2 server, like its HTTP/1.1 one
+// (TestCaseTablesServer), frames the empty reply with content-length: 0 as S3 does.
+func TestPreflightOverHTTP2(t *testing.T) {
+	m, err := httpcors.Load([]byte(`{"buckets": {"site": {"CORSRules": [{"AllowedOrigins": ["https://app.example"], "AllowedMethods": ["PUT"]}]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(m.Handler(http.NotFoundHandler()))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	req, err := http.NewRequest("OPTIONS", srv.URL+"/site/k", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Origin", "https://app.example")
+	req.Header.Set("Access-Control-Request-Method", "PUT")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("protocol %s, want HTTP/2", resp.Proto)
+	}
+	if resp.StatusCode != 200 || len(body) != 0 {
+		t.Fatalf("status %d, body %q", resp.StatusCode, body)
+	}
+	if cl := resp.Header.Values("Content-Length"); len(cl) != 1 || cl[0] != "0" {
+		t.Errorf("content-length %q, want one \"0\"", cl)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://app.example" {
+		t.Errorf("allow-origin %q", got)
+	}
+}
