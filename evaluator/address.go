@@ -112,13 +112,7 @@ func scanTarget(path string) (end, slash, pct int) {
 	b := bytesOf(path)
 	slash, pct = -1, -1
 	for i := 1; i < len(b); i += 8 {
-		var w uint64
-		t := 8
-		if i+8 <= len(b) {
-			w = load64(b[i : i+8])
-		} else {
-			w, t = wordAt(b, i)
-		}
+		w, t := wordAt(b, i)
 		h := w & low7
 		m := ^(((h|0x10*lsb)^0x3f*lsb+low7)&((h|0x06*lsb)^0x27*lsb+low7) | w) & msb & below(t)
 		for ; m != 0; m &= m - 1 {

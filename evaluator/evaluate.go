@@ -263,13 +263,7 @@ func parseACRH(r *Request, s *decisionScratch) {
 		buf := out[:cap(out)]
 		j := start
 		for {
-			var w uint64
-			t := 8
-			if i+8 <= n {
-				w = load64(v[i : i+8])
-			} else {
-				w, t = wordAt(v, i)
-			}
+			w, t := wordAt(v, i)
 			k := t
 			if comma := zeroBytes(w^','*lsb) & below(t); comma != 0 {
 				k = firstByte(comma)

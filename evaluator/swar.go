@@ -68,18 +68,16 @@ func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)
 // end, where the word is zero-padded). Near the end of a slice of at least 8 bytes it loads
 // the last 8 and shifts, so only slices shorter than a word take the byte loop.
 func wordAt(b []byte, i int) (uint64, int) {
-	if i+8 <= len(b) {
+	n := len(b)
+	if i+8 <= n {
 		return load64(b[i : i+8]), 8
 	}
-	t := len(b) - i
-	if len(b) >= 8 {
-		return load64(b[len(b)-8:]) >> (8 * uint(8-t)), t
+	if n >= 8 {
+		return load64(b[n-8:]) >> (8 * uint(i+8-n)), n - i
 	}
-	var w uint64
-	for k := len(b) - 1; k >= i; k-- {
-		w = w<<8 | uint64(b[k])
-	}
-	return w, t
+	var pad [8]byte
+	copy(pad[:], b[i:])
+	return load64(pad[:]), n - i
 }
 
 // hasUnsafeByte reports whether s holds CR, LF or NUL.
