@@ -19,7 +19,10 @@
 // [Run] is the whole process as `s3cors extproc` runs it: configuration loaded from a JSON or
 // YAML file and reloaded on change or SIGHUP by atomic swap (an invalid file keeps the last good
 // configuration live), gRPC health, Prometheus metrics, structured logs and a bounded graceful
-// drain on shutdown. [NewServer] is the ExternalProcessorServer alone, for embedding.
+// drain on shutdown. [NewServer] is the ExternalProcessorServer alone, for embedding; register
+// it in a grpc.Server built with [ServerCodecOption], which lets the server read requests and
+// write answers as protobuf wire bytes (without it the server works the same, through gRPC's
+// proto codec, at some CPU cost).
 //
 // The Envoy-side settings this server is written for are in RATIONALE.md, section "ext_proc".
 package extproc
