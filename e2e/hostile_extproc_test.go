@@ -55,7 +55,7 @@ func startExtproc(t testing.TB, cfg []byte) *extprocServer {
 
 func (s *extprocServer) serve(t testing.TB, lis net.Listener) {
 	s.server = extproc.NewServer(s.holder, extproc.ServerOptions{Logger: slog.New(slog.DiscardHandler)})
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(16 << 20))
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(16<<20), extproc.ServerCodecOption())
 	extprocv3.RegisterExternalProcessorServer(s.grpc, s.server)
 	go func() { _ = s.grpc.Serve(lis) }()
 }
