@@ -80,7 +80,11 @@ func newFixedSets(p *evaluator.Policy, values *valueTable) []fixedSet {
 // New returns middleware for a compiled policy.
 func New(p *evaluator.Policy) *Middleware {
 	m := &Middleware{}
-	m.pool.New = func() any { return new(exchange) }
+	m.pool.New = func() any {
+		x := new(exchange)
+		x.w.d = &x.d // for the exchange's whole life
+		return x
+	}
 	m.SetPolicy(p)
 	return m
 }
@@ -175,12 +179,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.m.pool.Put(x)
 		h.next.ServeHTTP(w, r)
 	default:
-		x.w = writer{ResponseWriter: w, d: d, st: st, origin: origin}
+		x.w.ResponseWriter, x.w.st, x.w.origin, x.w.applied = w, st, origin, false
 		h.next.ServeHTTP(&x.w, r)
 		// A handler that writes nothing gets net/http's implicit 200 after it returns;
 		// its headers must be fixed up first.
 		x.w.apply()
-		x.w = writer{}
+		// Hold on to nothing of this request while pooled.
+		x.w.ResponseWriter, x.w.origin = nil, nil
 		h.m.pool.Put(x)
 		// A handler that panics never gets here: its exchange is left to the garbage
 		// collector, which is all a deferred Put would buy back.
