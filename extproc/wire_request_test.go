@@ -8,6 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -194,4 +195,145 @@ func FuzzWireRequest(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// Helpers that spell wire bytes by hand, for shapes proto.Marshal never writes.
+func wBytes(num protowire.Number, v []byte) []byte {
+	return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), v)
+}
+
+func wVarint(num protowire.Number, v uint64) []byte {
+	return protowire.AppendVarint(protowire.AppendTag(nil, num, protowire.VarintType), v)
+}
+
+func wCat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+// wHeader is a HeaderValue{key, raw_value} and wHeaders an HttpHeaders holding them.
+func wHeader(key, raw string) []byte {
+	return wCat(wBytes(numHeaderKey, []byte(key)), wBytes(numHeaderRawValue, []byte(raw)))
+}
+
+func wHeaders(hvs ...[]byte) []byte {
+	var m []byte
+	for _, hv := range hvs {
+		m = append(m, wBytes(numHeaderMapHeaders, hv)...)
+	}
+	return wBytes(numHTTPHeadersHeaders, m)
+}
+
+// TestWireRequestShapes: wire shapes a protobuf encoder other than Envoy's (or a future Envoy)
+// may send, each read as proto.Unmarshal reads it: merges of a message split over several
+// occurrences, fields out of order and repeated, unknown fields of every wire type, known field
+// numbers with another wire type, non-minimal varints, groups, zero-length values, value vs
+// raw_value, and what must be refused.
+func TestWireRequestShapes(t *testing.T) {
+	method, authority, path := wHeader(":method", "GET"), wHeader(":authority", "a"), wHeader(":path", "/")
+	groupOf := func(num protowire.Number, content []byte) []byte {
+		return protowire.AppendTag(append(protowire.AppendTag(nil, num, protowire.StartGroupType), content...), num, protowire.EndGroupType)
+	}
+	unknowns := wCat(
+		wVarint(1, 7), // field 1 is reserved in ProcessingRequest
+		protowire.AppendFixed32(protowire.AppendTag(nil, 14, protowire.Fixed32Type), 1),
+		protowire.AppendFixed64(protowire.AppendTag(nil, 15, protowire.Fixed64Type), 1),
+		wBytes(protowire.MaxValidNumber, []byte("x")),
+		groupOf(20, wCat(wVarint(1, 0), groupOf(2, wBytes(3, nil)))),
+	)
+	for _, c := range []struct {
+		name    string
+		raw     []byte
+		kind    requestKind
+		headers int  // headers read; -1 when proto.Unmarshal refuses the bytes
+		obs     bool // observability_mode
+	}{
+		{"plain", wBytes(2, wHeaders(method, authority, path)), kindRequestHeaders, 3, false},
+		{"request_headers split in two occurrences merges",
+			wCat(wBytes(2, wHeaders(method)), wBytes(2, wHeaders(authority, path))), kindRequestHeaders, 3, false},
+		{"HeaderMap split in two occurrences merges",
+			wBytes(2, wCat(wHeaders(method, authority), wHeaders(path))), kindRequestHeaders, 3, false},
+		{"oneof changes field and back: the last wins, unmerged",
+			wCat(wBytes(2, wHeaders(method)), wBytes(5, nil), wBytes(2, wHeaders(authority, path))), kindRequestHeaders, 2, false},
+		{"response_headers after request_headers replaces them",
+			wCat(wBytes(2, wHeaders(method, authority)), wBytes(3, wHeaders(path))), kindResponseHeaders, 1, false},
+		{"observability_mode before the oneof, fields out of order",
+			wCat(wVarint(10, 1), wBytes(3, wHeaders(path))), kindResponseHeaders, 1, true},
+		{"observability_mode as a non-minimal varint", wCat(wBytes(2, nil), []byte{10 << 3, 0x81, 0x80, 0x00}), kindRequestHeaders, 0, true},
+		{"observability_mode repeated: the last wins", wCat(wVarint(10, 1), wBytes(2, nil), wVarint(10, 0)), kindRequestHeaders, 0, false},
+		{"observability_mode as bytes (packed) is unknown", wCat(wBytes(10, []byte{1}), wBytes(2, nil)), kindRequestHeaders, 0, false},
+		{"request_headers as a varint is unknown", wCat(wBytes(3, wHeaders(path)), wVarint(2, 1)), kindResponseHeaders, 1, false},
+		{"request_headers as a group is unknown", wCat(wBytes(3, nil), groupOf(2, wVarint(1, 1))), kindResponseHeaders, 0, false},
+		{"unknown fields of every wire type at every level",
+			wCat(unknowns, wBytes(2, wCat(unknowns, wBytes(numHTTPHeadersHeaders, wCat(unknowns,
+				wBytes(numHeaderMapHeaders, wCat(unknowns, method, unknowns)))))), unknowns), kindRequestHeaders, 1, false},
+		{"HeaderValue fields out of order, repeated: the last wins",
+			wBytes(2, wHeaders(wCat(wBytes(numHeaderRawValue, []byte("v1")), wBytes(numHeaderKey, []byte("k1")),
+				wBytes(numHeaderKey, []byte("origin")), wBytes(numHeaderRawValue, []byte("v2"))))), kindRequestHeaders, 1, false},
+		{"value and raw_value: raw_value wins",
+			wBytes(2, wHeaders(wCat(wBytes(numHeaderKey, []byte("k")), wBytes(numHeaderValue, []byte("v")), wBytes(numHeaderRawValue, []byte("r"))))), kindRequestHeaders, 1, false},
+		{"value only (an Envoy without send_header_raw_value)",
+			wBytes(2, wHeaders(wCat(wBytes(numHeaderKey, []byte("k")), wBytes(numHeaderValue, []byte("v"))))), kindRequestHeaders, 1, false},
+		{"zero-length raw_value after a value: the value stands",
+			wBytes(2, wHeaders(wCat(wBytes(numHeaderValue, []byte("v")), wBytes(numHeaderRawValue, nil), wBytes(numHeaderKey, []byte("k"))))), kindRequestHeaders, 1, false},
+		{"key as a varint is unknown", wBytes(2, wHeaders(wCat(wVarint(numHeaderKey, 5), wBytes(numHeaderRawValue, []byte("r"))))), kindRequestHeaders, 1, false},
+		{"empty HeaderValue", wBytes(2, wHeaders(nil, nil)), kindRequestHeaders, 2, false},
+		{"duplicate keys are kept in order", wBytes(2, wHeaders(wHeader("origin", "a"), wHeader("origin", "b"))), kindRequestHeaders, 2, false},
+		{"body and trailers are read as their kind only",
+			wCat(wBytes(4, wCat(wBytes(1, []byte{0xff}), wVarint(2, 1))), wBytes(7, wHeaders(method))), kindResponseTrailers, 0, false},
+		{"nothing", nil, kindNone, 0, false},
+		{"unknown fields only", unknowns, kindNone, 0, false},
+
+		{"length past the end", []byte{2<<3 | 2, 5, 0}, kindNone, -1, false},
+		{"varint of 11 bytes", append([]byte{10 << 3}, bytes.Repeat([]byte{0xff}, 10)...), kindNone, -1, false},
+		{"varint overflowing 64 bits", append(append([]byte{10 << 3}, bytes.Repeat([]byte{0xff}, 9)...), 0x02), kindNone, -1, false},
+		{"length of 2^63", append([]byte{2<<3 | 2}, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01), kindNone, -1, false},
+		{"field number 0", []byte{0x02, 0x00}, kindNone, -1, false},
+		{"stray end group", protowire.AppendTag(nil, 3, protowire.EndGroupType), kindNone, -1, false},
+		{"unterminated group", protowire.AppendTag(nil, 3, protowire.StartGroupType), kindNone, -1, false},
+		{"end group of another field", protowire.AppendTag(protowire.AppendTag(nil, 3, protowire.StartGroupType), 4, protowire.EndGroupType), kindNone, -1, false},
+		{"wire type 6", []byte{2<<3 | 6}, kindNone, -1, false},
+		{"truncated inside a header", wBytes(2, wBytes(numHTTPHeadersHeaders, wBytes(numHeaderMapHeaders, []byte{byte(numHeaderKey)<<3 | 2, 9, 'k'}))), kindNone, -1, false},
+		{"invalid UTF-8 in a key", wBytes(2, wHeaders(wCat(wBytes(numHeaderKey, []byte{0xc3}), wBytes(numHeaderRawValue, []byte("r"))))), kindNone, -1, false},
+		{"invalid UTF-8 in an overwritten value", wBytes(2, wHeaders(wCat(wBytes(numHeaderValue, []byte{0xff}), wBytes(numHeaderValue, []byte("v"))))), kindNone, -1, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var typed extprocv3.ProcessingRequest
+			perr := proto.Unmarshal(c.raw, &typed)
+			var in incoming
+			werr := in.parse(c.raw)
+			if c.headers < 0 {
+				if perr == nil || werr == nil {
+					t.Fatalf("proto.Unmarshal says %v, the wire parse %v; want both to refuse %x", perr, werr, c.raw)
+				}
+				return
+			}
+			if perr != nil {
+				t.Fatalf("proto.Unmarshal refuses %x: %v", c.raw, perr)
+			}
+			if err := checkParse(c.raw); err != nil {
+				t.Fatal(err)
+			}
+			if in.kind != c.kind || len(in.headers) != c.headers || in.observability != c.obs {
+				t.Fatalf("read %s with %d headers, observability %v; want %s, %d, %v",
+					kindNames[in.kind], len(in.headers), in.observability, kindNames[c.kind], c.headers, c.obs)
+			}
+		})
+	}
+}
+
+// TestWireRequestDeepGroups: unknown groups nested far beyond protobuf's recursion limit are
+// refused, without exhausting the stack, as proto.Unmarshal refuses them.
+func TestWireRequestDeepGroups(t *testing.T) {
+	const depth = 100_000
+	var raw []byte
+	for range depth {
+		raw = protowire.AppendTag(raw, 20, protowire.StartGroupType)
+	}
+	for range depth {
+		raw = protowire.AppendTag(raw, 20, protowire.EndGroupType)
+	}
+	var in incoming
+	werr := in.parse(raw)
+	perr := proto.Unmarshal(raw, new(extprocv3.ProcessingRequest))
+	if werr == nil || perr == nil {
+		t.Fatalf("groups nested %d deep: wire parse %v, proto.Unmarshal %v; want both to refuse", depth, werr, perr)
+	}
 }
