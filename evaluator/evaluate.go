@@ -37,6 +37,7 @@ type decisionScratch struct {
 	badACRH   bool    // the ACRH value holds CR, LF or NUL: no rule can match it
 	body      []byte
 	bodyHead  *errorReply // the error whose head body starts with, nil when none
+	bodyTail  uint8       // what follows its Method value (replyError)
 	requestID [16]byte
 	hostID    [76]byte
 }

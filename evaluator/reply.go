@@ -48,32 +48,61 @@ const (
 // are written once, into the body; the two id headers point at them there.
 func replyError(d *Decision, seed uint64, e *errorReply, method string, object bool) {
 	s := &d.scratch
+	tail := uint8(0) // none (400), 1 BUCKET, 2 OBJECT
+	if e.status == 403 {
+		tail = 1
+		if object {
+			tail = 2
+		}
+	} else {
+		method = ""
+	}
+	if s.bodyHead == e && s.bodyTail == tail && len(s.body) == len(e.head)+len(method)+tailLen(tail)+idsLen && isPlainXML(method) {
+		// The same answer as last time with a method of the same length that needs no
+		// escaping: only the method and the ids change (only replyError writes the body).
+		b := s.body
+		copy(b[len(e.head):], method)
+		fillErrorIDs(d, e, b[len(b)-idsLen:], seed)
+		return
+	}
 	// The head is constant: a Decision that answered the same error last time still holds
-	// it (only replyError writes the body, and only past the head).
+	// it.
 	var b []byte
 	if s.bodyHead == e && len(s.body) >= len(e.head) {
 		b = s.body[:len(e.head)]
 	} else {
 		b = append(s.body[:0], e.head...)
-		s.bodyHead = e
 	}
-	if e.status == 403 {
-		b = appendEscaped(b, method)
-		if object {
-			b = append(b, tailObject...)
-		} else {
-			b = append(b, tailBucket...)
-		}
+	switch tail {
+	case 1:
+		b = append(appendEscaped(b, method), tailBucket...)
+	case 2:
+		b = append(appendEscaped(b, method), tailObject...)
 	}
 	off := len(b)
 	b = slices.Grow(b, idsLen)[:off+idsLen]
 	ids := b[off : off+idsLen]
-	putRequestID((*[requestIDLen]byte)(ids[:requestIDLen]), seed)
 	copy(ids[requestIDLen:], idsMiddle)
-	putHostID((*[hostIDLen]byte)(ids[requestIDLen+len(idsMiddle):idsLen-len(bodyEnd)]), seed)
 	copy(ids[idsLen-len(bodyEnd):], bodyEnd)
-	s.body = b
-	d.Status, d.Body = e.status, b
+	s.body, s.bodyHead, s.bodyTail = b, e, tail
+	fillErrorIDs(d, e, ids, seed)
+}
+
+func tailLen(tail uint8) int {
+	if tail == 0 {
+		return 0
+	}
+	return len(tailBucket) // = len(tailObject)
+}
+
+// fillErrorIDs writes the ids made from seed into ids, the end of an error body whose
+// constant text is in place, and points d at the body and the headers at the ids.
+func fillErrorIDs(d *Decision, e *errorReply, ids []byte, seed uint64) {
+	s := &d.scratch
+	ids = ids[:idsLen]
+	putRequestID((*[requestIDLen]byte)(ids[:requestIDLen]), seed)
+	putHostID((*[hostIDLen]byte)(ids[requestIDLen+len(idsMiddle):idsLen-len(bodyEnd)]), seed)
+	d.Status, d.Body = e.status, s.body
 	h := s.headers[:4]
 	s.template = nil
 	h[0] = Header{HeaderRequestID, unsafe.String(&ids[0], requestIDLen)}
@@ -110,6 +139,16 @@ func appendEscaped(b []byte, v string) []byte {
 		}
 	}
 	return append(b, v...)
+}
+
+// isPlainXML reports whether appendEscaped copies v as it is.
+func isPlainXML(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if !xmlPlain[v[i]] {
+			return false
+		}
+	}
+	return true
 }
 
 func appendEscapedSlow(b []byte, v string) []byte {
