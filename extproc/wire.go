@@ -255,6 +255,10 @@ type wireResponse struct {
 	// shared, when set, is raw as an immutable buffer slice the codec may send as it is.
 	shared mem.BufferSlice
 	msg    extprocv3.ProcessingResponse
+	// attached says msg's unknown fields hold raw (ProtoReflect has run). They then keep raw's
+	// buffer alive, so the next set detaches them: a pooled stream that drops an oversized
+	// buffer (maxPooledBuffer) must not keep it through msg.
+	attached bool
 }
 
 // ProtoReflect makes a wireResponse a proto.Message (see the type's comment): the message with
@@ -263,14 +267,29 @@ type wireResponse struct {
 func (w *wireResponse) ProtoReflect() protoreflect.Message {
 	m := w.msg.ProtoReflect()
 	m.SetUnknown(w.raw)
+	w.attached = true
 	return m
 }
 
 // set makes raw the message. raw must not change until the message is sent.
-func (w *wireResponse) set(raw []byte) { w.raw, w.shared = raw, nil }
+func (w *wireResponse) set(raw []byte) {
+	w.detach()
+	w.raw, w.shared = raw, nil
+}
 
 // setStatic makes a constant answer the message, sent with no copy.
-func (w *wireResponse) setStatic(a *staticAnswer) { w.raw, w.shared = a.raw, a.shared }
+func (w *wireResponse) setStatic(a *staticAnswer) {
+	w.detach()
+	w.raw, w.shared = a.raw, a.shared
+}
+
+// detach drops the previous answer from msg's unknown fields, if ProtoReflect put it there.
+func (w *wireResponse) detach() {
+	if w.attached {
+		w.msg.ProtoReflect().SetUnknown(nil)
+		w.attached = false
+	}
+}
 
 // staticAnswer is a constant answer, with the buffer slice the codec sends for it. A
 // SliceBuffer's Ref and Free do nothing and gRPC only reads the bytes, so one slice serves

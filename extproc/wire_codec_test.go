@@ -11,7 +11,9 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/gzip"
+	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
@@ -191,5 +193,30 @@ func TestWireLargeAnswers(t *testing.T) {
 	}
 	if !seen[true] {
 		t.Error("no answer of exactly answerBufferSize bytes was tried")
+	}
+}
+
+// TestWireResponseReleasesAnswer: under a codec other than ServerCodecOption's, the answer's
+// bytes become the message's unknown fields; a pooled stream must not keep an oversized answer
+// alive through them once it has dropped its buffer (maxPooledBuffer).
+func TestWireResponseReleasesAnswer(t *testing.T) {
+	st := new(stream)
+	st.dec = evaluator.Decision{Outcome: evaluator.Reply, Status: 200, Reason: evaluator.ReasonAllowed,
+		Headers: []evaluator.Header{{Name: "Access-Control-Allow-Headers", Value: strings.Repeat("h", 2*maxPooledBuffer)}}}
+	st.immediateResponse()
+	data, err := encoding.GetCodecV2(grpcproto.Name).Marshal(&st.out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := data.Materialize(); !bytes.Equal(got, st.buf) {
+		t.Fatalf("the proto codec sent %d bytes, want the %d of the answer", len(got), len(st.buf))
+	}
+	data.Free()
+	st.reset()
+	if st.buf != nil {
+		t.Fatalf("reset kept a %d-byte buffer", cap(st.buf))
+	}
+	if n := len(st.out.msg.ProtoReflect().GetUnknown()); n > 0 {
+		t.Errorf("the pooled stream keeps a %d-byte answer alive in its message's unknown fields", n)
 	}
 }
