@@ -109,6 +109,23 @@ func wireError(n int) error {
 	return fmt.Errorf("extproc: request message: %w", protowire.ParseError(n))
 }
 
+// errFieldNumber is proto.Unmarshal's complaint about a field number above 2^29-1.
+var errFieldNumber = errors.New("extproc: request message: invalid field number")
+
+// consumeTag is protowire.ConsumeTag refusing, as proto.Unmarshal does, the field numbers
+// above protowire.MaxValidNumber that a tag varint can still spell (ConsumeTag refuses only 0
+// and numbers past 2^31-1).
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int, error) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, 0, 0, wireError(n)
+	}
+	if num > protowire.MaxValidNumber {
+		return 0, 0, 0, errFieldNumber
+	}
+	return num, typ, n, nil
+}
+
 // parse reads the ProcessingRequest in b, which in.headers then point into. It follows
 // proto.Unmarshal: the last of the oneof's fields wins, and a field repeated on the wire merges
 // (a second request_headers adds its headers to the first's); a known field with another wire
@@ -118,9 +135,9 @@ func wireError(n int) error {
 func (in *incoming) parse(b []byte) error {
 	in.kind, in.observability, in.headers = kindNone, false, in.headers[:0]
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return wireError(n)
+		num, typ, n, err := consumeTag(b)
+		if err != nil {
+			return err
 		}
 		b = b[n:]
 		switch {
@@ -167,9 +184,9 @@ func (in *incoming) parseHTTPHeaders(b []byte) error {
 func (in *incoming) parseHeaderValue(b []byte) error {
 	var key, value, raw []byte
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return wireError(n)
+		num, typ, n, err := consumeTag(b)
+		if err != nil {
+			return err
 		}
 		b = b[n:]
 		if num < numHeaderKey || num > numHeaderRawValue || typ != protowire.BytesType {
@@ -209,9 +226,9 @@ func (in *incoming) parseHeaderValue(b []byte) error {
 // message b, and steps over every other field.
 func eachField(b []byte, num protowire.Number, fn func([]byte) error) error {
 	for len(b) > 0 {
-		n0, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return wireError(n)
+		n0, typ, n, err := consumeTag(b)
+		if err != nil {
+			return err
 		}
 		b = b[n:]
 		if n0 != num || typ != protowire.BytesType {

@@ -286,6 +286,8 @@ func TestWireRequestShapes(t *testing.T) {
 		{"varint overflowing 64 bits", append(append([]byte{10 << 3}, bytes.Repeat([]byte{0xff}, 9)...), 0x02), kindNone, -1, false},
 		{"length of 2^63", append([]byte{2<<3 | 2}, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01), kindNone, -1, false},
 		{"field number 0", []byte{0x02, 0x00}, kindNone, -1, false},
+		{"field number above 2^29-1", wCat(wBytes(2, wHeaders(method)), wVarint(protowire.MaxValidNumber+1, 1)), kindNone, -1, false},
+		{"field number above 2^29-1 in a header", wBytes(2, wHeaders(wCat(method, wVarint(protowire.MaxValidNumber+1, 1)))), kindNone, -1, false},
 		{"stray end group", protowire.AppendTag(nil, 3, protowire.EndGroupType), kindNone, -1, false},
 		{"unterminated group", protowire.AppendTag(nil, 3, protowire.StartGroupType), kindNone, -1, false},
 		{"end group of another field", protowire.AppendTag(protowire.AppendTag(nil, 3, protowire.StartGroupType), 4, protowire.EndGroupType), kindNone, -1, false},
