@@ -42,9 +42,6 @@ type decisionScratch struct {
 	hostID    [76]byte
 }
 
-// span is one requested header name: its place in acrh and, for names of up to 16 bytes,
-// its bytes as two zero-padded words, compared with an AllowedHeader's key (headerKey) in
-// three integer compares instead of a string comparison.
 // headersFrom returns s.headers holding template t, ready for its request-dependent values
 // to be filled in. A Decision serving one rule again and again already holds t (its other
 // values are constant, and Headers are not modified by callers): then nothing is copied.
@@ -57,9 +54,18 @@ func (s *decisionScratch) headersFrom(t []Header) []Header {
 	return h
 }
 
-type span struct {
-	start, end int32
-	w0, w1     uint64
+// span is one requested header name's place in acrh.
+type span struct{ start, end int32 }
+
+// nameKey returns requested name i, when it has at most 16 bytes, as two zero-padded words,
+// for comparison with an AllowedHeader's key (headerKey) in three integer compares instead of
+// a string comparison. parseACRH leaves 16 bytes of room after each name's start, so the two
+// loads stay inside acrh's capacity.
+func (s *decisionScratch) nameKey(i int) (w0, w1 uint64) {
+	sp := s.names[i]
+	l := int(sp.end - sp.start)
+	b := s.acrh[sp.start : int(sp.start)+16]
+	return load64(b[:8]) & below(min(l, 8)), load64(b[8:16]) & below(max(l-8, 0))
 }
 
 func (s *decisionScratch) name(i int) string {
@@ -256,8 +262,8 @@ func parseACRH(r *Request, s *decisionScratch) {
 			out = append(out, ',', ' ')
 		}
 		start := len(out)
-		// The copy stores whole words and the key reads two: room for the rest of v and
-		// two words past it.
+		// The copy stores whole words and nameKey reads two from a name's start: room for
+		// the rest of v and two words past it.
 		if cap(out)-start < n-i+16 {
 			out = slices.Grow(out, n-i+16)
 		}
@@ -280,13 +286,7 @@ func parseACRH(r *Request, s *decisionScratch) {
 			j--
 		}
 		s.acrh = buf[:j]
-		sp := span{start: int32(start), end: int32(j)}
-		if l := j - start; l <= 16 {
-			key := buf[start : start+16]
-			sp.w0 = load64(key[:8]) & below(min(l, 8))
-			sp.w1 = load64(key[8:16]) & below(max(l-8, 0))
-		}
-		s.names = append(s.names, sp)
+		s.names = append(s.names, span{int32(start), int32(j)})
 		if i < n && v[i] == ',' && i+1 < n && !isSeparator(v[i+1]) {
 			i++ // one comma, then a name: the usual case, without the call
 		} else {
@@ -441,11 +441,12 @@ func (cr *compiledRule) allowsHeaders(s *decisionScratch) int {
 }
 
 func (cr *compiledRule) allowsHeader(s *decisionScratch, n int) bool {
-	sp := &s.names[n]
+	sp := s.names[n]
 	if cr.headerSet == nil && sp.end-sp.start <= 16 {
 		l := int(sp.end - sp.start)
+		w0, w1 := s.nameKey(n)
 		for _, k := range cr.headerKeys {
-			if k.w0 == sp.w0 && k.w1 == sp.w1 && k.n == l {
+			if k.w0 == w0 && k.w1 == w1 && k.n == l {
 				return true
 			}
 		}

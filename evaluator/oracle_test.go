@@ -194,7 +194,7 @@ func refParseACRH(r *Request, s *refScratch) {
 				s.badACRH = true
 			}
 		}
-		s.names = append(s.names, span{start: int32(start), end: int32(len(s.acrh))})
+		s.names = append(s.names, span{int32(start), int32(len(s.acrh))})
 	}
 }
 
