@@ -97,6 +97,11 @@ type stream struct {
 // pooled stream afterwards.
 const maxPooledBuffer = 16 << 10
 
+// maxPooledHeaders bounds, likewise, the header lists a pooled stream keeps (a request's
+// headers, 48 bytes each, and the answer's sets, removals and Vary lines): Envoy sends at most
+// 100 headers by default, but a 4 MiB message can carry hundreds of thousands.
+const maxPooledHeaders = 256
+
 // reset makes st ready for the pool: no request values or answer kept alive by it, and no
 // oversized buffer.
 func (st *stream) reset() {
@@ -108,6 +113,18 @@ func (st *stream) reset() {
 	st.out.set(nil)
 	clear(st.in.in.headers[:cap(st.in.in.headers)])
 	st.in.in.headers = st.in.in.headers[:0]
+	if cap(st.in.in.headers) > maxPooledHeaders {
+		st.in.in.headers = nil
+	}
+	if cap(st.set) > maxPooledHeaders {
+		st.set = nil
+	}
+	if cap(st.remove) > maxPooledHeaders {
+		st.remove = nil
+	}
+	if cap(st.vary) > maxPooledHeaders {
+		st.vary = nil
+	}
 	if !st.in.parsed {
 		st.in.msg.Reset()
 	}

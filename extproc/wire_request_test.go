@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/extproc/extproctest"
 	"github.com/s3cors/s3cors/internal/casetable"
 )
@@ -337,5 +338,43 @@ func TestWireRequestDeepGroups(t *testing.T) {
 	perr := proto.Unmarshal(raw, new(extprocv3.ProcessingRequest))
 	if werr == nil || perr == nil {
 		t.Fatalf("groups nested %d deep: wire parse %v, proto.Unmarshal %v; want both to refuse", depth, werr, perr)
+	}
+}
+
+// TestWireRequestPooledHeaders: a request with a great many headers (gRPC lets through 4 MiB,
+// some 700 000 minimal headers) must not leave its header list, 48 bytes a header, held by the
+// pooled stream for the next request; nor may an upstream answer with as many Vary lines and
+// Access-Control-* headers.
+func TestWireRequestPooledHeaders(t *testing.T) {
+	var hs, up []byte
+	for i := range 20_000 {
+		hs = append(hs, wBytes(numHeaderMapHeaders, wHeader("x-h", "v"))...)
+		up = append(up, wBytes(numHeaderMapHeaders, wHeader(fmt.Sprintf("access-control-x-%d", i), "v"))...)
+		up = append(up, wBytes(numHeaderMapHeaders, wHeader("vary", "v"))...)
+	}
+	st := new(stream)
+	if err := testCodec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(wBytes(2, wBytes(numHTTPHeadersHeaders, hs)))}, &st.in); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(st.in.received().headers); n != 20_000 {
+		t.Fatalf("read %d headers, want 20000", n)
+	}
+	if err := testCodec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(wBytes(3, wBytes(numHTTPHeadersHeaders, up)))}, &st.in); err != nil {
+		t.Fatal(err)
+	}
+	st.dec = evaluator.Decision{Outcome: evaluator.Decorate, StripUpstream: true,
+		Headers: []evaluator.Header{{Name: "Access-Control-Allow-Origin", Value: "*"}, {Name: "Vary", Value: "Origin"}}}
+	st.responseHeaders(st.in.received().headers)
+	if len(st.remove) < 20_000 || len(st.vary) != 20_000 {
+		t.Fatalf("the answer removes %d headers and merges %d Vary lines, want 20001 and 20000", len(st.remove), len(st.vary))
+	}
+	st.reset()
+	for name, c := range map[string]int{
+		"request headers": cap(st.in.in.headers), "headers set": cap(st.set),
+		"headers removed": cap(st.remove), "Vary lines": cap(st.vary),
+	} {
+		if c > maxPooledHeaders {
+			t.Errorf("the pooled stream keeps room for %d %s, want at most %d", c, name, maxPooledHeaders)
+		}
 	}
 }
