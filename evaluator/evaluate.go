@@ -297,6 +297,9 @@ func parseACRH(r *Request, s *decisionScratch) {
 	s.badACRH = unsafeSeen != 0 && hasUnsafeByte(r.RequestHeaders)
 }
 
+// separatorMasks are ' ', ',' and '\t' in every byte, then low7 (skipSeparators).
+var separatorMasks = [4]uint64{' ' * lsb, ',' * lsb, '\t' * lsb, low7}
+
 func isSeparator(c byte) bool { return c == ',' || c == ' ' || c == '\t' }
 
 // skipSeparators returns the offset of the first byte at or after i that is not ',', ' ' or
@@ -307,11 +310,20 @@ func skipSeparators(v []byte, i int) int {
 		return i // a name starts right here: the usual case after one comma
 	}
 	// 32 bytes a step while all are separators; the word loop below finds where they end.
-	for ; i+32 <= n; i += 32 {
-		w := v[i : i+32 : i+32]
-		if nonSeparators(load64(w[0:8]))|nonSeparators(load64(w[8:16]))|
-			nonSeparators(load64(w[16:24]))|nonSeparators(load64(w[24:32])) != 0 {
-			break
+	// The masks are read from a variable, not written as constants, so that they stay in
+	// registers across the loop instead of being rematerialised for every word.
+	if i+32 <= n {
+		m := &separatorMasks
+		sp, cm, tb, l7 := m[0], m[1], m[2], m[3]
+		non := func(x uint64) uint64 {
+			h := x & l7
+			return (h^sp+l7)&(h^cm+l7)&(h^tb+l7) | x
+		}
+		for ; i+32 <= n; i += 32 {
+			w := v[i : i+32 : i+32]
+			if (non(load64(w[0:8]))|non(load64(w[8:16]))|non(load64(w[16:24]))|non(load64(w[24:32])))&msb != 0 {
+				break
+			}
 		}
 	}
 	for i < n {
