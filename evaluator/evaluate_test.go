@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -384,4 +385,78 @@ func TestHeadIsDecorated(t *testing.T) {
 	if d.Outcome != evaluator.Decorate || fmt.Sprint(d.Headers) != fmt.Sprint(want) || !d.StripUpstream {
 		t.Errorf("HEAD: %v %v strip=%v", d.Outcome, d.Headers, d.StripUpstream)
 	}
+}
+
+// TestMergeVaryManyNames: past the names compared one by one MergeVary keeps a set of folded
+// names; the answer is the same as comparing each name with all before it (mergeVaryScan),
+// case folding beyond ASCII included.
+func TestMergeVaryManyNames(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	pieces := []string{"origin", "ORIGIN", "Accept", "k", "K", "\u212a", "s", "\u017f", "x-a", "X-A", "*", "", " ", "é", "É"}
+	for round := range 300 {
+		var vs []string
+		for range 1 + rng.IntN(4) {
+			var parts []string
+			for range rng.IntN(40) {
+				// Half the names are fresh, so that many rounds pass the names
+				// compared one by one; "*" (which ends the merge) is rare.
+				p := "N" + strconv.Itoa(rng.IntN(40))
+				switch q := pieces[rng.IntN(len(pieces))]; {
+				case q == "*" && rng.IntN(10) != 0:
+				case rng.IntN(2) == 0:
+					p = q
+				}
+				parts = append(parts, p)
+			}
+			vs = append(vs, strings.Join(parts, ","))
+		}
+		if got, want := evaluator.MergeVary(vs), mergeVaryScan(vs); got != want {
+			t.Fatalf("round %d: MergeVary(%q)\n = %q\nwant %q", round, vs, got, want)
+		}
+	}
+	many := make([]string, 5000)
+	for i := range many {
+		many[i] = "x-h" + strconv.Itoa(i%2500)
+	}
+	got := evaluator.MergeVary([]string{strings.Join(many, ", ")})
+	if n := strings.Count(got, ", ") + 1; n != 2500+3 {
+		t.Errorf("%d names, want 2503", n)
+	}
+}
+
+// mergeVaryScan is MergeVary as it was first written, comparing each name with every name
+// before it: the reference for TestMergeVaryManyNames.
+func mergeVaryScan(upstream []string) string {
+	var names []string
+	has := func(n string) bool {
+		for _, x := range names {
+			if strings.EqualFold(x, n) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, v := range upstream {
+		for _, n := range strings.Split(v, ",") {
+			n = strings.Trim(n, " \t")
+			if n == "" {
+				continue
+			}
+			if n == "*" {
+				return "*"
+			}
+			if !has(n) {
+				names = append(names, n)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return evaluator.VaryValue
+	}
+	for _, n := range []string{"Origin", "Access-Control-Request-Headers", "Access-Control-Request-Method"} {
+		if !has(n) {
+			names = append(names, n)
+		}
+	}
+	return strings.Join(names, ", ")
 }

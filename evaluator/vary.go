@@ -1,6 +1,10 @@
 package evaluator
 
-import "strings"
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
 
 var varyNames = [...]string{"Origin", "Access-Control-Request-Headers", "Access-Control-Request-Method"}
 
@@ -12,8 +16,29 @@ var varyNames = [...]string{"Origin", "Access-Control-Request-Headers", "Access-
 //	MergeVary([]string{"Accept-Encoding"}) // "Accept-Encoding, Origin, Access-Control-Request-Headers, Access-Control-Request-Method"
 func MergeVary(upstream []string) string {
 	var names []string
+	var seen map[string]bool // folded names, once there are too many to compare in turn
+	have := func(n string) bool {
+		if seen != nil {
+			return seen[foldKey(n)]
+		}
+		return containsFold(names, n)
+	}
+	add := func(n string) {
+		names = append(names, n)
+		switch {
+		case seen != nil:
+			seen[foldKey(n)] = true
+		case len(names) > varyScan:
+			// An upstream may send thousands of names; comparing each with all before it
+			// would cost their square.
+			seen = make(map[string]bool, 2*len(names))
+			for _, x := range names {
+				seen[foldKey(x)] = true
+			}
+		}
+	}
 	for _, v := range upstream {
-		for _, n := range strings.Split(v, ",") {
+		for n := range strings.SplitSeq(v, ",") {
 			n = strings.Trim(n, " \t")
 			if n == "" {
 				continue
@@ -21,8 +46,8 @@ func MergeVary(upstream []string) string {
 			if n == "*" {
 				return "*"
 			}
-			if !containsFold(names, n) {
-				names = append(names, n)
+			if !have(n) {
+				add(n)
 			}
 		}
 	}
@@ -30,12 +55,15 @@ func MergeVary(upstream []string) string {
 		return VaryValue
 	}
 	for _, n := range varyNames {
-		if !containsFold(names, n) {
-			names = append(names, n)
+		if !have(n) {
+			add(n)
 		}
 	}
 	return strings.Join(names, ", ")
 }
+
+// varyScan is how many names MergeVary compares one by one before it keeps a set.
+const varyScan = 16
 
 func containsFold(names []string, n string) bool {
 	for _, x := range names {
@@ -44,6 +72,32 @@ func containsFold(names []string, n string) bool {
 		}
 	}
 	return false
+}
+
+// foldKey maps s to a key shared by exactly the strings strings.EqualFold says equal it:
+// each rune becomes the smallest rune of its case-folding orbit.
+func foldKey(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		// The smallest rune of an ASCII letter's orbit is its upper case (K before k and
+		// the Kelvin sign).
+		return strings.ToUpper(s)
+	}
+	var b strings.Builder
+	for _, r := range s {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		b.WriteRune(m)
+	}
+	return b.String()
 }
 
 // IsCORSHeader reports whether name is an Access-Control-* header (any case): the headers
