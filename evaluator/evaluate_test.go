@@ -227,10 +227,13 @@ func wildMatch(pattern, s string, fold bool) bool {
 // method sets) with the plain scan on random buckets of up to 100 rules.
 func TestIndexAgreesWithPlainScan(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
+	// Suffixes of 64 bytes and more take another path in the wildcard index.
+	long := "." + strings.Repeat("l", 70) + ".example"
 	origins := []string{"https://a.example", "https://b.example", "http://a.example", "https://x.a.example", "https://y.x.a.example",
-		"https://.example", "http://b.example:8080", "null", "a", "", ".example", "x..example"}
+		"https://.example", "http://b.example:8080", "null", "a", "", ".example", "x..example", "https://x" + long, "https://y.x" + long}
 	patterns := []string{"*", "https://*.example", "https://*", "*.example", "http*", "https://a.example", "https://b.example", "null", "",
-		"https://*.a.example", "*.x.a.example", "http://*.example", "*..example", "https://*a.example", "https://*.example:8080", "*."}
+		"https://*.a.example", "*.x.a.example", "http://*.example", "*..example", "https://*a.example", "https://*.example:8080", "*.",
+		"https://*" + long, "https://*.x" + long, "*" + long[1:]}
 	methods := []string{"GET", "PUT", "HEAD", "POST", "DELETE"}
 	headers := []string{"*", "x-amz-*", "content-type", "Authorization", "*-id", "x-a"}
 	reqHeaders := []string{"x-amz-date", "Content-Type", "authorization", "x-request-id", "x-a", "x-b"}

@@ -58,6 +58,10 @@ type bucketPolicy struct {
 	// rules (suffix empty or not at a dot, or "*") are always candidates.
 	wildBySuffix map[string]ruleSet // nil for buckets with few wildcard rules
 	wildOther    ruleSet
+	// The lengths of wildBySuffix's keys: bit n for a length n below 64, and wildLong for any
+	// longer, so that an origin's tails of other lengths are never looked up.
+	wildLens uint64
+	wildLong bool
 }
 
 // fewBuckets is the number of buckets up to which lookup compares names instead of hashing.
@@ -444,6 +448,11 @@ func indexWildcards(bp *bucketPolicy) {
 				set := bp.wildBySuffix[w.suffix]
 				set.add(i)
 				bp.wildBySuffix[w.suffix] = set
+				if n := len(w.suffix); n < 64 {
+					bp.wildLens |= 1 << n
+				} else {
+					bp.wildLong = true
+				}
 			} else {
 				bp.wildOther.add(i)
 			}
@@ -458,10 +467,14 @@ func (bp *bucketPolicy) wildCandidates(origin string) ruleSet {
 	}
 	c := bp.wildOther
 	for i := 0; i < len(origin); i++ {
-		if origin[i] == '.' {
-			if set, ok := bp.wildBySuffix[origin[i:]]; ok {
-				c = c.or(set)
-			}
+		if origin[i] != '.' {
+			continue
+		}
+		if n := len(origin) - i; n < 64 && bp.wildLens&(1<<n) == 0 || n >= 64 && !bp.wildLong {
+			continue // no indexed suffix has this length
+		}
+		if set, ok := bp.wildBySuffix[origin[i:]]; ok {
+			c = c.or(set)
 		}
 	}
 	return c
