@@ -460,21 +460,32 @@ func indexWildcards(bp *bucketPolicy) {
 	}
 }
 
-// wildCandidates returns the wildcard rules that may match origin.
+// wildCandidates returns the wildcard rules that may match origin. Only the origin's tails
+// whose length an indexed suffix has, and that start with a dot, are looked up: for the
+// usual few lengths that is a few byte tests, not a scan of the origin.
 func (bp *bucketPolicy) wildCandidates(origin string) ruleSet {
 	if bp.wildBySuffix == nil {
 		return bp.wild
 	}
 	c := bp.wildOther
-	for i := 0; i < len(origin); i++ {
-		if origin[i] != '.' {
-			continue
+	for lens := bp.wildLens; lens != 0; lens &= lens - 1 {
+		n := bits.TrailingZeros64(lens)
+		if n > len(origin) {
+			break
 		}
-		if n := len(origin) - i; n < 64 && bp.wildLens&(1<<n) == 0 || n >= 64 && !bp.wildLong {
-			continue // no indexed suffix has this length
+		if i := len(origin) - n; origin[i] == '.' {
+			if set, ok := bp.wildBySuffix[origin[i:]]; ok {
+				c = c.or(set)
+			}
 		}
-		if set, ok := bp.wildBySuffix[origin[i:]]; ok {
-			c = c.or(set)
+	}
+	if bp.wildLong {
+		for i := 0; i+64 <= len(origin); i++ {
+			if origin[i] == '.' {
+				if set, ok := bp.wildBySuffix[origin[i:]]; ok {
+					c = c.or(set)
+				}
+			}
 		}
 	}
 	return c
