@@ -184,25 +184,14 @@ func (in *incoming) parseHTTPHeaders(b []byte) error {
 func (in *incoming) parseHeaderValue(b []byte) error {
 	var key, value, raw []byte
 	for len(b) > 0 {
-		num, typ, n, err := consumeTag(b)
+		num, v, rest, err := bytesField(b, numHeaderKey, numHeaderRawValue)
 		if err != nil {
 			return err
 		}
-		b = b[n:]
-		if num < numHeaderKey || num > numHeaderRawValue || typ != protowire.BytesType {
-			n := protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return wireError(n)
-			}
-			b = b[n:]
-			continue
-		}
-		v, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return wireError(n)
-		}
-		b = b[n:]
+		b = rest
 		switch num {
+		case 0:
+			continue
 		case numHeaderKey:
 			key = v
 		case numHeaderValue:
@@ -222,28 +211,41 @@ func (in *incoming) parseHeaderValue(b []byte) error {
 	return nil
 }
 
+// bytesField reads the next field of the message b. A length-delimited field numbered lo to
+// hi gives its number and content; any other field is stepped over, and num is 0 (no field
+// has that number). rest is b after the field.
+func bytesField(b []byte, lo, hi protowire.Number) (num protowire.Number, v, rest []byte, err error) {
+	num, typ, n, err := consumeTag(b)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	b = b[n:]
+	if num < lo || num > hi || typ != protowire.BytesType {
+		n := protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return 0, nil, nil, wireError(n)
+		}
+		return 0, nil, b[n:], nil
+	}
+	v, n = protowire.ConsumeBytes(b)
+	if n < 0 {
+		return 0, nil, nil, wireError(n)
+	}
+	return num, v, b[n:], nil
+}
+
 // eachField calls fn with the content of every occurrence of the message field num in the
 // message b, and steps over every other field.
 func eachField(b []byte, num protowire.Number, fn func([]byte) error) error {
 	for len(b) > 0 {
-		n0, typ, n, err := consumeTag(b)
+		n, v, rest, err := bytesField(b, num, num)
 		if err != nil {
 			return err
 		}
-		b = b[n:]
-		if n0 != num || typ != protowire.BytesType {
-			n := protowire.ConsumeFieldValue(n0, typ, b)
-			if n < 0 {
-				return wireError(n)
-			}
-			b = b[n:]
+		b = rest
+		if n == 0 {
 			continue
 		}
-		v, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return wireError(n)
-		}
-		b = b[n:]
 		if err := fn(v); err != nil {
 			return err
 		}
