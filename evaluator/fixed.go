@@ -1,9 +1,6 @@
 package evaluator
 
-import (
-	"sort"
-	"unsafe"
-)
+import "unsafe"
 
 // fixedKey is what a rule's fixed CORS headers depend on. Header values are interned, so
 // equal values are equal strings and rules with the same answer get the same key.
@@ -16,32 +13,17 @@ type fixedKey struct {
 // the sets, in bucket-name order so that numbering does not depend on map order. 100,000
 // buckets with the same rules make one set.
 func (p *Policy) numberFixedSets() {
-	names := make([]string, 0, len(p.buckets))
-	for name := range p.buckets {
-		names = append(names, name)
-	}
-	sort.Strings(names)
 	seen := map[fixedKey]int{}
-	number := func(bp *bucketPolicy) {
-		if bp == nil {
-			return
+	p.eachRule(func(cr *compiledRule) {
+		k := fixedKey{cr.allowMethod, cr.expose, cr.maxAge, cr.anyOrigin}
+		n, ok := seen[k]
+		if !ok {
+			n = len(p.fixed)
+			seen[k] = n
+			p.fixed = append(p.fixed, fixedHeaders(cr))
 		}
-		for i := range bp.rules {
-			cr := &bp.rules[i]
-			k := fixedKey{cr.allowMethod, cr.expose, cr.maxAge, cr.anyOrigin}
-			n, ok := seen[k]
-			if !ok {
-				n = len(p.fixed)
-				seen[k] = n
-				p.fixed = append(p.fixed, fixedHeaders(cr))
-			}
-			cr.fixed = n
-		}
-	}
-	for _, name := range names {
-		number(p.buckets[name])
-	}
-	number(p.unlisted)
+		cr.fixed = n
+	})
 }
 
 // fixedHeaders is appendCORSHeaders without what depends on the request: an echoed

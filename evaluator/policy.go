@@ -188,25 +188,36 @@ func (p *Policy) Config() *Config { return p.cfg }
 func (p *Policy) HeaderValues() []string {
 	var out []string
 	seen := map[string]bool{}
-	add := func(bp *bucketPolicy) {
-		if bp == nil {
-			return
-		}
-		for i := range bp.rules {
-			cr := &bp.rules[i]
-			for _, v := range [...]string{cr.allowMethod, cr.expose, cr.maxAge} {
-				if v != "" && !seen[v] {
-					seen[v] = true
-					out = append(out, v)
-				}
+	p.eachRule(func(cr *compiledRule) {
+		for _, v := range [...]string{cr.allowMethod, cr.expose, cr.maxAge} {
+			if v != "" && !seen[v] {
+				seen[v] = true
+				out = append(out, v)
 			}
 		}
-	}
-	for _, bp := range p.buckets {
-		add(bp)
-	}
-	add(p.unlisted)
+	})
 	return out
+}
+
+// eachRule calls fn with every compiled rule: the listed buckets' in bucket-name order (so
+// that whatever fn numbers does not depend on map order), then the unlisted fallback's.
+func (p *Policy) eachRule(fn func(*compiledRule)) {
+	names := make([]string, 0, len(p.buckets))
+	for name := range p.buckets {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		bp := p.buckets[name]
+		for i := range bp.rules {
+			fn(&bp.rules[i])
+		}
+	}
+	if p.unlisted != nil {
+		for i := range p.unlisted.rules {
+			fn(&p.unlisted.rules[i])
+		}
+	}
 }
 
 // checkConfig validates a Config held in memory, in bucket order.
