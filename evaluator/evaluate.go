@@ -360,7 +360,7 @@ func unsafeOrigin(o string) bool { return hasUnsafeByte(o) }
 
 // match returns the index of the first rule (document order) that allows origin, method
 // and every requested header, or -1 (§2.3).
-func (bp *bucketPolicy) match(origin, method string, s *decisionScratch) int {
+func (bp *compiledCORS) match(origin, method string, s *decisionScratch) int {
 	mi := methodIndex(method)
 	if mi < 0 || s.badACRH {
 		return -1

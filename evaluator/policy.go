@@ -1,7 +1,10 @@
 package evaluator
 
 import (
+	"encoding/binary"
 	"errors"
+	"hash/maphash"
+	"slices"
 	"math/bits"
 	"sort"
 	"strconv"
@@ -31,15 +34,24 @@ const (
 	bucketMissing                    // does not exist: "Bucket not found"
 )
 
-// bucketPolicy is one bucket's compiled rules.
+// bucketPolicy is one listed bucket (or the unlisted fallback): its own name, and its
+// compiled CORS, which every bucket with equal rules shares.
 type bucketPolicy struct {
 	name string // the listed name; "" for the unlisted fallback
 	// pathName: the name has no control character, so a path-style request can name it
 	// (a configured name may hold a tab, which a path segment may not).
 	pathName bool
-	state    bucketState
-	source   string // "bucket", "default" or "unlisted", for Explain
-	rules    []compiledRule
+	*compiledCORS
+}
+
+// compiledCORS is one bucket CORS configuration compiled: its rules and the indexes over
+// them. Configurations list the same rules for thousands of buckets, so compile builds one
+// per distinct rule list (see corsCache) and the buckets point at it; nothing in it depends
+// on a bucket's name.
+type compiledCORS struct {
+	state  bucketState
+	source string // "bucket", "default" or "unlisted", for Explain
+	rules  []compiledRule
 
 	// The index that keeps a 100-rule bucket close to a 1-rule one: candidate rules are
 	// those listing the request's origin verbatim (exact) or holding a wildcard origin
@@ -207,8 +219,14 @@ func (p *Policy) eachRule(fn func(*compiledRule)) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	// Buckets share compiled rules; visiting them again would only repeat what fn has seen.
+	seen := map[*compiledCORS]bool{}
 	for _, name := range names {
 		bp := p.buckets[name]
+		if seen[bp.compiledCORS] {
+			continue
+		}
+		seen[bp.compiledCORS] = true
 		for i := range bp.rules {
 			fn(&bp.rules[i])
 		}
@@ -288,11 +306,13 @@ func compile(cfg *Config) *Policy {
 	}
 	// Equal header values share memory across rules and buckets: 100,000 buckets with the
 	// same rules hold one "GET, PUT", and adapters can cache by pointer (HeaderValues).
-	in := interner{}
+	cache := corsCache{in: interner{}, seed: maphash.MakeSeed()}
+	bps := make([]bucketPolicy, len(cfg.Buckets))
+	i := 0
 	for name, b := range cfg.Buckets {
-		bp := compileBucket(b, "bucket", in)
-		bp.name = name
-		bp.pathName = isPathBucketName(name)
+		bp := &bps[i]
+		i++
+		bp.name, bp.pathName, bp.compiledCORS = name, isPathBucketName(name), cache.compile(b)
 		p.buckets[name] = bp
 	}
 	if len(p.buckets) <= fewBuckets {
@@ -303,13 +323,13 @@ func compile(cfg *Config) *Policy {
 	}
 	switch {
 	case cfg.Default != nil:
-		p.unlisted = compileBucket(cfg.Default, "default", in)
+		p.unlisted = &bucketPolicy{compiledCORS: compileBucket(cfg.Default, "default", cache.in)}
 	case cfg.UnlistedBuckets == UnlistedForward:
 		p.unlisted = nil
 	case cfg.UnlistedBuckets == UnlistedNotFound:
-		p.unlisted = &bucketPolicy{state: bucketMissing, source: "unlisted"}
+		p.unlisted = &bucketPolicy{compiledCORS: &compiledCORS{state: bucketMissing, source: "unlisted"}}
 	default:
-		p.unlisted = &bucketPolicy{state: bucketNoCORS, source: "unlisted"}
+		p.unlisted = &bucketPolicy{compiledCORS: &compiledCORS{state: bucketNoCORS, source: "unlisted"}}
 	}
 	for _, s := range cfg.Addressing.VirtualHostSuffixes {
 		p.suffixes = append(p.suffixes, asciiLower(s))
@@ -324,23 +344,109 @@ func compile(cfg *Config) *Policy {
 // buildTemplates gives every compiled rule its header template, one per distinct answer.
 func (p *Policy) buildTemplates() {
 	seen := map[fixedKey]*headerTemplate{}
-	build := func(bp *bucketPolicy) {
-		if bp == nil {
-			return
+	p.eachRule(func(cr *compiledRule) {
+		k := fixedKey{cr.allowMethod, cr.expose, cr.maxAge, cr.anyOrigin}
+		if seen[k] == nil {
+			seen[k] = newHeaderTemplate(cr)
 		}
-		for i := range bp.rules {
-			cr := &bp.rules[i]
-			k := fixedKey{cr.allowMethod, cr.expose, cr.maxAge, cr.anyOrigin}
-			if seen[k] == nil {
-				seen[k] = newHeaderTemplate(cr)
-			}
-			cr.tmpl = seen[k]
+		cr.tmpl = seen[k]
+	})
+}
+
+// corsCache compiles each distinct bucket CORS configuration once. Buckets are keyed by a
+// hash of their rules, and a hit is confirmed by comparing the rules in full, so two rule
+// lists share compiled rules only when they are equal member by member.
+type corsCache struct {
+	in     interner
+	seed   maphash.Seed
+	byHash map[uint64][]corsEntry
+	noCORS *compiledCORS // the one shared by every listed bucket without CORS
+}
+
+type corsEntry struct {
+	rules []Rule
+	c     *compiledCORS
+}
+
+// compile returns the compiled CORS of a listed bucket, shared with earlier equal ones.
+func (cc *corsCache) compile(b *BucketCORS) *compiledCORS {
+	if b == nil || b.Form == FormNone {
+		if cc.noCORS == nil {
+			cc.noCORS = compileBucket(b, "bucket", cc.in)
+		}
+		return cc.noCORS
+	}
+	h := hashRules(cc.seed, b.Rules)
+	for _, e := range cc.byHash[h] {
+		if rulesEqual(e.rules, b.Rules) {
+			return e.c
 		}
 	}
-	for _, bp := range p.buckets {
-		build(bp)
+	c := compileBucket(b, "bucket", cc.in)
+	if cc.byHash == nil {
+		cc.byHash = map[uint64][]corsEntry{}
 	}
-	build(p.unlisted)
+	cc.byHash[h] = append(cc.byHash[h], corsEntry{b.Rules, c})
+	return c
+}
+
+// hashRules hashes every member of every rule; lengths go in too, so that no two different
+// rule lists are one stream of bytes.
+func hashRules(seed maphash.Seed, rules []Rule) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	var n [8]byte
+	num := func(v uint64) {
+		binary.LittleEndian.PutUint64(n[:], v)
+		_, _ = h.Write(n[:])
+	}
+	list := func(vs []string) {
+		num(uint64(len(vs)))
+		for _, v := range vs {
+			num(uint64(len(v)))
+			_, _ = h.WriteString(v)
+		}
+	}
+	num(uint64(len(rules)))
+	for i := range rules {
+		r := &rules[i]
+		switch {
+		case r.ID == nil:
+			num(0)
+		default:
+			num(1 + uint64(len(*r.ID)))
+			_, _ = h.WriteString(*r.ID)
+		}
+		list(r.AllowedOrigins)
+		list(r.AllowedMethods)
+		list(r.AllowedHeaders)
+		list(r.ExposeHeaders)
+		if r.MaxAgeSeconds == nil {
+			num(0)
+		} else {
+			num(1)
+			num(uint64(*r.MaxAgeSeconds))
+		}
+	}
+	return h.Sum64()
+}
+
+// rulesEqual reports whether two rule lists compile to the same policy: the same members
+// with the same values, in the same order (an empty list and an absent one compile alike).
+func rulesEqual(a, b []Rule) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := &a[i], &b[i]
+		if (x.ID == nil) != (y.ID == nil) || x.ID != nil && *x.ID != *y.ID ||
+			(x.MaxAgeSeconds == nil) != (y.MaxAgeSeconds == nil) || x.MaxAgeSeconds != nil && *x.MaxAgeSeconds != *y.MaxAgeSeconds ||
+			!slices.Equal(x.AllowedOrigins, y.AllowedOrigins) || !slices.Equal(x.AllowedMethods, y.AllowedMethods) ||
+			!slices.Equal(x.AllowedHeaders, y.AllowedHeaders) || !slices.Equal(x.ExposeHeaders, y.ExposeHeaders) {
+			return false
+		}
+	}
+	return true
 }
 
 // interner makes equal strings share one copy.
@@ -357,11 +463,11 @@ func (in interner) intern(s string) string {
 	return s
 }
 
-func compileBucket(b *BucketCORS, source string, in interner) *bucketPolicy {
+func compileBucket(b *BucketCORS, source string, in interner) *compiledCORS {
 	if b == nil || b.Form == FormNone {
-		return &bucketPolicy{state: bucketNoCORS, source: source}
+		return &compiledCORS{state: bucketNoCORS, source: source}
 	}
-	bp := &bucketPolicy{state: bucketRules, source: source, rules: make([]compiledRule, len(b.Rules))}
+	bp := &compiledCORS{state: bucketRules, source: source, rules: make([]compiledRule, len(b.Rules))}
 	exactCount := 0
 	for i := range b.Rules {
 		r := &b.Rules[i]
@@ -434,7 +540,7 @@ func compileBucket(b *BucketCORS, source string, in interner) *bucketPolicy {
 
 // indexWildcards builds wildBySuffix for a bucket with more than indexThreshold wildcard
 // rules.
-func indexWildcards(bp *bucketPolicy) {
+func indexWildcards(bp *compiledCORS) {
 	n := 0
 	for i := range bp.rules {
 		if bp.wild.has(i) {
@@ -474,7 +580,7 @@ func indexWildcards(bp *bucketPolicy) {
 // wildCandidates returns the wildcard rules that may match origin. Only the origin's tails
 // whose length an indexed suffix has, and that start with a dot, are looked up: for the
 // usual few lengths that is a few byte tests, not a scan of the origin.
-func (bp *bucketPolicy) wildCandidates(origin string) ruleSet {
+func (bp *compiledCORS) wildCandidates(origin string) ruleSet {
 	if bp.wildBySuffix == nil {
 		return bp.wild
 	}
