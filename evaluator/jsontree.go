@@ -63,6 +63,72 @@ type jsonParser struct {
 	data []byte
 	pos  int
 	buf  []byte // string unescaping scratch
+
+	// A configuration of thousands of buckets is tens of thousands of small values, most
+	// of them repeats ("GET", "CORSRules", the same origins). Values and the element and
+	// member lists are carved from chunks, and equal strings share one copy, so the tree
+	// costs a few large allocations instead of one or more per value.
+	vals    []jsonValue
+	elems   []*jsonValue // open arrays' elements, innermost last
+	members []jsonMember // open objects' members, innermost last
+	ptrs    []*jsonValue // unused part of the current chunk of finished element lists
+	mems    []jsonMember // unused part of the current chunk of finished member lists
+	strs    map[string]string
+}
+
+// chunk is how many values, elements or members the parser allocates at a time.
+const chunk = 256
+
+// newValue returns a zero value of kind k from the current chunk.
+func (p *jsonParser) newValue(k jsonKind) *jsonValue {
+	if len(p.vals) == 0 {
+		p.vals = make([]jsonValue, chunk)
+	}
+	v := &p.vals[0]
+	p.vals = p.vals[1:]
+	v.kind = k
+	return v
+}
+
+// text returns b as a string, the same string for equal b.
+func (p *jsonParser) text(b []byte) string {
+	if s, ok := p.strs[string(b)]; ok {
+		return s
+	}
+	if p.strs == nil {
+		p.strs = map[string]string{}
+	}
+	s := string(b)
+	p.strs[s] = s
+	return s
+}
+
+// finishElems moves the elements above base off the stack into a list of their own.
+func (p *jsonParser) finishElems(base int) []*jsonValue {
+	n := len(p.elems) - base
+	if n > len(p.ptrs) {
+		p.ptrs = make([]*jsonValue, max(n, chunk))
+	}
+	out := p.ptrs[:n:n]
+	p.ptrs = p.ptrs[n:]
+	copy(out, p.elems[base:])
+	clear(p.elems[base:])
+	p.elems = p.elems[:base]
+	return out
+}
+
+// finishMembers moves the members above base off the stack into a list of their own.
+func (p *jsonParser) finishMembers(base int) []jsonMember {
+	n := len(p.members) - base
+	if n > len(p.mems) {
+		p.mems = make([]jsonMember, max(n, chunk))
+	}
+	out := p.mems[:n:n]
+	p.mems = p.mems[n:]
+	copy(out, p.members[base:])
+	clear(p.members[base:])
+	p.members = p.members[:base]
+	return out
 }
 
 var errJSONEnd = errors.New("unexpected end of input")
@@ -111,20 +177,22 @@ func (p *jsonParser) value(depth int) (*jsonValue, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &jsonValue{kind: jsonString, str: s}, nil
+		v := p.newValue(jsonString)
+		v.str = s
+		return v, nil
 	case c == '-' || c >= '0' && c <= '9':
 		return p.number()
 	case c == 't':
-		return p.literal("true", &jsonValue{kind: jsonBool, boolean: true})
+		return p.literal("true", jsonBool, true)
 	case c == 'f':
-		return p.literal("false", &jsonValue{kind: jsonBool})
+		return p.literal("false", jsonBool, false)
 	case c == 'n':
-		return p.literal("null", &jsonValue{kind: jsonNull})
+		return p.literal("null", jsonNull, false)
 	}
 	return nil, p.unexpected("looking for the beginning of a value")
 }
 
-func (p *jsonParser) literal(word string, v *jsonValue) (*jsonValue, error) {
+func (p *jsonParser) literal(word string, k jsonKind, b bool) (*jsonValue, error) {
 	if len(p.data)-p.pos < len(word) || string(p.data[p.pos:p.pos+len(word)]) != word {
 		for i := 0; i < len(word); i++ {
 			if p.pos >= len(p.data) {
@@ -137,17 +205,19 @@ func (p *jsonParser) literal(word string, v *jsonValue) (*jsonValue, error) {
 		}
 	}
 	p.pos += len(word)
+	v := p.newValue(k)
+	v.boolean = b
 	return v, nil
 }
 
 func (p *jsonParser) object(depth int) (*jsonValue, error) {
-	v := &jsonValue{kind: jsonObject}
 	p.pos++ // {
 	p.space()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
-		return v, nil
+		return p.newValue(jsonObject), nil
 	}
+	base := len(p.members)
 	for {
 		p.space()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
@@ -167,7 +237,7 @@ func (p *jsonParser) object(depth int) (*jsonValue, error) {
 		if err != nil {
 			return nil, err
 		}
-		v.members = append(v.members, jsonMember{key, e})
+		p.members = append(p.members, jsonMember{key, e})
 		p.space()
 		if p.pos >= len(p.data) {
 			return nil, errJSONEnd
@@ -177,6 +247,8 @@ func (p *jsonParser) object(depth int) (*jsonValue, error) {
 			p.pos++
 		case '}':
 			p.pos++
+			v := p.newValue(jsonObject)
+			v.members = p.finishMembers(base)
 			return v, nil
 		default:
 			return nil, p.unexpected("after object key:value pair")
@@ -185,20 +257,20 @@ func (p *jsonParser) object(depth int) (*jsonValue, error) {
 }
 
 func (p *jsonParser) array(depth int) (*jsonValue, error) {
-	v := &jsonValue{kind: jsonArray}
 	p.pos++ // [
 	p.space()
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
 		p.pos++
-		return v, nil
+		return p.newValue(jsonArray), nil
 	}
+	base := len(p.elems)
 	for {
 		p.space()
 		e, err := p.value(depth + 1)
 		if err != nil {
 			return nil, err
 		}
-		v.elems = append(v.elems, e)
+		p.elems = append(p.elems, e)
 		p.space()
 		if p.pos >= len(p.data) {
 			return nil, errJSONEnd
@@ -208,6 +280,8 @@ func (p *jsonParser) array(depth int) (*jsonValue, error) {
 			p.pos++
 		case ']':
 			p.pos++
+			v := p.newValue(jsonArray)
+			v.elems = p.finishElems(base)
 			return v, nil
 		default:
 			return nil, p.unexpected("after array element")
@@ -249,7 +323,9 @@ func (p *jsonParser) number() (*jsonValue, error) {
 			return nil, p.unexpected("in exponent of numeric literal")
 		}
 	}
-	return &jsonValue{kind: jsonNumber, str: string(d[start:p.pos])}, nil
+	v := p.newValue(jsonNumber)
+	v.str = p.text(d[start:p.pos])
+	return v, nil
 }
 
 func (p *jsonParser) digits() bool {
@@ -272,9 +348,9 @@ func (p *jsonParser) string() (string, error) {
 			s := d[start:p.pos]
 			p.pos++
 			if utf8.Valid(s) {
-				return string(s), nil
+				return p.text(s), nil
 			}
-			return string(toValidUTF8(s)), nil
+			return p.text(toValidUTF8(s)), nil
 		}
 		if c == '\\' || c < 0x20 {
 			break
@@ -291,7 +367,7 @@ func (p *jsonParser) string() (string, error) {
 		case c == '"':
 			p.pos++
 			p.buf = b
-			return string(toValidUTF8(b)), nil
+			return p.text(toValidUTF8(b)), nil
 		case c < 0x20:
 			return "", p.unexpected("in string literal")
 		case c != '\\':
