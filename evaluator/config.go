@@ -54,7 +54,7 @@ func ParseConfig(data []byte) (*Config, error) {
 			if m.val.kind == jsonNull {
 				continue // "default": null is the same as no default
 			}
-			cfg.Default = parseBucketValue(&ps, "default", m.val)
+			cfg.Default = parseBucketValue(&ps, fieldPath{base: "default", rule: -1}, m.val)
 		case "unlistedBuckets":
 			if s, ok := jsonEnum(&ps, path, m.val, string(UnlistedNotEnabled), string(UnlistedNotFound), string(UnlistedForward)); ok {
 				cfg.UnlistedBuckets = Unlisted(s)
@@ -98,7 +98,7 @@ func ParseBucketCORS(data []byte) (*BucketCORS, error) {
 		if root.kind == jsonNull || root.kind == jsonString {
 			ps.config("", `a bucket CORS document is {"CORSRules": [...]}, [...] or <CORSConfiguration> XML, not `+root.kind.String())
 		} else {
-			b = parseBucketValue(&ps, "", root)
+			b = parseBucketValue(&ps, fieldPath{rule: -1}, root)
 		}
 	}
 	if err := ps.err(); err != nil {
@@ -134,18 +134,21 @@ func parseBuckets(ps *problems, cfg *Config, v *jsonValue) {
 		ps.config("buckets", "must be an object keyed by bucket name, not "+v.kind.String())
 		return
 	}
+	if cfg.BucketOrder == nil {
+		cfg.BucketOrder = make([]string, 0, len(v.members))
+	}
 	for _, m := range v.members {
-		path := bucketPath(m.key)
+		path := fieldPath{base: m.key, bucket: true, rule: -1}
 		if _, dup := cfg.Buckets[m.key]; dup {
-			ps.config(path, "duplicate bucket "+strconv.Quote(m.key))
+			ps.config(path.String(), "duplicate bucket "+strconv.Quote(m.key))
 			continue
 		}
 		if m.key == "" {
-			ps.config(path, "a bucket name cannot be empty")
+			ps.config(path.String(), "a bucket name cannot be empty")
 			continue
 		}
 		if strings.ContainsAny(m.key, "/?#") || hasCTL(m.key) {
-			ps.config(path, "bucket name "+strconv.Quote(m.key)+` cannot contain "/", "?", "#" or control characters`)
+			ps.config(path.String(), "bucket name "+strconv.Quote(m.key)+` cannot contain "/", "?", "#" or control characters`)
 			continue
 		}
 		b := parseBucketValue(ps, path, m.val)
@@ -157,14 +160,43 @@ func parseBuckets(ps *problems, cfg *Config, v *jsonValue) {
 	}
 }
 
+// fieldPath is where a value sits in the document, spelt out (String) only when a problem
+// is reported there, so that a valid configuration of thousands of buckets builds no path
+// strings. It reads base (or buckets["base"]), then .CORSRules, [rule] and .key when set.
+type fieldPath struct {
+	base   string // a path as written ("default", ""), or the bucket name when bucket is set
+	bucket bool
+	cors   bool   // the rules sit under .CORSRules (the AWS form)
+	rule   int    // the rule's index, -1 for the bucket itself
+	key    string // a rule's member, when inRule is set
+	inRule bool
+}
+
+func (f fieldPath) String() string {
+	s := f.base
+	if f.bucket {
+		s = bucketPath(s)
+	}
+	if f.cors {
+		s = member(s, "CORSRules")
+	}
+	if f.rule >= 0 {
+		s = index(s, f.rule)
+	}
+	if f.inRule {
+		s = keyPath(s, f.key)
+	}
+	return s
+}
+
 // parseBucketValue reads one bucket's CORS in any of its forms: null, {"CORSRules": [...]},
 // [...] or an XML string.
-func parseBucketValue(ps *problems, path string, v *jsonValue) *BucketCORS {
+func parseBucketValue(ps *problems, path fieldPath, v *jsonValue) *BucketCORS {
 	switch v.kind {
 	case jsonNull:
 		return &BucketCORS{Form: FormNone}
 	case jsonString:
-		return parseXMLBucket(ps, path, v.str)
+		return parseXMLBucket(ps, path.String(), v.str)
 	case jsonArray:
 		start := len(ps.list)
 		b := &BucketCORS{Form: FormConsoleJSON, Rules: parseRules(ps, path, v)}
@@ -175,60 +207,62 @@ func parseBucketValue(ps *problems, path string, v *jsonValue) *BucketCORS {
 		b := &BucketCORS{Form: FormAWSJSON}
 		seen, misspelt := false, false
 		for _, m := range v.members {
-			mp := keyPath(path, m.key)
 			if m.key != "CORSRules" {
-				ps.config(mp, "unknown key "+strconv.Quote(m.key)+suggest(m.key, bucketKeys))
+				ps.config(keyPath(path.String(), m.key), "unknown key "+strconv.Quote(m.key)+suggest(m.key, bucketKeys))
 				misspelt = misspelt || suggestTarget(m.key, bucketKeys) != ""
 				continue
 			}
 			if seen {
-				ps.config(mp, `duplicate key "CORSRules"`)
+				ps.config(keyPath(path.String(), m.key), `duplicate key "CORSRules"`)
 				continue
 			}
 			seen = true
 			if m.val.kind != jsonArray {
-				ps.config(mp, "must be an array of rule objects, not "+m.val.kind.String())
+				ps.config(keyPath(path.String(), m.key), "must be an array of rule objects, not "+m.val.kind.String())
 				continue
 			}
+			mp := path
+			mp.cors = true
 			b.Rules = parseRules(ps, mp, m.val)
 		}
 		if !seen && !misspelt {
-			ps.malformed(member(path, "CORSRules"), `missing: the AWS form is {"CORSRules": [...]}`)
+			ps.malformed(member(path.String(), "CORSRules"), `missing: the AWS form is {"CORSRules": [...]}`)
 		}
 		checkSize(ps, path, start, b)
 		return b
 	}
-	ps.config(path, `must be {"CORSRules": [...]}, an array of rules, an XML string or null, not `+v.kind.String())
+	ps.config(path.String(), `must be {"CORSRules": [...]}, an array of rules, an XML string or null, not `+v.kind.String())
 	return nil
 }
 
 // checkSize reports a JSON-form bucket whose XML (what the AWS CLI would send) is over
 // PutBucketCors's 64 KB, ahead of the bucket's other problems.
-func checkSize(ps *problems, path string, start int, b *BucketCORS) {
+func checkSize(ps *problems, path fieldPath, start int, b *BucketCORS) {
 	if len(b.Rules) == 0 || len(b.Rules) > maxRules {
 		return
 	}
 	if n := xmlSize(b.Rules); n > maxDocBytes {
-		p := Problem{Path: path, Code: CodeMaxMessageLengthExceeded, Message: msgTooBig, Detail: tooBigDetail(n)}
+		p := Problem{Path: path.String(), Code: CodeMaxMessageLengthExceeded, Message: msgTooBig, Detail: tooBigDetail(n)}
 		ps.list = append(ps.list, Problem{})
 		copy(ps.list[start+1:], ps.list[start:])
 		ps.list[start] = p
 	}
 }
 
-func parseRules(ps *problems, path string, v *jsonValue) []Rule {
+func parseRules(ps *problems, path fieldPath, v *jsonValue) []Rule {
 	if len(v.elems) == 0 {
-		ps.malformed(path, "a CORS configuration needs 1 to 100 rules; use null for a bucket without CORS")
+		ps.malformed(path.String(), "a CORS configuration needs 1 to 100 rules; use null for a bucket without CORS")
 		return nil
 	}
 	rules := make([]Rule, 0, len(v.elems))
 	for i, e := range v.elems {
-		rp := index(path, i)
+		rp := path
+		rp.rule = i
 		if i == maxRules {
-			ps.malformed(rp, "S3 allows at most 100 CORS rules; this bucket has "+strconv.Itoa(len(v.elems)))
+			ps.malformed(rp.String(), "S3 allows at most 100 CORS rules; this bucket has "+strconv.Itoa(len(v.elems)))
 		}
 		if e.kind != jsonObject {
-			ps.config(rp, "a rule must be an object, not "+e.kind.String())
+			ps.config(rp.String(), "a rule must be an object, not "+e.kind.String())
 			continue
 		}
 		rules = append(rules, parseRule(ps, rp, e))
@@ -236,26 +270,31 @@ func parseRules(ps *problems, path string, v *jsonValue) []Rule {
 	return rules
 }
 
-func parseRule(ps *problems, path string, v *jsonValue) Rule {
+func parseRule(ps *problems, path fieldPath, v *jsonValue) Rule {
 	var r Rule
 	var reported memberSet // members with a problem of their own
 	dup := duplicates(v.members)
 	for i, m := range v.members {
 		if dup[i] {
-			ps.config(keyPath(path, m.key), "duplicate key "+strconv.Quote(m.key))
+			ps.config(keyPath(path.String(), m.key), "duplicate key "+strconv.Quote(m.key))
 			continue
 		}
-		mp := keyPath(path, m.key)
+		mp := path
+		mp.key, mp.inRule = m.key, true
 		before := len(ps.list)
 		switch m.key {
 		case "ID":
 			if m.val.kind != jsonString {
-				ps.config(mp, "must be a string, not "+m.val.kind.String())
+				ps.config(mp.String(), "must be a string, not "+m.val.kind.String())
 				continue
 			}
 			id := m.val.str
 			r.ID = &id
-			checkValue(ps, mp, id, idFault)
+			if f, bad := xmlTextFault(id); bad {
+				ps.fault(mp.String(), f)
+			} else if f, bad := idFault(id); bad {
+				ps.fault(mp.String(), f)
+			}
 		case "AllowedOrigins":
 			r.AllowedOrigins = parseStrings(ps, mp, m.val, originFault)
 		case "AllowedMethods":
@@ -266,31 +305,33 @@ func parseRule(ps *problems, path string, v *jsonValue) Rule {
 			r.ExposeHeaders = parseStrings(ps, mp, m.val, exposeHeaderFault)
 		case "MaxAgeSeconds":
 			if m.val.kind != jsonNumber {
-				ps.config(mp, "must be an integer, not "+m.val.kind.String())
+				ps.config(mp.String(), "must be an integer, not "+m.val.kind.String())
 				continue
 			}
 			n, err := strconv.ParseInt(m.val.str, 10, 64)
 			if err != nil {
 				if isIntegerLiteral(m.val.str) { // out of int64 range
-					ps.malformed(mp, "MaxAgeSeconds must be an integer from 0 to 2147483647, not "+m.val.str)
+					ps.malformed(mp.String(), "MaxAgeSeconds must be an integer from 0 to 2147483647, not "+m.val.str)
 				} else {
-					ps.config(mp, "must be an integer, not "+m.val.str)
+					ps.config(mp.String(), "must be an integer, not "+m.val.str)
 				}
 				continue
 			}
 			r.MaxAgeSeconds = &n
 			if f, bad := maxAgeFault(n); bad {
-				ps.fault(mp, f)
+				ps.fault(mp.String(), f)
 			}
 		default:
-			ps.config(mp, "unknown key "+strconv.Quote(m.key)+suggest(m.key, ruleKeys))
+			ps.config(mp.String(), "unknown key "+strconv.Quote(m.key)+suggest(m.key, ruleKeys))
 			reported.add(suggestTarget(m.key, ruleKeys))
 		}
 		if len(ps.list) > before {
 			reported.add(m.key)
 		}
 	}
-	checkRequired(ps, path, &r, reported)
+	if len(r.AllowedOrigins) == 0 || len(r.AllowedMethods) == 0 {
+		checkRequired(ps, path.String(), &r, reported)
+	}
 	return r
 }
 
@@ -332,13 +373,13 @@ func isIntegerLiteral(s string) bool {
 
 // parseStrings reads an array of strings, checking each value. An empty array is stored as
 // nil: S3 keeps no empty lists, so GetBucketCors would not show one.
-func parseStrings(ps *problems, path string, v *jsonValue, check valueCheck) []string {
+func parseStrings(ps *problems, path fieldPath, v *jsonValue, check valueCheck) []string {
 	if v.kind == jsonString {
-		ps.config(path, "must be an array of strings, not a string (write ["+strconv.Quote(v.str)+"])")
+		ps.config(path.String(), "must be an array of strings, not a string (write ["+strconv.Quote(v.str)+"])")
 		return nil
 	}
 	if v.kind != jsonArray {
-		ps.config(path, "must be an array of strings, not "+v.kind.String())
+		ps.config(path.String(), "must be an array of strings, not "+v.kind.String())
 		return nil
 	}
 	if len(v.elems) == 0 {
@@ -347,14 +388,14 @@ func parseStrings(ps *problems, path string, v *jsonValue, check valueCheck) []s
 	out := make([]string, 0, len(v.elems))
 	for i, e := range v.elems {
 		if e.kind != jsonString {
-			ps.config(index(path, i), "must be a string, not "+e.kind.String())
+			ps.config(index(path.String(), i), "must be a string, not "+e.kind.String())
 			continue
 		}
 		out = append(out, e.str)
 		if f, bad := xmlTextFault(e.str); bad {
-			ps.fault(index(path, i), f)
+			ps.fault(index(path.String(), i), f)
 		} else if f, bad := check(e.str); bad {
-			ps.fault(index(path, i), f)
+			ps.fault(index(path.String(), i), f)
 		}
 	}
 	if len(out) == 0 {
