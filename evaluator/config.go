@@ -250,16 +250,17 @@ func checkSize(ps *problems, path fieldPath, start int, b *BucketCORS) {
 }
 
 func parseRules(ps *problems, path fieldPath, v *jsonValue) []Rule {
-	if len(v.elems) == 0 {
+	if len(v.members) == 0 {
 		ps.malformed(path.String(), "a CORS configuration needs 1 to 100 rules; use null for a bucket without CORS")
 		return nil
 	}
-	rules := make([]Rule, 0, len(v.elems))
-	for i, e := range v.elems {
+	rules := make([]Rule, 0, len(v.members))
+	for i, m := range v.members {
+		e := m.val
 		rp := path
 		rp.rule = i
 		if i == maxRules {
-			ps.malformed(rp.String(), "S3 allows at most 100 CORS rules; this bucket has "+strconv.Itoa(len(v.elems)))
+			ps.malformed(rp.String(), "S3 allows at most 100 CORS rules; this bucket has "+strconv.Itoa(len(v.members)))
 		}
 		if e.kind != jsonObject {
 			ps.config(rp.String(), "a rule must be an object, not "+e.kind.String())
@@ -382,11 +383,12 @@ func parseStrings(ps *problems, path fieldPath, v *jsonValue, check valueCheck) 
 		ps.config(path.String(), "must be an array of strings, not "+v.kind.String())
 		return nil
 	}
-	if len(v.elems) == 0 {
+	if len(v.members) == 0 {
 		return nil
 	}
-	out := make([]string, 0, len(v.elems))
-	for i, e := range v.elems {
+	out := make([]string, 0, len(v.members))
+	for i, m := range v.members {
+		e := m.val
 		if e.kind != jsonString {
 			ps.config(index(path.String(), i), "must be a string, not "+e.kind.String())
 			continue
@@ -443,7 +445,8 @@ func parseAddressing(ps *problems, a *Addressing, v *jsonValue) {
 				ps.config(mp, "must be an array of host name suffixes, not "+m.val.kind.String())
 				continue
 			}
-			for i, e := range m.val.elems {
+			for i, em := range m.val.members {
+				e := em.val
 				ep := index(mp, i)
 				if e.kind != jsonString {
 					ps.config(ep, "must be a string, not "+e.kind.String())

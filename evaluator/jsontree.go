@@ -27,9 +27,10 @@ func (k jsonKind) String() string { return jsonKindNames[k] }
 // and duplicate keys (both reported to the user), and number literals as written.
 type jsonValue struct {
 	kind    jsonKind
-	str     string // string value, or the number literal
 	boolean bool
-	elems   []*jsonValue
+	str     string // string value, or the number literal
+	// members are an object's members, or an array's elements with empty keys: one list
+	// for both keeps every value of a large tree at 48 bytes.
 	members []jsonMember
 }
 
@@ -69,10 +70,8 @@ type jsonParser struct {
 	// member lists are carved from chunks, and equal strings share one copy, so the tree
 	// costs a few large allocations instead of one or more per value.
 	vals    []jsonValue
-	elems   []*jsonValue // open arrays' elements, innermost last
-	members []jsonMember // open objects' members, innermost last
-	ptrs    []*jsonValue // unused part of the current chunk of finished element lists
-	mems    []jsonMember // unused part of the current chunk of finished member lists
+	members []jsonMember // open objects' members and arrays' elements, innermost last
+	mems    []jsonMember // unused part of the current chunk of finished lists
 	strs    map[string]string
 }
 
@@ -103,21 +102,8 @@ func (p *jsonParser) text(b []byte) string {
 	return s
 }
 
-// finishElems moves the elements above base off the stack into a list of their own.
-func (p *jsonParser) finishElems(base int) []*jsonValue {
-	n := len(p.elems) - base
-	if n > len(p.ptrs) {
-		p.ptrs = make([]*jsonValue, max(n, chunk))
-	}
-	out := p.ptrs[:n:n]
-	p.ptrs = p.ptrs[n:]
-	copy(out, p.elems[base:])
-	clear(p.elems[base:])
-	p.elems = p.elems[:base]
-	return out
-}
-
-// finishMembers moves the members above base off the stack into a list of their own.
+// finishMembers moves the members (or elements) above base off the stack into a list of
+// their own.
 func (p *jsonParser) finishMembers(base int) []jsonMember {
 	n := len(p.members) - base
 	if n > len(p.mems) {
@@ -263,14 +249,14 @@ func (p *jsonParser) array(depth int) (*jsonValue, error) {
 		p.pos++
 		return p.newValue(jsonArray), nil
 	}
-	base := len(p.elems)
+	base := len(p.members)
 	for {
 		p.space()
 		e, err := p.value(depth + 1)
 		if err != nil {
 			return nil, err
 		}
-		p.elems = append(p.elems, e)
+		p.members = append(p.members, jsonMember{val: e})
 		p.space()
 		if p.pos >= len(p.data) {
 			return nil, errJSONEnd
@@ -281,7 +267,7 @@ func (p *jsonParser) array(depth int) (*jsonValue, error) {
 		case ']':
 			p.pos++
 			v := p.newValue(jsonArray)
-			v.elems = p.finishElems(base)
+			v.members = p.finishMembers(base)
 			return v, nil
 		default:
 			return nil, p.unexpected("after array element")

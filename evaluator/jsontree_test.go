@@ -21,9 +21,9 @@ func toAny(v *jsonValue) any {
 	case jsonString:
 		return v.str
 	case jsonArray:
-		out := make([]any, 0, len(v.elems))
-		for _, e := range v.elems {
-			out = append(out, toAny(e))
+		out := make([]any, 0, len(v.members))
+		for _, m := range v.members {
+			out = append(out, toAny(m.val))
 		}
 		return out
 	}
