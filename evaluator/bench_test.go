@@ -113,21 +113,31 @@ func BenchmarkBuckets(b *testing.B) {
 }
 
 // BenchmarkLoad measures parsing, validating and compiling a configuration of 1,000 and
-// 10,000 buckets with the same one rule each, the shape of BenchmarkHostileConfigSize in e2e.
-// live-B is the heap still in use after Load and a GC: what the policy keeps.
+// 10,000 buckets with the same one rule each, and of 10,000 buckets whose one rule each lists
+// its own origin (rules=distinct, the shape of BenchmarkHostileConfigSize in e2e, where no
+// two buckets share compiled rules). live-B is the heap still in use after Load and a GC:
+// what the policy keeps.
 func BenchmarkLoad(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
+	for _, s := range []struct {
+		name     string
+		n        int
+		distinct bool
+	}{{"buckets=1000", 1000, false}, {"buckets=10000", 10000, false}, {"rules=distinct/buckets=10000", 10000, true}} {
 		var sb strings.Builder
 		sb.WriteString(`{"buckets": {`)
-		for i := 0; i < n; i++ {
+		for i := 0; i < s.n; i++ {
 			if i > 0 {
 				sb.WriteString(",")
 			}
-			sb.WriteString(`"bucket-` + strconv.Itoa(i) + `": {"CORSRules": [{"AllowedOrigins": ["https://app.example.com", "https://*.example.org"], "AllowedMethods": ["GET", "PUT"], "AllowedHeaders": ["*"], "MaxAgeSeconds": 3000}]}`)
+			origin := "https://app.example.com"
+			if s.distinct {
+				origin = "https://app-" + strconv.Itoa(i) + ".example.com"
+			}
+			sb.WriteString(`"bucket-` + strconv.Itoa(i) + `": {"CORSRules": [{"AllowedOrigins": ["` + origin + `", "https://*.example.org"], "AllowedMethods": ["GET", "PUT"], "AllowedHeaders": ["*"], "MaxAgeSeconds": 3000}]}`)
 		}
 		sb.WriteString(`}}`)
 		doc := []byte(sb.String())
-		b.Run("buckets="+strconv.Itoa(n), func(b *testing.B) {
+		b.Run(s.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(doc)))
 			var pol *evaluator.Policy
