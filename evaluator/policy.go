@@ -410,10 +410,9 @@ func hashRules(seed maphash.Seed, rules []Rule) uint64 {
 	num(uint64(len(rules)))
 	for i := range rules {
 		r := &rules[i]
-		switch {
-		case r.ID == nil:
+		if r.ID == nil {
 			num(0)
-		default:
+		} else {
 			num(1 + uint64(len(*r.ID)))
 			_, _ = h.WriteString(*r.ID)
 		}
