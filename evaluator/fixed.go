@@ -12,9 +12,9 @@ type fixedKey struct {
 // numberFixedSets gives every compiled rule the number of its fixed header set and builds
 // the sets, in bucket-name order so that numbering does not depend on map order. 100,000
 // buckets with the same rules make one set.
-func (p *Policy) numberFixedSets() {
+func (p *Policy) numberFixedSets(order []*compiledCORS) {
 	seen := map[fixedKey]int{}
-	p.eachRule(func(cr *compiledRule) {
+	eachRule(order, func(cr *compiledRule) {
 		k := fixedKey{cr.allowMethod, cr.expose, cr.maxAge, cr.anyOrigin}
 		n, ok := seen[k]
 		if !ok {

@@ -200,7 +200,7 @@ func (p *Policy) Config() *Config { return p.cfg }
 func (p *Policy) HeaderValues() []string {
 	var out []string
 	seen := map[string]bool{}
-	p.eachRule(func(cr *compiledRule) {
+	eachRule(p.ruleOrder(), func(cr *compiledRule) {
 		for _, v := range [...]string{cr.allowMethod, cr.expose, cr.maxAge} {
 			if v != "" && !seen[v] {
 				seen[v] = true
@@ -211,31 +211,39 @@ func (p *Policy) HeaderValues() []string {
 	return out
 }
 
-// eachRule calls fn with every compiled rule: the listed buckets' in bucket-name order (so
-// that whatever fn numbers does not depend on map order), then the unlisted fallback's.
-func (p *Policy) eachRule(fn func(*compiledRule)) {
+// eachRule calls fn with every compiled rule of order (Policy.ruleOrder) once: the listed buckets' in bucket-name order
+// (so that whatever fn numbers does not depend on map order), then the unlisted fallback's.
+// Buckets that share compiled rules are visited at the first of their names: a later visit
+// would only repeat what fn has seen.
+func eachRule(order []*compiledCORS, fn func(*compiledRule)) {
+	for _, c := range order {
+		for i := range c.rules {
+			fn(&c.rules[i])
+		}
+	}
+}
+
+// ruleOrder lists each distinct compiled configuration once, in eachRule's order.
+func (p *Policy) ruleOrder() []*compiledCORS {
 	names := make([]string, 0, len(p.buckets))
-	for name := range p.buckets {
-		names = append(names, name)
+	for name, bp := range p.buckets {
+		if len(bp.rules) > 0 {
+			names = append(names, name)
+		}
 	}
 	sort.Strings(names)
-	// Buckets share compiled rules; visiting them again would only repeat what fn has seen.
-	seen := map[*compiledCORS]bool{}
+	var order []*compiledCORS
+	seen := make(map[*compiledCORS]bool)
 	for _, name := range names {
-		bp := p.buckets[name]
-		if seen[bp.compiledCORS] {
-			continue
-		}
-		seen[bp.compiledCORS] = true
-		for i := range bp.rules {
-			fn(&bp.rules[i])
+		if c := p.buckets[name].compiledCORS; !seen[c] {
+			seen[c] = true
+			order = append(order, c)
 		}
 	}
-	if p.unlisted != nil {
-		for i := range p.unlisted.rules {
-			fn(&p.unlisted.rules[i])
-		}
+	if p.unlisted != nil && len(p.unlisted.rules) > 0 {
+		order = append(order, p.unlisted.compiledCORS)
 	}
+	return order
 }
 
 // checkConfig validates a Config held in memory, in bucket order.
@@ -336,15 +344,16 @@ func compile(cfg *Config) *Policy {
 	}
 	// Longest first: with "s3.example.com" and "example.com", a.s3.example.com is bucket a.
 	sort.SliceStable(p.suffixes, func(i, j int) bool { return len(p.suffixes[i]) > len(p.suffixes[j]) })
-	p.numberFixedSets()
-	p.buildTemplates()
+	order := p.ruleOrder()
+	p.numberFixedSets(order)
+	buildTemplates(order)
 	return p
 }
 
 // buildTemplates gives every compiled rule its header template, one per distinct answer.
-func (p *Policy) buildTemplates() {
+func buildTemplates(order []*compiledCORS) {
 	seen := map[fixedKey]*headerTemplate{}
-	p.eachRule(func(cr *compiledRule) {
+	eachRule(order, func(cr *compiledRule) {
 		k := fixedKey{cr.allowMethod, cr.expose, cr.maxAge, cr.anyOrigin}
 		if seen[k] == nil {
 			seen[k] = newHeaderTemplate(cr)
