@@ -72,16 +72,20 @@ type jsonParser struct {
 	vals    []jsonValue
 	members []jsonMember // open objects' members and arrays' elements, innermost last
 	mems    []jsonMember // unused part of the current chunk of finished lists
+	chunk   int          // the size of the next chunk: small documents stay small
 	strs    map[string]string
 }
 
-// chunk is how many values, elements or members the parser allocates at a time.
-const chunk = 256
+// nextChunk returns how many values or members to allocate next: 16, doubling up to 256.
+func (p *jsonParser) nextChunk() int {
+	p.chunk = min(max(2*p.chunk, 16), 256)
+	return p.chunk
+}
 
 // newValue returns a zero value of kind k from the current chunk.
 func (p *jsonParser) newValue(k jsonKind) *jsonValue {
 	if len(p.vals) == 0 {
-		p.vals = make([]jsonValue, chunk)
+		p.vals = make([]jsonValue, p.nextChunk())
 	}
 	v := &p.vals[0]
 	p.vals = p.vals[1:]
@@ -107,7 +111,7 @@ func (p *jsonParser) text(b []byte) string {
 func (p *jsonParser) finishMembers(base int) []jsonMember {
 	n := len(p.members) - base
 	if n > len(p.mems) {
-		p.mems = make([]jsonMember, max(n, chunk))
+		p.mems = make([]jsonMember, max(n, p.nextChunk()))
 	}
 	out := p.mems[:n:n]
 	p.mems = p.mems[n:]
