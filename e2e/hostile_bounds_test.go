@@ -9,34 +9,6 @@ import (
 	"github.com/s3cors/s3cors/evaluator"
 )
 
-// TestHostileEvaluatorWorkBounded: a reused Decision makes every hostile request free of
-// allocations, and a fresh one grows its buffers in proportion to the request, never more.
-func TestHostileEvaluatorWorkBounded(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation bounds do not hold under the race detector, which allocates for itself")
-	}
-	pol, err := evaluator.Load(hostileConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range hostileCases() {
-		req := c.req.evaluatorRequest()
-		var d evaluator.Decision
-		if n := testing.AllocsPerRun(20, func() { pol.Evaluate(req, &d) }); n != 0 {
-			t.Errorf("%s: %.1f allocations per request with a reused Decision, want 0", c.name, n)
-		}
-		fresh := allocatedPerCall(t, 10, func() {
-			var d evaluator.Decision
-			pol.Evaluate(req, &d)
-		})
-		// A fresh Decision holds the lower-cased names, their offsets and the reply: a few
-		// times the request, plus the Decision itself.
-		if limit := uint64(8*c.req.size() + 16<<10); fresh > limit {
-			t.Errorf("%s: a fresh Decision allocates %d bytes for a %d-byte request; want at most %d", c.name, fresh, c.req.size(), limit)
-		}
-	}
-}
-
 // worstCaseConfig is one bucket at the rule limit where every rule allows the origin and the
 // method, carries many AllowedHeaders and patterns, and so must be checked name by name.
 func worstCaseConfig(t testing.TB, rules, headersPerRule int) []byte {

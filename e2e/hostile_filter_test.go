@@ -167,53 +167,6 @@ func checkNoTrap(t testing.TB, h *wasmhost.Host) {
 	}
 }
 
-// TestHostileWasmWorkBounded: the corpus, run again and again, leaves the guest's linear memory
-// where the first run left it, and the host allocates per stream in proportion to the
-// request's size.
-func TestHostileWasmWorkBounded(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation bounds do not hold under the race detector, which allocates for itself")
-	}
-	h := hostileFilterHost(t, hostileConfig(t), wasmhost.Options{})
-	cases := hostileCases()
-	run := func() {
-		for _, c := range cases {
-			if _, err := wasmExchange(h, c.req, hostileUpstream); err != nil {
-				t.Fatalf("%s: %v", c.name, err)
-			}
-		}
-	}
-	// Go's heap in the guest grows its linear memory to the high-water mark of the heap and
-	// never gives it back; that settles after some runs. A leak of even a fraction of each
-	// request would add megabytes per run of the corpus (1.1 MB of requests).
-	for range 10 {
-		run()
-	}
-	warm := h.MemoryBytes()[0]
-	for range 20 {
-		run()
-	}
-	if after := h.MemoryBytes()[0]; after > warm+warm/2 {
-		t.Errorf("guest memory grew from %d to %d bytes over 20 more runs of the corpus", warm, after)
-	}
-	for _, c := range cases {
-		if c.req.size() < 8<<10 {
-			continue
-		}
-		per := allocatedPerCall(t, 10, func() {
-			if _, err := wasmExchange(h, c.req, hostileUpstream); err != nil {
-				t.Fatalf("%s: %v", c.name, err)
-			}
-		})
-		limit := uint64(16*c.req.size() + 256<<10)
-		t.Logf("%s: %d bytes in, %d bytes allocated by the host per stream (limit %d)", c.name, c.req.size(), per, limit)
-		if per > limit {
-			t.Errorf("%s: the host allocated %d bytes per stream for a %d-byte request; want at most %d", c.name, per, c.req.size(), limit)
-		}
-	}
-	checkNoTrap(t, h)
-}
-
 // TestHostileConfigsWasm: the filter, as Envoy loads it, accepts every configuration of
 // testdata/hostile at a limit (and answers with it) and refuses every other one at
 // on_configure, logging each problem the evaluator finds.

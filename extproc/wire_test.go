@@ -320,41 +320,6 @@ func pairs(s string) func(func([2]string) bool) {
 	}
 }
 
-// TestWireAnswerAllocations: once a pooled stream has served one request, encoding a
-// preflight's answer allocates nothing, and handing it to the codec allocates only the
-// one-element buffer slice gRPC holds until the bytes are written.
-func TestWireAnswerAllocations(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts do not hold under -race; this test runs without it in make test")
-	}
-	lp, err := LoadConfig("bench.json", []byte(benchConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := new(stream)
-	msg := extproctest.RequestHeaders(benchPreflight)
-	if err := readRequest(wireIncoming(t, msg).headers, &st.req, &st.scratch); err != nil {
-		t.Fatal(err)
-	}
-	lp.Policy.Evaluate(&st.req, &st.dec)
-	if st.dec.Outcome != evaluator.Reply || len(st.dec.Headers) < 5 {
-		t.Fatalf("benchmark preflight decided %v with %d headers, want a reply with S3's headers", st.dec.Outcome, len(st.dec.Headers))
-	}
-	st.immediateResponse()
-	if a := testing.AllocsPerRun(100, st.immediateResponse); a != 0 {
-		t.Errorf("encoding a preflight's answer: %v allocations, want 0", a)
-	}
-	if a := testing.AllocsPerRun(100, func() {
-		data, err := testCodec.Marshal(&st.out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data.Free()
-	}); a > 1 {
-		t.Errorf("the codec: %v allocations, want at most 1 (the buffer slice)", a)
-	}
-}
-
 // TestWireTagsFitOneByte: tag() writes one-byte tags, which holds for field numbers 1 to 15.
 func TestWireTagsFitOneByte(t *testing.T) {
 	for _, num := range []protowire.Number{

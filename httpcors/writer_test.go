@@ -291,24 +291,3 @@ func TestReplyHeadersOutliveTheRequestUnderLoad(t *testing.T) {
 		seen[id] = true
 	}
 }
-
-func TestPreflightRepliesDoNotAllocatePerRequest(t *testing.T) {
-	// The ids and the Allow-Headers echo need memory that outlives the request; it comes in
-	// chunks of about twenty replies, so the average is below one allocation.
-	if raceEnabled {
-		t.Skip("sync.Pool drops pooled exchanges at random under the race detector")
-	}
-	m := mustLoad(t, echoConfig)
-	h := m.Handler(http.NotFoundHandler())
-	for name, r := range map[string]*http.Request{
-		"allowed":      preflightRequest("https://app.example", ""),
-		"allowed-echo": preflightRequest("https://app.example", "content-type,x-amz-date"),
-		"denied":       preflightRequest("https://evil.example", ""),
-	} {
-		w := &discard{h: http.Header{}}
-		h.ServeHTTP(w, r)
-		if n := testing.AllocsPerRun(200, func() { clear(w.h); h.ServeHTTP(w, r) }); n != 0 {
-			t.Errorf("%s: %v allocations per reply, want 0 (amortised)", name, n)
-		}
-	}
-}
