@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,15 +136,7 @@ func startExtprocCLI(t *testing.T, bin, config string) *extprocProcess {
 
 func (p *extprocProcess) metrics(t *testing.T) string {
 	t.Helper()
-	resp, err := http.Get("http://" + p.metricsAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, b := httpGet(t, "http://"+p.metricsAddr+"/metrics")
 	return string(b)
 }
 

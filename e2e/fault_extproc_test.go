@@ -5,10 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -73,17 +71,8 @@ func TestFaultExtprocServerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lp, err := extproc.LoadConfig("config.json", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	s := &extprocServer{addr: addr, holder: extproc.NewPolicyHolder(lp)}
-	s.serve(t, lis)
+	s := listenExtproc(t, cfg)
+	addr := s.addr
 	// Envoy's gRPC client reconnects with backoff as grpc-go does; a short one keeps the test
 	// quick.
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -543,15 +532,7 @@ var sampleLine = regexp.MustCompile(`(?m)^(\S+) (\S+)$`)
 // metricSample scrapes one sample from a Prometheus text endpoint; 0 when absent.
 func metricSample(t testing.TB, url, sample string) float64 {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, body := httpGet(t, url)
 	for _, m := range sampleLine.FindAllStringSubmatch(string(body), -1) {
 		if m[1] == sample {
 			v, err := strconv.ParseFloat(m[2], 64)

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
@@ -301,7 +300,7 @@ func TestFaultWasmOversizedConfig(t *testing.T) {
 // finds, each with its path.
 func checkRefusedAtStart(t *testing.T, cfg []byte) {
 	t.Helper()
-	logs := &capturedLog{}
+	logs := &lineRecorder{}
 	h, err := wasmhost.New(context.Background(), wasmhost.Options{
 		Module: testenv.ModuleBytes(t), PluginConfig: cfg, CompilationCache: filterCompilation(),
 		Logger: slog.New(logs),
@@ -338,29 +337,4 @@ func checkRefusedAtStart(t *testing.T, cfg []byte) {
 	if missing > 0 {
 		t.Errorf("%d of %d problems are not in the log", missing, len(ve.Problems))
 	}
-}
-
-// capturedLog is a slog.Handler keeping every message, for tests that read a host's log after
-// New failed.
-type capturedLog struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (c *capturedLog) Enabled(context.Context, slog.Level) bool { return true }
-
-func (c *capturedLog) Handle(_ context.Context, r slog.Record) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.lines = append(c.lines, r.Message)
-	return nil
-}
-
-func (c *capturedLog) WithAttrs([]slog.Attr) slog.Handler { return c }
-func (c *capturedLog) WithGroup(string) slog.Handler      { return c }
-
-func (c *capturedLog) text() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return strings.Join(c.lines, "\n")
 }

@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"hash"
 	"io"
@@ -14,40 +13,16 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/s3cors/s3cors/internal/gateway"
-	"github.com/s3cors/s3cors/internal/testenv"
 )
 
 // faultGateway serves `s3cors serve`'s gateway (the built filter in wasmhost) for config in
 // front of upstream on a loopback port until the test ends, and returns its base URL.
 func faultGateway(t testing.TB, config []byte, upstream http.Handler) string {
 	t.Helper()
-	g, err := gateway.New(context.Background(), gateway.Options{
-		Config: config, Module: testenv.ModuleBytes(t), Upstream: upstream,
-		CompilationCache: filterCompilation(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gateway.Serve(ctx, ln, g, 10*time.Second) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway.Serve: %v", err)
-		}
-		if err := g.Close(context.Background()); err != nil {
-			t.Errorf("gateway.Close: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	addr, _ := gwStart(t, config, upstream)
+	return "http://" + addr
 }
 
 // gatewayAnswer is a response with its body read.

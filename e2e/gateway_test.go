@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetratelabs/wazero"
-
 	"github.com/s3cors/s3cors/internal/casetable"
 	"github.com/s3cors/s3cors/internal/gateway"
 	"github.com/s3cors/s3cors/internal/s3mem"
@@ -29,18 +27,17 @@ import (
 // The local gateway (`s3cors serve`) over real HTTP: the built s3cors.wasm in wasmhost, behind
 // gateway.New and gateway.Serve exactly as serve wires them, on a loopback listener.
 
-// gwCompileCache lets every gateway of this test binary share one compiled module.
-var gwCompileCache = wazero.NewCompilationCache()
-
 // gwStart serves a gateway for config in front of upstream on 127.0.0.1 and returns its
-// address. The server is shut down, and the gateway closed, when the test ends.
+// address; opts edit the options (profile, workers) before gateway.New. Every gateway of the
+// test binary shares one compiled module. The server is shut down, and the gateway closed,
+// when the test ends.
 func gwStart(t testing.TB, config []byte, upstream http.Handler, opts ...func(*gateway.Options)) (string, *gateway.Gateway) {
 	t.Helper()
 	o := gateway.Options{
 		Config:           config,
 		Module:           testenv.ModuleBytes(t),
 		Upstream:         upstream,
-		CompilationCache: gwCompileCache,
+		CompilationCache: filterCompilation(),
 	}
 	for _, f := range opts {
 		f(&o)
@@ -66,6 +63,22 @@ func gwStart(t testing.TB, config []byte, upstream http.Handler, opts ...func(*g
 		}
 	})
 	return ln.Addr().String(), g
+}
+
+// httpGet fetches url and returns the status and the whole body; a transport error fails the
+// test.
+func httpGet(t testing.TB, url string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading the body: %v", url, err)
+	}
+	return resp.StatusCode, body
 }
 
 // gwRawExchange sends the request exactly as written and returns the response with its
@@ -262,7 +275,7 @@ func TestGatewayShutdown(t *testing.T) {
 		_, _ = io.WriteString(w, "done")
 	})
 	g, err := gateway.New(context.Background(), gateway.Options{
-		Config: gwDemoConfig(t), Module: testenv.ModuleBytes(t), Upstream: slow, CompilationCache: gwCompileCache,
+		Config: gwDemoConfig(t), Module: testenv.ModuleBytes(t), Upstream: slow, CompilationCache: filterCompilation(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -310,18 +323,12 @@ func TestGatewayOwnEndpoints(t *testing.T) {
 		o.DemoOrigin = "http://127.0.0.1:8081"
 		o.UpstreamStats = func() any { return store.Stats() }
 	})
-	res, err := http.Get("http://" + addr + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != 200 || string(b) != "ok\n" {
-		t.Errorf("/healthz: %d %q", res.StatusCode, b)
+	if code, b := httpGet(t, "http://"+addr+"/healthz"); code != 200 || string(b) != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, b)
 	}
 	req, _ := http.NewRequest("GET", "http://"+addr+"/debug/s3cors/explain?method=OPTIONS&origin=http://127.0.0.1:8081&request-method=DELETE&url=http://"+addr+"/website/a.txt", nil)
 	req.Header.Set("Origin", "http://127.0.0.1:8081")
-	res, err = http.DefaultClient.Do(req)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -343,6 +343,26 @@ func checkHostileInvariants(r hostileRequest, got casetable.Response) error {
 }
 
 // checkWant compares an answer with the case's expectation.
+// checkHostileAnswer checks what a surface (the wasm filter, ext_proc) answered a hostile case,
+// or the error it gave: the invariants every answer keeps, the case's own expectations, and
+// agreement with the evaluator.
+func checkHostileAnswer(t *testing.T, surface string, pol *evaluator.Policy, d *evaluator.Decision, c hostileCase, got casetable.Response, err error) {
+	t.Helper()
+	if err != nil {
+		t.Errorf("%s: %v", c.name, err)
+		return
+	}
+	if err := checkHostileInvariants(c.req, got); err != nil {
+		t.Errorf("%s: invariant broken:\n  %v", c.name, err)
+	}
+	if err := checkWant(c, got); err != nil {
+		t.Errorf("%s:\n  %v", c.name, err)
+	}
+	if want, have := answerKey(evaluatorView(pol, c.req, d)), answerKey(got); have != want {
+		t.Errorf("%s: %s differs from the evaluator:\n--- %s\n%s\n--- evaluator\n%s", c.name, surface, surface, have, want)
+	}
+}
+
 func checkWant(c hostileCase, got casetable.Response) error {
 	var errs []string
 	w := c.want

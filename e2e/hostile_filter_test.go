@@ -130,19 +130,7 @@ func TestHostileWasm(t *testing.T) {
 			var d evaluator.Decision
 			for _, c := range hostileCases() {
 				got, err := wasmExchange(h, c.req, hostileUpstream)
-				if err != nil {
-					t.Errorf("%s: %v", c.name, err)
-					continue
-				}
-				if err := checkHostileInvariants(c.req, got); err != nil {
-					t.Errorf("%s: invariant broken:\n  %v", c.name, err)
-				}
-				if err := checkWant(c, got); err != nil {
-					t.Errorf("%s:\n  %v", c.name, err)
-				}
-				if want, have := answerKey(evaluatorView(pol, c.req, &d)), answerKey(got); have != want {
-					t.Errorf("%s: the wasm filter differs from the evaluator:\n--- wasm\n%s\n--- evaluator\n%s", c.name, have, want)
-				}
+				checkHostileAnswer(t, "the wasm filter", pol, &d, c, got, err)
 			}
 			checkNoTrap(t, h)
 			if n := h.Metrics()["wasmcustom.s3cors.internal_errors"]; n != 0 {

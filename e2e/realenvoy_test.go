@@ -473,12 +473,7 @@ func startRealEnvoy(t *testing.T, bin string, bootstrap []byte) *realEnvoy {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	resp, err := http.Get("http://" + admin + "/listeners?format=json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, body := httpGet(t, "http://"+admin+"/listeners?format=json")
 	var ls adminv3.Listeners
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, &ls); err != nil {
 		t.Fatalf("envoy /listeners: %v\n%s", err, body)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -338,30 +337,8 @@ func soakGateway(t *testing.T, p soakPlan, cfg []byte, profile wasmhost.Profile)
 			t.Fatal(err)
 		}
 	}
-	g, err := gateway.New(context.Background(), gateway.Options{
-		Config: cfg, Module: testenv.ModuleBytes(t), Profile: profile, Workers: 2, Upstream: store,
-		CompilationCache: filterCompilation(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- gateway.Serve(ctx, ln, g, 10*time.Second) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("gateway.Serve: %v", err)
-		}
-		if err := g.Close(context.Background()); err != nil {
-			t.Errorf("gateway.Close: %v", err)
-		}
-	}()
-	base := "http://" + ln.Addr().String()
+	addr, g := gwStart(t, cfg, store, func(o *gateway.Options) { o.Profile, o.Workers = profile, 2 })
+	base := "http://" + addr
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.workers, DisableCompression: true}}
 	defer client.CloseIdleConnections()
 
