@@ -228,20 +228,8 @@ func (p *jsonParser) object(depth int) (*jsonValue, error) {
 			return nil, err
 		}
 		p.members = append(p.members, jsonMember{key, e})
-		p.space()
-		if p.pos >= len(p.data) {
-			return nil, errJSONEnd
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-		case '}':
-			p.pos++
-			v := p.newValue(jsonObject)
-			v.members = p.finishMembers(base)
-			return v, nil
-		default:
-			return nil, p.unexpected("after object key:value pair")
+		if v, err := p.listNext('}', jsonObject, base, "after object key:value pair"); v != nil || err != nil {
+			return v, err
 		}
 	}
 }
@@ -261,22 +249,31 @@ func (p *jsonParser) array(depth int) (*jsonValue, error) {
 			return nil, err
 		}
 		p.members = append(p.members, jsonMember{val: e})
-		p.space()
-		if p.pos >= len(p.data) {
-			return nil, errJSONEnd
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-		case ']':
-			p.pos++
-			v := p.newValue(jsonArray)
-			v.members = p.finishMembers(base)
-			return v, nil
-		default:
-			return nil, p.unexpected("after array element")
+		if v, err := p.listNext(']', jsonArray, base, "after array element"); v != nil || err != nil {
+			return v, err
 		}
 	}
+}
+
+// listNext reads what follows an object's member or an array's element: a comma (nil, nil:
+// another comes), or close, which ends the object or array whose members start at base.
+// after names the place for the error about anything else.
+func (p *jsonParser) listNext(close byte, kind jsonKind, base int, after string) (*jsonValue, error) {
+	p.space()
+	if p.pos >= len(p.data) {
+		return nil, errJSONEnd
+	}
+	switch p.data[p.pos] {
+	case ',':
+		p.pos++
+		return nil, nil
+	case close:
+		p.pos++
+		v := p.newValue(kind)
+		v.members = p.finishMembers(base)
+		return v, nil
+	}
+	return nil, p.unexpected(after)
 }
 
 // number checks the RFC 8259 grammar and keeps the literal.
