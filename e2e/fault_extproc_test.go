@@ -66,11 +66,7 @@ func mixedRequests() []hostileRequest {
 // RATIONALE.md); what our side must show is that streams fail cleanly with Unavailable, never
 // with a wrong answer, and that new streams succeed once the server is back.
 func TestFaultExtprocServerRestart(t *testing.T) {
-	cfg := hostileConfig(t)
-	pol, err := evaluator.Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, pol := hostilePolicy(t)
 	s := listenExtproc(t, cfg)
 	addr := s.addr
 	// Envoy's gRPC client reconnects with backoff as grpc-go does; a short one keeps the test
@@ -214,11 +210,7 @@ func TestFaultExtprocClientCancel(t *testing.T) {
 // holds the server's send) hold nothing but their own goroutine: other streams are served
 // meanwhile, and the stalled ones get their exact answers when they go on.
 func TestFaultExtprocSlowClients(t *testing.T) {
-	cfg := hostileConfig(t)
-	pol, err := evaluator.Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, pol := hostilePolicy(t)
 	s := startExtproc(t, cfg)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

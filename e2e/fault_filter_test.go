@@ -156,11 +156,7 @@ func logText(h *wasmhost.Host) string {
 // under the Envoy 1.33 profile whose poll_oneoff kills Go's GC once the netpoller is armed)
 // and keeps answering exactly.
 func TestFaultWasmNoTrap(t *testing.T) {
-	cfg := hostileConfig(t)
-	pol, err := evaluator.Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, pol := hostilePolicy(t)
 	h := hostileFilterHost(t, cfg, wasmhost.Options{FailurePolicy: wasmhost.FailClosed, Profile: wasmhost.Envoy133})
 	many := func(n int, name string) []casetable.Header {
 		hs := make([]casetable.Header, n)

@@ -262,6 +262,18 @@ func hostileConfig(t testing.TB) []byte {
 	return data
 }
 
+// hostilePolicy is hostileConfig and the evaluator's policy for it, the reference the
+// surfaces' answers are compared with.
+func hostilePolicy(t testing.TB) ([]byte, *evaluator.Policy) {
+	t.Helper()
+	cfg := hostileConfig(t)
+	pol, err := evaluator.Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, pol
+}
+
 // evaluatorView is what a client sees when a proxy applies the evaluator's decision for r,
 // with the fake upstream answering hostileUpstream.
 func evaluatorView(pol *evaluator.Policy, r hostileRequest, d *evaluator.Decision) casetable.Response {

@@ -234,11 +234,7 @@ func drainStream(st extprocv3.ExternalProcessor_ProcessClient) error {
 // TestHostileExtproc sends the corpus to the ext_proc server over loopback gRPC: every answer
 // keeps the invariants and equals the evaluator's.
 func TestHostileExtproc(t *testing.T) {
-	cfg := hostileConfig(t)
-	pol, err := evaluator.Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, pol := hostilePolicy(t)
 	s := startExtproc(t, cfg)
 	var d evaluator.Decision
 	for _, c := range hostileCases() {

@@ -119,11 +119,7 @@ func sameHeaderMap(got, in wasmhost.Headers) bool {
 // TestHostileWasm runs the corpus through the built module in wasmhost, under both Envoy
 // profiles: every answer keeps the invariants and equals the evaluator's; the VM never traps.
 func TestHostileWasm(t *testing.T) {
-	cfg := hostileConfig(t)
-	pol, err := evaluator.Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, pol := hostilePolicy(t)
 	for _, profile := range []wasmhost.Profile{wasmhost.Envoy133, wasmhost.Envoy139} {
 		t.Run(string(profile), func(t *testing.T) {
 			h := hostileFilterHost(t, cfg, wasmhost.Options{Profile: profile})
