@@ -192,25 +192,6 @@ func Load(data []byte) (*Policy, error) {
 // changing it does not change the policy, but callers should treat it as read-only.
 func (p *Policy) Config() *Config { return p.cfg }
 
-// HeaderValues returns every Access-Control-Allow-Methods, -Expose-Headers and -Max-Age
-// value the policy can put in a Decision. They are the very strings Evaluate returns (same
-// memory), so an adapter can key a cache by their data pointer and turn a decision's header
-// values into its own representation (a []string for net/http, a proto for Envoy) without
-// hashing or allocating per request.
-func (p *Policy) HeaderValues() []string {
-	var out []string
-	seen := map[string]bool{}
-	eachRule(p.ruleOrder(), func(cr *compiledRule) {
-		for _, v := range [...]string{cr.allowMethod, cr.expose, cr.maxAge} {
-			if v != "" && !seen[v] {
-				seen[v] = true
-				out = append(out, v)
-			}
-		}
-	})
-	return out
-}
-
 // eachRule calls fn with every compiled rule of order (Policy.ruleOrder) once: the listed buckets' in bucket-name order
 // (so that whatever fn numbers does not depend on map order), then the unlisted fallback's.
 // Buckets that share compiled rules are visited at the first of their names: a later visit
@@ -313,7 +294,7 @@ func compile(cfg *Config) *Policy {
 		strip:   cfg.UpstreamCORSHeaders != UpstreamKeep,
 	}
 	// Equal header values share memory across rules and buckets: 100,000 buckets with the
-	// same rules hold one "GET, PUT", and adapters can cache by pointer (HeaderValues).
+	// same rules hold one "GET, PUT".
 	cache := corsCache{in: interner{}, seed: maphash.MakeSeed()}
 	bps := make([]bucketPolicy, len(cfg.Buckets))
 	i := 0

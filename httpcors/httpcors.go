@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/s3cors/s3cors/evaluator"
 )
@@ -34,7 +33,6 @@ type Middleware struct {
 // setting a header costs no allocation on the request path.
 type policyState struct {
 	policy *evaluator.Policy
-	values valueTable
 	fixed  []fixedSet // by Decision.HeaderSet
 }
 
@@ -58,15 +56,12 @@ func setFixed(h http.Header, fixed []fixedHeader) {
 	}
 }
 
-func newFixedSets(p *evaluator.Policy, values *valueTable) []fixedSet {
+func newFixedSets(p *evaluator.Policy) []fixedSet {
 	sets := make([]fixedSet, p.FixedHeaderSets())
 	for n := range sets {
 		set := fixedSet{echo: true}
 		for _, hd := range p.FixedHeaders(n) {
-			v := values.find(hd.Value)
-			if v == nil {
-				v = []string{hd.Value}
-			}
+			v := []string{hd.Value} // len == cap: an append by anyone copies
 			if hd.Name == evaluator.HeaderAllowOrigin {
 				set.echo = false
 			}
@@ -107,9 +102,7 @@ func (m *Middleware) SetPolicy(p *evaluator.Policy) {
 	if p == nil {
 		return
 	}
-	st := &policyState{policy: p, values: newValueTable(p.HeaderValues(), constants)}
-	st.fixed = newFixedSets(p, &st.values)
-	m.state.Store(st)
+	m.state.Store(&policyState{policy: p, fixed: newFixedSets(p)})
 }
 
 // Header names as net/http's header map holds them (canonical form), so that headers are
@@ -120,22 +113,19 @@ const (
 	keyID2       = "X-Amz-Id-2"
 )
 
-// constant header values; slices with len == cap, so that an append by anyone copies
-// instead of writing into them.
-var (
-	valStar  = []string{"*"}
-	valTrue  = []string{"true"}
-	valVary  = []string{evaluator.VaryValue}
-	valXML   = []string{"application/xml"}
-	valClose = []string{"close"}
-)
+// The fixed values of an error reply, as slices with len == cap, so that an append by anyone
+// copies instead of writing into them.
+var constants = [][]string{{"application/xml"}, {"close"}}
 
-// constants are the fixed values a Decision can hold, found in the value table by their
-// memory like the policy's own values: the evaluator returns these very literals (the
-// linker keeps one copy of equal string literals), so a Decision's header costs one table
-// probe. Should a toolchain ever keep two copies, the value is copied instead: still right,
-// only slower (TestConstantsAreFoundByMemory says which).
-var constants = [][]string{valStar, valTrue, valVary, valXML, valClose}
+// constant returns the slice of constants holding v, or nil.
+func constant(v string) []string {
+	for _, c := range constants {
+		if c[0] == v {
+			return c
+		}
+	}
+	return nil
+}
 
 // exchange is the per-request state, pooled: the evaluator's Decision, the
 // wrapper around the ResponseWriter, and the memory replies take their header values from.
@@ -240,9 +230,8 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 		return
 	}
 	// An error reply (or, should the evaluator ever answer so, another reply without a
-	// rule): the ids, carved together, and constants found in the value table.
+	// rule): the ids, carved together, Content-Type and Connection from the constants.
 	rid, hid := x.mem.ids(d.RequestID(), d.HostID())
-	values := &st.values
 	for _, hd := range d.Headers {
 		switch hd.Name {
 		case evaluator.HeaderRequestID:
@@ -254,13 +243,9 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 			// what was written, Content-Length: 0 for a reply that wrote no body, and one
 			// entry fewer keeps the header map in its small form. See RATIONALE.md.
 		default:
-			v := values.find(hd.Value)
-			switch {
-			case v != nil:
-			case isOrigin(hd.Value, origin):
-				v = origin[:1:1]
-			default:
-				v = x.mem.value(hd.Value)
+			v := constant(hd.Value)
+			if v == nil {
+				v = x.mem.value(hd.Value) // not reached today; the copy outlives the Decision
 			}
 			h[hd.Name] = v
 		}
@@ -271,10 +256,4 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 		// reused. The client has gone if this fails; there is nobody left to tell.
 		_, _ = w.Write(d.Body)
 	}
-}
-
-// isOrigin reports whether v is the request's Origin value itself (the same memory), which
-// is what an echoed Access-Control-Allow-Origin holds.
-func isOrigin(v string, origin []string) bool {
-	return len(origin) > 0 && len(v) == len(origin[0]) && unsafe.StringData(v) == unsafe.StringData(origin[0])
 }

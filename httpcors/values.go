@@ -1,79 +1,9 @@
 package httpcors
 
 import (
-	"math/bits"
 	"strings"
 	"unsafe"
 )
-
-// valueTable maps the policy's header values (Policy.HeaderValues: every Allow-Methods,
-// Expose-Headers and Max-Age value a Decision can hold) to []string ready for a net/http
-// header map. The evaluator hands out the very same strings on every Decision, so the table
-// is keyed by a value's memory: a lookup is one multiplication and a comparison, with no
-// hashing of the text. Open addressing, linear probing, at most half full; read-only once
-// built, so safe for concurrent use.
-type valueTable struct {
-	slots []valueSlot
-	shift uint8 // 64 - log2(len(slots))
-}
-
-type valueSlot struct {
-	p *byte // nil: empty slot
-	n int
-	v []string
-}
-
-// newValueTable indexes the policy's values, each as a one-element []string, and the
-// given constant slices.
-func newValueTable(values []string, constants [][]string) valueTable {
-	size := 8
-	for size < 2*(len(values)+len(constants)) {
-		size *= 2
-	}
-	t := valueTable{slots: make([]valueSlot, size), shift: uint8(64 - bits.TrailingZeros(uint(size)))}
-	for _, c := range constants {
-		t.add(c)
-	}
-	for _, v := range values {
-		// len == cap, so that an append by anyone copies instead of writing into it.
-		t.add([]string{v})
-	}
-	return t
-}
-
-func (t *valueTable) add(vs []string) {
-	p := unsafe.StringData(vs[0])
-	if p == nil {
-		return
-	}
-	i := t.index(p)
-	for ; t.slots[i].p != nil; i = (i + 1) & (len(t.slots) - 1) {
-		if t.slots[i].p == p && t.slots[i].n == len(vs[0]) {
-			return // the same memory twice
-		}
-	}
-	t.slots[i] = valueSlot{p: p, n: len(vs[0]), v: vs}
-}
-
-// index is the home slot of a value's memory: Fibonacci hashing of the address.
-func (t *valueTable) index(p *byte) int {
-	return int(uint64(uintptr(unsafe.Pointer(p))) * 0x9e3779b97f4a7c15 >> t.shift)
-}
-
-// find returns the []string holding exactly the string s (same memory, same length), or
-// nil. The table always has an empty slot, so a miss ends there.
-func (t *valueTable) find(s string) []string {
-	p := unsafe.StringData(s)
-	for i := t.index(p); ; i = (i + 1) & (len(t.slots) - 1) {
-		sl := &t.slots[i]
-		if sl.p == nil {
-			return nil
-		}
-		if sl.p == p && sl.n == len(s) {
-			return sl.v
-		}
-	}
-}
 
 // valueMemory hands out header values for replies that cannot come from a constant: the ids
 // and the Allow-Headers echo, which live in the Decision's reusable buffers. net/http keeps

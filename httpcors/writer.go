@@ -57,7 +57,15 @@ func (w *writer) apply() {
 		}
 		return
 	}
-	w.setDecision(h, up)
+	// A Decorate decision always has a rule, and so a fixed set (evaluator's TestFixedHeaders);
+	// should that ever change, its headers are copied as they are.
+	for _, hd := range w.d.Headers {
+		v := hd.Value
+		if hd.Name == evaluator.HeaderVary && len(up) > 0 {
+			v = evaluator.MergeVary(up)
+		}
+		h[hd.Name] = []string{strings.Clone(v)}
+	}
 }
 
 // fixUpstream edits the upstream's headers in a single pass: its Access-Control-* headers go
@@ -79,26 +87,6 @@ func (w *writer) fixUpstream(h http.Header) []string {
 		}
 	}
 	return h["Vary"]
-}
-
-// setDecision sets a Decorate decision's headers one by one, each found in the value table.
-// Not reached today (a Decorate decision always has a rule and so a fixed set), and right
-// should that change.
-func (w *writer) setDecision(h http.Header, up []string) {
-	values, origin := &w.st.values, w.origin
-	for _, hd := range w.d.Headers {
-		v := values.find(hd.Value)
-		switch {
-		case v == nil && isOrigin(hd.Value, origin):
-			v = origin[:1:1]
-		case v == nil:
-			// The copy outlives the Decision.
-			v = []string{strings.Clone(hd.Value)}
-		case len(up) > 0 && &v[0] == &valVary[0]:
-			v = []string{evaluator.MergeVary(up)}
-		}
-		h[hd.Name] = v
-	}
 }
 
 func equalFold(a, b string) bool {
