@@ -40,6 +40,7 @@ type decisionScratch struct {
 	bodyTail  uint8       // what follows its Method value (replyError)
 	requestID [16]byte
 	hostID    [76]byte
+	ids       [2]string // the last reply's x-amz-request-id and x-amz-id-2, wherever written
 }
 
 // headersFrom returns s.headers holding template t, ready for its request-dependent values

@@ -307,6 +307,15 @@ func TestExplain(t *testing.T) {
 	if ao2, _ := header(&e.Decision, evaluator.HeaderAllowHeaders); ao2 != ao || ao != "content-type, x-amz-date" {
 		t.Errorf("Allow-Headers %q then %q", ao, ao2)
 	}
+	// Its accessors agree with its headers.
+	rid, _ := header(&e.Decision, evaluator.HeaderRequestID)
+	hid, _ := header(&e.Decision, evaluator.HeaderID2)
+	if e.Decision.RequestID() != rid || e.Decision.HostID() != hid || e.Decision.AllowHeaders() != ao || rid == "" || hid == "" {
+		t.Errorf("accessors %q %q %q, headers %q %q %q", e.Decision.RequestID(), e.Decision.HostID(), e.Decision.AllowHeaders(), rid, hid, ao)
+	}
+	if e := pol.Explain(preflight("/site/k", "https://app.example", "DELETE", "")); e.Decision.RequestID() == "" || e.Decision.HostID() == "" {
+		t.Errorf("an explained error reply has no ids: %q %q", e.Decision.RequestID(), e.Decision.HostID())
+	}
 	if e := pol.Explain(preflight("/other/k", "https://x", "GET", "")); e.Source != "default" || e.Decision.Rule != 0 || len(e.Rules) != 1 {
 		t.Errorf("default explanation %+v", e)
 	}

@@ -17,8 +17,16 @@ func (p *Policy) Explain(r *Request) *Explanation {
 		e.Decision.Headers = make([]Header, len(d.Headers))
 		for i, h := range d.Headers {
 			e.Decision.Headers[i] = Header{h.Name, strings.Clone(h.Value)}
+			switch h.Name {
+			case HeaderRequestID:
+				e.Decision.scratch.ids[0] = e.Decision.Headers[i].Value
+			case HeaderID2:
+				e.Decision.scratch.ids[1] = e.Decision.Headers[i].Value
+			}
 		}
 	}
+	// d is this function's own: its requested names (AllowHeaders) can stay where they are.
+	e.Decision.scratch.acrh, e.Decision.scratch.names = d.scratch.acrh, d.scratch.names
 	if d.Body != nil {
 		e.Decision.Body = append([]byte(nil), d.Body...)
 	}

@@ -54,43 +54,25 @@ func (p *Policy) FixedHeaders(n int) []Header { return p.fixed[n] }
 // RequestID is the x-amz-request-id of a Reply, "" for other outcomes. Like every string of
 // a Decision it is valid until the Decision is used again.
 func (d *Decision) RequestID() string {
-	if d.allowedReply() {
-		return unsafe.String(&d.scratch.requestID[0], len(d.scratch.requestID))
+	if d.Outcome != Reply {
+		return ""
 	}
-	return d.replyHeader(HeaderRequestID)
+	return d.scratch.ids[0]
 }
 
 // HostID is the x-amz-id-2 of a Reply, "" for other outcomes.
 func (d *Decision) HostID() string {
-	if d.allowedReply() {
-		return unsafe.String(&d.scratch.hostID[0], len(d.scratch.hostID))
+	if d.Outcome != Reply {
+		return ""
 	}
-	return d.replyHeader(HeaderID2)
+	return d.scratch.ids[1]
 }
 
 // AllowHeaders is the Access-Control-Allow-Headers value of an allowed preflight (the
 // requested names, lower case, joined by ", "), "" when it sends none.
 func (d *Decision) AllowHeaders() string {
-	if s := &d.scratch; d.allowedReply() && len(s.names) > 0 {
+	if s := &d.scratch; d.Outcome == Reply && d.Status == 200 && len(s.names) > 0 {
 		return unsafe.String(&s.acrh[0], len(s.acrh))
-	}
-	return ""
-}
-
-// allowedReply: an allowed preflight, whose ids and Allow-Headers are in the scratch
-// buffers (an error reply writes its ids into the body, and they are found by name).
-func (d *Decision) allowedReply() bool { return d.Outcome == Reply && d.Status == 200 }
-
-// replyHeader is the value of a Reply's header name, "" when absent. A reply has at most ten
-// headers, and names of another length cost one comparison.
-func (d *Decision) replyHeader(name string) string {
-	if d.Outcome != Reply {
-		return ""
-	}
-	for i := range d.Headers {
-		if h := &d.Headers[i]; len(h.Name) == len(name) && h.Name == name {
-			return h.Value
-		}
 	}
 	return ""
 }

@@ -105,8 +105,9 @@ func fillErrorIDs(d *Decision, e *errorReply, ids []byte, seed uint64) {
 	d.Status, d.Body = e.status, s.body
 	h := s.headers[:4]
 	s.template = nil
-	h[0] = Header{HeaderRequestID, unsafe.String(&ids[0], requestIDLen)}
-	h[1] = Header{HeaderID2, unsafe.String(&ids[requestIDLen+len(idsMiddle)], hostIDLen)}
+	s.ids = [2]string{unsafe.String(&ids[0], requestIDLen), unsafe.String(&ids[requestIDLen+len(idsMiddle)], hostIDLen)}
+	h[0] = Header{HeaderRequestID, s.ids[0]}
+	h[1] = Header{HeaderID2, s.ids[1]}
 	h[2] = Header{HeaderContentType, "application/xml"}
 	if e.status == 400 {
 		h[3] = Header{HeaderConnection, "close"}
@@ -202,6 +203,7 @@ const (
 func fillIDs(s *decisionScratch, seed uint64) {
 	putRequestID(&s.requestID, seed)
 	putHostID(&s.hostID, seed)
+	s.ids = [2]string{unsafe.String(&s.requestID[0], len(s.requestID)), unsafe.String(&s.hostID[0], len(s.hostID))}
 }
 
 // putRequestID writes seed as 16 upper-case hex digits, most significant first.
