@@ -1,11 +1,14 @@
 package httpcors_test
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	chicors "github.com/go-chi/cors"
@@ -61,10 +64,13 @@ var benchShapes = []struct {
 
 var upstreamOK = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 
-func benchLibraries(b *testing.B) []struct {
+// benchLib is one library's handler around upstreamOK.
+type benchLib struct {
 	name string
 	h    http.Handler
-} {
+}
+
+func benchLibraries(b *testing.B) []benchLib {
 	m, err := httpcors.Load([]byte(benchConfig))
 	if err != nil {
 		b.Fatal(err)
@@ -85,10 +91,7 @@ func benchLibraries(b *testing.B) []struct {
 		MaxAge:           3000,
 		AllowCredentials: true,
 	})
-	return []struct {
-		name string
-		h    http.Handler
-	}{
+	return []benchLib{
 		{"s3cors", m.Handler(upstreamOK)},
 		{"rs-cors", rs.Handler(upstreamOK)},
 		{"go-chi-cors", chi(upstreamOK)},
@@ -247,4 +250,118 @@ func median(v []float64) float64 {
 	v = slices.Clone(v)
 	slices.Sort(v)
 	return v[len(v)/2]
+}
+
+// BenchmarkServer puts net/http itself around the comparison: each library serves the shapes
+// from a real http.Server on loopback and one keep-alive HTTP/1.1 connection of http.Client
+// sends them, so a request costs what it costs a Go S3 server end to end (client and server
+// share the process, as they share the box). Two more servers frame the libraries: "none",
+// the upstream alone, and "replay", which sends httpcors's own answer for the shape (status,
+// headers, body; recorded once, ids included) from a prepared list without deciding anything:
+// what S3's response costs to send and to read, whoever produces it. The servers run in
+// rotating blocks of 1,000 requests, as in BenchmarkVersusRSCors; reported per shape: the
+// median CPU ns per request of each and the median per-round ratios httpcors ÷ rs/cors
+// ("ratio") and httpcors ÷ replay ("ratio-replay"). One b.N iteration is one round: run with
+// -benchtime 20x.
+func BenchmarkServer(b *testing.B) {
+	libs := benchLibraries(b)[:2] // s3cors, rs-cors
+	var answer atomic.Pointer[recorded]
+	replay := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := answer.Load()
+		h := w.Header()
+		for _, kv := range a.headers {
+			h[kv.key] = kv.value
+		}
+		w.WriteHeader(a.status)
+		_, _ = w.Write(a.body)
+	})
+	type server struct {
+		name   string
+		url    string
+		client *http.Client
+	}
+	var servers []server
+	for _, lib := range append(libs, benchLib{"none", upstreamOK}, benchLib{"replay", replay}) {
+		srv := httptest.NewServer(lib.h)
+		b.Cleanup(srv.Close)
+		servers = append(servers, server{lib.name, srv.URL, srv.Client()})
+	}
+	const block = 1000
+	for _, s := range benchShapes {
+		b.Run("shape="+s.name, func(b *testing.B) {
+			answer.Store(record(libs[0].h, s.req))
+			reqs := make([]*http.Request, len(servers))
+			for i, sv := range servers {
+				r, err := http.NewRequest(s.req.Method, sv.url+s.req.RequestURI, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r.Header = s.req.Header.Clone()
+				reqs[i] = r
+			}
+			send := func(i int) *http.Response {
+				resp, err := servers[i].client.Do(reqs[i])
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				return resp
+			}
+			// httpcors and the replay must answer alike, or the comparison means nothing.
+			if x, y := send(0), send(3); x.StatusCode != y.StatusCode || len(x.Header) != len(y.Header) {
+				b.Fatalf("httpcors %d %v, replay %d %v", x.StatusCode, x.Header, y.StatusCode, y.Header)
+			}
+			run := func(i int) float64 {
+				start := cputime.Process()
+				for range block {
+					send(i)
+				}
+				return float64(cputime.Process()-start) / block
+			}
+			for i := range servers { // warm every connection
+				run(i)
+			}
+			per := make([][]float64, len(servers))
+			var ratio, ratioReplay []float64
+			t := make([]float64, len(servers))
+			for round := 0; b.Loop(); round++ {
+				for k := range servers { // each server leads in turn
+					i := (round + k) % len(servers)
+					t[i] = run(i)
+					per[i] = append(per[i], t[i])
+				}
+				if t[1] > 0 && t[3] > 0 {
+					ratio, ratioReplay = append(ratio, t[0]/t[1]), append(ratioReplay, t[0]/t[3])
+				}
+			}
+			for i, sv := range servers {
+				b.ReportMetric(median(per[i]), sv.name+"-cpu-ns/req")
+			}
+			b.ReportMetric(median(ratio), "ratio")
+			b.ReportMetric(median(ratioReplay), "ratio-replay")
+		})
+	}
+}
+
+// recorded is one answer of a handler, ready to be sent again.
+type recorded struct {
+	status  int
+	headers []recordedHeader
+	body    []byte
+}
+
+type recordedHeader struct {
+	key   string
+	value []string
+}
+
+func record(h http.Handler, r *http.Request) *recorded {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	a := &recorded{status: rec.Code, body: rec.Body.Bytes()}
+	for k, v := range rec.Header() {
+		a.headers = append(a.headers, recordedHeader{k, v})
+	}
+	return a
 }
