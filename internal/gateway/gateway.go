@@ -172,8 +172,17 @@ func (g *Gateway) methodCounter(method string) *atomic.Int64 {
 
 type markKey struct{}
 
-// requestMark records, for the request log, whether a request reached the upstream.
-type requestMark struct{ upstream atomic.Bool }
+// requestMark records, for the request log, whether a request reached the upstream handler
+// and whether that handler answered for the store (unreachable: ProxyTo's own 502).
+type requestMark struct{ upstream, unreachable atomic.Bool }
+
+// markUnreachable records that the gateway, not the store, answered r: the store could not
+// be reached.
+func markUnreachable(r *http.Request) {
+	if m, ok := r.Context().Value(markKey{}).(*requestMark); ok {
+		m.unreachable.Store(true)
+	}
+}
 
 // ServeHTTP answers the gateway's own endpoints and sends everything else through the filter.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -188,9 +197,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		mark := &requestMark{}
 		sw.mark = mark
 		g.filtered.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), markKey{}, mark)))
-		if mark.upstream.Load() {
+		switch {
+		case mark.unreachable.Load():
+			// ProxyTo's 502: the store never saw the request.
+		case mark.upstream.Load():
 			answeredBy = "upstream"
-		} else {
+		default:
 			answeredBy = "proxy"
 			g.answered.Add(1)
 		}

@@ -282,3 +282,25 @@ func TestServeShutsDownOnCancel(t *testing.T) {
 		t.Error("server still accepting after shutdown")
 	}
 }
+
+// TestUnreachableStoreAnsweredByGateway: the 502 ProxyTo sends when the store refuses the
+// connection is the gateway's answer, and the request log says so.
+func TestUnreachableStoreAnsweredByGateway(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+	_ = ln.Close()
+	upstream, err := ProxyTo(dead, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _, logs := newTestGateway(t, routingConfig, upstream)
+	if rec := get(t, g, "GET", "127.0.0.1:8080", "/website/a"); rec.Code != http.StatusBadGateway {
+		t.Fatalf("GET with the store down: %d, want 502", rec.Code)
+	}
+	if want := `path=/website/a origin="" status=502 answered_by=gateway`; !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, logs.String())
+	}
+}

@@ -23,6 +23,7 @@ func newProxy(target *url.URL, logger *slog.Logger) *httputil.ReverseProxy {
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			logger.Warn("upstream unreachable", "upstream", target.String(), "error", err)
+			markUnreachable(r)
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusBadGateway)
 			_, _ = w.Write([]byte("gateway: upstream unreachable\n"))
