@@ -104,15 +104,17 @@ func (r *reloader) reloadLocked(ctx context.Context, trigger string) reloadResul
 		r.metrics.reloadFailed(reloadInvalid)
 		attrs := []slog.Attr{
 			slog.String("file", r.path), slog.String("live_hash", liveHash), slog.String("trigger", trigger),
-			slog.String("error", err.Error()),
 		}
-		var ve *evaluator.ValidationError
-		if errors.As(err, &ve) {
+		// A validation error is logged as its list of problems, once; anything else (a
+		// syntax error, say) as the error.
+		if ve := (*evaluator.ValidationError)(nil); errors.As(err, &ve) {
 			problems := make([]string, len(ve.Problems))
 			for i, p := range ve.Problems {
 				problems[i] = p.String()
 			}
 			attrs = append(attrs, slog.Any("problems", problems))
+		} else {
+			attrs = append(attrs, slog.String("error", err.Error()))
 		}
 		r.log.LogAttrs(ctx, slog.LevelError, "configuration reload refused; keeping the last good configuration", attrs...)
 		return reloadResult{Trigger: trigger, Refused: reloadInvalid, Err: err}

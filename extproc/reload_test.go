@@ -116,6 +116,9 @@ func TestReload(t *testing.T) {
 			t.Errorf("refusal log lacks %q:\n%s", want, logs)
 		}
 	}
+	if n := strings.Count(logs.String(), "PATCH"); n != 1 {
+		t.Errorf("refusal log names the bad method %d times, want once (problems listed once):\n%s", n, logs)
+	}
 
 	writeFile(t, path, "buckets: [unclosed\n")
 	step("invalid YAML", "https://b.example", false, reloadInvalid)
