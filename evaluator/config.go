@@ -495,8 +495,32 @@ func checkSuffix(s string) string {
 		return "virtual-host suffix " + strconv.Quote(s) + " must be a host name, without port, path or spaces"
 	case strings.HasSuffix(s, "."):
 		return "virtual-host suffix " + strconv.Quote(s) + " must not end with a dot (a trailing dot in Host is ignored anyway)"
+	case strings.Contains(s, "*"):
+		// A wildcard would validate and then never match, so every request would pass
+		// through untouched: the suffix is compared as text, never as a pattern.
+		hint := "list each suffix in full"
+		if t, ok := strings.CutPrefix(s, "*."); ok && !strings.Contains(t, "*") {
+			hint = "write " + strconv.Quote(t)
+		}
+		return "virtual-host suffix " + strconv.Quote(s) + ` cannot contain "*": a suffix is matched as "<bucket>.<suffix>", so it already covers every bucket (` + hint + ")"
+	case strings.Contains(s, ".."):
+		return "virtual-host suffix " + strconv.Quote(s) + " has an empty label (\"..\"), so no host name could end with it"
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 {
+			return "virtual-host suffix " + strconv.Quote(s) + " must be written in ASCII: browsers send an internationalised host name in its xn-- (punycode) form"
+		} else if !isHostByte(c) {
+			return "virtual-host suffix " + strconv.Quote(s) + " cannot contain " + strconv.Quote(string(c)) + ": a host name has only letters, digits, \"-\", \"_\" and dots"
+		}
 	}
 	return ""
+}
+
+// isHostByte reports a byte that may appear in a host name as proxies see it: letters,
+// digits, '-', '.' and '_' (not allowed by RFC 1123, but used in practice and harmless to
+// match).
+func isHostByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_'
 }
 
 // hasCTL reports whether s holds a byte that may not appear in an HTTP header value.
