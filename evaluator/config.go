@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 var (
@@ -36,7 +37,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		UpstreamCORSHeaders: UpstreamStrip,
 	}
 	if root.kind != jsonObject {
-		ps.config("", "the configuration must be a JSON object, not "+root.kind.String())
+		ps.config("", "the configuration must be a JSON object, not "+describe(root))
 		return nil, ps.err()
 	}
 	seen := map[string]bool{}
@@ -96,7 +97,7 @@ func ParseBucketCORS(data []byte) (*BucketCORS, error) {
 			return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: err.Error()}}}
 		}
 		if root.kind == jsonNull || root.kind == jsonString {
-			ps.config("", `a bucket CORS document is {"CORSRules": [...]}, [...] or <CORSConfiguration> XML, not `+root.kind.String())
+			ps.config("", `a bucket CORS document is {"CORSRules": [...]}, [...] or <CORSConfiguration> XML, not `+describe(root))
 		} else {
 			b = parseBucketValue(&ps, fieldPath{rule: -1}, root)
 		}
@@ -131,7 +132,7 @@ func isIdent(s string) bool {
 
 func parseBuckets(ps *problems, cfg *Config, v *jsonValue) {
 	if v.kind != jsonObject {
-		ps.config("buckets", "must be an object keyed by bucket name, not "+v.kind.String())
+		ps.config("buckets", "must be an object keyed by bucket name, not "+describe(v))
 		return
 	}
 	if cfg.BucketOrder == nil {
@@ -218,7 +219,7 @@ func parseBucketValue(ps *problems, path fieldPath, v *jsonValue) *BucketCORS {
 			}
 			seen = true
 			if m.val.kind != jsonArray {
-				ps.config(keyPath(path.String(), m.key), "must be an array of rule objects, not "+m.val.kind.String())
+				ps.config(keyPath(path.String(), m.key), "must be an array of rule objects, not "+describe(m.val))
 				continue
 			}
 			mp := path
@@ -231,7 +232,7 @@ func parseBucketValue(ps *problems, path fieldPath, v *jsonValue) *BucketCORS {
 		checkSize(ps, path, start, b)
 		return b
 	}
-	ps.config(path.String(), `must be {"CORSRules": [...]}, an array of rules, an XML string or null, not `+v.kind.String())
+	ps.config(path.String(), `must be {"CORSRules": [...]}, an array of rules, an XML string or null, not `+describe(v))
 	return nil
 }
 
@@ -263,7 +264,7 @@ func parseRules(ps *problems, path fieldPath, v *jsonValue) []Rule {
 			ps.malformed(rp.String(), "S3 allows at most 100 CORS rules; this bucket has "+strconv.Itoa(len(v.members)))
 		}
 		if e.kind != jsonObject {
-			ps.config(rp.String(), "a rule must be an object, not "+e.kind.String())
+			ps.config(rp.String(), "a rule must be an object, not "+describe(e))
 			continue
 		}
 		rules = append(rules, parseRule(ps, rp, e))
@@ -286,7 +287,7 @@ func parseRule(ps *problems, path fieldPath, v *jsonValue) Rule {
 		switch m.key {
 		case "ID":
 			if m.val.kind != jsonString {
-				ps.config(mp.String(), "must be a string, not "+m.val.kind.String())
+				ps.config(mp.String(), "must be a string, not "+describe(m.val))
 				continue
 			}
 			id := m.val.str
@@ -306,7 +307,7 @@ func parseRule(ps *problems, path fieldPath, v *jsonValue) Rule {
 			r.ExposeHeaders = parseStrings(ps, mp, m.val, exposeHeaderFault)
 		case "MaxAgeSeconds":
 			if m.val.kind != jsonNumber {
-				ps.config(mp.String(), "must be an integer, not "+m.val.kind.String())
+				ps.config(mp.String(), "must be an integer, not "+describe(m.val))
 				continue
 			}
 			n, err := strconv.ParseInt(m.val.str, 10, 64)
@@ -380,7 +381,7 @@ func parseStrings(ps *problems, path fieldPath, v *jsonValue, check valueCheck) 
 		return nil
 	}
 	if v.kind != jsonArray {
-		ps.config(path.String(), "must be an array of strings, not "+v.kind.String())
+		ps.config(path.String(), "must be an array of strings, not "+describe(v))
 		return nil
 	}
 	if len(v.members) == 0 {
@@ -390,7 +391,7 @@ func parseStrings(ps *problems, path fieldPath, v *jsonValue, check valueCheck) 
 	for i, m := range v.members {
 		e := m.val
 		if e.kind != jsonString {
-			ps.config(index(path.String(), i), "must be a string, not "+e.kind.String())
+			ps.config(index(path.String(), i), "must be a string, not "+describe(e))
 			continue
 		}
 		out = append(out, e.str)
@@ -413,7 +414,7 @@ func jsonEnum(ps *problems, path string, v *jsonValue, allowed ...string) (strin
 	}
 	list := strings.Join(quoted, ", ")
 	if v.kind != jsonString {
-		ps.config(path, "must be one of "+list+", not "+v.kind.String())
+		ps.config(path, "must be one of "+list+", not "+describe(v))
 		return "", false
 	}
 	for _, a := range allowed {
@@ -428,7 +429,7 @@ func jsonEnum(ps *problems, path string, v *jsonValue, allowed ...string) (strin
 func parseAddressing(ps *problems, a *Addressing, v *jsonValue) {
 	const path = "addressing"
 	if v.kind != jsonObject {
-		ps.config(path, "must be an object, not "+v.kind.String())
+		ps.config(path, "must be an object, not "+describe(v))
 		return
 	}
 	seen := map[string]bool{}
@@ -442,14 +443,14 @@ func parseAddressing(ps *problems, a *Addressing, v *jsonValue) {
 		switch m.key {
 		case "virtualHostSuffixes":
 			if m.val.kind != jsonArray {
-				ps.config(mp, "must be an array of host name suffixes, not "+m.val.kind.String())
+				ps.config(mp, "must be an array of host name suffixes, not "+describe(m.val))
 				continue
 			}
 			for i, em := range m.val.members {
 				e := em.val
 				ep := index(mp, i)
 				if e.kind != jsonString {
-					ps.config(ep, "must be a string, not "+e.kind.String())
+					ps.config(ep, "must be a string, not "+describe(e))
 					continue
 				}
 				if msg := checkSuffix(e.str); msg != "" {
@@ -460,7 +461,7 @@ func parseAddressing(ps *problems, a *Addressing, v *jsonValue) {
 			}
 		case "pathStyle":
 			if m.val.kind != jsonBool {
-				ps.config(mp, "must be true or false, not "+m.val.kind.String())
+				ps.config(mp, "must be true or false, not "+describe(m.val))
 				continue
 			}
 			a.PathStyle = m.val.boolean
@@ -531,4 +532,31 @@ func hasCTL(s string) bool {
 		}
 	}
 	return false
+}
+
+// maxShown bounds how much of a wrong-typed string a problem quotes: enough to recognise it,
+// not a pasted document.
+const maxShown = 48
+
+// describe names a value of the wrong type for a problem message: its kind, and for a scalar
+// its value too, so that "MaxAgeSeconds": "600" reads `not the string "600"`, not just
+// `not a string`.
+func describe(v *jsonValue) string {
+	switch v.kind {
+	case jsonString:
+		s, cut := v.str, ""
+		if len(s) > maxShown {
+			n := maxShown
+			for n > 0 && !utf8.RuneStart(s[n]) {
+				n--
+			}
+			s, cut = s[:n], "..."
+		}
+		return "the string " + strconv.Quote(s) + cut
+	case jsonNumber:
+		return "the number " + v.str
+	case jsonBool:
+		return "the boolean " + strconv.FormatBool(v.boolean)
+	}
+	return v.kind.String()
 }

@@ -255,3 +255,34 @@ func TestProblemString(t *testing.T) {
 		t.Errorf("String() = %q", got)
 	}
 }
+
+// TestWrongTypeShowsValue: a value of the wrong type is shown when it is a scalar, so the user
+// sees which of many similar fields is wrong; a long string is cut, not pasted whole.
+func TestWrongTypeShowsValue(t *testing.T) {
+	long := strings.Repeat("é", 30) // 60 bytes: cut on a rune boundary
+	for _, tc := range []struct{ doc, want string }{
+		{`{"buckets": {"b": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"], "MaxAgeSeconds": "600"}]}}`,
+			`buckets["b"][0].MaxAgeSeconds: InvalidConfiguration: must be an integer, not the string "600"`},
+		{`{"buckets": {"b": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"], "MaxAgeSeconds": false}]}}`,
+			`buckets["b"][0].MaxAgeSeconds: InvalidConfiguration: must be an integer, not the boolean false`},
+		{`{"buckets": {"b": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"], "ID": -2.5e3}]}}`,
+			`buckets["b"][0].ID: InvalidConfiguration: must be a string, not the number -2.5e3`},
+		{`{"buckets": {"b": [{"AllowedOrigins": ["*"], "AllowedMethods": [["GET"]]}]}}`,
+			`buckets["b"][0].AllowedMethods[0]: InvalidConfiguration: must be a string, not an array`},
+		{`{"buckets": {}, "addressing": {"pathStyle": null}}`,
+			`addressing.pathStyle: InvalidConfiguration: must be true or false, not null`},
+		{`{"buckets": {"b": {"CORSRules": "` + long + `"}}}`,
+			`buckets["b"].CORSRules: InvalidConfiguration: must be an array of rule objects, not the string "` + strings.Repeat("é", 24) + `"...`},
+		{`"buckets"`, `InvalidConfiguration: the configuration must be a JSON object, not the string "buckets"`},
+	} {
+		_, err := evaluator.ParseConfig([]byte(tc.doc))
+		var ve *evaluator.ValidationError
+		if !errors.As(err, &ve) {
+			t.Errorf("%s: error %v, want a *ValidationError", tc.doc, err)
+			continue
+		}
+		if got := ve.Problems[0].String(); got != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.doc, got, tc.want)
+		}
+	}
+}
