@@ -25,9 +25,15 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := checkEncoding(data); err != nil {
 		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: err.Error()}}}
 	}
+	if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '<' {
+		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: bareDocument(FormXML)}}}
+	}
 	root, err := parseJSON(data)
 	if err != nil {
 		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: err.Error()}}}
+	}
+	if form, ok := bareForm(root); ok {
+		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: bareDocument(form)}}}
 	}
 	var ps problems
 	cfg := &Config{
@@ -77,6 +83,47 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// bareForm reports a document that is one bucket's CORS rather than an s3cors configuration,
+// the mistake a user pasting what S3 or the AWS CLI gave them is most likely to make: an
+// array (the console's form), an object with "CORSRules" and no "buckets" (the AWS form), or
+// a string holding XML (an XML file read as YAML by a file loader).
+func bareForm(root *jsonValue) (Form, bool) {
+	switch root.kind {
+	case jsonArray:
+		return FormConsoleJSON, true
+	case jsonString:
+		if strings.HasPrefix(strings.TrimLeft(root.str, " \t\r\n"), "<") {
+			return FormXML, true
+		}
+	case jsonObject:
+		rules, buckets := false, false
+		for _, m := range root.members {
+			rules = rules || m.key == "CORSRules"
+			buckets = buckets || m.key == "buckets"
+		}
+		if rules && !buckets {
+			return FormAWSJSON, true
+		}
+	}
+	return 0, false
+}
+
+// bareDocument is the problem reported for a bare bucket CORS document given where an s3cors
+// configuration belongs; it says how to wrap it, in the document's own form.
+func bareDocument(f Form) string {
+	var name, doc string
+	switch f {
+	case FormXML:
+		name, doc = "S3 XML", `"<CORSConfiguration>...</CORSConfiguration>"`
+	case FormConsoleJSON:
+		name, doc = "S3 console JSON", "[...]"
+	default:
+		name, doc = "AWS JSON", `{"CORSRules": [...]}`
+	}
+	return "this is a bucket CORS document (" + name + "), not an s3cors configuration: put it under a bucket name, " +
+		`{"buckets": {"NAME": ` + doc + "}}"
 }
 
 // ParseBucketCORS parses and validates a bare bucket CORS document: S3 XML (with or without

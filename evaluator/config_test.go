@@ -286,3 +286,30 @@ func TestWrongTypeShowsValue(t *testing.T) {
 		}
 	}
 }
+
+// TestParseConfigBareBucketDocument: a bucket CORS document where an s3cors configuration
+// belongs is named as such, with how to wrap it, instead of "unknown key" and "not an array".
+func TestParseConfigBareBucketDocument(t *testing.T) {
+	const wrap = `, not an s3cors configuration: put it under a bucket name, {"buckets": {"NAME": `
+	for _, tc := range []struct{ doc, want string }{
+		{"\n<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>",
+			`this is a bucket CORS document (S3 XML)` + wrap + `"<CORSConfiguration>...</CORSConfiguration>"}}`},
+		// An XML file a loader took for YAML arrives as one string.
+		{`"<CORSConfiguration> <CORSRule> </CORSRule> </CORSConfiguration>"`,
+			`this is a bucket CORS document (S3 XML)` + wrap + `"<CORSConfiguration>...</CORSConfiguration>"}}`},
+		{`[]`, `this is a bucket CORS document (S3 console JSON)` + wrap + `[...]}}`},
+		{`{"CORSRules": []}`, `this is a bucket CORS document (AWS JSON)` + wrap + `{"CORSRules": [...]}}}`},
+		// With "buckets" present it is a configuration with a stray key.
+		{`{"buckets": {}, "CORSRules": []}`, `unknown key "CORSRules"`},
+	} {
+		_, err := evaluator.ParseConfig([]byte(tc.doc))
+		var ve *evaluator.ValidationError
+		if !errors.As(err, &ve) {
+			t.Errorf("%s: error %v, want a *ValidationError", tc.doc, err)
+			continue
+		}
+		if len(ve.Problems) != 1 || ve.Problems[0].Message != tc.want {
+			t.Errorf("%s:\n got %v\nwant one problem %q", tc.doc, ve.Problems, tc.want)
+		}
+	}
+}
