@@ -149,11 +149,23 @@ func ParseBucketCORS(data []byte) (*BucketCORS, error) {
 			b = parseBucketValue(&ps, fieldPath{rule: -1}, root)
 		}
 	}
+	for i := range ps.list {
+		// Inside a configuration a bucket without CORS is written null; a bare document
+		// has no such choice (S3's answer is DeleteBucketCors).
+		if ps.list[i].Detail == detailNoRules {
+			ps.list[i].Detail = detailNoRulesBare
+		}
+	}
 	if err := ps.err(); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
+
+const (
+	detailNoRules     = "a CORS configuration needs 1 to 100 rules; use null for a bucket without CORS"
+	detailNoRulesBare = "a CORS configuration needs 1 to 100 rules; to remove a bucket's CORS, S3 has DeleteBucketCors"
+)
 
 // keyPath names an object member: identifier-like keys as .key, others as ["key"].
 func keyPath(parent, key string) string {
@@ -299,7 +311,7 @@ func checkSize(ps *problems, path fieldPath, start int, b *BucketCORS) {
 
 func parseRules(ps *problems, path fieldPath, v *jsonValue) []Rule {
 	if len(v.members) == 0 {
-		ps.malformed(path.String(), "a CORS configuration needs 1 to 100 rules; use null for a bucket without CORS")
+		ps.malformed(path.String(), detailNoRules)
 		return nil
 	}
 	rules := make([]Rule, 0, len(v.members))

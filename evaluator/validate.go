@@ -208,7 +208,7 @@ func checkRules(ps *problems, path string, form Form, rules []Rule) {
 		rulesPath = path
 	}
 	if len(rules) == 0 {
-		ps.malformed(rulesPath, "a CORS configuration needs 1 to 100 rules; use null for a bucket without CORS")
+		ps.malformed(rulesPath, detailNoRules)
 		return
 	}
 	for i := range rules {

@@ -176,7 +176,7 @@ func (p *xmlParser) configuration() ([]Rule, error) {
 			n++
 		case xml.EndElement:
 			if n == 0 {
-				p.ps.malformed(rulesPath, "a CORS configuration needs 1 to 100 rules; use null for a bucket without CORS")
+				p.ps.malformed(rulesPath, detailNoRules)
 			}
 			return rules, nil
 		}
