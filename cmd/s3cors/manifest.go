@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -42,10 +43,17 @@ every problem as validate prints it.`,
       --image ghcr.io/acme/s3cors-wasm@sha256:4f2c...`,
 		Args: exactArgs(0, "no arguments (flags only)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if configPath == "" {
+			flags := cmd.Flags()
+			if !flags.Changed("config") {
 				return usageErrorf("manifest: --config is required")
 			}
+			if !flags.Changed("target") {
+				return usageErrorf("manifest: --target is required (one of %s)", strings.Join(targets, ", "))
+			}
 			if err := oneOf("target", target, targets...); err != nil {
+				return err
+			}
+			if err := refuseExplicitZeros(cmd, target, configPath, outPath, selector, o); err != nil {
 				return err
 			}
 			if len(selector) > 0 {
@@ -77,12 +85,13 @@ every problem as validate prints it.`,
 			}
 			if outPath == "" || outPath == "-" {
 				_, err = cmd.OutOrStdout().Write(out)
-				return err
+			} else if err = os.WriteFile(outPath, out, 0o644); err != nil {
+				err = fmt.Errorf("manifest: %w", err)
 			}
-			if err := os.WriteFile(outPath, out, 0o644); err != nil {
-				return fmt.Errorf("manifest: %w", err)
+			if err == nil {
+				warnPlaceholderImage(cmd, manifest.Target(target), o.Image)
 			}
-			return nil
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -105,4 +114,74 @@ every problem as validate prints it.`,
 	f.StringVar(&o.Namespace, "namespace", "", fmt.Sprintf("namespace of the ext_proc server (istio-extproc; default %q)", manifest.DefaultNamespace))
 	f.IntVar(&o.Replicas, "replicas", 0, fmt.Sprintf("ext_proc server replicas (istio-extproc; default %d)", manifest.DefaultReplicas))
 	return cmd
+}
+
+// refuseExplicitZeros refuses an option given explicitly as zero or empty. manifest.Options
+// reads a zero field as "not set, use the default", so without this check `--replicas 0` or
+// `--image ""` would quietly produce the default instead of what was asked. Like the options
+// manifest.Generate refuses, these are bad values (exit code 1), all reported at once.
+func refuseExplicitZeros(cmd *cobra.Command, target, configPath, outPath string, selector []string, o manifest.Options) error {
+	checks := []struct {
+		flag string
+		zero bool
+		want string
+	}{
+		{"config", configPath == "", "want a configuration file, JSON or YAML"},
+		{"out", outPath == "", "want a file path, or - for stdout"},
+		{"upstream", o.Upstream == "", "want host:port of the store, e.g. minio.storage:9000"},
+		{"listen-port", o.ListenPort == 0, "want a TCP port, 1 to 65535"},
+		{"admin-port", o.AdminPort == 0, "want a TCP port, 1 to 65535"},
+		{"wasm-path", o.WasmPath == "", "want an absolute file path, e.g. " + manifest.DefaultWasmPath},
+		{"extproc", o.ExtProc == "", "want host:port of the ext_proc server, e.g. " + manifest.DefaultExtProc},
+		{"message-timeout", o.MessageTimeout == 0, "want whole milliseconds between 1ms and 10s"},
+		{"image", o.Image == "", "want an image reference, e.g. ghcr.io/acme/s3cors-wasm:v1.2.0"},
+		{"wasm-sha256", o.WasmSHA256 == "", "want 64 lower-case hex digits (the image manifest digest)"},
+		{"fail-strategy", o.FailStrategy == "", "want FAIL_CLOSE or FAIL_RELOAD"},
+		{"gateway-namespace", o.GatewayNamespace == "", "want a Kubernetes namespace name"},
+		{"gateway-selector", len(selector) == 0, "want key=value,..."},
+		{"gateway-name", o.GatewayName == "", "want the name of a Kubernetes Gateway"},
+		{"namespace", o.Namespace == "", "want a Kubernetes namespace name"},
+		{"replicas", o.Replicas == 0, "want 1 to 100"},
+	}
+	flags := cmd.Flags()
+	var errs []error
+	for _, c := range checks {
+		if !c.zero || !flags.Changed(c.flag) {
+			continue
+		}
+		v := flags.Lookup(c.flag).Value
+		shown := v.String()
+		switch v.Type() {
+		case "string":
+			shown = strconv.Quote(shown)
+		case "stringSlice":
+			shown = `""`
+		}
+		errs = append(errs, fmt.Errorf("--%s %s: %s", c.flag, shown, c.want))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("manifest: bad options for %s: %w", target, errors.Join(errs...))
+	}
+	return nil
+}
+
+// warnPlaceholderImage warns when an Istio manifest names the placeholder image because
+// --image was not given: Istio cannot pull it, and under the WasmPlugin's FAIL_CLOSE (or the
+// ext_proc filter's fail-closed default) the gateway then refuses every request it serves.
+// The file itself stays as documented, so the committed examples regenerate unchanged.
+func warnPlaceholderImage(cmd *cobra.Command, target manifest.Target, image string) {
+	var def, what string
+	switch target {
+	case manifest.IstioWasmPlugin:
+		def, what = manifest.DefaultWasmImage, "the module's OCI image (`s3cors oci push` prints it)"
+	case manifest.IstioExtProc:
+		def, what = manifest.DefaultServerImage, "the s3cors container image"
+	default:
+		return
+	}
+	if image != "" {
+		return
+	}
+	_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "s3cors: warning: no --image given: the manifest names the placeholder %q, which Istio cannot pull; "+
+		"applied as is, the gateway fails closed and refuses every request. Regenerate with --image set to %s.\n", def, what)
 }

@@ -366,7 +366,7 @@ type data struct {
 	Replicas               int
 
 	sourceOpt  string   // Options.Source or its default
-	regenerate []string // the non-default options as flags, for the header
+	regenerate []string // the options given, as shell words (flagArg), for the header
 }
 
 type labelKV struct{ Key, Value string }
@@ -401,7 +401,7 @@ func prepare(target Target, o Options) (*data, error) {
 	if envoy {
 		up := cmpOr(o.Upstream, DefaultUpstream)
 		if o.Upstream != "" {
-			d.regenerate = append(d.regenerate, "--upstream "+o.Upstream)
+			d.regenerate = append(d.regenerate, flagArg("upstream", o.Upstream))
 		}
 		if h, p, err := hostPort(up); err != nil {
 			bad("upstream %q: %v", up, err)
@@ -422,7 +422,7 @@ func prepare(target Target, o Options) (*data, error) {
 	if target == EnvoyWasm {
 		d.WasmPath = cmpOr(o.WasmPath, DefaultWasmPath)
 		if o.WasmPath != "" {
-			d.regenerate = append(d.regenerate, "--wasm-path "+o.WasmPath)
+			d.regenerate = append(d.regenerate, flagArg("wasm-path", o.WasmPath))
 		}
 		if !pathRe.MatchString(d.WasmPath) || strings.Contains(d.WasmPath, "..") {
 			bad("wasm-path %q: want an absolute file path of letters, digits, '.', '_', '-' and '/'", d.WasmPath)
@@ -433,7 +433,7 @@ func prepare(target Target, o Options) (*data, error) {
 	if target == EnvoyExtProc {
 		ep := cmpOr(o.ExtProc, DefaultExtProc)
 		if o.ExtProc != "" {
-			d.regenerate = append(d.regenerate, "--extproc "+o.ExtProc)
+			d.regenerate = append(d.regenerate, flagArg("extproc", o.ExtProc))
 		}
 		if h, p, err := hostPort(ep); err != nil {
 			bad("extproc %q: %v", ep, err)
@@ -449,7 +449,7 @@ func prepare(target Target, o Options) (*data, error) {
 		if mt == 0 {
 			mt = DefaultMessageTimeout
 		} else {
-			d.regenerate = append(d.regenerate, "--message-timeout "+mt.String())
+			d.regenerate = append(d.regenerate, flagArg("message-timeout", mt.String()))
 		}
 		if mt < time.Millisecond || mt > 10*time.Second || mt%time.Millisecond != 0 {
 			bad("message-timeout %q: want whole milliseconds between 1ms and 10s", mt)
@@ -470,7 +470,7 @@ func prepare(target Target, o Options) (*data, error) {
 	if istio {
 		d.GatewayNamespace = cmpOr(o.GatewayNamespace, DefaultGatewayNamespace)
 		if o.GatewayNamespace != "" {
-			d.regenerate = append(d.regenerate, "--gateway-namespace "+o.GatewayNamespace)
+			d.regenerate = append(d.regenerate, flagArg("gateway-namespace", o.GatewayNamespace))
 		}
 		if !k8sNameRe.MatchString(d.GatewayNamespace) {
 			bad("gateway-namespace %q: not a Kubernetes namespace name", d.GatewayNamespace)
@@ -493,7 +493,7 @@ func prepare(target Target, o Options) (*data, error) {
 				bad("gateway-selector: give either a selector or gateway-name, not both")
 			}
 			d.GatewayName = o.GatewayName
-			d.regenerate = append(d.regenerate, "--gateway-name "+o.GatewayName)
+			d.regenerate = append(d.regenerate, flagArg("gateway-name", o.GatewayName))
 		} else {
 			sel := o.GatewaySelector
 			if len(sel) == 0 {
@@ -503,7 +503,7 @@ func prepare(target Target, o Options) (*data, error) {
 				for _, k := range sortedKeys(sel) {
 					parts = append(parts, k+"="+sel[k])
 				}
-				d.regenerate = append(d.regenerate, "--gateway-selector "+strings.Join(parts, ","))
+				d.regenerate = append(d.regenerate, flagArg("gateway-selector", strings.Join(parts, ",")))
 			}
 			for _, k := range sortedKeys(sel) {
 				d.Selector = append(d.Selector, labelKV{k, sel[k]})
@@ -522,7 +522,7 @@ func prepare(target Target, o Options) (*data, error) {
 	case IstioWasmPlugin:
 		img := cmpOr(o.Image, DefaultWasmImage)
 		if o.Image != "" {
-			d.regenerate = append(d.regenerate, "--image "+o.Image)
+			d.regenerate = append(d.regenerate, flagArg("image", o.Image))
 		}
 		img = strings.TrimPrefix(img, "oci://")
 		if !imageRe.MatchString(img) {
@@ -531,7 +531,7 @@ func prepare(target Target, o Options) (*data, error) {
 		d.URL = "oci://" + img
 		d.SHA256 = o.WasmSHA256
 		if o.WasmSHA256 != "" {
-			d.regenerate = append(d.regenerate, "--wasm-sha256 "+o.WasmSHA256)
+			d.regenerate = append(d.regenerate, flagArg("wasm-sha256", o.WasmSHA256))
 			if !hexSHA256Re.MatchString(o.WasmSHA256) {
 				bad("wasm-sha256 %q: want 64 lower-case hex digits (the image manifest digest)", o.WasmSHA256)
 			}
@@ -545,7 +545,7 @@ func prepare(target Target, o Options) (*data, error) {
 		}
 		d.FailStrategy = cmpOr(o.FailStrategy, DefaultFailStrategy)
 		if o.FailStrategy != "" {
-			d.regenerate = append(d.regenerate, "--fail-strategy "+o.FailStrategy)
+			d.regenerate = append(d.regenerate, flagArg("fail-strategy", o.FailStrategy))
 		}
 		switch d.FailStrategy {
 		case "FAIL_CLOSE", "FAIL_RELOAD":
@@ -557,7 +557,7 @@ func prepare(target Target, o Options) (*data, error) {
 	case IstioExtProc:
 		d.Image = cmpOr(o.Image, DefaultServerImage)
 		if o.Image != "" {
-			d.regenerate = append(d.regenerate, "--image "+o.Image)
+			d.regenerate = append(d.regenerate, flagArg("image", o.Image))
 		}
 		if !imageRe.MatchString(d.Image) {
 			bad("image %q: want a container image reference such as ghcr.io/acme/s3cors:v1.2.0", d.Image)
@@ -579,7 +579,7 @@ func prepare(target Target, o Options) (*data, error) {
 	if target == IstioExtProc {
 		d.Namespace = cmpOr(o.Namespace, DefaultNamespace)
 		if o.Namespace != "" {
-			d.regenerate = append(d.regenerate, "--namespace "+o.Namespace)
+			d.regenerate = append(d.regenerate, flagArg("namespace", o.Namespace))
 		}
 		if !k8sNameRe.MatchString(d.Namespace) {
 			bad("namespace %q: not a Kubernetes namespace name", d.Namespace)
@@ -588,7 +588,7 @@ func prepare(target Target, o Options) (*data, error) {
 		if d.Replicas == 0 {
 			d.Replicas = DefaultReplicas
 		} else {
-			d.regenerate = append(d.regenerate, "--replicas "+strconv.Itoa(o.Replicas))
+			d.regenerate = append(d.regenerate, flagArg("replicas", strconv.Itoa(o.Replicas)))
 		}
 		if d.Replicas < 1 || d.Replicas > 100 {
 			bad("replicas %d: want 1 to 100", o.Replicas)
@@ -620,11 +620,24 @@ func portOr(v, def int, name string, regen *[]string, bad func(string, ...any)) 
 	if v == 0 {
 		return def
 	}
-	*regen = append(*regen, fmt.Sprintf("--%s %d", name, v))
+	*regen = append(*regen, flagArg(name, strconv.Itoa(v)))
 	if v < 1 || v > 65535 {
 		bad("%s %d: not a TCP port", name, v)
 	}
 	return v
+}
+
+// flagArg is the option --name value as a shell would need it typed, so the header's
+// command can be pasted as it is.
+func flagArg(name, value string) string { return "--" + name + " " + shellQuote(value) }
+
+// shellQuote returns s as one POSIX shell word: unchanged when it holds only characters no
+// shell treats specially, else in single quotes.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func hostPort(s string) (string, int, error) {
@@ -677,7 +690,7 @@ func include(name string, d *data) (string, error) {
 // header is the comment block at the top of each file: what it is, how it was made, what to
 // change.
 func header(t Target, d *data) string {
-	cmd := "s3cors manifest --target " + string(t) + " --config " + d.sourceOpt
+	cmd := "s3cors manifest --target " + string(t) + " " + flagArg("config", d.sourceOpt)
 	for _, r := range d.regenerate {
 		cmd += " " + r
 	}
@@ -709,7 +722,7 @@ func header(t Target, d *data) string {
 		w("A configuration change means a new file and an Envoy restart (or hot restart); Envoy")
 		w("refuses to start with a configuration s3cors rejects. See docs/deploy.md.")
 	case EnvoyExtProc:
-		w(fmt.Sprintf("  1. Run the server: s3cors extproc --config %s --listen %s:%d", d.sourceOpt, d.ExtProcHost, d.ExtProcPort))
+		w(fmt.Sprintf("  1. Run the server: s3cors extproc %s --listen %s", flagArg("config", d.sourceOpt), shellQuote(net.JoinHostPort(d.ExtProcHost, strconv.Itoa(d.ExtProcPort)))))
 		w(fmt.Sprintf("  2. Point the cluster \"s3\" at your store (now %s:%d).", d.UpstreamHost, d.UpstreamPort))
 		w("  3. envoy -c extproc.yaml, then send S3 requests to port " + strconv.Itoa(d.ListenPort) + ".")
 		w("The server reloads its configuration file when it changes (or on SIGHUP), keeping the")
