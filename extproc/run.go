@@ -42,12 +42,12 @@ type Options struct {
 	Logger *slog.Logger
 
 	// DrainTimeout bounds the graceful drain on shutdown: streams still open after it (an
-	// actual request whose upstream has not answered yet) are cut. Default 15s, below
-	// Kubernetes' default 30s termination grace period.
+	// actual request whose upstream has not answered yet) are cut. Zero means the default,
+	// 15s, below Kubernetes' default 30s termination grace period; negative is an error.
 	DrainTimeout time.Duration
 	// ShutdownDelay keeps serving, with health already NOT_SERVING, for this long after the
 	// shutdown signal before draining, so that Envoy's health checks and Kubernetes endpoint
-	// updates move new streams elsewhere first. Default 0.
+	// updates move new streams elsewhere first. Default 0; negative is an error.
 	ShutdownDelay time.Duration
 
 	// Listener, when set, is used instead of listening on Listen (socket activation, tests).
@@ -86,8 +86,14 @@ func Run(ctx context.Context, opts Options) error {
 		return errors.New("extproc: no configuration file given")
 	}
 	drain := opts.DrainTimeout
-	if drain <= 0 {
+	switch {
+	case drain < 0:
+		return fmt.Errorf("extproc: Options.DrainTimeout %s: want a positive duration (0 for the default %s)", drain, DefaultDrainTimeout)
+	case drain == 0:
 		drain = DefaultDrainTimeout
+	}
+	if opts.ShutdownDelay < 0 {
+		return fmt.Errorf("extproc: Options.ShutdownDelay %s: want a duration of 0 or more", opts.ShutdownDelay)
 	}
 
 	live, err := LoadConfigFile(opts.ConfigPath)

@@ -157,3 +157,24 @@ func TestManifestPlaceholderImageWarns(t *testing.T) {
 		t.Errorf("envoy-wasm: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestExtprocDurations: a drain timeout that is not positive, or a negative shutdown delay,
+// is refused before anything starts (--listen is not an address, so starting would fail
+// with a different error and exit code).
+func TestExtprocDurations(t *testing.T) {
+	cfg := filepath.Join("testdata", "in", "config.yaml")
+	for _, tc := range []struct {
+		flag []string
+		want string
+	}{
+		{[]string{"--drain-timeout", "0"}, "--drain-timeout 0s: want a positive duration"},
+		{[]string{"--drain-timeout", "-1s"}, "--drain-timeout -1s: want a positive duration"},
+		{[]string{"--shutdown-delay", "-5s"}, "--shutdown-delay -5s: want a duration of 0 or more"},
+	} {
+		args := append([]string{"extproc", "--config", cfg, "--listen", "256.0.0.1:1", "--metrics-listen", ""}, tc.flag...)
+		r := runCLI(t, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("s3cors %s: exit %d, stderr %q; want exit 2 and %q", strings.Join(args, " "), r.code, r.stderr, tc.want)
+		}
+	}
+}
