@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -35,7 +36,17 @@ The document is validated first; an invalid one is reported as validate would, w
 			}
 			path := args[0]
 			var b *evaluator.BucketCORS
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			if isEmpty(data) {
+				return &exitError{code: exitFailure, err: fmt.Errorf("convert: %q is empty", path)}
+			}
 			if bucket != "" {
+				if detectKind(data) == kindBucketCORS {
+					return usageErrorf("convert: %q is a bucket CORS document (%s), not an s3cors configuration: drop --bucket to convert it", path, formName(formOf(data)))
+				}
 				pol, _, err := loadPolicy(path)
 				if err != nil {
 					return &exitError{code: exitFailure, err: err}
@@ -49,9 +60,8 @@ The document is validated first; an invalid one is reported as validate would, w
 					return fmt.Errorf("convert: bucket %q has no CORS configuration (null) in %q", bucket, path)
 				}
 			} else {
-				data, err := os.ReadFile(path)
-				if err != nil {
-					return &exitError{code: exitUsage, err: err}
+				if err := needsBucket(path, data); err != nil {
+					return err
 				}
 				b, err = evaluator.ParseBucketCORS(data)
 				var verr *evaluator.ValidationError
@@ -78,11 +88,37 @@ The document is validated first; an invalid one is reported as validate would, w
 			if !bytes.HasSuffix(out, []byte("\n")) {
 				out = append(out, '\n')
 			}
-			_, err := cmd.OutOrStdout().Write(out)
+			_, err = cmd.OutOrStdout().Write(out)
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "target form: xml, json or console")
 	cmd.Flags().StringVar(&bucket, "bucket", "", "convert this bucket of an s3cors configuration FILE")
 	return cmd
+}
+
+// needsBucket refuses an s3cors configuration given without --bucket, naming the buckets it
+// lists, rather than reporting its keys as unknown members of a bucket CORS document.
+func needsBucket(path string, data []byte) error {
+	if detectKind(data) != kindConfig {
+		return nil
+	}
+	doc, err := configJSON(path, data)
+	if err != nil {
+		return nil // not readable as a configuration either: let the bucket parser say why
+	}
+	names, ok := configBuckets(doc)
+	if !ok {
+		return nil
+	}
+	const maxNames = 10
+	list := "it lists no buckets"
+	if len(names) > 0 {
+		shown := names[:min(len(names), maxNames)]
+		list = "buckets: " + strings.Join(shown, ", ")
+		if len(names) > maxNames {
+			list += fmt.Sprintf(" and %d more", len(names)-maxNames)
+		}
+	}
+	return usageErrorf("convert: %q is an s3cors configuration: pass --bucket NAME to convert one of its buckets (%s)", path, list)
 }

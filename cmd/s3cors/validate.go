@@ -128,8 +128,16 @@ func validateOne(path string, kind docKind) validateFile {
 		kind = detectKind(data)
 	}
 	f.Kind = string(kind)
-	switch kind {
-	case kindBucketCORS:
+	switch {
+	case isEmpty(data) && kind == kindConfig:
+		err = errors.New(notAConfig(data))
+	case isEmpty(data):
+		err = errors.New(`the file is empty: a bucket CORS document is {"CORSRules": [...]}, [...] or <CORSConfiguration> XML`)
+	case kind == kindConfig && detectKind(data) == kindBucketCORS:
+		// --kind config on a bucket document: say what it is rather than list the keys
+		// a configuration lacks.
+		err = errors.New(notAConfig(data) + ", or validate it as a bucket document (--kind auto)")
+	case kind == kindBucketCORS:
 		var b *evaluator.BucketCORS
 		b, err = evaluator.ParseBucketCORS(data)
 		f.Form = formOf(data)
@@ -179,6 +187,11 @@ func formOf(data []byte) string {
 	return ""
 }
 
+// formName is how the text output names a form of formOf.
+func formName(form string) string {
+	return map[string]string{"xml": "S3 XML", "json": "AWS JSON", "console": "console JSON"}[form]
+}
+
 func plural(n int, noun string) string {
 	if n == 1 {
 		return "1 " + noun
@@ -197,7 +210,7 @@ func writeValidateText(out, errOut io.Writer, rep validateReport) error {
 		if f.Kind == string(kindBucketCORS) {
 			what = "bucket CORS"
 			if f.Form != "" {
-				what += ", " + map[string]string{"xml": "S3 XML", "json": "AWS JSON", "console": "console JSON"}[f.Form]
+				what += ", " + formName(f.Form)
 			}
 		}
 		if f.Valid {
