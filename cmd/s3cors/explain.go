@@ -3,6 +3,11 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -46,6 +51,12 @@ response {status, headers, body, note}. The gateway's /debug/s3cors/explain serv
 				return usageErrorf("explain: --config is required")
 			}
 			flags := cmd.Flags()
+			if !flags.Changed("method") {
+				return usageErrorf("explain: --method is required")
+			}
+			if !flags.Changed("url") && !flags.Changed("bucket") {
+				return usageErrorf("explain: --url or --bucket is required")
+			}
 			if flags.Changed("origin") {
 				q.Origin = &origin
 			}
@@ -57,6 +68,9 @@ response {status, headers, body, note}. The gateway's /debug/s3cors/explain serv
 			}
 			if q.Key != "" && q.Bucket == "" {
 				return usageErrorf("explain: --key needs --bucket")
+			}
+			if err := checkExplainFlags(cmd, q); err != nil {
+				return err
 			}
 			pol, _, err := loadPolicy(configPath)
 			if err != nil {
@@ -70,24 +84,90 @@ response {status, headers, body, note}. The gateway's /debug/s3cors/explain serv
 			}
 			rep := explain.Run(pol, req)
 			out := cmd.OutOrStdout()
+			// HTTP methods are case-sensitive, so "options" is explained as the actual request
+			// it is; the note says why no preflight was evaluated. With JSON it goes to stderr,
+			// keeping stdout the stable document.
+			var note string
+			if q.Method != http.MethodOptions && strings.EqualFold(q.Method, http.MethodOptions) {
+				note = fmt.Sprintf("note: method %q is not a preflight: methods are case-sensitive, and a preflight is OPTIONS (upper case)\n", q.Method)
+			}
 			if format == "json" {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
 				enc.SetEscapeHTML(false)
-				return enc.Encode(rep)
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+				_, _ = io.WriteString(cmd.ErrOrStderr(), note)
+				return nil
 			}
-			return rep.WriteText(out)
+			if err := rep.WriteText(out); err != nil {
+				return err
+			}
+			_, err = io.WriteString(out, note)
+			return err
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&configPath, "config", "", "s3cors configuration file (JSON or YAML)")
-	f.StringVar(&q.URL, "url", "", "request URL, e.g. http://website.s3.localhost:8080/a.txt or http://localhost:8080/website/a.txt")
+	f.StringVar(&configPath, "config", "", "s3cors configuration file, JSON or YAML (required)")
+	f.StringVar(&q.URL, "url", "", "request URL (http or https), e.g. http://website.s3.localhost:8080/a.txt or http://localhost:8080/website/a.txt")
 	f.StringVar(&q.Bucket, "bucket", "", "bucket name (instead of --url)")
 	f.StringVar(&q.Key, "key", "", "object key (with --bucket); empty for the bucket root")
-	f.StringVar(&q.Method, "method", "", "HTTP method, e.g. OPTIONS for a preflight, GET, PUT")
+	f.StringVar(&q.Method, "method", "", "HTTP method, case-sensitive, e.g. OPTIONS for a preflight, GET, PUT (required)")
 	f.StringVar(&origin, "origin", "", "Origin header value (absent unless given)")
 	f.StringVar(&reqMethod, "request-method", "", "Access-Control-Request-Method header value (absent unless given)")
 	f.StringVar(&reqHeaders, "request-headers", "", "Access-Control-Request-Headers header value, e.g. content-type,x-amz-meta-author (absent unless given)")
 	f.StringVar(&format, "format", "text", "output format: text or json")
 	return cmd
+}
+
+// checkExplainFlags refuses a request no client could send, which explain would otherwise
+// quietly turn into another one: a bucket name with "/" (read back as bucket and key), a
+// header value with control characters, a URL that is not http or https.
+func checkExplainFlags(cmd *cobra.Command, q explain.Query) error {
+	flags := cmd.Flags()
+	if q.Method == "" {
+		return usageErrorf(`--method "": want an HTTP method, e.g. OPTIONS or GET`)
+	}
+	if flags.Changed("bucket") {
+		if q.Bucket == "" {
+			return usageErrorf(`--bucket "": want a bucket name`)
+		}
+		if strings.ContainsAny(q.Bucket, "/?#") || hasControl(q.Bucket, false) {
+			return usageErrorf(`--bucket %q: a bucket name cannot contain "/", "?", "#" or control characters (give the object with --key)`, q.Bucket)
+		}
+	}
+	if flags.Changed("url") {
+		u, err := url.Parse(q.URL)
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // its message repeats the URL
+		}
+		if err != nil {
+			return usageErrorf("--url %q: %w", q.URL, err)
+		}
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return usageErrorf("--url %q: want an http:// or https:// URL", q.URL)
+		}
+	}
+	for _, h := range []struct {
+		flag  string
+		value *string
+	}{{"origin", q.Origin}, {"request-method", q.RequestMethod}, {"request-headers", q.RequestHeaders}} {
+		if h.value != nil && hasControl(*h.value, true) {
+			return usageErrorf("--%s %q: a header value cannot contain control characters", h.flag, *h.value)
+		}
+	}
+	return nil
+}
+
+// hasControl reports whether s holds an ASCII control character; a header value may hold
+// horizontal tabs (RFC 9110 section 5.5), so tab is allowed when allowTab is set.
+func hasControl(s string, allowTab bool) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && !(allowTab && c == '\t')) || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }

@@ -178,3 +178,55 @@ func TestExtprocDurations(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainRefusesImpossibleRequests: explain names the flag of a missing or impossible
+// part of the request instead of evaluating another request.
+func TestExplainRefusesImpossibleRequests(t *testing.T) {
+	cfg := filepath.Join("testdata", "in", "config.json")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--bucket", "website"}, "explain: --method is required"},
+		{[]string{"--method", "GET"}, "explain: --url or --bucket is required"},
+		{[]string{"--bucket", "website", "--method", ""}, `--method "": want an HTTP method`},
+		{[]string{"--bucket", "web/site", "--method", "GET"}, `--bucket "web/site": a bucket name cannot contain "/"`},
+		{[]string{"--bucket", "", "--method", "GET"}, `--bucket "": want a bucket name`},
+		{[]string{"--bucket", "website", "--method", "GET", "--origin", "http://a\nb"}, `--origin "http://a\nb": a header value cannot contain control characters`},
+		{[]string{"--bucket", "website", "--method", "OPTIONS", "--origin", "http://a", "--request-method", "PUT\r"}, `--request-method "PUT\r"`},
+		{[]string{"--bucket", "website", "--method", "OPTIONS", "--origin", "http://a", "--request-method", "PUT", "--request-headers", "a\x00"}, `--request-headers "a\x00"`},
+		{[]string{"--url", "ftp://website.s3.localhost/a.txt", "--method", "GET"}, `--url "ftp://website.s3.localhost/a.txt": want an http:// or https:// URL`},
+		{[]string{"--url", "website.s3.localhost/a.txt", "--method", "GET"}, `--url "website.s3.localhost/a.txt": want an http:// or https:// URL`},
+		{[]string{"--url", "http://a/\x7f", "--method", "GET"}, `--url "http://a/\x7f": net/url: invalid control character in URL`},
+	} {
+		args := append([]string{"explain", "--config", cfg}, tc.args...)
+		r := runCLI(t, args...)
+		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("s3cors %q: exit %d, stdout %q, stderr %q; want exit 2 and %q", args, r.code, r.stdout, r.stderr, tc.want)
+		}
+	}
+	// A tab is a legal character of a header value.
+	if r := runCLI(t, "explain", "--config", cfg, "--bucket", "website", "--method", "GET", "--origin", "http://a\tb"); r.code != 0 {
+		t.Errorf("origin with a tab: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestExplainLowerCaseOptions: "options" is an actual request (methods are case-sensitive)
+// and is explained as one, with a note that the preflight method is OPTIONS.
+func TestExplainLowerCaseOptions(t *testing.T) {
+	cfg := filepath.Join("testdata", "in", "config.json")
+	base := []string{"explain", "--config", cfg, "--bucket", "website", "--key", "a.txt", "--origin", "https://www.example.com"}
+	const note = `note: method "options" is not a preflight: methods are case-sensitive, and a preflight is OPTIONS (upper case)`
+	r := runCLI(t, append(base, "--method", "options")...)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "options /") || !strings.HasSuffix(r.stdout, note+"\n") {
+		t.Errorf("--method options: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, append(base, "--method", "options", "--format", "json")...)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "{") || r.stderr != note+"\n" {
+		t.Errorf("--method options --format json: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = runCLI(t, append(base, "--method", "OPTIONS", "--request-method", "GET")...)
+	if r.code != 0 || strings.Contains(r.stdout+r.stderr, "note:") {
+		t.Errorf("--method OPTIONS: exit %d, a note where none is due\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
