@@ -230,3 +230,26 @@ func TestExplainLowerCaseOptions(t *testing.T) {
 		t.Errorf("--method OPTIONS: exit %d, a note where none is due\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestServeEnvoyProfile: an unknown profile's error names the flag; a release that maps to a
+// profile's line is logged with the profile used. The configuration is invalid so that serve
+// stops right after reading its flags.
+func TestServeEnvoyProfile(t *testing.T) {
+	bad := filepath.Join("testdata", "in", "bad-method.json")
+	r := runCLI(t, "serve", "--config", bad, "--envoy-profile", "x")
+	if r.code != 2 || !strings.Contains(r.stderr, `--envoy-profile "x": `) {
+		t.Errorf("--envoy-profile x: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = runCLI(t, "serve", "--config", bad, "--envoy-profile", "envoy-1.36")
+	if r.code != 1 || !strings.Contains(r.stderr, `msg="envoy profile resolved" requested=envoy-1.36 profile=envoy-1.33`) {
+		t.Errorf("--envoy-profile envoy-1.36: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = runCLI(t, "serve", "--config", bad, "--envoy-profile", "envoy-1.39")
+	if r.code != 1 || strings.Contains(r.stderr, "envoy profile resolved") {
+		t.Errorf("--envoy-profile envoy-1.39: exit %d, stderr %q", r.code, r.stderr)
+	}
+	h := runCLI(t, "serve", "--help")
+	if !strings.Contains(h.stdout, "envoy-1.34 to envoy-1.38 select envoy-1.33") {
+		t.Errorf("serve --help does not say how Envoy releases map to profiles:\n%s", h.stdout)
+	}
+}

@@ -92,7 +92,7 @@ duration) to stderr. SIGINT or SIGTERM shuts down gracefully.`,
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to serve the gateway on")
 	fl.StringVar(&f.upstream, "upstream", "embedded", `"embedded" (in-memory store) or the URL of an S3-compatible store`)
 	fl.StringVar(&f.wasm, "wasm", "", "s3cors.wasm to run instead of the embedded one")
-	fl.StringVar(&f.profile, "envoy-profile", string(wasmhost.Envoy133), "Envoy release line the host reproduces: envoy-1.33 or envoy-1.39")
+	fl.StringVar(&f.profile, "envoy-profile", string(wasmhost.Envoy133), "Envoy release line the host reproduces: envoy-1.33 (Envoy 1.33 to 1.38) or envoy-1.39 (1.39 and later); envoy-1.34 to envoy-1.38 select envoy-1.33, envoy-1.40 and later envoy-1.39")
 	fl.IntVar(&f.workers, "workers", 1, "wasm VMs, as Envoy's --concurrency")
 	fl.StringVar(&f.failurePolicy, "failure-policy", "fail-closed", "after a VM failure: fail-closed (503), fail-open (pass through) or reload (new VM)")
 	fl.StringVar(&f.demoListen, "demo-listen", "", "also serve the demo page on this address, e.g. 127.0.0.1:8081")
@@ -137,7 +137,7 @@ func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 	}
 	profile, err := wasmhost.ParseProfile(f.profile)
 	if err != nil {
-		return &exitError{code: exitUsage, err: err}
+		return usageErrorf("--envoy-profile %q: %w", f.profile, err)
 	}
 	policy, err := parseFailurePolicy(f.failurePolicy)
 	if err != nil {
@@ -146,6 +146,9 @@ func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 	logger, err := newLogger(stderr, f.logLevel, f.logFormat)
 	if err != nil {
 		return err
+	}
+	if string(profile) != f.profile {
+		logger.Info("envoy profile resolved", "requested", f.profile, "profile", string(profile))
 	}
 	pol, doc, err := loadPolicy(f.config)
 	if err != nil {
