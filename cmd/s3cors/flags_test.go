@@ -253,3 +253,12 @@ func TestServeEnvoyProfile(t *testing.T) {
 		t.Errorf("serve --help does not say how Envoy releases map to profiles:\n%s", h.stdout)
 	}
 }
+
+// TestVersionFlag: s3cors --version prints what s3cors version prints.
+func TestVersionFlag(t *testing.T) {
+	want := runCLI(t, "version")
+	r := runCLI(t, "--version")
+	if r.code != 0 || r.stdout != want.stdout || !strings.HasPrefix(r.stdout, "s3cors ") {
+		t.Errorf("--version: exit %d\n%s%s\nwant\n%s", r.code, r.stdout, r.stderr, want.stdout)
+	}
+}

@@ -84,6 +84,7 @@ func usageErrorf(format string, args ...any) error {
 }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	var showVersion bool
 	root := &cobra.Command{
 		Use:   "s3cors",
 		Short: "Amazon S3's exact bucket CORS behaviour for any S3-compatible store, at the proxy",
@@ -102,9 +103,20 @@ Exit codes: 0 success, 1 failure (validate: invalid configuration), 2 usage erro
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if showVersion {
+				// The version command's own output, so the two never differ.
+				version, _, err := cmd.Find([]string{"version"})
+				if err != nil {
+					return err
+				}
+				return version.RunE(version, nil)
+			}
 			return cmd.Help()
 		},
 	}
+	// Not cobra's Version field: its text is fixed when the command is built, and the
+	// version command's hashes the embedded module, which every run would then pay for.
+	root.Flags().BoolVar(&showVersion, "version", false, "print the version, as the version command does")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
