@@ -103,11 +103,9 @@ func needsBucket(path string, data []byte) error {
 	if detectKind(data) != kindConfig {
 		return nil
 	}
-	doc, err := configJSON(path, data)
-	if err != nil {
-		return nil // not readable as a configuration either: let the bucket parser say why
-	}
-	names, ok := configBuckets(doc)
+	// A document not readable as a configuration either is left to the bucket parser, which
+	// says why.
+	names, ok := configBuckets(readableConfig(path, data))
 	if !ok {
 		return nil
 	}
@@ -121,4 +119,13 @@ func needsBucket(path string, data []byte) error {
 		}
 	}
 	return usageErrorf("convert: %q is an s3cors configuration: pass --bucket NAME to convert one of its buckets (%s)", path, list)
+}
+
+// readableConfig returns data as configuration JSON, or nil when it cannot be read as one.
+func readableConfig(path string, data []byte) []byte {
+	doc, err := configJSON(path, data)
+	if err != nil {
+		return nil
+	}
+	return doc
 }

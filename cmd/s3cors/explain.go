@@ -165,7 +165,7 @@ func checkExplainFlags(cmd *cobra.Command, q explain.Query) error {
 // horizontal tabs (RFC 9110 section 5.5), so tab is allowed when allowTab is set.
 func hasControl(s string, allowTab bool) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 0x20 && !(allowTab && c == '\t')) || c == 0x7f {
+		if c := s[i]; (c < 0x20 && (!allowTab || c != '\t')) || c == 0x7f {
 			return true
 		}
 	}
