@@ -22,13 +22,19 @@ var (
 // Defaults: unlistedBuckets "not-enabled", addressing.pathStyle true, upstreamCORSHeaders
 // "strip".
 func ParseConfig(data []byte) (*Config, error) {
+	return parseConfig(data, parseConfigJSON)
+}
+
+// parseConfig is ParseConfig with the JSON reader as a parameter, so that tests can hold the
+// lazy reader (parseConfigJSON) to the whole-tree one (parseJSON).
+func parseConfig(data []byte, parse func([]byte) (*jsonValue, *jsonParser, error)) (*Config, error) {
 	if err := checkEncoding(data); err != nil {
 		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: err.Error()}}}
 	}
 	if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '<' {
 		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: bareDocument(FormXML)}}}
 	}
-	root, err := parseJSON(data)
+	root, sub, err := parse(data)
 	if err != nil {
 		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: err.Error()}}}
 	}
@@ -56,7 +62,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		seen[m.key] = true
 		switch m.key {
 		case "buckets":
-			parseBuckets(&ps, cfg, m.val)
+			parseBuckets(&ps, cfg, m.val, sub)
 		case "default":
 			if m.val.kind == jsonNull {
 				continue // "default": null is the same as no default
@@ -189,7 +195,9 @@ func isIdent(s string) bool {
 	return true
 }
 
-func parseBuckets(ps *problems, cfg *Config, v *jsonValue) {
+// parseBuckets reads the "buckets" object. Its members' values come from parseConfigJSON
+// unbuilt; sub builds each in turn, in memory the next one reuses.
+func parseBuckets(ps *problems, cfg *Config, v *jsonValue, sub *jsonParser) {
 	if v.kind != jsonObject {
 		ps.config("buckets", "must be an object keyed by bucket name, not "+describe(v))
 		return
@@ -211,7 +219,18 @@ func parseBuckets(ps *problems, cfg *Config, v *jsonValue) {
 			ps.config(path.String(), "bucket name "+strconv.Quote(m.key)+` cannot contain "/", "?", "#" or control characters`)
 			continue
 		}
-		b := parseBucketValue(ps, path, m.val)
+		val := m.val
+		if val.kind == jsonRaw {
+			var err error
+			if val, err = sub.reparse(val); err != nil {
+				ps.config(path.String(), "internal error: "+err.Error())
+				continue
+			}
+		}
+		b := parseBucketValue(ps, path, val)
+		if sub != nil {
+			sub.release() // b holds strings of the tree, never the tree itself
+		}
 		if b == nil {
 			b = &BucketCORS{} // keep the name taken so a duplicate is still reported
 		}

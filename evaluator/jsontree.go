@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // jsonKind is the type of a JSON value, named as users know them in error messages.
@@ -17,9 +18,12 @@ const (
 	jsonString
 	jsonArray
 	jsonObject
+	// jsonRaw is a bucket's value not built yet (parseConfigJSON): its text, already checked,
+	// is str. Only parseBuckets sees it, and builds it (reparse) before anything else looks.
+	jsonRaw
 )
 
-var jsonKindNames = [...]string{"null", "a boolean", "a number", "a string", "an array", "an object"}
+var jsonKindNames = [...]string{"null", "a boolean", "a number", "a string", "an array", "an object", "a value"}
 
 func (k jsonKind) String() string { return jsonKindNames[k] }
 
@@ -47,7 +51,27 @@ const maxJSONDepth = 64
 // load quickly, member order and duplicates must survive, and errors need a line and column.
 // Invalid UTF-8 in strings becomes U+FFFD, as encoding/json does.
 func parseJSON(data []byte) (*jsonValue, error) {
-	p := &jsonParser{data: data}
+	return (&jsonParser{data: data}).document()
+}
+
+// parseConfigJSON is parseJSON for an s3cors configuration, shaped by what a configuration
+// of many buckets costs. The whole document is checked as parseJSON checks it (same errors,
+// same positions), but the value of each member of the top-level "buckets" object is left
+// as a jsonRaw holding its text, without building its tree or copying its strings. The
+// returned parser builds one such value at a time (reparse) in memory it reuses for the next
+// (release): the tree of a 10,000-bucket configuration is most of what loading it allocates,
+// and in the wasm filter, where the collector is held off while a configuration compiles,
+// all of that stays in the VM's linear memory for good.
+func parseConfigJSON(data []byte) (*jsonValue, *jsonParser, error) {
+	root, err := (&jsonParser{data: data, lazy: true}).document()
+	if err != nil {
+		return nil, nil, err
+	}
+	return root, &jsonParser{reuse: true}, nil
+}
+
+// document reads p.data as exactly one JSON value.
+func (p *jsonParser) document() (*jsonValue, error) {
 	p.space()
 	v, err := p.value(0)
 	if err != nil {
@@ -58,6 +82,29 @@ func parseJSON(data []byte) (*jsonValue, error) {
 		return nil, p.errorf(errors.New("unexpected data after the top-level value"))
 	}
 	return v, nil
+}
+
+// reparse builds the tree of a jsonRaw value. Its text was checked with the whole document,
+// so an error here is a bug in this file; it is returned, not hidden.
+func (p *jsonParser) reparse(raw *jsonValue) (*jsonValue, error) {
+	p.data = unsafe.Slice(unsafe.StringData(raw.str), len(raw.str))
+	p.pos = 0
+	// Depth 2, where the value sits in the document, so that the depth bound is the same.
+	v, err := p.value(2)
+	if err == nil && p.pos != len(p.data) {
+		err = errors.New("unexpected data after a bucket's value")
+	}
+	if err != nil {
+		return nil, p.errorf(err)
+	}
+	return v, nil
+}
+
+// release lets the next reparse reuse the memory of the trees built so far; none of them may
+// be used after it. Strings stay: they are shared, and the configuration keeps them.
+func (p *jsonParser) release() {
+	p.vals, p.nextVals = nil, 0
+	p.mems, p.nextMems = nil, 0
 }
 
 type jsonParser struct {
@@ -74,6 +121,20 @@ type jsonParser struct {
 	mems    []jsonMember // unused part of the current chunk of finished lists
 	chunk   int          // the size of the next chunk: small documents stay small
 	strs    map[string]string
+
+	// Chunks handed out so far, kept when reuse is set so that release can hand them out
+	// again: valChunks[:nextVals] and memChunks[:nextMems] are in use.
+	reuse              bool
+	valChunks          [][]jsonValue
+	memChunks          [][]jsonMember
+	nextVals, nextMems int
+
+	// lazy leaves the values of the top-level "buckets" object's members unbuilt (jsonRaw),
+	// checking them with discard set: values are then not kept and strings not copied.
+	lazy     bool
+	inBucket bool // the top-level member being read is "buckets"
+	discard  bool
+	scratch  jsonValue
 }
 
 // nextChunk returns how many values or members to allocate next: 16, doubling up to 256.
@@ -84,17 +145,54 @@ func (p *jsonParser) nextChunk() int {
 
 // newValue returns a zero value of kind k from the current chunk.
 func (p *jsonParser) newValue(k jsonKind) *jsonValue {
+	if p.discard {
+		p.scratch = jsonValue{kind: k}
+		return &p.scratch
+	}
 	if len(p.vals) == 0 {
-		p.vals = make([]jsonValue, p.nextChunk())
+		p.vals = p.valChunk()
 	}
 	v := &p.vals[0]
 	p.vals = p.vals[1:]
-	v.kind = k
+	*v = jsonValue{kind: k} // a reused chunk holds old values
 	return v
+}
+
+// valChunk returns a chunk for values: a released one when there is one, else a new one.
+func (p *jsonParser) valChunk() []jsonValue {
+	if !p.reuse {
+		return make([]jsonValue, p.nextChunk())
+	}
+	if p.nextVals == len(p.valChunks) {
+		p.valChunks = append(p.valChunks, make([]jsonValue, p.nextChunk()))
+	}
+	p.nextVals++
+	return p.valChunks[p.nextVals-1]
+}
+
+// memChunk returns a chunk of at least n members, as valChunk does.
+func (p *jsonParser) memChunk(n int) []jsonMember {
+	if !p.reuse {
+		return make([]jsonMember, max(n, p.nextChunk()))
+	}
+	for p.nextMems < len(p.memChunks) {
+		c := p.memChunks[p.nextMems]
+		p.nextMems++
+		if len(c) >= n {
+			return c
+		}
+	}
+	c := make([]jsonMember, max(n, p.nextChunk()))
+	p.memChunks = append(p.memChunks, c)
+	p.nextMems = len(p.memChunks)
+	return c
 }
 
 // text returns b as a string, the same string for equal b.
 func (p *jsonParser) text(b []byte) string {
+	if p.discard {
+		return ""
+	}
 	if s, ok := p.strs[string(b)]; ok {
 		return s
 	}
@@ -110,8 +208,13 @@ func (p *jsonParser) text(b []byte) string {
 // their own.
 func (p *jsonParser) finishMembers(base int) []jsonMember {
 	n := len(p.members) - base
+	if p.discard {
+		clear(p.members[base:])
+		p.members = p.members[:base]
+		return nil
+	}
 	if n > len(p.mems) {
-		p.mems = make([]jsonMember, max(n, p.nextChunk()))
+		p.mems = p.memChunk(n)
 	}
 	out := p.mems[:n:n]
 	p.mems = p.mems[n:]
@@ -223,7 +326,17 @@ func (p *jsonParser) object(depth int) (*jsonValue, error) {
 		}
 		p.pos++
 		p.space()
-		e, err := p.value(depth + 1)
+		var e *jsonValue
+		switch {
+		case p.lazy && depth == 0:
+			p.inBucket = key == "buckets"
+			e, err = p.value(depth + 1)
+			p.inBucket = false
+		case p.lazy && depth == 1 && p.inBucket:
+			e, err = p.rawValue(depth + 1)
+		default:
+			e, err = p.value(depth + 1)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -274,6 +387,20 @@ func (p *jsonParser) listNext(close byte, kind jsonKind, base int, after string)
 		return v, nil
 	}
 	return nil, p.unexpected(after)
+}
+
+// rawValue checks the value at p.pos as value does, keeping nothing of it but its text.
+func (p *jsonParser) rawValue(depth int) (*jsonValue, error) {
+	start := p.pos
+	p.discard = true
+	_, err := p.value(depth)
+	p.discard = false
+	if err != nil {
+		return nil, err
+	}
+	v := p.newValue(jsonRaw)
+	v.str = unsafe.String(&p.data[start], p.pos-start) // p.pos > start: a value was read
+	return v, nil
 }
 
 // number checks the RFC 8259 grammar and keeps the literal.
