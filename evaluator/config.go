@@ -31,7 +31,11 @@ func parseConfig(data []byte, parse func([]byte) (*jsonValue, *jsonParser, error
 	if err := checkEncoding(data); err != nil {
 		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: err.Error()}}}
 	}
-	if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '<' {
+	trimmed := bytes.TrimLeft(data, blanks)
+	if len(trimmed) == 0 {
+		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: msgEmpty}}}
+	}
+	if trimmed[0] == '<' {
 		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: bareDocument(FormXML)}}}
 	}
 	root, sub, err := parse(data)
@@ -91,14 +95,53 @@ func parseConfig(data []byte, parse func([]byte) (*jsonValue, *jsonParser, error
 	return cfg, nil
 }
 
-// bareForm reports a document that is one bucket's CORS rather than an s3cors configuration,
-// the mistake a user pasting what S3 or the AWS CLI gave them is most likely to make: an
-// array (the console's form), an object with "CORSRules" and no "buckets" (the AWS form), or
-// a string holding XML (an XML file read as YAML by a file loader).
+// blanks are what may stand before a document, or make it all: JSON's white space and the
+// UTF-8 byte-order mark some editors write (file loaders drop it; the evaluator sees it when
+// Envoy hands over a configuration as written).
+const blanks = " \t\r\n\ufeff"
+
+// msgEmpty is the problem reported for a configuration that is empty, only blanks or only a
+// byte-order mark, which a JSON reader calls "unexpected end of input" and YAML null: neither
+// says what is wrong or what to write.
+const msgEmpty = `the configuration is empty: an s3cors configuration is an object with at least "buckets", e.g. {"buckets": {}}`
+
+// BareDocument reports whether doc, given where an s3cors configuration belongs, is instead
+// one bucket's CORS document, the mistake a user pasting what S3 or the AWS CLI gave them is
+// most likely to make. It returns the document's form and the problem ParseConfig reports for
+// it, which names the form and says how to wrap the document under a bucket name; callers
+// that know the file add its name and nothing else, so that every surface says the same.
+//
+// doc is read as ParseConfig reads it (after leading blanks and a byte-order mark): XML is a
+// bucket document by its first byte; JSON is one when it is an array of rules (empty, or
+// objects with a rule member such as AllowedOrigins), an object with "CORSRules" and no
+// "buckets", or a string holding XML (what a YAML reader makes of an XML file). Anything else,
+// including JSON that does not parse, yields ok false and an empty message.
+func BareDocument(doc []byte) (form Form, message string, ok bool) {
+	trimmed := bytes.TrimLeft(doc, blanks)
+	if len(trimmed) > 0 && trimmed[0] == '<' {
+		return FormXML, bareDocument(FormXML), true
+	}
+	if len(trimmed) == 0 || checkEncoding(trimmed) != nil {
+		return 0, "", false
+	}
+	root, _, err := parseConfigJSON(trimmed)
+	if err != nil {
+		return 0, "", false
+	}
+	if form, ok = bareForm(root); !ok {
+		return 0, "", false
+	}
+	return form, bareDocument(form), true
+}
+
+// bareForm reports a parsed document that is one bucket's CORS rather than an s3cors
+// configuration (see BareDocument).
 func bareForm(root *jsonValue) (Form, bool) {
 	switch root.kind {
 	case jsonArray:
-		return FormConsoleJSON, true
+		if rulesArray(root) {
+			return FormConsoleJSON, true
+		}
 	case jsonString:
 		if strings.HasPrefix(strings.TrimLeft(root.str, " \t\r\n"), "<") {
 			return FormXML, true
@@ -116,17 +159,44 @@ func bareForm(root *jsonValue) (Form, bool) {
 	return 0, false
 }
 
+// rulesArray reports an array that reads as the console's form: empty, or every element an
+// object that is empty or has a member named (or misspelt, or XML-singular) as a rule member.
+// Any other array, [{"buckets": {}}] say, is a configuration in the wrong brackets, better
+// told that it must be an object.
+func rulesArray(v *jsonValue) bool {
+	for _, e := range v.members {
+		if e.val.kind != jsonObject {
+			return false
+		}
+		if len(e.val.members) == 0 {
+			continue
+		}
+		rule := false
+		for _, m := range e.val.members {
+			if suggestTarget(m.key, ruleKeys) != "" {
+				rule = true
+				break
+			}
+		}
+		if !rule {
+			return false
+		}
+	}
+	return true
+}
+
 // bareDocument is the problem reported for a bare bucket CORS document given where an s3cors
-// configuration belongs; it says how to wrap it, in the document's own form.
+// configuration belongs; it says how to wrap it, in the document's own form. The form is
+// named without a syntax ("AWS form", not "AWS JSON"): the document may have been YAML.
 func bareDocument(f Form) string {
 	var name, doc string
 	switch f {
 	case FormXML:
 		name, doc = "S3 XML", `"<CORSConfiguration>...</CORSConfiguration>"`
 	case FormConsoleJSON:
-		name, doc = "S3 console JSON", "[...]"
+		name, doc = "S3 console form", "[...]"
 	default:
-		name, doc = "AWS JSON", `{"CORSRules": [...]}`
+		name, doc = "AWS form", `{"CORSRules": [...]}`
 	}
 	return "this is a bucket CORS document (" + name + "), not an s3cors configuration: put it under a bucket name, " +
 		`{"buckets": {"NAME": ` + doc + "}}"
@@ -391,9 +461,9 @@ func parseRule(ps *problems, path fieldPath, v *jsonValue) Rule {
 			n, err := strconv.ParseInt(m.val.str, 10, 64)
 			if err != nil {
 				if isIntegerLiteral(m.val.str) { // out of int64 range
-					ps.malformed(mp.String(), "MaxAgeSeconds must be an integer from 0 to 2147483647, not "+m.val.str)
+					ps.malformed(mp.String(), "MaxAgeSeconds must be an integer from 0 to 2147483647, not "+shownNumber(m.val.str))
 				} else {
-					ps.config(mp.String(), "must be an integer, not "+m.val.str)
+					ps.config(mp.String(), "must be an integer, not "+shownNumber(m.val.str))
 				}
 				continue
 			}
@@ -622,19 +692,32 @@ const maxShown = 48
 func describe(v *jsonValue) string {
 	switch v.kind {
 	case jsonString:
-		s, cut := v.str, ""
-		if len(s) > maxShown {
-			n := maxShown
-			for n > 0 && !utf8.RuneStart(s[n]) {
-				n--
-			}
-			s, cut = s[:n], "..."
-		}
+		s, cut := shorten(v.str)
 		return "the string " + strconv.Quote(s) + cut
 	case jsonNumber:
-		return "the number " + v.str
+		return "the number " + shownNumber(v.str)
 	case jsonBool:
 		return "the boolean " + strconv.FormatBool(v.boolean)
 	}
 	return v.kind.String()
+}
+
+// shorten returns s cut to at most maxShown bytes, on a rune boundary, and "..." when it was
+// cut ("" otherwise).
+func shorten(s string) (string, string) {
+	if len(s) <= maxShown {
+		return s, ""
+	}
+	n := maxShown
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n], "..."
+}
+
+// shownNumber is a number literal as a problem shows it: as written, a long one cut as a
+// string is (a literal is ASCII, so any cut is on a rune boundary).
+func shownNumber(lit string) string {
+	s, cut := shorten(lit)
+	return s + cut
 }

@@ -259,7 +259,8 @@ func TestProblemString(t *testing.T) {
 // TestWrongTypeShowsValue: a value of the wrong type is shown when it is a scalar, so the user
 // sees which of many similar fields is wrong; a long string is cut, not pasted whole.
 func TestWrongTypeShowsValue(t *testing.T) {
-	long := strings.Repeat("é", 30) // 60 bytes: cut on a rune boundary
+	// 1 + 30×2 bytes: byte 48 falls inside an "é", so the cut must back off to a rune start.
+	long := "x" + strings.Repeat("é", 30)
 	for _, tc := range []struct{ doc, want string }{
 		{`{"buckets": {"b": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"], "MaxAgeSeconds": "600"}]}}`,
 			`buckets["b"][0].MaxAgeSeconds: InvalidConfiguration: must be an integer, not the string "600"`},
@@ -272,7 +273,14 @@ func TestWrongTypeShowsValue(t *testing.T) {
 		{`{"buckets": {}, "addressing": {"pathStyle": null}}`,
 			`addressing.pathStyle: InvalidConfiguration: must be true or false, not null`},
 		{`{"buckets": {"b": {"CORSRules": "` + long + `"}}}`,
-			`buckets["b"].CORSRules: InvalidConfiguration: must be an array of rule objects, not the string "` + strings.Repeat("é", 24) + `"...`},
+			`buckets["b"].CORSRules: InvalidConfiguration: must be an array of rule objects, not the string "x` + strings.Repeat("é", 23) + `"...`},
+		// A number is shortened as a string is: a pasted 5,000-digit value is not reprinted.
+		{`{"buckets": {"b": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"], "ID": ` + strings.Repeat("9", 5000) + `}]}}`,
+			`buckets["b"][0].ID: InvalidConfiguration: must be a string, not the number ` + strings.Repeat("9", 48) + `...`},
+		{`{"buckets": {"b": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"], "MaxAgeSeconds": ` + strings.Repeat("9", 5000) + `}]}}`,
+			`buckets["b"][0].MaxAgeSeconds: MalformedXML: The XML you provided was not well-formed or did not validate against our published schema (MaxAgeSeconds must be an integer from 0 to 2147483647, not ` + strings.Repeat("9", 48) + `...)`},
+		{`{"buckets": {"b": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"], "MaxAgeSeconds": 1.` + strings.Repeat("5", 5000) + `}]}}`,
+			`buckets["b"][0].MaxAgeSeconds: InvalidConfiguration: must be an integer, not 1.` + strings.Repeat("5", 46) + `...`},
 		{`"buckets"`, `InvalidConfiguration: the configuration must be a JSON object, not the string "buckets"`},
 	} {
 		_, err := evaluator.ParseConfig([]byte(tc.doc))
@@ -289,18 +297,34 @@ func TestWrongTypeShowsValue(t *testing.T) {
 
 // TestParseConfigBareBucketDocument: a bucket CORS document where an s3cors configuration
 // belongs is named as such, with how to wrap it, instead of "unknown key" and "not an array".
+// The form is named without claiming a syntax: the same document may come from YAML.
+// BareDocument, which the CLI uses, says exactly what ParseConfig says.
 func TestParseConfigBareBucketDocument(t *testing.T) {
 	const wrap = `, not an s3cors configuration: put it under a bucket name, {"buckets": {"NAME": `
-	for _, tc := range []struct{ doc, want string }{
+	const notArray = `the configuration must be a JSON object, not an array`
+	for _, tc := range []struct {
+		doc  string
+		form evaluator.Form // of a bare document
+		want string
+	}{
 		{"\n<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>",
-			`this is a bucket CORS document (S3 XML)` + wrap + `"<CORSConfiguration>...</CORSConfiguration>"}}`},
+			evaluator.FormXML, `this is a bucket CORS document (S3 XML)` + wrap + `"<CORSConfiguration>...</CORSConfiguration>"}}`},
+		{"\ufeff<CORSConfiguration/>", evaluator.FormXML, `this is a bucket CORS document (S3 XML)` + wrap + `"<CORSConfiguration>...</CORSConfiguration>"}}`},
 		// An XML file a loader took for YAML arrives as one string.
 		{`"<CORSConfiguration> <CORSRule> </CORSRule> </CORSConfiguration>"`,
-			`this is a bucket CORS document (S3 XML)` + wrap + `"<CORSConfiguration>...</CORSConfiguration>"}}`},
-		{`[]`, `this is a bucket CORS document (S3 console JSON)` + wrap + `[...]}}`},
-		{`{"CORSRules": []}`, `this is a bucket CORS document (AWS JSON)` + wrap + `{"CORSRules": [...]}}}`},
+			evaluator.FormXML, `this is a bucket CORS document (S3 XML)` + wrap + `"<CORSConfiguration>...</CORSConfiguration>"}}`},
+		{`[]`, evaluator.FormConsoleJSON, `this is a bucket CORS document (S3 console form)` + wrap + `[...]}}`},
+		{`[{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}, {}]`, evaluator.FormConsoleJSON, `this is a bucket CORS document (S3 console form)` + wrap + `[...]}}`},
+		// Misspelt or XML-singular rule members still make a rule.
+		{`[{"AllowedOrigin": ["*"], "allowedmethods": ["GET"]}]`, evaluator.FormConsoleJSON, `this is a bucket CORS document (S3 console form)` + wrap + `[...]}}`},
+		{`{"CORSRules": []}`, evaluator.FormAWSJSON, `this is a bucket CORS document (AWS form)` + wrap + `{"CORSRules": [...]}}}`},
+		// An array of anything but rules is not a console document.
+		{`[{"buckets": {}}]`, 0, notArray},
+		{`[{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}, {"buckets": {}}]`, 0, notArray},
+		{`[1, 2]`, 0, notArray},
+		{`[[]]`, 0, notArray},
 		// With "buckets" present it is a configuration with a stray key.
-		{`{"buckets": {}, "CORSRules": []}`, `unknown key "CORSRules"`},
+		{`{"buckets": {}, "CORSRules": []}`, 0, `unknown key "CORSRules"`},
 	} {
 		_, err := evaluator.ParseConfig([]byte(tc.doc))
 		var ve *evaluator.ValidationError
@@ -311,5 +335,34 @@ func TestParseConfigBareBucketDocument(t *testing.T) {
 		if len(ve.Problems) != 1 || ve.Problems[0].Message != tc.want {
 			t.Errorf("%s:\n got %v\nwant one problem %q", tc.doc, ve.Problems, tc.want)
 		}
+		form, msg, ok := evaluator.BareDocument([]byte(tc.doc))
+		bare := tc.form != 0 || strings.HasPrefix(tc.want, "this is")
+		if ok != bare || ok && (form != tc.form || msg != tc.want) || !ok && msg != "" {
+			t.Errorf("BareDocument(%s) = %v, %q, %v; want %v, %q, %v", tc.doc, form, msg, ok, tc.form, tc.want, bare)
+		}
+	}
+	for _, doc := range []string{`{"buckets": {}}`, `{"CORSRules": [`, `[{"AllowedOrigins": ["*"],}]`, "", "buckets: {}"} {
+		if form, msg, ok := evaluator.BareDocument([]byte(doc)); ok {
+			t.Errorf("BareDocument(%q) = %v, %q, true; want false", doc, form, msg)
+		}
+	}
+}
+
+// TestParseConfigEmpty: blank input (nothing, blanks, a byte-order mark) is called an empty
+// configuration with what one looks like, not "unexpected end of input"; the surfaces only
+// add the file name.
+func TestParseConfigEmpty(t *testing.T) {
+	const want = `InvalidConfiguration: the configuration is empty: an s3cors configuration is an object with at least "buckets", e.g. {"buckets": {}}`
+	for _, doc := range []string{"", " \n\t\r\n", "\ufeff", "\ufeff \n"} {
+		_, err := evaluator.ParseConfig([]byte(doc))
+		var ve *evaluator.ValidationError
+		if !errors.As(err, &ve) || len(ve.Problems) != 1 || ve.Problems[0].String() != want {
+			t.Errorf("ParseConfig(%q) = %v, want one problem %q", doc, err, want)
+		}
+	}
+	// A document that says null is not empty.
+	_, err := evaluator.ParseConfig([]byte("null"))
+	if err == nil || !strings.Contains(err.Error(), "must be a JSON object, not null") {
+		t.Errorf("ParseConfig(null) = %v, want a JSON object asked for", err)
 	}
 }
