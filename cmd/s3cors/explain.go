@@ -3,11 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -35,7 +30,8 @@ given means the header is absent; --origin "" sends an empty Origin.
 
 --format json prints a stable document: request, bucket, key, rules_from, preflight,
 checked_method, rules[{index, id, used, origin, method, headers: {matched, allowed, failed}}],
-outcome (reply, decorate, forward, pass), reason, rule, allowed, summary and
+outcome (reply, decorate, forward, pass), reason, rule, allowed, summary, notes (what the
+request may not mean, e.g. a lower-case "options" is not a preflight) and
 response {status, headers, body, note}. The gateway's /debug/s3cors/explain serves the same.`,
 		Example: `  s3cors explain --config testdata/demo/config.json --bucket website --key notes/a.txt \
       --method OPTIONS --origin http://127.0.0.1:8081 --request-method PUT \
@@ -69,43 +65,40 @@ response {status, headers, body, note}. The gateway's /debug/s3cors/explain serv
 			if q.Key != "" && q.Bucket == "" {
 				return usageErrorf("explain: --key needs --bucket")
 			}
-			if err := checkExplainFlags(cmd, q); err != nil {
-				return err
+			// explain.Request cannot tell a flag given empty from one not given.
+			if q.Method == "" {
+				return usageErrorf(`explain: --method "": want an HTTP method, e.g. OPTIONS or GET`)
+			}
+			if flags.Changed("url") && q.URL == "" {
+				return usageErrorf(`explain: --url "": want an http:// or https:// URL`)
+			}
+			if flags.Changed("bucket") && q.Bucket == "" {
+				return usageErrorf(`explain: --bucket "": want a bucket name`)
 			}
 			pol, _, err := loadPolicy(configPath)
 			if err != nil {
 				return err
 			}
 			req, err := explain.Request(pol.Config(), q)
-			if errors.Is(err, explain.ErrQuery) {
+			var qerr *explain.QueryError
+			switch {
+			case errors.As(err, &qerr) && qerr.Field != "":
+				// The query's fields are spelled as the flags are.
+				return usageErrorf("explain: --%s %q: %w", qerr.Field, qerr.Value, qerr.Err)
+			case errors.Is(err, explain.ErrQuery):
 				return &exitError{code: exitUsage, err: err}
-			} else if err != nil {
+			case err != nil:
 				return err
 			}
 			rep := explain.Run(pol, req)
 			out := cmd.OutOrStdout()
-			// HTTP methods are case-sensitive, so "options" is explained as the actual request
-			// it is; the note says why no preflight was evaluated. With JSON it goes to stderr,
-			// keeping stdout the stable document.
-			var note string
-			if q.Method != http.MethodOptions && strings.EqualFold(q.Method, http.MethodOptions) {
-				note = fmt.Sprintf("note: method %q is not a preflight: methods are case-sensitive, and a preflight is OPTIONS (upper case)\n", q.Method)
-			}
 			if format == "json" {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
 				enc.SetEscapeHTML(false)
-				if err := enc.Encode(rep); err != nil {
-					return err
-				}
-				_, _ = io.WriteString(cmd.ErrOrStderr(), note)
-				return nil
+				return enc.Encode(rep)
 			}
-			if err := rep.WriteText(out); err != nil {
-				return err
-			}
-			_, err = io.WriteString(out, note)
-			return err
+			return rep.WriteText(out)
 		},
 	}
 	f := cmd.Flags()
@@ -119,55 +112,4 @@ response {status, headers, body, note}. The gateway's /debug/s3cors/explain serv
 	f.StringVar(&reqHeaders, "request-headers", "", "Access-Control-Request-Headers header value, e.g. content-type,x-amz-meta-author (absent unless given)")
 	f.StringVar(&format, "format", "text", "output format: text or json")
 	return cmd
-}
-
-// checkExplainFlags refuses a request no client could send, which explain would otherwise
-// quietly turn into another one: a bucket name with "/" (read back as bucket and key), a
-// header value with control characters, a URL that is not http or https.
-func checkExplainFlags(cmd *cobra.Command, q explain.Query) error {
-	flags := cmd.Flags()
-	if q.Method == "" {
-		return usageErrorf(`--method "": want an HTTP method, e.g. OPTIONS or GET`)
-	}
-	if flags.Changed("bucket") {
-		if q.Bucket == "" {
-			return usageErrorf(`--bucket "": want a bucket name`)
-		}
-		if strings.ContainsAny(q.Bucket, "/?#") || hasControl(q.Bucket, false) {
-			return usageErrorf(`--bucket %q: a bucket name cannot contain "/", "?", "#" or control characters (give the object with --key)`, q.Bucket)
-		}
-	}
-	if flags.Changed("url") {
-		u, err := url.Parse(q.URL)
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err // its message repeats the URL
-		}
-		if err != nil {
-			return usageErrorf("--url %q: %w", q.URL, err)
-		}
-		if u.Scheme != "http" && u.Scheme != "https" {
-			return usageErrorf("--url %q: want an http:// or https:// URL", q.URL)
-		}
-	}
-	for _, h := range []struct {
-		flag  string
-		value *string
-	}{{"origin", q.Origin}, {"request-method", q.RequestMethod}, {"request-headers", q.RequestHeaders}} {
-		if h.value != nil && hasControl(*h.value, true) {
-			return usageErrorf("--%s %q: a header value cannot contain control characters", h.flag, *h.value)
-		}
-	}
-	return nil
-}
-
-// hasControl reports whether s holds an ASCII control character; a header value may hold
-// horizontal tabs (RFC 9110 section 5.5), so tab is allowed when allowTab is set.
-func hasControl(s string, allowTab bool) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 0x20 && (!allowTab || c != '\t')) || c == 0x7f {
-			return true
-		}
-	}
-	return false
 }

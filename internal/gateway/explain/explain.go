@@ -38,27 +38,64 @@ type Query struct {
 // ErrQuery is wrapped by every error Request returns for a malformed query.
 var ErrQuery = errors.New("invalid query")
 
-// Request builds the evaluator's request for q under the configuration cfg.
+// QueryError is a query Request refuses because no client could send it, or because
+// explaining it would quietly explain another request: a bucket name with "/" (read back as
+// bucket and key), a header value with a control character, a URL that is not http(s).
+type QueryError struct {
+	// Field names the part of the query at fault as the gateway's query parameter and the
+	// CLI's flag spell it: "method", "url", "bucket", "origin", "request-method" or
+	// "request-headers"; empty when the query as a whole is at fault (neither URL nor bucket,
+	// or both).
+	Field string
+	// Value is the field's value as given.
+	Value string
+	// Err says what is wrong with it.
+	Err error
+}
+
+func (e *QueryError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("explain: %v: %v", ErrQuery, e.Err)
+	}
+	return fmt.Sprintf("explain: %v: %s %q: %v", ErrQuery, e.Field, e.Value, e.Err)
+}
+
+// Unwrap makes a QueryError match ErrQuery and its cause.
+func (e *QueryError) Unwrap() []error { return []error{ErrQuery, e.Err} }
+
+func queryErr(field, value, reason string) error {
+	return &QueryError{Field: field, Value: value, Err: errors.New(reason)}
+}
+
+// Request builds the evaluator's request for q under the configuration cfg. A malformed query
+// is a *QueryError (which matches ErrQuery).
 func Request(cfg *evaluator.Config, q Query) (*evaluator.Request, error) {
 	if q.Method == "" {
-		return nil, fmt.Errorf("explain: %w: a method is required", ErrQuery)
+		return nil, queryErr("method", q.Method, "a method is required, e.g. OPTIONS or GET")
 	}
 	for _, c := range q.Method {
 		if c <= ' ' || c >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", c) {
-			return nil, fmt.Errorf("explain: %w: method %q is not an HTTP method token", ErrQuery, q.Method)
+			return nil, queryErr("method", q.Method, "not an HTTP method token")
 		}
 	}
 	r := &evaluator.Request{Method: q.Method}
 	switch {
 	case q.URL != "" && (q.Bucket != "" || q.Key != ""):
-		return nil, fmt.Errorf("explain: %w: give either a URL or a bucket (and key), not both", ErrQuery)
+		return nil, &QueryError{Err: errors.New("give either a URL or a bucket (and key), not both")}
 	case q.URL != "":
 		u, err := url.Parse(q.URL)
 		if err != nil {
-			return nil, fmt.Errorf("explain: %w: url %q: %w", ErrQuery, q.URL, err)
+			var uerr *url.Error
+			if errors.As(err, &uerr) {
+				err = uerr.Err // its message repeats the URL
+			}
+			return nil, &QueryError{Field: "url", Value: q.URL, Err: err}
+		}
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return nil, queryErr("url", q.URL, "want an http:// or https:// URL")
 		}
 		if u.Host == "" {
-			return nil, fmt.Errorf("explain: %w: url %q has no host (write it as http://host/path)", ErrQuery, q.URL)
+			return nil, queryErr("url", q.URL, "no host (write it as http://host/path)")
 		}
 		r.Authority = u.Host
 		r.Path = u.EscapedPath()
@@ -69,9 +106,20 @@ func Request(cfg *evaluator.Config, q Query) (*evaluator.Request, error) {
 			r.Path += "?" + u.RawQuery
 		}
 	case q.Bucket != "":
+		if strings.ContainsAny(q.Bucket, "/?#") || hasControl(q.Bucket, false) {
+			return nil, queryErr("bucket", q.Bucket, `a bucket name cannot contain "/", "?", "#" or control characters (give the object as the key)`)
+		}
 		r.Authority, r.Path = Address(cfg, q.Bucket, q.Key)
 	default:
-		return nil, fmt.Errorf("explain: %w: a URL or a bucket is required", ErrQuery)
+		return nil, &QueryError{Err: errors.New("a URL or a bucket is required")}
+	}
+	for _, h := range []struct {
+		field string
+		value *string
+	}{{"origin", q.Origin}, {"request-method", q.RequestMethod}, {"request-headers", q.RequestHeaders}} {
+		if h.value != nil && hasControl(*h.value, true) {
+			return nil, queryErr(h.field, *h.value, "a header value cannot contain control characters")
+		}
 	}
 	if q.Origin != nil {
 		r.Origin, r.HasOrigin = *q.Origin, true
@@ -83,6 +131,17 @@ func Request(cfg *evaluator.Config, q Query) (*evaluator.Request, error) {
 		r.RequestHeaders, r.HasRequestHeaders = *q.RequestHeaders, true
 	}
 	return r, nil
+}
+
+// hasControl reports whether s holds an ASCII control character. A header value may hold
+// horizontal tabs (RFC 9110 section 5.5), so tab is allowed when allowTab is set.
+func hasControl(s string, allowTab bool) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && (!allowTab || c != '\t')) || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // Address returns the authority and path a client would use for bucket and key under cfg's
@@ -129,7 +188,10 @@ type Report struct {
 	// readable cross-origin). False for pass-through requests, which s3cors does not judge.
 	Allowed bool `json:"allowed"`
 	// Summary is one sentence saying what happened and why.
-	Summary  string       `json:"summary"`
+	Summary string `json:"summary"`
+	// Notes point out what the query may not have meant, e.g. that "options" (lower case) is
+	// an actual request, not a preflight. Empty, never null, when there is nothing to say.
+	Notes    []string     `json:"notes"`
 	Response ResponseInfo `json:"response"`
 }
 
@@ -181,7 +243,12 @@ func Run(pol *evaluator.Policy, r *evaluator.Request) *Report {
 		Bucket:  d.Bucket, Key: d.Key, RulesFrom: e.Source,
 		Preflight: r.Method == http.MethodOptions,
 		Outcome:   outcomeName(d.Outcome), Reason: d.Reason.String(), Rule: d.Rule,
-		Rules: []RuleReport{},
+		Rules: []RuleReport{}, Notes: []string{},
+	}
+	// HTTP methods are case-sensitive, so "options" is explained as the actual request it is;
+	// the note says why no preflight was evaluated.
+	if r.Method != http.MethodOptions && strings.EqualFold(r.Method, http.MethodOptions) {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("method %q is not a preflight: methods are case-sensitive, and a preflight is OPTIONS (upper case)", r.Method))
 	}
 	if r.HasOrigin {
 		rep.Request.Origin = &r.Origin
@@ -429,6 +496,12 @@ func (rep *Report) WriteText(w io.Writer) error {
 	}
 	if rep.Response.Body != "" {
 		fmt.Fprintf(&b, "\n%s\n", strings.TrimRight(rep.Response.Body, "\n"))
+	}
+	if len(rep.Notes) > 0 {
+		b.WriteString("\n")
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintf(&b, "note: %s\n", n)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
