@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/s3cors/s3cors/evaluator"
 )
@@ -90,6 +94,11 @@ func LoadConfig(name string, data []byte) (*LoadedPolicy, error) {
 // ConfigJSON returns the configuration document in data as JSON, converting YAML when name or
 // content says it is YAML (see [LoadConfigFile]). JSON is returned unchanged but for a leading
 // UTF-8 byte-order mark, which some Windows editors write and JSON does not allow.
+//
+// A YAML file with no document in it (nothing, blanks, comments, a bare "---") is returned as
+// no bytes at all, not as the null YAML reads it as: evaluator.ParseConfig then reports it as
+// an empty configuration, as it does an empty JSON file, where null would be refused as "not
+// a JSON object". A document that says null ("null", "~") stays null.
 func ConfigJSON(name string, data []byte) ([]byte, error) {
 	if !isYAML(name, data) {
 		return bytes.TrimPrefix(data, []byte("\ufeff")), nil
@@ -98,7 +107,25 @@ func ConfigJSON(name string, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("extproc: config %q: invalid YAML: %w", name, err)
 	}
+	if string(doc) == "null" && yamlBlank(data) {
+		return []byte{}, nil
+	}
 	return doc, nil
+}
+
+// yamlBlank reports YAML that holds no value: no document at all, or one that writes nothing
+// after its "---". It is asked only of data that already converted to null, so the second
+// read costs nothing worth saving.
+func yamlBlank(data []byte) bool {
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
+		return errors.Is(err, io.EOF)
+	}
+	if len(doc.Content) != 1 {
+		return len(doc.Content) == 0
+	}
+	n := doc.Content[0]
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null" && n.Value == ""
 }
 
 func isYAML(name string, data []byte) bool {
