@@ -300,11 +300,10 @@ func targetList() string {
 
 // configJSON returns the configuration as JSON, read exactly as `s3cors validate` and the
 // ext_proc server read it (extproc.ConfigJSON): JSON unchanged, YAML (by the source's extension
-// or the content) as YAML 1.2 with key order and bucket names kept as written.
+// or the content) as YAML 1.2 with key order and bucket names kept as written. A blank or
+// comment-only file comes back blank, for the evaluator to call empty in the words every
+// other surface uses.
 func configJSON(source string, cfg []byte) ([]byte, error) {
-	if len(bytes.TrimSpace(cfg)) == 0 {
-		return nil, errors.New("manifest: the configuration is empty")
-	}
 	js, err := extproc.ConfigJSON(source, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
