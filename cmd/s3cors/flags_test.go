@@ -23,9 +23,9 @@ func TestManifestRefusesExplicitZeros(t *testing.T) {
 		{"istio-extproc", []string{"--replicas", "0"}, "--replicas 0: want 1 to 100"},
 		{"envoy-wasm", []string{"--listen-port", "0"}, "--listen-port 0: want a TCP port"},
 		{"envoy-wasm", []string{"--admin-port", "0"}, "--admin-port 0: want a TCP port"},
-		{"envoy-extproc", []string{"--message-timeout", "0"}, "--message-timeout 0s: want whole milliseconds"},
-		{"istio-wasmplugin", []string{"--image", ""}, `--image "": want an image reference`},
-		{"istio-extproc", []string{"--image="}, `--image "": want an image reference`},
+		{"envoy-extproc", []string{"--message-timeout", "0"}, `--message-timeout "0s": want whole milliseconds`},
+		{"istio-wasmplugin", []string{"--image", ""}, `--image "": want the OCI image of the module (` + "`s3cors oci push`" + ` prints it), e.g. ghcr.io/acme/s3cors-wasm:v1.2.0`},
+		{"istio-extproc", []string{"--image="}, `--image "": want the container image of the s3cors binary, e.g. ghcr.io/acme/s3cors:v1.2.0`},
 		{"envoy-wasm", []string{"--upstream", ""}, `--upstream "": want host:port`},
 		{"envoy-extproc", []string{"--extproc", ""}, `--extproc "": want host:port`},
 		{"envoy-wasm", []string{"--wasm-path", ""}, `--wasm-path "": want an absolute file path`},
@@ -33,7 +33,8 @@ func TestManifestRefusesExplicitZeros(t *testing.T) {
 		{"istio-wasmplugin", []string{"--gateway-namespace", ""}, `--gateway-namespace "": want a Kubernetes namespace name`},
 		{"istio-wasmplugin", []string{"--fail-strategy", ""}, `--fail-strategy "": want FAIL_CLOSE or FAIL_RELOAD`},
 		{"istio-wasmplugin", []string{"--gateway-selector", ""}, `--gateway-selector "": want key=value`},
-		{"envoy-wasm", []string{"-o", ""}, `--out "": want a file path`},
+		{"envoy-wasm", []string{"-o", ""}, `--out "": want a file path; use - for standard output`},
+		{"istio-wasmplugin", []string{"--gateway-name", ""}, `--gateway-name "": want the name of a Kubernetes Gateway`},
 	} {
 		args := append([]string{"manifest", "--config", cfg, "--target", tc.target}, tc.flag...)
 		r := runCLI(t, args...)
@@ -46,6 +47,48 @@ func TestManifestRefusesExplicitZeros(t *testing.T) {
 	r := runCLI(t, "manifest", "--config", cfg, "--target", "envoy-wasm", "--listen-port", "0", "--upstream", "")
 	if r.code != 1 || !strings.Contains(r.stderr, "--listen-port 0") || !strings.Contains(r.stderr, `--upstream ""`) {
 		t.Errorf("two zero options: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestManifestApplicabilityFirst: an option the target does not read is refused as such,
+// whatever its value, zero included; every message names the option in one style, --flag.
+func TestManifestApplicabilityFirst(t *testing.T) {
+	cfg := filepath.Join("testdata", "in", "config.json")
+	for _, tc := range []struct {
+		target string
+		flag   []string
+		want   string
+	}{
+		{"envoy-wasm", []string{"--replicas", "0"}, "--replicas 0: only the istio-extproc target deploys a server"},
+		{"envoy-wasm", []string{"--replicas", "3"}, "--replicas 3: only the istio-extproc target deploys a server"},
+		{"envoy-wasm", []string{"--image", ""}, `--image "": only the istio-* targets pull images`},
+		{"istio-extproc", []string{"--listen-port", "0"}, "--listen-port 0: only the envoy-* targets use it"},
+		{"istio-extproc", []string{"--upstream-tls=false"}, "--upstream-tls: only the envoy-* targets use it"},
+		{"istio-extproc", []string{"--gateway-name", ""}, `--gateway-name "": only the istio-wasmplugin target attaches`},
+		{"envoy-extproc", []string{"--wasm-path", ""}, `--wasm-path "": only the envoy-wasm target`},
+		{"istio-wasmplugin", []string{"--namespace", "x"}, `--namespace "x": only the istio-extproc target`},
+		{"envoy-wasm", []string{"--message-timeout", "0"}, `--message-timeout "0s": only the ext_proc targets use it`},
+		{"envoy-extproc", []string{"--fail-strategy", "FAIL_OPEN"}, `--fail-strategy "FAIL_OPEN": only the istio-wasmplugin target has one`},
+		{"envoy-wasm", []string{"--gateway-selector", "a=b"}, `--gateway-selector "a=b": only the istio-* targets use it`},
+	} {
+		args := append([]string{"manifest", "--config", cfg, "--target", tc.target}, tc.flag...)
+		r := runCLI(t, args...)
+		if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, ": want") {
+			t.Errorf("s3cors %s: exit %d, %d bytes out, stderr %q; want exit 1, nothing out and only %q",
+				strings.Join(args, " "), r.code, len(r.stdout), r.stderr, tc.want)
+		}
+	}
+	// Several problems at once: each line names its option as --flag.
+	r := runCLI(t, "manifest", "--config", cfg, "--target", "istio-extproc", "--replicas", "0", "--upstream", "minio",
+		"--image", "Not An Image", "--namespace", "UPPER", "--gateway-selector", "bad key!=v", "--message-timeout", "1500us")
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if r.code != 1 || len(lines) != 6 || !strings.HasPrefix(lines[0], "s3cors: manifest: bad options for istio-extproc: --") {
+		t.Fatalf("several bad options: exit %d, stderr %q", r.code, r.stderr)
+	}
+	for _, l := range lines[1:] {
+		if !strings.HasPrefix(l, "--") {
+			t.Errorf("line %q does not start with the option's flag", l)
+		}
 	}
 }
 

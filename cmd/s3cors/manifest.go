@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/internal/manifest"
@@ -53,9 +53,21 @@ every problem as validate prints it.`,
 			if err := oneOf("target", target, targets...); err != nil {
 				return err
 			}
-			if err := refuseExplicitZeros(cmd, target, configPath, outPath, selector, o); err != nil {
-				return err
+			// --config and --out are the command's own; manifest.Generate judges the rest,
+			// knowing which were given, so an option given as zero is refused, not defaulted.
+			if configPath == "" {
+				return &exitError{code: exitFailure, err: errors.New(`manifest: --config "": want a configuration file, JSON or YAML`)}
 			}
+			if flags.Changed("out") && outPath == "" {
+				return &exitError{code: exitFailure, err: errors.New(`manifest: --out "": want a file path; use - for standard output`)}
+			}
+			flags.Visit(func(f *pflag.Flag) {
+				switch f.Name {
+				case "config", "target", "out":
+				default:
+					o.Given = append(o.Given, f.Name)
+				}
+			})
 			if len(selector) > 0 {
 				o.GatewaySelector = map[string]string{}
 				for _, kv := range selector {
@@ -83,7 +95,7 @@ every problem as validate prints it.`,
 			} else if err != nil {
 				return err
 			}
-			if outPath == "" || outPath == "-" {
+			if outPath == "" || outPath == "-" { // not given, or -
 				_, err = cmd.OutOrStdout().Write(out)
 			} else if err = os.WriteFile(outPath, out, 0o644); err != nil {
 				err = fmt.Errorf("manifest: %w", err)
@@ -97,7 +109,7 @@ every problem as validate prints it.`,
 	f := cmd.Flags()
 	f.StringVar(&configPath, "config", "", "s3cors configuration file, JSON or YAML (required)")
 	f.StringVar(&target, "target", "", "what to generate: "+strings.Join(targets, ", "))
-	f.StringVarP(&outPath, "out", "o", "", "write to this file instead of stdout")
+	f.StringVarP(&outPath, "out", "o", "", "write to this file instead of stdout (- for stdout)")
 	f.StringVar(&o.Upstream, "upstream", "", fmt.Sprintf("S3-compatible store as host:port (envoy-*; default %q)", manifest.DefaultUpstream))
 	f.BoolVar(&o.UpstreamTLS, "upstream-tls", false, "speak TLS to the store, the host as SNI (envoy-*)")
 	f.IntVar(&o.ListenPort, "listen-port", 0, fmt.Sprintf("port Envoy serves S3 on (envoy-*; default %d)", manifest.DefaultListenPort))
@@ -116,72 +128,25 @@ every problem as validate prints it.`,
 	return cmd
 }
 
-// refuseExplicitZeros refuses an option given explicitly as zero or empty. manifest.Options
-// reads a zero field as "not set, use the default", so without this check `--replicas 0` or
-// `--image ""` would quietly produce the default instead of what was asked. Like the options
-// manifest.Generate refuses, these are bad values (exit code 1), all reported at once.
-func refuseExplicitZeros(cmd *cobra.Command, target, configPath, outPath string, selector []string, o manifest.Options) error {
-	checks := []struct {
-		flag string
-		zero bool
-		want string
-	}{
-		{"config", configPath == "", "want a configuration file, JSON or YAML"},
-		{"out", outPath == "", "want a file path, or - for stdout"},
-		{"upstream", o.Upstream == "", "want host:port of the store, e.g. minio.storage:9000"},
-		{"listen-port", o.ListenPort == 0, "want a TCP port, 1 to 65535"},
-		{"admin-port", o.AdminPort == 0, "want a TCP port, 1 to 65535"},
-		{"wasm-path", o.WasmPath == "", "want an absolute file path, e.g. " + manifest.DefaultWasmPath},
-		{"extproc", o.ExtProc == "", "want host:port of the ext_proc server, e.g. " + manifest.DefaultExtProc},
-		{"message-timeout", o.MessageTimeout == 0, "want whole milliseconds between 1ms and 10s"},
-		{"image", o.Image == "", "want an image reference, e.g. ghcr.io/acme/s3cors-wasm:v1.2.0"},
-		{"wasm-sha256", o.WasmSHA256 == "", "want 64 lower-case hex digits (the image manifest digest)"},
-		{"fail-strategy", o.FailStrategy == "", "want FAIL_CLOSE or FAIL_RELOAD"},
-		{"gateway-namespace", o.GatewayNamespace == "", "want a Kubernetes namespace name"},
-		{"gateway-selector", len(selector) == 0, "want key=value,..."},
-		{"gateway-name", o.GatewayName == "", "want the name of a Kubernetes Gateway"},
-		{"namespace", o.Namespace == "", "want a Kubernetes namespace name"},
-		{"replicas", o.Replicas == 0, "want 1 to 100"},
-	}
-	flags := cmd.Flags()
-	var errs []error
-	for _, c := range checks {
-		if !c.zero || !flags.Changed(c.flag) {
-			continue
-		}
-		v := flags.Lookup(c.flag).Value
-		shown := v.String()
-		switch v.Type() {
-		case "string":
-			shown = strconv.Quote(shown)
-		case "stringSlice":
-			shown = `""`
-		}
-		errs = append(errs, fmt.Errorf("--%s %s: %s", c.flag, shown, c.want))
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("manifest: bad options for %s: %w", target, errors.Join(errs...))
-	}
-	return nil
-}
-
 // warnPlaceholderImage warns when an Istio manifest names the placeholder image because
-// --image was not given: Istio cannot pull it, and under the WasmPlugin's FAIL_CLOSE (or the
-// ext_proc filter's fail-closed default) the gateway then refuses every request it serves.
-// The file itself stays as documented, so the committed examples regenerate unchanged.
+// --image was not given. For istio-wasmplugin, the gateway's Istio agent cannot pull the
+// module, and under the WasmPlugin's FAIL_CLOSE the gateway refuses every request it serves;
+// for istio-extproc, the kubelet cannot pull the server's image, so its pods never start and
+// the ext_proc filter, failing closed, refuses every request. The file itself stays as
+// documented, so the committed examples regenerate unchanged.
 func warnPlaceholderImage(cmd *cobra.Command, target manifest.Target, image string) {
-	var def, what string
+	var def, puller, what string
 	switch target {
 	case manifest.IstioWasmPlugin:
-		def, what = manifest.DefaultWasmImage, "the module's OCI image (`s3cors oci push` prints it)"
+		def, puller, what = manifest.DefaultWasmImage, "the gateway's Istio agent cannot pull", "the module's OCI image (`s3cors oci push` prints it)"
 	case manifest.IstioExtProc:
-		def, what = manifest.DefaultServerImage, "the s3cors container image"
+		def, puller, what = manifest.DefaultServerImage, "Kubernetes cannot pull for the server's pods", "the s3cors container image"
 	default:
 		return
 	}
 	if image != "" {
 		return
 	}
-	_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "s3cors: warning: no --image given: the manifest names the placeholder %q, which Istio cannot pull; "+
-		"applied as is, the gateway fails closed and refuses every request. Regenerate with --image set to %s.\n", def, what)
+	_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "s3cors: warning: no --image given: the manifest names the placeholder %q, which %s; "+
+		"applied as is, the gateway fails closed and refuses every request. Regenerate with --image set to %s.\n", def, puller, what)
 }

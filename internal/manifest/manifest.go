@@ -82,8 +82,9 @@ const (
 func DefaultGatewaySelector() map[string]string { return map[string]string{"istio": "ingressgateway"} }
 
 // Options adjust the generated files. The zero value gives the documented defaults; each field
-// says which targets read it. Values are checked: a bad one is an error naming the option and
-// the value, never a silently corrected file.
+// says which targets read it. Values are checked: a bad one is an error naming the option, as
+// the `s3cors manifest` flag it is (--replicas), and the value, never a silently corrected
+// file. An option set for a target that does not read it is an error too.
 type Options struct {
 	// Source names the configuration file in the generated header, so the file says how to
 	// regenerate it. Default "config.json".
@@ -130,6 +131,14 @@ type Options struct {
 	Namespace string
 	// Replicas of the ext_proc server (istio-extproc). Default 2.
 	Replicas int
+
+	// Given names the options set on purpose, by their flag names ("replicas", "image",
+	// "gateway-selector"...), as `s3cors manifest` fills it from the flags on its command
+	// line. An option given is checked even when its value is the zero one: given to a
+	// target that does not use it, it is refused as any other value would be; given as zero
+	// or empty to one that does, it is refused ("--replicas 0: want 1 to 100") rather than
+	// read as "use the default". Default none: a zero field is an option not set.
+	Given []string
 }
 
 // Generate returns the deployment file for target, built from the s3cors configuration cfg
@@ -392,10 +401,39 @@ func prepare(target Target, o Options) (*data, error) {
 		d.sourceOpt = "config.json"
 	}
 	if strings.ContainsAny(d.sourceOpt, "\n\r") {
-		bad("source %q: must be one line", d.sourceOpt)
+		bad("--config %q: must be one line (the header names it)", d.sourceOpt)
 	}
 	envoy := target == EnvoyWasm || target == EnvoyExtProc
 	istio := target == IstioWasmPlugin || target == IstioExtProc
+
+	// Whether an option applies to target is judged here, before any of its values: an option
+	// the target does not read is refused whatever its value, zero included, and one it reads
+	// is refused when given as zero. The per-target checks below then see only options that
+	// apply.
+	given := map[string]bool{}
+	for _, name := range o.Given {
+		given[name] = true
+	}
+	for _, opt := range options(o) {
+		if !given[opt.name] && !opt.set {
+			continue
+		}
+		delete(given, opt.name)
+		switch {
+		case !slices.Contains(opt.targets, target):
+			bad("%s: %s", flagValue(opt.name, opt.shown), opt.notUsed)
+		case !opt.set && opt.want != nil:
+			bad("%s: %s", flagValue(opt.name, opt.shown), opt.want(target))
+		}
+	}
+	unknown := make([]string, 0, len(given))
+	for name := range given {
+		unknown = append(unknown, name)
+	}
+	slices.Sort(unknown)
+	for _, name := range unknown {
+		bad("--%s: not an option of s3cors manifest", name)
+	}
 
 	if envoy {
 		up := cmpOr(o.Upstream, DefaultUpstream)
@@ -403,7 +441,7 @@ func prepare(target Target, o Options) (*data, error) {
 			d.regenerate = append(d.regenerate, flagArg("upstream", o.Upstream))
 		}
 		if h, p, err := hostPort(up); err != nil {
-			bad("upstream %q: %v", up, err)
+			bad("--upstream %q: %v", up, err)
 		} else {
 			d.UpstreamHost, d.UpstreamPort = h, p
 			d.UpstreamIsIP = net.ParseIP(h) != nil
@@ -415,7 +453,7 @@ func prepare(target Target, o Options) (*data, error) {
 		d.ListenPort = portOr(o.ListenPort, DefaultListenPort, "listen-port", &d.regenerate, bad)
 		d.AdminPort = portOr(o.AdminPort, DefaultAdminPort, "admin-port", &d.regenerate, bad)
 		if d.ListenPort == d.AdminPort && d.ListenPort != 0 {
-			bad("listen-port %d: the admin port uses it too", d.ListenPort)
+			bad("--listen-port %d: the admin port uses it too", d.ListenPort)
 		}
 	}
 	if target == EnvoyWasm {
@@ -424,10 +462,8 @@ func prepare(target Target, o Options) (*data, error) {
 			d.regenerate = append(d.regenerate, flagArg("wasm-path", o.WasmPath))
 		}
 		if !pathRe.MatchString(d.WasmPath) || strings.Contains(d.WasmPath, "..") {
-			bad("wasm-path %q: want an absolute file path of letters, digits, '.', '_', '-' and '/'", d.WasmPath)
+			bad("--wasm-path %q: want an absolute file path of letters, digits, '.', '_', '-' and '/'", d.WasmPath)
 		}
-	} else if o.WasmPath != "" {
-		bad("wasm-path %q: only the envoy-wasm target loads a module from a file", o.WasmPath)
 	}
 	if target == EnvoyExtProc {
 		ep := cmpOr(o.ExtProc, DefaultExtProc)
@@ -435,13 +471,11 @@ func prepare(target Target, o Options) (*data, error) {
 			d.regenerate = append(d.regenerate, flagArg("extproc", o.ExtProc))
 		}
 		if h, p, err := hostPort(ep); err != nil {
-			bad("extproc %q: %v", ep, err)
+			bad("--extproc %q: %v", ep, err)
 		} else {
 			d.ExtProcHost, d.ExtProcPort = h, p
 		}
 		d.ExtProcCluster = "s3cors_extproc"
-	} else if o.ExtProc != "" {
-		bad("extproc %q: only the envoy-extproc target calls a server at an address of your choice (istio-extproc deploys one)", o.ExtProc)
 	}
 	if target == EnvoyExtProc || target == IstioExtProc {
 		mt := o.MessageTimeout
@@ -451,19 +485,9 @@ func prepare(target Target, o Options) (*data, error) {
 			d.regenerate = append(d.regenerate, flagArg("message-timeout", mt.String()))
 		}
 		if mt < time.Millisecond || mt > 10*time.Second || mt%time.Millisecond != 0 {
-			bad("message-timeout %q: want whole milliseconds between 1ms and 10s", mt)
+			bad("--message-timeout %q: want whole milliseconds between 1ms and 10s", mt)
 		}
 		d.MessageTimeout = strconv.FormatFloat(mt.Seconds(), 'f', -1, 64) + "s"
-	} else if o.MessageTimeout != 0 {
-		bad("message-timeout %q: only the ext_proc targets use it", o.MessageTimeout)
-	}
-	if !envoy {
-		for name, set := range map[string]bool{"upstream": o.Upstream != "", "upstream-tls": o.UpstreamTLS,
-			"listen-port": o.ListenPort != 0, "admin-port": o.AdminPort != 0} {
-			if set {
-				bad("%s: only the envoy-* targets use it; Istio's gateway routes to your store", name)
-			}
-		}
 	}
 
 	if istio {
@@ -472,24 +496,22 @@ func prepare(target Target, o Options) (*data, error) {
 			d.regenerate = append(d.regenerate, flagArg("gateway-namespace", o.GatewayNamespace))
 		}
 		if !k8sNameRe.MatchString(d.GatewayNamespace) {
-			bad("gateway-namespace %q: not a Kubernetes namespace name", d.GatewayNamespace)
+			bad("--gateway-namespace %q: not a Kubernetes namespace name", d.GatewayNamespace)
 		}
 		for _, k := range sortedKeys(o.GatewaySelector) {
 			if !labelKeyRe.MatchString(k) {
-				bad("gateway-selector: label key %q is not a Kubernetes label key", k)
+				bad("--gateway-selector: label key %q is not a Kubernetes label key", k)
 			}
 			if !labelValueRe.MatchString(o.GatewaySelector[k]) {
-				bad("gateway-selector: label %s value %q is not a Kubernetes label value", k, o.GatewaySelector[k])
+				bad("--gateway-selector: label %s value %q is not a Kubernetes label value", k, o.GatewaySelector[k])
 			}
 		}
 		if o.GatewayName != "" {
-			if target != IstioWasmPlugin {
-				bad("gateway-name %q: only the istio-wasmplugin target attaches by targetRefs; use gateway-selector", o.GatewayName)
-			} else if !k8sNameRe.MatchString(o.GatewayName) {
-				bad("gateway-name %q: not a Kubernetes object name", o.GatewayName)
+			if !k8sNameRe.MatchString(o.GatewayName) {
+				bad("--gateway-name %q: not a Kubernetes object name", o.GatewayName)
 			}
 			if len(o.GatewaySelector) > 0 {
-				bad("gateway-selector: give either a selector or gateway-name, not both")
+				bad("--gateway-selector: give either a selector or gateway-name, not both")
 			}
 			d.GatewayName = o.GatewayName
 			d.regenerate = append(d.regenerate, flagArg("gateway-name", o.GatewayName))
@@ -508,13 +530,6 @@ func prepare(target Target, o Options) (*data, error) {
 				d.Selector = append(d.Selector, labelKV{k, sel[k]})
 			}
 		}
-	} else {
-		for name, set := range map[string]bool{"gateway-namespace": o.GatewayNamespace != "", "gateway-name": o.GatewayName != "",
-			"gateway-selector": len(o.GatewaySelector) > 0} {
-			if set {
-				bad("%s: only the istio-* targets use it", name)
-			}
-		}
 	}
 
 	switch target {
@@ -525,21 +540,21 @@ func prepare(target Target, o Options) (*data, error) {
 		}
 		img = strings.TrimPrefix(img, "oci://")
 		if !imageRe.MatchString(img) {
-			bad("image %q: want an OCI reference such as ghcr.io/acme/s3cors-wasm:v1.2.0 (optionally @sha256:<64 hex>)", img)
+			bad("--image %q: want an OCI reference such as %s (optionally @sha256:<64 hex>)", img, exampleWasmImage)
 		}
 		d.URL = "oci://" + img
 		d.SHA256 = o.WasmSHA256
 		if o.WasmSHA256 != "" {
 			d.regenerate = append(d.regenerate, flagArg("wasm-sha256", o.WasmSHA256))
 			if !hexSHA256Re.MatchString(o.WasmSHA256) {
-				bad("wasm-sha256 %q: want 64 lower-case hex digits (the image manifest digest)", o.WasmSHA256)
+				bad("--wasm-sha256 %q: want 64 lower-case hex digits (the image manifest digest)", o.WasmSHA256)
 			}
 		}
 		if _, pinned, ok := strings.Cut(img, "@sha256:"); ok {
 			if d.SHA256 == "" {
 				d.SHA256 = pinned
 			} else if d.SHA256 != pinned {
-				bad("wasm-sha256 %q: the image is pinned to sha256:%s; Istio requires them to agree", d.SHA256, pinned)
+				bad("--wasm-sha256 %q: the image is pinned to sha256:%s; Istio requires them to agree", d.SHA256, pinned)
 			}
 		}
 		d.FailStrategy = cmpOr(o.FailStrategy, DefaultFailStrategy)
@@ -549,9 +564,9 @@ func prepare(target Target, o Options) (*data, error) {
 		switch d.FailStrategy {
 		case "FAIL_CLOSE", "FAIL_RELOAD":
 		case "FAIL_OPEN":
-			bad("fail-strategy %q: refused: a failed filter would let preflights and responses through unchecked, to a store that may reflect any origin", d.FailStrategy)
+			bad("--fail-strategy %q: refused: a failed filter would let preflights and responses through unchecked, to a store that may reflect any origin", d.FailStrategy)
 		default:
-			bad("fail-strategy %q: want FAIL_CLOSE or FAIL_RELOAD", d.FailStrategy)
+			bad("--fail-strategy %q: want FAIL_CLOSE or FAIL_RELOAD", d.FailStrategy)
 		}
 	case IstioExtProc:
 		d.Image = cmpOr(o.Image, DefaultServerImage)
@@ -559,19 +574,7 @@ func prepare(target Target, o Options) (*data, error) {
 			d.regenerate = append(d.regenerate, flagArg("image", o.Image))
 		}
 		if !imageRe.MatchString(d.Image) {
-			bad("image %q: want a container image reference such as ghcr.io/acme/s3cors:v1.2.0", d.Image)
-		}
-	default:
-		if o.Image != "" {
-			bad("image %q: only the istio-* targets pull images", o.Image)
-		}
-	}
-	if target != IstioWasmPlugin {
-		if o.WasmSHA256 != "" {
-			bad("wasm-sha256 %q: only the istio-wasmplugin target pulls the module by digest", o.WasmSHA256)
-		}
-		if o.FailStrategy != "" {
-			bad("fail-strategy %q: only the istio-wasmplugin target has one (the others fail closed)", o.FailStrategy)
+			bad("--image %q: want a container image reference such as %s", d.Image, exampleServerImage)
 		}
 	}
 
@@ -581,7 +584,7 @@ func prepare(target Target, o Options) (*data, error) {
 			d.regenerate = append(d.regenerate, flagArg("namespace", o.Namespace))
 		}
 		if !k8sNameRe.MatchString(d.Namespace) {
-			bad("namespace %q: not a Kubernetes namespace name", d.Namespace)
+			bad("--namespace %q: not a Kubernetes namespace name", d.Namespace)
 		}
 		d.Replicas = o.Replicas
 		if d.Replicas == 0 {
@@ -590,22 +593,96 @@ func prepare(target Target, o Options) (*data, error) {
 			d.regenerate = append(d.regenerate, flagArg("replicas", strconv.Itoa(o.Replicas)))
 		}
 		if d.Replicas < 1 || d.Replicas > 100 {
-			bad("replicas %d: want 1 to 100", o.Replicas)
+			bad("--replicas %d: want 1 to 100", o.Replicas)
 		}
 		d.ExtProcPort = DefaultExtProcPort
 		d.ExtProcCluster = fmt.Sprintf("outbound|%d||s3cors-extproc.%s.svc.cluster.local", d.ExtProcPort, d.Namespace)
-	} else {
-		if o.Namespace != "" {
-			bad("namespace %q: only the istio-extproc target deploys a server (the WasmPlugin goes to gateway-namespace)", o.Namespace)
-		}
-		if o.Replicas != 0 {
-			bad("replicas %d: only the istio-extproc target deploys a server", o.Replicas)
-		}
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("manifest: bad options for %s: %w", target, errors.Join(errs...))
 	}
 	return d, nil
+}
+
+// Example images the messages suggest, one per target that pulls an image.
+const (
+	exampleWasmImage   = "ghcr.io/acme/s3cors-wasm:v1.2.0"
+	exampleServerImage = "ghcr.io/acme/s3cors:v1.2.0"
+)
+
+// option is one field of Options as the applicability check sees it.
+type option struct {
+	name    string   // its flag name
+	set     bool     // not the zero value
+	shown   string   // the value as a message shows it; "" for a bool
+	targets []Target // the targets that read it
+	notUsed string   // why the others do not, for an option given to one of them
+	// want says what a value looks like, for the option given as zero to a target that
+	// reads it; nil when zero is a value like any other (a bool).
+	want func(Target) string
+}
+
+// options lists every option of o, with the targets that read it.
+func options(o Options) []option {
+	envoy := []Target{EnvoyWasm, EnvoyExtProc}
+	istio := []Target{IstioWasmPlugin, IstioExtProc}
+	const notIstio = "only the envoy-* targets use it; Istio's gateway routes to your store"
+	want := func(s string) func(Target) string { return func(Target) string { return s } }
+	port := want("want a TCP port, 1 to 65535")
+	namespace := want("want a Kubernetes namespace name")
+	var selector []string
+	for _, k := range sortedKeys(o.GatewaySelector) {
+		selector = append(selector, k+"="+o.GatewaySelector[k])
+	}
+	return []option{
+		{"upstream", o.Upstream != "", strconv.Quote(o.Upstream), envoy, notIstio,
+			want("want host:port of the store, e.g. minio.storage:9000")},
+		{"upstream-tls", o.UpstreamTLS, "", envoy, notIstio, nil},
+		{"listen-port", o.ListenPort != 0, strconv.Itoa(o.ListenPort), envoy, notIstio, port},
+		{"admin-port", o.AdminPort != 0, strconv.Itoa(o.AdminPort), envoy, notIstio, port},
+		{"wasm-path", o.WasmPath != "", strconv.Quote(o.WasmPath), []Target{EnvoyWasm},
+			"only the envoy-wasm target loads a module from a file",
+			want("want an absolute file path, e.g. " + DefaultWasmPath)},
+		{"extproc", o.ExtProc != "", strconv.Quote(o.ExtProc), []Target{EnvoyExtProc},
+			"only the envoy-extproc target calls a server at an address of your choice (istio-extproc deploys one)",
+			want("want host:port of the ext_proc server, e.g. " + DefaultExtProc)},
+		{"message-timeout", o.MessageTimeout != 0, strconv.Quote(o.MessageTimeout.String()), []Target{EnvoyExtProc, IstioExtProc},
+			"only the ext_proc targets use it",
+			want("want whole milliseconds between 1ms and 10s")},
+		{"image", o.Image != "", strconv.Quote(o.Image), istio, "only the istio-* targets pull images",
+			func(t Target) string {
+				if t == IstioWasmPlugin {
+					return "want the OCI image of the module (`s3cors oci push` prints it), e.g. " + exampleWasmImage
+				}
+				return "want the container image of the s3cors binary, e.g. " + exampleServerImage
+			}},
+		{"wasm-sha256", o.WasmSHA256 != "", strconv.Quote(o.WasmSHA256), []Target{IstioWasmPlugin},
+			"only the istio-wasmplugin target pulls the module by digest",
+			want("want 64 lower-case hex digits (the image manifest digest)")},
+		{"fail-strategy", o.FailStrategy != "", strconv.Quote(o.FailStrategy), []Target{IstioWasmPlugin},
+			"only the istio-wasmplugin target has one (the others fail closed)",
+			want("want FAIL_CLOSE or FAIL_RELOAD")},
+		{"gateway-namespace", o.GatewayNamespace != "", strconv.Quote(o.GatewayNamespace), istio,
+			"only the istio-* targets use it", namespace},
+		{"gateway-selector", len(o.GatewaySelector) > 0, strconv.Quote(strings.Join(selector, ",")), istio,
+			"only the istio-* targets use it", want("want key=value,...")},
+		{"gateway-name", o.GatewayName != "", strconv.Quote(o.GatewayName), []Target{IstioWasmPlugin},
+			"only the istio-wasmplugin target attaches to a Kubernetes Gateway by targetRefs (istio-extproc selects the gateway with --gateway-selector)",
+			want("want the name of a Kubernetes Gateway")},
+		{"namespace", o.Namespace != "", strconv.Quote(o.Namespace), []Target{IstioExtProc},
+			"only the istio-extproc target deploys a server (the WasmPlugin goes to --gateway-namespace)", namespace},
+		{"replicas", o.Replicas != 0, strconv.Itoa(o.Replicas), []Target{IstioExtProc},
+			"only the istio-extproc target deploys a server", want("want 1 to 100")},
+	}
+}
+
+// flagValue is an option as a message names it: "--replicas 3", or "--upstream-tls" for a
+// bool.
+func flagValue(name, shown string) string {
+	if shown == "" {
+		return "--" + name
+	}
+	return "--" + name + " " + shown
 }
 
 func cmpOr(v, def string) string {
@@ -621,7 +698,7 @@ func portOr(v, def int, name string, regen *[]string, bad func(string, ...any)) 
 	}
 	*regen = append(*regen, flagArg(name, strconv.Itoa(v)))
 	if v < 1 || v > 65535 {
-		bad("%s %d: not a TCP port", name, v)
+		bad("--%s %d: not a TCP port", name, v)
 	}
 	return v
 }
