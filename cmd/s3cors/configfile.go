@@ -9,6 +9,7 @@ import (
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/extproc"
+	"github.com/s3cors/s3cors/internal/shell"
 )
 
 // docKind is what a file passed to validate or convert holds.
@@ -20,57 +21,45 @@ const (
 	kindUnsupported docKind = ""
 )
 
-// detectKind tells an s3cors configuration from a bare bucket CORS document: S3 XML and the
-// console's JSON array are bucket documents, a JSON object is a bucket document when it has a
-// top-level "CORSRules" member and no "buckets" (with both, it is a configuration with a
-// stray key), and anything else (other JSON objects, YAML) is an s3cors configuration, as
-// extproc reads it.
+// detectKind tells an s3cors configuration from a bare bucket CORS document by what the
+// evaluator calls a bare document where a configuration belongs (evaluator.BareDocument): S3
+// XML, an array of rules, an object with "CORSRules" and no "buckets". An array that does not
+// parse is taken for a bucket document too, for the bucket parser to report its syntax error
+// in the form it has. Anything else (other JSON, YAML, a blank file) is an s3cors
+// configuration, as the ext_proc server reads it.
 func detectKind(data []byte) docKind {
 	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
 	if len(trimmed) == 0 {
 		return kindConfig
 	}
 	switch trimmed[0] {
-	case '<', '[':
-		return kindBucketCORS
-	case '{':
-		var top map[string]json.RawMessage
-		if err := json.Unmarshal(trimmed, &top); err == nil {
-			_, rules := top["CORSRules"]
-			_, buckets := top["buckets"]
-			if rules && !buckets {
-				return kindBucketCORS
-			}
+	case '<', '{', '[':
+		if _, _, ok := evaluator.BareDocument(trimmed); ok {
+			return kindBucketCORS
+		}
+		if trimmed[0] == '[' && !json.Valid(trimmed) {
+			return kindBucketCORS
 		}
 	}
 	return kindConfig
 }
 
-// isEmpty reports a file with nothing but blanks (and a byte-order mark) in it, which YAML
-// would read as null and JSON as a syntax error: neither says what is wrong.
+// isEmpty reports a file with nothing but blanks (and a byte-order mark) in it.
 func isEmpty(data []byte) bool {
 	return len(bytes.TrimLeft(data, " \t\r\n\ufeff")) == 0
 }
 
-// notAConfig says why a file given where an s3cors configuration belongs is not one, before
-// it is parsed as one: it is empty, or it is a bare bucket CORS document (detectKind), which
-// users have from S3 and paste as it is. It returns "" for anything else. The message starts
-// "the file", for the caller to name it.
-func notAConfig(data []byte) string {
-	if isEmpty(data) {
-		return `the file is empty: an s3cors configuration is an object with at least "buckets", e.g. {"buckets": {}}`
+// bareDocument returns the evaluator's problem for a bare bucket CORS document given where
+// an s3cors configuration belongs, or "" when data is not one. data is the file as read
+// and doc (may be nil) the JSON it converts to, which tells a YAML bucket document.
+func bareDocument(data, doc []byte) string {
+	if _, msg, ok := evaluator.BareDocument(data); ok {
+		return msg
 	}
-	if detectKind(data) != kindBucketCORS {
-		return ""
+	if _, msg, ok := evaluator.BareDocument(doc); ok {
+		return msg
 	}
-	form := formOf(data)
-	doc := map[string]string{
-		"xml":     `"<CORSConfiguration>...</CORSConfiguration>"`,
-		"json":    `{"CORSRules": [...]}`,
-		"console": `[...]`,
-	}[form]
-	return "the file is a bucket CORS document (" + formName(form) + "), not an s3cors configuration: " +
-		`put it under a bucket name, {"buckets": {"NAME": ` + doc + "}}"
+	return ""
 }
 
 // configBuckets returns the names under the top-level "buckets" of a JSON configuration, in
@@ -117,25 +106,26 @@ func configJSON(path string, data []byte) ([]byte, error) {
 	return doc, nil
 }
 
-// loadPolicy reads, validates and compiles an s3cors configuration file.
+// loadPolicy reads, validates and compiles an s3cors configuration file. Its errors are the
+// evaluator's, prefixed with the file's name; a bare bucket CORS document also gets the
+// command that validates it as what it is.
 func loadPolicy(path string) (*evaluator.Policy, []byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading configuration: %w", err)
 	}
-	if msg := notAConfig(data); msg != "" {
-		if !isEmpty(data) {
-			msg += " (s3cors validate " + path + " checks it as it is)"
-		}
-		return nil, nil, fmt.Errorf("configuration %q: %s", path, msg)
-	}
 	doc, err := configJSON(path, data)
-	if err != nil {
-		return nil, nil, err
+	if err == nil {
+		var pol *evaluator.Policy
+		if pol, err = evaluator.Load(doc); err == nil {
+			return pol, doc, nil
+		}
 	}
-	pol, err := evaluator.Load(doc)
-	if err != nil {
-		return nil, nil, fmt.Errorf("configuration %q: %w", path, err)
+	err = fmt.Errorf("configuration %q: %w", path, err)
+	// An XML file is no YAML a converter can be relied on to read, so the file as read is
+	// asked first.
+	if msg := bareDocument(data, doc); msg != "" {
+		return nil, nil, fmt.Errorf("configuration %q: %s (s3cors validate %s checks it as it is)", path, msg, shell.Quote(path))
 	}
-	return pol, doc, nil
+	return nil, nil, err
 }

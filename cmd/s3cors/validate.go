@@ -129,14 +129,12 @@ func validateOne(path string, kind docKind) validateFile {
 	}
 	f.Kind = string(kind)
 	switch {
-	case isEmpty(data) && kind == kindConfig:
-		err = errors.New(notAConfig(data))
-	case isEmpty(data):
+	case isEmpty(data) && kind == kindBucketCORS:
 		err = errors.New(`the file is empty: a bucket CORS document is {"CORSRules": [...]}, [...] or <CORSConfiguration> XML`)
-	case kind == kindConfig && detectKind(data) == kindBucketCORS:
-		// --kind config on a bucket document: say what it is rather than list the keys
-		// a configuration lacks.
-		err = errors.New(notAConfig(data) + ", or validate it as a bucket document (--kind auto)")
+	case kind == kindConfig && bareDocument(data, nil) != "":
+		// --kind config on a bucket document the bucket parser reads: the evaluator's
+		// finding, and how to validate it as what it is.
+		err = errors.New(bareDocument(data, nil) + ", or validate it as a bucket document (--kind auto)")
 	case kind == kindBucketCORS:
 		var b *evaluator.BucketCORS
 		b, err = evaluator.ParseBucketCORS(data)
