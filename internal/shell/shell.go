@@ -9,8 +9,8 @@ import "strings"
 const plain = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-"
 
 // Quote returns s as one POSIX shell word: unchanged when it holds only bytes no shell treats
-// specially, else in single quotes (a single quote inside written '\''). The empty string is
-// ''.
+// specially, else in single quotes, a single quote inside closing the quotes, escaped, and
+// reopening them. The empty string is an empty pair of single quotes.
 func Quote(s string) string {
 	if s != "" && strings.Trim(s, plain) == "" {
 		return s
