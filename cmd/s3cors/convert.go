@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -38,7 +39,13 @@ The document is validated first; an invalid one is reported as validate would, w
 			var b *evaluator.BucketCORS
 			data, err := os.ReadFile(path)
 			if err != nil {
-				return &exitError{code: exitUsage, err: err}
+				// An unreadable file is a failure, not a usage error: the command line was
+				// right. The path is quoted once, so *fs.PathError's own copy is dropped.
+				var perr *fs.PathError
+				if errors.As(err, &perr) {
+					err = perr.Err
+				}
+				return fmt.Errorf("convert: reading %q: %w", path, err)
 			}
 			if isEmpty(data) {
 				return &exitError{code: exitFailure, err: fmt.Errorf("convert: %q is empty", path)}

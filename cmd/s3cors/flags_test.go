@@ -319,3 +319,19 @@ func TestVersionFlag(t *testing.T) {
 		t.Errorf("--version: exit %d\n%s%s\nwant\n%s", r.code, r.stdout, r.stderr, want.stdout)
 	}
 }
+
+// TestConvertUnreadableFile: a file that cannot be read is a failure (exit 1) naming the
+// file once, with or without --bucket, not a usage error.
+func TestConvertUnreadableFile(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nonexistent.json")
+	for _, args := range [][]string{
+		{"convert", missing, "--bucket", "website", "--to", "xml"},
+		{"convert", missing, "--to", "json"},
+	} {
+		r := runCLI(t, args...)
+		want := fmt.Sprintf("s3cors: convert: reading %q: ", missing)
+		if r.code != 1 || r.stdout != "" || !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, missing) != 1 || strings.Contains(r.stderr, "--help") {
+			t.Errorf("s3cors %q: exit %d, stderr %q; want exit 1 and %q with the cause", args, r.code, r.stderr, want)
+		}
+	}
+}
