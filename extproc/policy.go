@@ -103,6 +103,9 @@ func ConfigJSON(name string, data []byte) ([]byte, error) {
 	if !isYAML(name, data) {
 		return bytes.TrimPrefix(data, []byte("\ufeff")), nil
 	}
+	if len(bytes.TrimLeft(data, " \t\r\n\ufeff")) == 0 {
+		return []byte{}, nil // a tab, blank as it is, is no YAML
+	}
 	doc, err := yamlToJSON(data)
 	if err != nil {
 		return nil, fmt.Errorf("extproc: config %q: invalid YAML: %w", name, err)

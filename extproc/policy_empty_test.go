@@ -24,6 +24,7 @@ func TestLoadConfigBlank(t *testing.T) {
 		{"config.json", "\ufeff"},
 		{"config.yaml", ""},
 		{"config.yaml", "\n\n"},
+		{"config.yaml", " \n\t\n"}, // a tab YAML refuses as indentation
 		{"config.yaml", "\ufeff"},
 		{"config.yaml", "# buckets: {}\n  # nothing else\n"},
 		{"config.yml", "\ufeff# a comment\n"},
