@@ -28,12 +28,12 @@ open streams (after --shutdown-delay, for at most --drain-timeout), then exits.`
 			// Checked here, before anything listens: extproc.Run reads a zero drain timeout
 			// as its default, which a user who typed --drain-timeout 0 did not ask for.
 			if o.DrainTimeout <= 0 {
-				return usageErrorf("--drain-timeout %s: want a positive duration", o.DrainTimeout)
+				return usageErrorf("extproc: --drain-timeout %s: want a positive duration", o.DrainTimeout)
 			}
 			if o.ShutdownDelay < 0 {
-				return usageErrorf("--shutdown-delay %s: want a duration of 0 or more", o.ShutdownDelay)
+				return usageErrorf("extproc: --shutdown-delay %s: want a duration of 0 or more", o.ShutdownDelay)
 			}
-			logger, err := newLogger(cmd.ErrOrStderr(), logLevel, logFormat)
+			logger, err := newLogger(cmd.ErrOrStderr(), "extproc", logLevel, logFormat)
 			if err != nil {
 				return err
 			}

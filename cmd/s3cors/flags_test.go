@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -192,6 +193,12 @@ func TestManifestPlaceholderImageWarns(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, "registry.example.com") || !strings.Contains(r.stderr, "warning: no --image given") {
 			t.Errorf("%s without --image: exit %d, stderr %q", target, r.code, r.stderr)
 		}
+		// The WasmPlugin's module is pulled by the gateway's Istio agent, the server's
+		// container image by Kubernetes.
+		puller := map[string]string{"istio-wasmplugin": "which the gateway's Istio agent cannot pull", "istio-extproc": "which Kubernetes cannot pull for the server's pods"}[target]
+		if !strings.Contains(r.stderr, puller) {
+			t.Errorf("%s without --image: warning %q does not say %q", target, r.stderr, puller)
+		}
 		r = runCLI(t, "manifest", "--config", cfg, "--target", target, "--image", "ghcr.io/acme/s3cors:v1")
 		if r.code != 0 || r.stderr != "" {
 			t.Errorf("%s with --image: exit %d, stderr %q", target, r.code, r.stderr)
@@ -211,9 +218,11 @@ func TestExtprocDurations(t *testing.T) {
 		flag []string
 		want string
 	}{
-		{[]string{"--drain-timeout", "0"}, "--drain-timeout 0s: want a positive duration"},
-		{[]string{"--drain-timeout", "-1s"}, "--drain-timeout -1s: want a positive duration"},
-		{[]string{"--shutdown-delay", "-5s"}, "--shutdown-delay -5s: want a duration of 0 or more"},
+		{[]string{"--drain-timeout", "0"}, "s3cors: extproc: --drain-timeout 0s: want a positive duration"},
+		{[]string{"--drain-timeout", "-1s"}, "s3cors: extproc: --drain-timeout -1s: want a positive duration"},
+		{[]string{"--shutdown-delay", "-5s"}, "s3cors: extproc: --shutdown-delay -5s: want a duration of 0 or more"},
+		{[]string{"--log-level", "loud"}, `s3cors: extproc: --log-level "loud": want debug, info, warn or error`},
+		{[]string{"--log-format", "xml"}, `s3cors: extproc: --log-format "xml": want text or json`},
 	} {
 		args := append([]string{"extproc", "--config", cfg, "--listen", "256.0.0.1:1", "--metrics-listen", ""}, tc.flag...)
 		r := runCLI(t, args...)
@@ -293,9 +302,23 @@ func TestExplainLowerCaseOptions(t *testing.T) {
 // stops right after reading its flags.
 func TestServeEnvoyProfile(t *testing.T) {
 	bad := filepath.Join("testdata", "in", "bad-method.json")
-	r := runCLI(t, "serve", "--config", bad, "--envoy-profile", "x")
-	if r.code != 2 || !strings.Contains(r.stderr, `--envoy-profile "x": `) {
-		t.Errorf("--envoy-profile x: exit %d, stderr %q", r.code, r.stderr)
+	// The value is named once, whichever way it is wrong.
+	for _, p := range []string{"x", "envoy-1.20"} {
+		r := runCLI(t, "serve", "--config", bad, "--envoy-profile", p)
+		if r.code != 2 || !strings.HasPrefix(r.stderr, "s3cors: serve: --envoy-profile: ") || strings.Count(r.stderr, strconv.Quote(p)) != 1 {
+			t.Errorf("--envoy-profile %s: exit %d, stderr %q", p, r.code, r.stderr)
+		}
+	}
+	r := runCLI(t, "serve", "--config", bad, "--workers", "0")
+	if r.code != 2 || !strings.HasPrefix(r.stderr, "s3cors: serve: --workers 0: ") {
+		t.Errorf("--workers 0: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// The upstream is read after the configuration and the module (any readable file: it is
+	// compiled only later), before anything listens.
+	good := filepath.Join("testdata", "in", "config.json")
+	r = runCLI(t, "serve", "--config", good, "--wasm", good, "--upstream", "http://a b")
+	if r.code != 2 || !strings.HasPrefix(r.stderr, `s3cors: serve: --upstream "http://a b": `) || strings.Count(r.stderr, "a b") != 1 {
+		t.Errorf("--upstream with a space: exit %d, stderr %q", r.code, r.stderr)
 	}
 	r = runCLI(t, "serve", "--config", bad, "--envoy-profile", "envoy-1.36")
 	if r.code != 1 || !strings.Contains(r.stderr, `msg="envoy profile resolved" requested=envoy-1.36 profile=envoy-1.33`) {

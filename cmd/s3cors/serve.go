@@ -110,13 +110,15 @@ func parseFailurePolicy(s string) (wasmhost.FailurePolicy, error) {
 	case "reload":
 		return wasmhost.FailReload, nil
 	}
-	return 0, usageErrorf("--failure-policy %q: want fail-closed, fail-open or reload", s)
+	return 0, usageErrorf("serve: --failure-policy %q: want fail-closed, fail-open or reload", s)
 }
 
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+// newLogger is the logger of the command named cmd (serve, extproc), which prefixes its flag
+// errors.
+func newLogger(w io.Writer, cmd, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageErrorf("--log-level %q: want debug, info, warn or error", level)
+		return nil, usageErrorf("%s: --log-level %q: want debug, info, warn or error", cmd, level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
@@ -125,7 +127,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, usageErrorf("--log-format %q: want text or json", format)
+	return nil, usageErrorf("%s: --log-format %q: want text or json", cmd, format)
 }
 
 func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
@@ -133,17 +135,17 @@ func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 		return usageErrorf("serve: --config is required")
 	}
 	if f.workers < 1 {
-		return usageErrorf("--workers %d: want at least 1", f.workers)
+		return usageErrorf("serve: --workers %d: want at least 1", f.workers)
 	}
 	profile, err := wasmhost.ParseProfile(f.profile)
 	if err != nil {
-		return usageErrorf("--envoy-profile %q: %w", f.profile, err)
+		return usageErrorf("serve: --envoy-profile: %w", err) // the error quotes the value
 	}
 	policy, err := parseFailurePolicy(f.failurePolicy)
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(stderr, f.logLevel, f.logFormat)
+	logger, err := newLogger(stderr, "serve", f.logLevel, f.logFormat)
 	if err != nil {
 		return err
 	}
@@ -183,7 +185,11 @@ func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 	} else {
 		u, err := url.Parse(f.upstream)
 		if err != nil {
-			return usageErrorf("--upstream %q: %v", f.upstream, err)
+			var uerr *url.Error
+			if errors.As(err, &uerr) {
+				err = uerr.Err // its message repeats the URL
+			}
+			return usageErrorf("serve: --upstream %q: %w", f.upstream, err)
 		}
 		if upstream, err = gateway.ProxyTo(u, logger); err != nil {
 			return &exitError{code: exitUsage, err: err}
