@@ -22,12 +22,12 @@ var (
 // Defaults: unlistedBuckets "not-enabled", addressing.pathStyle true, upstreamCORSHeaders
 // "strip".
 func ParseConfig(data []byte) (*Config, error) {
-	return parseConfig(data, parseConfigJSON)
+	return parseConfig(data, true)
 }
 
-// parseConfig is ParseConfig with the JSON reader as a parameter, so that tests can hold the
-// lazy reader (parseConfigJSON) to the whole-tree one (parseJSON).
-func parseConfig(data []byte, parse func([]byte) (*jsonValue, *jsonParser, error)) (*Config, error) {
+// parseConfig is ParseConfig, reading buckets as the document is read (parseConfigJSON) when
+// stream is set, from the whole tree (parseJSON) when not: tests hold the one to the other.
+func parseConfig(data []byte, stream bool) (*Config, error) {
 	if err := checkEncoding(data); err != nil {
 		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: err.Error()}}}
 	}
@@ -38,7 +38,22 @@ func parseConfig(data []byte, parse func([]byte) (*jsonValue, *jsonParser, error
 	if trimmed[0] == '<' {
 		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: bareDocument(FormXML)}}}
 	}
-	root, sub, err := parse(data)
+	cfg := &Config{
+		Buckets:             map[string]*BucketCORS{},
+		UnlistedBuckets:     UnlistedNotEnabled,
+		Addressing:          Addressing{PathStyle: true},
+		UpstreamCORSHeaders: UpstreamStrip,
+	}
+	// The buckets' problems, kept apart while the document is read and put in their place,
+	// document order, when the loop below comes to "buckets".
+	var streamed problems
+	var root *jsonValue
+	var err error
+	if stream {
+		root, err = parseConfigJSON(data, func(key string, v *jsonValue) { addBucket(&streamed, cfg, key, v) })
+	} else {
+		root, err = parseJSON(data)
+	}
 	if err != nil {
 		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: err.Error()}}}
 	}
@@ -46,12 +61,6 @@ func parseConfig(data []byte, parse func([]byte) (*jsonValue, *jsonParser, error
 		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: bareDocument(form)}}}
 	}
 	var ps problems
-	cfg := &Config{
-		Buckets:             map[string]*BucketCORS{},
-		UnlistedBuckets:     UnlistedNotEnabled,
-		Addressing:          Addressing{PathStyle: true},
-		UpstreamCORSHeaders: UpstreamStrip,
-	}
 	if root.kind != jsonObject {
 		ps.config("", "the configuration must be a JSON object, not "+describe(root))
 		return nil, ps.err()
@@ -66,7 +75,14 @@ func parseConfig(data []byte, parse func([]byte) (*jsonValue, *jsonParser, error
 		seen[m.key] = true
 		switch m.key {
 		case "buckets":
-			parseBuckets(&ps, cfg, m.val, sub)
+			if stream && m.val.kind == jsonObject { // read as the document was
+				ps.list = append(ps.list, streamed.list...)
+				if cfg.BucketOrder == nil {
+					cfg.BucketOrder = []string{}
+				}
+				continue
+			}
+			parseBuckets(&ps, cfg, m.val)
 		case "default":
 			if m.val.kind == jsonNull {
 				continue // "default": null is the same as no default
@@ -124,7 +140,8 @@ func BareDocument(doc []byte) (form Form, message string, ok bool) {
 	if len(trimmed) == 0 || checkEncoding(trimmed) != nil {
 		return 0, "", false
 	}
-	root, _, err := parseConfigJSON(trimmed)
+	// Buckets are not needed to tell; streamed, they cost no tree.
+	root, err := parseConfigJSON(trimmed, func(string, *jsonValue) {})
 	if err != nil {
 		return 0, "", false
 	}
@@ -265,9 +282,8 @@ func isIdent(s string) bool {
 	return true
 }
 
-// parseBuckets reads the "buckets" object. Its members' values come from parseConfigJSON
-// unbuilt; sub builds each in turn, in memory the next one reuses.
-func parseBuckets(ps *problems, cfg *Config, v *jsonValue, sub *jsonParser) {
+// parseBuckets reads the "buckets" object from a whole tree.
+func parseBuckets(ps *problems, cfg *Config, v *jsonValue) {
 	if v.kind != jsonObject {
 		ps.config("buckets", "must be an object keyed by bucket name, not "+describe(v))
 		return
@@ -276,37 +292,32 @@ func parseBuckets(ps *problems, cfg *Config, v *jsonValue, sub *jsonParser) {
 		cfg.BucketOrder = make([]string, 0, len(v.members))
 	}
 	for _, m := range v.members {
-		path := fieldPath{base: m.key, bucket: true, rule: -1}
-		if _, dup := cfg.Buckets[m.key]; dup {
-			ps.config(path.String(), "duplicate bucket "+strconv.Quote(m.key))
-			continue
-		}
-		if m.key == "" {
-			ps.config(path.String(), "a bucket name cannot be empty")
-			continue
-		}
-		if strings.ContainsAny(m.key, "/?#") || hasCTL(m.key) {
-			ps.config(path.String(), "bucket name "+strconv.Quote(m.key)+` cannot contain "/", "?", "#" or control characters`)
-			continue
-		}
-		val := m.val
-		if val.kind == jsonRaw {
-			var err error
-			if val, err = sub.reparse(val); err != nil {
-				ps.config(path.String(), "internal error: "+err.Error())
-				continue
-			}
-		}
-		b := parseBucketValue(ps, path, val)
-		if sub != nil {
-			sub.release() // b holds strings of the tree, never the tree itself
-		}
-		if b == nil {
-			b = &BucketCORS{} // keep the name taken so a duplicate is still reported
-		}
-		cfg.Buckets[m.key] = b
-		cfg.BucketOrder = append(cfg.BucketOrder, m.key)
+		addBucket(ps, cfg, m.key, m.val)
 	}
+}
+
+// addBucket reads one member of the "buckets" object into cfg. It keeps nothing of v but its
+// strings (parseConfigJSON reuses v's memory).
+func addBucket(ps *problems, cfg *Config, name string, v *jsonValue) {
+	path := fieldPath{base: name, bucket: true, rule: -1}
+	if _, dup := cfg.Buckets[name]; dup {
+		ps.config(path.String(), "duplicate bucket "+strconv.Quote(name))
+		return
+	}
+	if name == "" {
+		ps.config(path.String(), "a bucket name cannot be empty")
+		return
+	}
+	if strings.ContainsAny(name, "/?#") || hasCTL(name) {
+		ps.config(path.String(), "bucket name "+strconv.Quote(name)+` cannot contain "/", "?", "#" or control characters`)
+		return
+	}
+	b := parseBucketValue(ps, path, v)
+	if b == nil {
+		b = &BucketCORS{} // keep the name taken so a duplicate is still reported
+	}
+	cfg.Buckets[name] = b
+	cfg.BucketOrder = append(cfg.BucketOrder, name)
 }
 
 // fieldPath is where a value sits in the document, spelt out (String) only when a problem

@@ -10,18 +10,12 @@ import (
 	"testing"
 )
 
-// treeJSON is the whole-tree reader, the reference parseConfigJSON is held to.
-func treeJSON(data []byte) (*jsonValue, *jsonParser, error) {
-	v, err := parseJSON(data)
-	return v, nil, err
-}
-
-// sameConfig fails t unless the lazy and the whole-tree readers give ParseConfig the same
+// sameConfig fails t unless the streaming and the whole-tree readers give ParseConfig the same
 // configuration, or the same error, for data.
 func sameConfig(t *testing.T, name string, data []byte) {
 	t.Helper()
-	lazy, lerr := parseConfig(data, parseConfigJSON)
-	tree, terr := parseConfig(data, treeJSON)
+	lazy, lerr := parseConfig(data, true)
+	tree, terr := parseConfig(data, false)
 	if (lerr == nil) != (terr == nil) || lerr != nil && lerr.Error() != terr.Error() {
 		t.Fatalf("%s: lazy reader: %v\nwhole tree: %v", name, lerr, terr)
 	}
@@ -48,6 +42,12 @@ func lazySeeds(tb testing.TB) map[string][]byte {
 		"nested buckets":     []byte(`{"buckets": {"buckets": {"buckets": null}}, "default": {"buckets": {}}}`),
 		"buckets not object": []byte(`{"buckets": [{"a": null}], "addressing": {"buckets": 1}}`),
 		"empty":              []byte(`{"buckets": {}}`),
+		// Values read before "buckets" must survive every bucket's rewind.
+		"before buckets": []byte(`{"default": [{"AllowedOrigins": ["https://d.example"], "AllowedMethods": ["GET"], "ExposeHeaders": ["ETag"]}],
+			"addressing": {"virtualHostSuffixes": ["s3.example.com"], "pathStyle": false},
+			"buckets": {"a": [{"AllowedOrigins": ["https://a.example", "https://b.example"], "AllowedMethods": ["PUT", "POST"], "AllowedHeaders": ["*"]}],
+			"b": {"CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": ["DELETE"], "MaxAgeSeconds": 9}]}}, "unlistedBuckets": "forward"}`),
+		"two buckets keys": []byte(`{"buckets": {"a": null}, "buckets": {"b": [{}]}}`),
 		// b's empty array and object take the slots where a's number and rule were.
 		"reused slots": []byte(`{"buckets": {"a": [{"AllowedOrigins": 1}], "b": [[], {}], "c": [true, {"ID": "x"}], "d": [null, {}]}}`),
 		"bare":         []byte(`{"CORSRules": []}`),
@@ -119,35 +119,38 @@ func TestLazyConfigMatchesTree(t *testing.T) {
 	}
 }
 
-// TestLazyConfigBuildsNoTree: the lazy reader's memory for buckets' trees is what one
-// bucket needs, not what all of them need.
+// TestLazyConfigBuildsNoTree: the streaming reader hands every bucket over while it reads,
+// keeps none of their trees, and needs the memory of one bucket's tree, not of all of them.
 func TestLazyConfigBuildsNoTree(t *testing.T) {
 	data := lazySeeds(t)["many buckets"]
-	root, sub, err := parseConfigJSON(data)
+	var names []string
+	p := &jsonParser{data: data, reuse: true}
+	p.onBucket = func(key string, v *jsonValue) {
+		if v.kind != jsonArray && v.kind != jsonObject {
+			t.Fatalf("bucket %q handed over as %v", key, v.kind)
+		}
+		names = append(names, key)
+	}
+	root, err := p.document()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buckets *jsonValue
+	if len(names) != 300 || names[0] != "b0" || names[299] != "b299" {
+		t.Fatalf("handed over %d buckets (%v...), want b0 to b299 in order", len(names), names[:min(3, len(names))])
+	}
 	for _, m := range root.members {
-		if m.key == "buckets" {
-			buckets = m.val
+		if m.key != "buckets" {
+			continue
+		}
+		for _, b := range m.val.members {
+			if b.val != &streamedValue {
+				t.Fatalf("bucket %q kept as %v, want the streamed stand-in", b.key, b.val.kind)
+			}
 		}
 	}
-	if buckets == nil || len(buckets.members) != 300 {
-		t.Fatalf("buckets %+v", buckets)
-	}
-	for _, m := range buckets.members {
-		if m.val.kind != jsonRaw {
-			t.Fatalf("bucket %q read as %v, want it left unbuilt", m.key, m.val.kind)
-		}
-		if _, err := sub.reparse(m.val); err != nil {
-			t.Fatalf("bucket %q: %v", m.key, err)
-		}
-		sub.release()
-	}
-	// The largest bucket has 7 rules of 11 values: one 256-value chunk holds any of them.
-	if len(sub.valChunks) > 3 {
-		t.Errorf("%d value chunks after 300 buckets, want the few one bucket needs", len(sub.valChunks))
+	// The largest bucket has 7 rules of 11 values: a few chunks of 256 hold any of them.
+	if len(p.valChunks) > 4 {
+		t.Errorf("%d value chunks after 300 buckets, want the few one bucket needs", len(p.valChunks))
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // jsonKind is the type of a JSON value, named as users know them in error messages.
@@ -18,12 +17,15 @@ const (
 	jsonString
 	jsonArray
 	jsonObject
-	// jsonRaw is a bucket's value not built yet (parseConfigJSON): its text, already checked,
-	// is str. Only parseBuckets sees it, and builds it (reparse) before anything else looks.
-	jsonRaw
+	// jsonStreamed stands in for a bucket's value that parseConfigJSON handed to its
+	// onBucket while reading and did not keep.
+	jsonStreamed
 )
 
 var jsonKindNames = [...]string{"null", "a boolean", "a number", "a string", "an array", "an object", "a value"}
+
+// streamedValue is the one value every streamed bucket's member points at.
+var streamedValue = jsonValue{kind: jsonStreamed}
 
 func (k jsonKind) String() string { return jsonKindNames[k] }
 
@@ -55,19 +57,15 @@ func parseJSON(data []byte) (*jsonValue, error) {
 }
 
 // parseConfigJSON is parseJSON for an s3cors configuration, shaped by what a configuration
-// of many buckets costs. The whole document is checked as parseJSON checks it (same errors,
-// same positions), but the value of each member of the top-level "buckets" object is left
-// as a jsonRaw holding its text, without building its tree or copying its strings. The
-// returned parser builds one such value at a time (reparse) in memory it reuses for the next
-// (release): the tree of a 10,000-bucket configuration is most of what loading it allocates,
-// and in the wasm filter, where the collector is held off while a configuration compiles,
-// all of that stays in the VM's linear memory for good.
-func parseConfigJSON(data []byte) (*jsonValue, *jsonParser, error) {
-	root, err := (&jsonParser{data: data, lazy: true}).document()
-	if err != nil {
-		return nil, nil, err
-	}
-	return root, &jsonParser{reuse: true}, nil
+// of many buckets costs. It reads the document once, with parseJSON's checks and errors, but
+// hands the value of each member of the first top-level "buckets" object to onBucket as soon
+// as it is read, then reuses that value's memory for the next one, so the returned tree holds
+// jsonStreamed in their place. The trees of a 10,000-bucket configuration are most of what
+// loading it allocates, and in the wasm filter, where the collector is held off while a
+// configuration compiles, all of that would stay in the VM's linear memory for good.
+// onBucket must keep nothing of the value but its strings.
+func parseConfigJSON(data []byte, onBucket func(key string, v *jsonValue)) (*jsonValue, error) {
+	return (&jsonParser{data: data, reuse: true, onBucket: onBucket}).document()
 }
 
 // document reads p.data as exactly one JSON value.
@@ -84,27 +82,21 @@ func (p *jsonParser) document() (*jsonValue, error) {
 	return v, nil
 }
 
-// reparse builds the tree of a jsonRaw value. Its text was checked with the whole document,
-// so an error here is a bug in this file; it is returned, not hidden.
-func (p *jsonParser) reparse(raw *jsonValue) (*jsonValue, error) {
-	p.data = unsafe.Slice(unsafe.StringData(raw.str), len(raw.str))
-	p.pos = 0
-	// Depth 2, where the value sits in the document, so that the depth bound is the same.
-	v, err := p.value(2)
-	if err == nil && p.pos != len(p.data) {
-		err = errors.New("unexpected data after a bucket's value")
-	}
-	if err != nil {
-		return nil, p.errorf(err)
-	}
-	return v, nil
+// arenaMark is where the parser's chunks stood, for rewind.
+type arenaMark struct {
+	nextVals, nextMems int
+	vals               []jsonValue
+	mems               []jsonMember
 }
 
-// release lets the next reparse reuse the memory of the trees built so far; none of them may
-// be used after it. Strings stay: they are shared, and the configuration keeps them.
-func (p *jsonParser) release() {
-	p.vals, p.nextVals = nil, 0
-	p.mems, p.nextMems = nil, 0
+func (p *jsonParser) mark() arenaMark {
+	return arenaMark{p.nextVals, p.nextMems, p.vals, p.mems}
+}
+
+// rewind hands the values and lists made since m out again; none of them may be used after.
+// Strings stay: they are shared, and what onBucket built keeps them.
+func (p *jsonParser) rewind(m arenaMark) {
+	p.nextVals, p.nextMems, p.vals, p.mems = m.nextVals, m.nextMems, m.vals, m.mems
 }
 
 type jsonParser struct {
@@ -122,19 +114,18 @@ type jsonParser struct {
 	chunk   int          // the size of the next chunk: small documents stay small
 	strs    map[string]string
 
-	// Chunks handed out so far, kept when reuse is set so that release can hand them out
+	// Chunks handed out so far, kept when reuse is set so that rewind can hand them out
 	// again: valChunks[:nextVals] and memChunks[:nextMems] are in use.
 	reuse              bool
 	valChunks          [][]jsonValue
 	memChunks          [][]jsonMember
 	nextVals, nextMems int
 
-	// lazy leaves the values of the top-level "buckets" object's members unbuilt (jsonRaw),
-	// checking them with discard set: values are then not kept and strings not copied.
-	lazy     bool
-	inBucket bool // the top-level member being read is "buckets"
-	discard  bool
-	scratch  jsonValue
+	// onBucket, when set, receives the first top-level "buckets" object's members
+	// (parseConfigJSON); inBuckets is set while that object is read.
+	onBucket    func(key string, v *jsonValue)
+	inBuckets   bool
+	bucketsSeen bool
 }
 
 // nextChunk returns how many values or members to allocate next: 16, doubling up to 256.
@@ -145,10 +136,6 @@ func (p *jsonParser) nextChunk() int {
 
 // newValue returns a zero value of kind k from the current chunk.
 func (p *jsonParser) newValue(k jsonKind) *jsonValue {
-	if p.discard {
-		p.scratch = jsonValue{kind: k}
-		return &p.scratch
-	}
 	if len(p.vals) == 0 {
 		p.vals = p.valChunk()
 	}
@@ -190,9 +177,6 @@ func (p *jsonParser) memChunk(n int) []jsonMember {
 
 // text returns b as a string, the same string for equal b.
 func (p *jsonParser) text(b []byte) string {
-	if p.discard {
-		return ""
-	}
 	if s, ok := p.strs[string(b)]; ok {
 		return s
 	}
@@ -208,11 +192,6 @@ func (p *jsonParser) text(b []byte) string {
 // their own.
 func (p *jsonParser) finishMembers(base int) []jsonMember {
 	n := len(p.members) - base
-	if p.discard {
-		clear(p.members[base:])
-		p.members = p.members[:base]
-		return nil
-	}
 	if n > len(p.mems) {
 		p.mems = p.memChunk(n)
 	}
@@ -328,12 +307,18 @@ func (p *jsonParser) object(depth int) (*jsonValue, error) {
 		p.space()
 		var e *jsonValue
 		switch {
-		case p.lazy && depth == 0:
-			p.inBucket = key == "buckets"
+		case p.onBucket != nil && depth == 0:
+			p.inBuckets = key == "buckets" && !p.bucketsSeen
+			p.bucketsSeen = p.bucketsSeen || key == "buckets"
 			e, err = p.value(depth + 1)
-			p.inBucket = false
-		case p.lazy && depth == 1 && p.inBucket:
-			e, err = p.rawValue(depth + 1)
+			p.inBuckets = false
+		case p.inBuckets && depth == 1:
+			m := p.mark()
+			if e, err = p.value(depth + 1); err == nil {
+				p.onBucket(key, e)
+				p.rewind(m)
+				e = &streamedValue
+			}
 		default:
 			e, err = p.value(depth + 1)
 		}
@@ -387,20 +372,6 @@ func (p *jsonParser) listNext(close byte, kind jsonKind, base int, after string)
 		return v, nil
 	}
 	return nil, p.unexpected(after)
-}
-
-// rawValue checks the value at p.pos as value does, keeping nothing of it but its text.
-func (p *jsonParser) rawValue(depth int) (*jsonValue, error) {
-	start := p.pos
-	p.discard = true
-	_, err := p.value(depth)
-	p.discard = false
-	if err != nil {
-		return nil, err
-	}
-	v := p.newValue(jsonRaw)
-	v.str = unsafe.String(&p.data[start], p.pos-start) // p.pos > start: a value was read
-	return v, nil
 }
 
 // number checks the RFC 8259 grammar and keeps the literal.
