@@ -47,8 +47,8 @@ The document is validated first; an invalid one is reported as validate would, w
 				}
 				return fmt.Errorf("convert: reading %q: %w", path, err)
 			}
-			if isEmpty(data) {
-				return &exitError{code: exitFailure, err: fmt.Errorf("convert: %q is empty", path)}
+			if isEmpty(data) && bucket == "" {
+				return &exitError{code: exitFailure, err: fmt.Errorf("convert: %q: %s", path, msgEmptyBucketDocument)}
 			}
 			if bucket != "" {
 				if detectKind(data) == kindBucketCORS {

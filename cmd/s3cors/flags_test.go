@@ -143,7 +143,7 @@ func TestManifestHeaderRegenerates(t *testing.T) {
 	}
 }
 
-// shellWords splits a command line as a POSIX shell does, for the quoting shellQuote writes:
+// shellWords splits a command line as a POSIX shell does, for the quoting shell.Quote writes:
 // plain words and single-quoted parts.
 func shellWords(s string) ([]string, error) {
 	var words []string

@@ -130,7 +130,7 @@ func validateOne(path string, kind docKind) validateFile {
 	f.Kind = string(kind)
 	switch {
 	case isEmpty(data) && kind == kindBucketCORS:
-		err = errors.New(`the file is empty: a bucket CORS document is {"CORSRules": [...]}, [...] or <CORSConfiguration> XML`)
+		err = errors.New(msgEmptyBucketDocument)
 	case kind == kindConfig && bareDocument(data, nil) != "":
 		// --kind config on a bucket document the bucket parser reads: the evaluator's
 		// finding, and how to validate it as what it is.
@@ -228,3 +228,7 @@ func writeValidateText(out, errOut io.Writer, rep validateReport) error {
 	_, err := io.WriteString(out, b.String())
 	return err
 }
+
+// msgEmptyBucketDocument is what validate and convert say of an empty file read as a bucket
+// CORS document (an empty configuration is the evaluator's to describe).
+const msgEmptyBucketDocument = `the file is empty: a bucket CORS document is {"CORSRules": [...]}, [...] or <CORSConfiguration> XML`

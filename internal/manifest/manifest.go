@@ -38,6 +38,7 @@ import (
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/extproc"
+	"github.com/s3cors/s3cors/internal/shell"
 )
 
 // Target names one kind of deployment file.
@@ -705,16 +706,7 @@ func portOr(v, def int, name string, regen *[]string, bad func(string, ...any)) 
 
 // flagArg is the option --name value as a shell would need it typed, so the header's
 // command can be pasted as it is.
-func flagArg(name, value string) string { return "--" + name + " " + shellQuote(value) }
-
-// shellQuote returns s as one POSIX shell word: unchanged when it holds only characters no
-// shell treats specially, else in single quotes.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+func flagArg(name, value string) string { return "--" + name + " " + shell.Quote(value) }
 
 func hostPort(s string) (string, int, error) {
 	h, p, err := net.SplitHostPort(s)
@@ -798,7 +790,7 @@ func header(t Target, d *data) string {
 		w("A configuration change means a new file and an Envoy restart (or hot restart); Envoy")
 		w("refuses to start with a configuration s3cors rejects. See docs/deploy.md.")
 	case EnvoyExtProc:
-		w(fmt.Sprintf("  1. Run the server: s3cors extproc %s --listen %s", flagArg("config", d.sourceOpt), shellQuote(net.JoinHostPort(d.ExtProcHost, strconv.Itoa(d.ExtProcPort)))))
+		w(fmt.Sprintf("  1. Run the server: s3cors extproc %s --listen %s", flagArg("config", d.sourceOpt), shell.Quote(net.JoinHostPort(d.ExtProcHost, strconv.Itoa(d.ExtProcPort)))))
 		w(fmt.Sprintf("  2. Point the cluster \"s3\" at your store (now %s:%d).", d.UpstreamHost, d.UpstreamPort))
 		w("  3. envoy -c extproc.yaml, then send S3 requests to port " + strconv.Itoa(d.ListenPort) + ".")
 		w("The server reloads its configuration file when it changes (or on SIGHUP), keeping the")
