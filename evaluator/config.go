@@ -38,6 +38,11 @@ func parseConfig(data []byte, stream bool) (*Config, error) {
 	if trimmed[0] == '<' {
 		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: bareDocument(FormXML)}}}
 	}
+	if bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte(byteOrderMark)) {
+		// File loaders drop it (extproc.ConfigJSON); here it is in a configuration handed over
+		// as written, and a JSON reader would only say "invalid character 'ï'".
+		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: msgByteOrderMark}}}
+	}
 	cfg := &Config{
 		Buckets:             map[string]*BucketCORS{},
 		UnlistedBuckets:     UnlistedNotEnabled,
@@ -114,7 +119,13 @@ func parseConfig(data []byte, stream bool) (*Config, error) {
 // blanks are what may stand before a document, or make it all: JSON's white space and the
 // UTF-8 byte-order mark some editors write (file loaders drop it; the evaluator sees it when
 // Envoy hands over a configuration as written).
-const blanks = " \t\r\n\ufeff"
+const blanks = " \t\r\n" + byteOrderMark
+
+const byteOrderMark = "\ufeff"
+
+// msgByteOrderMark is the problem reported for a configuration that starts with a byte-order
+// mark (RFC 8259 forbids adding one; ParseConfig does not guess what follows it).
+const msgByteOrderMark = "the configuration starts with a UTF-8 byte-order mark (bytes EF BB BF), which JSON does not allow: remove it"
 
 // msgEmpty is the problem reported for a configuration that is empty, only blanks or only a
 // byte-order mark, which a JSON reader calls "unexpected end of input" and YAML null: neither
@@ -127,11 +138,12 @@ const msgEmpty = `the configuration is empty: an s3cors configuration is an obje
 // it, which names the form and says how to wrap the document under a bucket name; callers
 // that know the file add its name and nothing else, so that every surface says the same.
 //
-// doc is read as ParseConfig reads it (after leading blanks and a byte-order mark): XML is a
-// bucket document by its first byte; JSON is one when it is an array of rules (empty, or
-// objects with a rule member such as AllowedOrigins), an object with "CORSRules" and no
-// "buckets", or a string holding XML (what a YAML reader makes of an XML file). Anything else,
-// including JSON that does not parse, yields ok false and an empty message.
+// doc is read after leading blanks and a byte-order mark, as a file loader reads it
+// (ParseConfig names a mark before JSON as the problem, but reads XML after one as this
+// does). XML is a bucket document by its first byte; JSON is one when it is an array of rules
+// (empty, or objects with a rule member such as AllowedOrigins), an object with "CORSRules"
+// and no "buckets", or a string holding XML (what a YAML reader makes of an XML file).
+// Anything else, including JSON that does not parse, yields ok false and an empty message.
 func BareDocument(doc []byte) (form Form, message string, ok bool) {
 	trimmed := bytes.TrimLeft(doc, blanks)
 	if len(trimmed) > 0 && trimmed[0] == '<' {

@@ -360,6 +360,15 @@ func TestParseConfigEmpty(t *testing.T) {
 			t.Errorf("ParseConfig(%q) = %v, want one problem %q", doc, err, want)
 		}
 	}
+	// A byte-order mark before a document is named, not read as the character 'ï'.
+	const bom = `InvalidConfiguration: the configuration starts with a UTF-8 byte-order mark (bytes EF BB BF), which JSON does not allow: remove it`
+	for _, doc := range []string{"\ufeff{\"buckets\": {}}", " \ufeff[]", "\ufeff\"x\""} {
+		_, err := evaluator.ParseConfig([]byte(doc))
+		var ve *evaluator.ValidationError
+		if !errors.As(err, &ve) || len(ve.Problems) != 1 || ve.Problems[0].String() != bom {
+			t.Errorf("ParseConfig(%q) = %v, want one problem %q", doc, err, bom)
+		}
+	}
 	// A document that says null is not empty.
 	_, err := evaluator.ParseConfig([]byte("null"))
 	if err == nil || !strings.Contains(err.Error(), "must be a JSON object, not null") {

@@ -42,6 +42,7 @@ func lazySeeds(tb testing.TB) map[string][]byte {
 		"nested buckets":     []byte(`{"buckets": {"buckets": {"buckets": null}}, "default": {"buckets": {}}}`),
 		"buckets not object": []byte(`{"buckets": [{"a": null}], "addressing": {"buckets": 1}}`),
 		"empty":              []byte(`{"buckets": {}}`),
+		"byte-order mark":    []byte("\ufeff{\"buckets\": {\"a\": null}}"),
 		// Values read before "buckets" must survive every bucket's rewind.
 		"before buckets": []byte(`{"default": [{"AllowedOrigins": ["https://d.example"], "AllowedMethods": ["GET"], "ExposeHeaders": ["ETag"]}],
 			"addressing": {"virtualHostSuffixes": ["s3.example.com"], "pathStyle": false},
