@@ -125,7 +125,12 @@ func loadPolicy(path string) (*evaluator.Policy, []byte, error) {
 	// An XML file is no YAML a converter can be relied on to read, so the file as read is
 	// asked first.
 	if msg := bareDocument(data, doc); msg != "" {
-		return nil, nil, fmt.Errorf("configuration %q: %s (s3cors validate %s checks it as it is)", path, msg, shell.Quote(path))
+		// validate reads the file as a bucket document only when detectKind says it is one
+		// (not a YAML one, nor a JSON string of XML): only then is it worth running.
+		if detectKind(data) == kindBucketCORS {
+			msg += " (s3cors validate " + shell.Quote(path) + " checks it as it is)"
+		}
+		return nil, nil, fmt.Errorf("configuration %q: %s", path, msg)
 	}
 	return nil, nil, err
 }

@@ -57,6 +57,9 @@ func TestConfigCommandsNameBareDocument(t *testing.T) {
 	}
 	for _, d := range docs {
 		loaded := "configuration " + strconv.Quote(d.path) + ": " + d.msg + " (s3cors validate " + d.path + " checks it as it is)\n"
+		if d.yaml { // validate would not read it as a bucket document either: no advice
+			loaded = "configuration " + strconv.Quote(d.path) + ": " + d.msg + "\n"
+		}
 		validated := "  InvalidConfiguration: " + d.msg + "\n"
 		if !d.yaml {
 			validated = "  InvalidConfiguration: " + d.msg + ", or validate it as a bucket document (--kind auto)\n"
@@ -241,6 +244,26 @@ func TestDetectKind(t *testing.T) {
 	} {
 		if got := detectKind([]byte(doc)); got != want {
 			t.Errorf("detectKind(%q) = %q, want %q", doc, got, want)
+		}
+	}
+}
+
+// TestBareDocumentAdviceOnlyWhenItHelps: a JSON string holding XML is a bucket document the
+// evaluator names, but validate reads it as a configuration: no command points the user at
+// validating it "as it is" or with --kind auto, which would say the same again.
+func TestBareDocumentAdviceOnlyWhenItHelps(t *testing.T) {
+	path := tempConfig(t, "str.json", `"<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>"`)
+	for _, args := range [][]string{
+		{"validate", path},
+		{"validate", "--kind", "config", path},
+		{"explain", "--config", path, "--bucket", "b", "--method", "GET"},
+	} {
+		out, code := cliOutput(t, args...)
+		if code != exitFailure || !strings.Contains(out, bareXML) {
+			t.Errorf("%s: exit %d, want %d and %q:\n%s", strings.Join(args, " "), code, exitFailure, bareXML, out)
+		}
+		if strings.Contains(out, "--kind auto") || strings.Contains(out, "checks it as it is") {
+			t.Errorf("%s: advice that would only repeat the problem:\n%s", strings.Join(args, " "), out)
 		}
 	}
 }

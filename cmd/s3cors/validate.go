@@ -124,6 +124,7 @@ func validateOne(path string, kind docKind) validateFile {
 		f.Error = err.Error()
 		return f
 	}
+	forced := kind == kindConfig // --kind config, not detected
 	if kind == "auto" {
 		kind = detectKind(data)
 	}
@@ -131,7 +132,7 @@ func validateOne(path string, kind docKind) validateFile {
 	switch {
 	case isEmpty(data) && kind == kindBucketCORS:
 		err = errors.New(msgEmptyBucketDocument)
-	case kind == kindConfig && bareDocument(data, nil) != "":
+	case forced && bareDocument(data, nil) != "" && detectKind(data) == kindBucketCORS:
 		// --kind config on a bucket document the bucket parser reads: the evaluator's
 		// finding, and how to validate it as what it is.
 		err = errors.New(bareDocument(data, nil) + ", or validate it as a bucket document (--kind auto)")
