@@ -75,20 +75,18 @@ response {status, headers, body, note}. The gateway's /debug/s3cors/explain serv
 			if flags.Changed("bucket") && q.Bucket == "" {
 				return usageErrorf(`explain: --bucket "": want a bucket name`)
 			}
+			// A bad query is the command line's fault whatever the configuration holds: it is
+			// refused before the configuration is read.
+			if err := queryError(q.Check()); err != nil {
+				return err
+			}
 			pol, _, err := loadPolicy(configPath)
 			if err != nil {
 				return err
 			}
 			req, err := explain.Request(pol.Config(), q)
-			var qerr *explain.QueryError
-			switch {
-			case errors.As(err, &qerr) && qerr.Field != "":
-				// The query's fields are spelled as the flags are.
-				return usageErrorf("explain: --%s %q: %w", qerr.Field, qerr.Value, qerr.Err)
-			case errors.Is(err, explain.ErrQuery):
-				return &exitError{code: exitUsage, err: err}
-			case err != nil:
-				return err
+			if err != nil {
+				return queryError(err)
 			}
 			rep := explain.Run(pol, req)
 			out := cmd.OutOrStdout()
@@ -112,4 +110,18 @@ response {status, headers, body, note}. The gateway's /debug/s3cors/explain serv
 	f.StringVar(&reqHeaders, "request-headers", "", "Access-Control-Request-Headers header value, e.g. content-type,x-amz-meta-author (absent unless given)")
 	f.StringVar(&format, "format", "text", "output format: text or json")
 	return cmd
+}
+
+// queryError turns explain's refusal of a query into a usage error naming the flag; other
+// errors pass unchanged.
+func queryError(err error) error {
+	var qerr *explain.QueryError
+	switch {
+	case errors.As(err, &qerr) && qerr.Field != "":
+		// The query's fields are spelled as the flags are.
+		return usageErrorf("explain: --%s %q: %w", qerr.Field, qerr.Value, qerr.Err)
+	case errors.Is(err, explain.ErrQuery):
+		return &exitError{code: exitUsage, err: err}
+	}
+	return err
 }

@@ -358,3 +358,12 @@ func TestConvertUnreadableFile(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainRefusesQueryBeforeConfig: a query no client could send is the command line's
+// fault, named as such even when the configuration cannot be read.
+func TestExplainRefusesQueryBeforeConfig(t *testing.T) {
+	r := runCLI(t, "explain", "--config", filepath.Join(t.TempDir(), "missing.json"), "--bucket", "a/b", "--method", "GET")
+	if r.code != exitUsage || !strings.Contains(r.stderr, `explain: --bucket "a/b": a bucket name cannot contain "/"`) {
+		t.Errorf("exit %d, want %d and the --bucket problem:\n%s", r.code, exitUsage, r.stderr)
+	}
+}

@@ -67,9 +67,47 @@ func queryErr(field, value, reason string) error {
 	return &QueryError{Field: field, Value: value, Err: errors.New(reason)}
 }
 
+// Check reports a malformed query, as Request would, without a configuration: callers can
+// refuse a bad query before loading one. The error is a *QueryError (which matches ErrQuery).
+func (q Query) Check() error {
+	_, err := q.check()
+	return err
+}
+
 // Request builds the evaluator's request for q under the configuration cfg. A malformed query
 // is a *QueryError (which matches ErrQuery).
 func Request(cfg *evaluator.Config, q Query) (*evaluator.Request, error) {
+	u, err := q.check()
+	if err != nil {
+		return nil, err
+	}
+	r := &evaluator.Request{Method: q.Method}
+	if u != nil {
+		r.Authority = u.Host
+		r.Path = u.EscapedPath()
+		if r.Path == "" {
+			r.Path = "/"
+		}
+		if u.RawQuery != "" {
+			r.Path += "?" + u.RawQuery
+		}
+	} else {
+		r.Authority, r.Path = Address(cfg, q.Bucket, q.Key)
+	}
+	if q.Origin != nil {
+		r.Origin, r.HasOrigin = *q.Origin, true
+	}
+	if q.RequestMethod != nil {
+		r.RequestMethod, r.HasRequestMethod = *q.RequestMethod, true
+	}
+	if q.RequestHeaders != nil {
+		r.RequestHeaders, r.HasRequestHeaders = *q.RequestHeaders, true
+	}
+	return r, nil
+}
+
+// check is Check, returning the parsed URL when the query gives one (nil for a bucket).
+func (q Query) check() (*url.URL, error) {
 	if q.Method == "" {
 		return nil, queryErr("method", q.Method, "a method is required, e.g. OPTIONS or GET")
 	}
@@ -78,13 +116,13 @@ func Request(cfg *evaluator.Config, q Query) (*evaluator.Request, error) {
 			return nil, queryErr("method", q.Method, "not an HTTP method token")
 		}
 	}
-	r := &evaluator.Request{Method: q.Method}
+	var u *url.URL
 	switch {
 	case q.URL != "" && (q.Bucket != "" || q.Key != ""):
 		return nil, &QueryError{Err: errors.New("give either a URL or a bucket (and key), not both")}
 	case q.URL != "":
-		u, err := url.Parse(q.URL)
-		if err != nil {
+		var err error
+		if u, err = url.Parse(q.URL); err != nil {
 			var uerr *url.Error
 			if errors.As(err, &uerr) {
 				err = uerr.Err // its message repeats the URL
@@ -97,19 +135,10 @@ func Request(cfg *evaluator.Config, q Query) (*evaluator.Request, error) {
 		if u.Host == "" {
 			return nil, queryErr("url", q.URL, "no host (write it as http://host/path)")
 		}
-		r.Authority = u.Host
-		r.Path = u.EscapedPath()
-		if r.Path == "" {
-			r.Path = "/"
-		}
-		if u.RawQuery != "" {
-			r.Path += "?" + u.RawQuery
-		}
 	case q.Bucket != "":
 		if strings.ContainsAny(q.Bucket, "/?#") || hasControl(q.Bucket, false) {
 			return nil, queryErr("bucket", q.Bucket, `a bucket name cannot contain "/", "?", "#" or control characters (give the object as the key)`)
 		}
-		r.Authority, r.Path = Address(cfg, q.Bucket, q.Key)
 	default:
 		return nil, &QueryError{Err: errors.New("a URL or a bucket is required")}
 	}
@@ -121,16 +150,7 @@ func Request(cfg *evaluator.Config, q Query) (*evaluator.Request, error) {
 			return nil, queryErr(h.field, *h.value, "a header value cannot contain control characters")
 		}
 	}
-	if q.Origin != nil {
-		r.Origin, r.HasOrigin = *q.Origin, true
-	}
-	if q.RequestMethod != nil {
-		r.RequestMethod, r.HasRequestMethod = *q.RequestMethod, true
-	}
-	if q.RequestHeaders != nil {
-		r.RequestHeaders, r.HasRequestHeaders = *q.RequestHeaders, true
-	}
-	return r, nil
+	return u, nil
 }
 
 // hasControl reports whether s holds an ASCII control character. A header value may hold
