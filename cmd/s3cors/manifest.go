@@ -73,7 +73,8 @@ every problem as validate prints it.`,
 				for _, kv := range selector {
 					k, v, ok := strings.Cut(kv, "=")
 					if !ok || k == "" {
-						return usageErrorf("--gateway-selector %q: want key=value", kv)
+						// A bad value, as manifest.Generate's refusals are: exit 1.
+						return &exitError{code: exitFailure, err: fmt.Errorf("manifest: --gateway-selector %q: want key=value", kv)}
 					}
 					o.GatewaySelector[k] = v
 				}

@@ -638,7 +638,7 @@ func options(o Options) []option {
 	return []option{
 		{"upstream", o.Upstream != "", strconv.Quote(o.Upstream), envoy, notIstio,
 			want("want host:port of the store, e.g. minio.storage:9000")},
-		{"upstream-tls", o.UpstreamTLS, "", envoy, notIstio, nil},
+		{"upstream-tls", o.UpstreamTLS, boolShown(o.UpstreamTLS), envoy, notIstio, nil},
 		{"listen-port", o.ListenPort != 0, strconv.Itoa(o.ListenPort), envoy, notIstio, port},
 		{"admin-port", o.AdminPort != 0, strconv.Itoa(o.AdminPort), envoy, notIstio, port},
 		{"wasm-path", o.WasmPath != "", strconv.Quote(o.WasmPath), []Target{EnvoyWasm},
@@ -677,13 +677,22 @@ func options(o Options) []option {
 	}
 }
 
-// flagValue is an option as a message names it: "--replicas 3", or "--upstream-tls" for a
-// bool.
+// flagValue is an option as a message names it: "--replicas 3"; for a bool, "--upstream-tls"
+// or "--upstream-tls=false" (boolShown).
 func flagValue(name, shown string) string {
-	if shown == "" {
-		return "--" + name
+	if shown == "" || shown[0] == '=' {
+		return "--" + name + shown
 	}
 	return "--" + name + " " + shown
+}
+
+// boolShown is how flagValue shows a bool option's value: nothing for true, as it is
+// usually written, "=false" for false, which can only have been written out.
+func boolShown(v bool) string {
+	if v {
+		return ""
+	}
+	return "=false"
 }
 
 func cmpOr(v, def string) string {
