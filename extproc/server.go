@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,7 +23,9 @@ import (
 // ServerOptions tunes [NewServer]. The zero value is ready to use.
 type ServerOptions struct {
 	// Logger receives protocol errors (warn) and, at debug, one line per decision with bucket,
-	// origin, method, outcome and reason. Default slog.Default().
+	// origin, method, path (without its query), the Access-Control-Request-Method and -Headers
+	// (each value cut at 256 bytes, marked), outcome, reason and rule, and for a reply its
+	// status and x-amz-request-id. Default slog.Default().
 	Logger *slog.Logger
 	// Metrics records decisions, errors and latencies. Default: a fresh [NewMetrics], reachable
 	// through [Server.Metrics].
@@ -321,11 +324,7 @@ func (s *Server) requestHeaders(ctx context.Context, st *stream, hs []header) (d
 	}
 	s.metrics.decision(d)
 	if s.log.Enabled(ctx, slog.LevelDebug) {
-		s.log.LogAttrs(ctx, slog.LevelDebug, "decision",
-			slog.String("bucket", d.Bucket), slog.String("origin", req.Origin),
-			slog.String("method", req.Method), slog.String("path", withoutQuery(req.Path)),
-			slog.String("outcome", outcomeNames[d.Outcome]), slog.String("reason", d.Reason.String()),
-			slog.Int("rule", d.Rule))
+		s.logDecision(ctx, req, d)
 	}
 
 	switch {
@@ -339,6 +338,50 @@ func (s *Server) requestHeaders(ctx context.Context, st *stream, hs []header) (d
 		st.out.setStatic(answerContinueSkip)
 		return true, nil
 	}
+}
+
+// maxLoggedValue bounds each request value a decision line logs. The line is written before
+// authentication, for requests anyone can send: a 60 KB Access-Control-Request-Headers must
+// not become a 60 KB log line per request. 256 bytes keep every header name a real preflight
+// asks for.
+const maxLoggedValue = 256
+
+// logDecision writes the debug line for one decision: enough to trace a reply (its
+// x-amz-request-id, as the client saw it, and its status) and to see why a preflight was
+// denied (the Access-Control-Request-Method and -Headers the rules were matched against). A
+// header the request did not carry is left out, so absent and empty stay apart.
+func (s *Server) logDecision(ctx context.Context, req *evaluator.Request, d *evaluator.Decision) {
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs,
+		slog.String("bucket", bounded(d.Bucket)), slog.String("origin", bounded(req.Origin)),
+		slog.String("method", bounded(req.Method)), slog.String("path", bounded(withoutQuery(req.Path))))
+	if req.HasRequestMethod {
+		attrs = append(attrs, slog.String("access_control_request_method", bounded(req.RequestMethod)))
+	}
+	if req.HasRequestHeaders {
+		attrs = append(attrs, slog.String("access_control_request_headers", bounded(req.RequestHeaders)))
+	}
+	attrs = append(attrs,
+		slog.String("outcome", outcomeNames[d.Outcome]), slog.String("reason", d.Reason.String()),
+		slog.Int("rule", d.Rule))
+	if d.Outcome == evaluator.Reply {
+		attrs = append(attrs, slog.Int("status", d.Status), slog.String("request_id", d.RequestID()))
+	}
+	s.log.LogAttrs(ctx, slog.LevelDebug, "decision", attrs...)
+}
+
+// bounded returns v cut to maxLoggedValue bytes (at a character boundary when v is UTF-8),
+// marked with how long it was, so a reader never takes a cut value for the whole one. The mark
+// is the wasm filter's, so one search finds cut values in both modes.
+func bounded(v string) string {
+	if len(v) <= maxLoggedValue {
+		return v
+	}
+	cut := maxLoggedValue
+	for cut > maxLoggedValue-utf8.UTFMax && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return v[:cut] + "... (cut, " + strconv.Itoa(len(v)) + " bytes)"
 }
 
 // The request headers the evaluator reads, indexes into readRequest's tables.

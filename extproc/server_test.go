@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -383,5 +384,86 @@ func TestDecisionsLoggedAndCounted(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(srv.metrics.decisions[evaluator.Reply][evaluator.ReasonNotAllowed]); got != 1 {
 		t.Errorf("s3cors_decisions_total{outcome=reply,reason=not_allowed} = %v, want 1", got)
+	}
+}
+
+// TestDecisionLogTracesReplies: a denied preflight's debug line carries what an operator
+// needs to find it and see why: the x-amz-request-id the client got, the status, and the
+// Access-Control-Request-Method and -Headers the rules were matched against; a hostile value
+// is cut and says so; an absent header is left out rather than logged as empty.
+func TestDecisionLogTracesReplies(t *testing.T) {
+	noLeaks(t)
+	lp, err := LoadConfig("test.json", []byte(testConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := NewServer(NewPolicyHolder(lp), ServerOptions{Logger: log})
+
+	long := strings.Repeat("x-amz-meta-a,", 100) // 1300 bytes
+	for _, tc := range []struct {
+		name   string
+		kv     []string
+		status int
+		want   map[string]any // attributes expected; nil value: must be absent
+	}{
+		{"denied", []string{":method", "OPTIONS", ":authority", "store.local", ":path", "/site/a",
+			"origin", "https://app.example.com", "access-control-request-method", "DELETE", "access-control-request-headers", "x-amz-meta-a"}, 403,
+			map[string]any{"outcome": "reply", "reason": "not_allowed", "status": float64(403),
+				"access_control_request_method": "DELETE", "access_control_request_headers": "x-amz-meta-a"}},
+		{"no request method", []string{":method", "OPTIONS", ":authority", "store.local", ":path", "/site/a",
+			"origin", "https://app.example.com"}, 400,
+			map[string]any{"reason": "missing_request_method", "status": float64(400),
+				"access_control_request_method": nil, "access_control_request_headers": nil}},
+		{"hostile headers", []string{":method", "OPTIONS", ":authority", "store.local", ":path", "/site/a",
+			"origin", "https://app.example.com", "access-control-request-method", "GET", "access-control-request-headers", long}, 200,
+			map[string]any{"reason": "allowed", "status": float64(200),
+				"access_control_request_headers": long[:maxLoggedValue] + "... (cut, 1300 bytes)"}},
+	} {
+		before := len(logs.String())
+		c := startFake(t, srv)
+		mustSend(t, c, headers(tc.kv...))
+		r := mustRecv(t, c)
+		if err := c.wait(); err != nil {
+			t.Fatal(err)
+		}
+		var requestID string
+		for _, o := range r.GetImmediateResponse().GetHeaders().GetSetHeaders() {
+			if o.GetHeader().GetKey() == "x-amz-request-id" {
+				requestID = string(o.GetHeader().GetRawValue())
+			}
+		}
+		if requestID == "" || int(r.GetImmediateResponse().GetStatus().GetCode()) != tc.status {
+			t.Fatalf("%s: reply %v: want status %d with an x-amz-request-id", tc.name, r, tc.status)
+		}
+		var line map[string]any
+		if err := json.Unmarshal([]byte(strings.TrimSpace(logs.String()[before:])), &line); err != nil {
+			t.Fatalf("%s: want one JSON decision line: %v\n%s", tc.name, err, logs.String()[before:])
+		}
+		tc.want["request_id"] = requestID
+		for k, w := range tc.want {
+			got, ok := line[k]
+			switch {
+			case w == nil && ok:
+				t.Errorf("%s: %s = %v, want it absent", tc.name, k, got)
+			case w != nil && got != w:
+				t.Errorf("%s: %s = %v, want %v", tc.name, k, got, w)
+			}
+		}
+	}
+}
+
+func TestBounded(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{strings.Repeat("a", maxLoggedValue), strings.Repeat("a", maxLoggedValue)},
+		{strings.Repeat("a", maxLoggedValue+1), strings.Repeat("a", maxLoggedValue) + "... (cut, 257 bytes)"},
+		// A two-byte character straddling the limit is dropped whole, not split.
+		{strings.Repeat("a", maxLoggedValue-1) + "é", strings.Repeat("a", maxLoggedValue-1) + "... (cut, 257 bytes)"},
+	} {
+		if got := bounded(tc.in); got != tc.want {
+			t.Errorf("bounded(%d bytes) = %q, want %q", len(tc.in), got, tc.want)
+		}
 	}
 }
