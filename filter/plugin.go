@@ -443,8 +443,12 @@ func (p *Plugin) internalError(r *rootContext, doing string, err error) {
 	p.log(abi.LogError, "s3cors: "+doing+": "+err.Error())
 }
 
-// logDenied says at debug level why a preflight was refused. It formats into a reused buffer,
-// and only when the proxy would keep the line.
+// logDenied says at debug level why a preflight was refused, ending with the reply's
+// x-amz-request-id so that the id a user reports (from the header or the XML body) finds the
+// line. It stays at debug: preflights come before authentication, so anyone can make them, and
+// a line per denial at info would let a client flood the proxy's log. Values the client chose
+// are cut at maxLoggedValue bytes. It formats into a reused buffer, and only when the proxy
+// would keep the line.
 func (p *Plugin) logDenied(req *evaluator.Request, d *evaluator.Decision) {
 	if !p.enabled(abi.LogDebug) {
 		return
@@ -454,24 +458,42 @@ func (p *Plugin) logDenied(req *evaluator.Request, d *evaluator.Decision) {
 	b = append(b, ' ')
 	b = append(b, d.Reason.String()...)
 	b = append(b, ": bucket "...)
-	b = strconv.AppendQuote(b, d.Bucket)
+	b = appendBounded(b, d.Bucket)
 	b = append(b, ", key "...)
-	b = strconv.AppendQuote(b, d.Key)
+	b = appendBounded(b, d.Key)
 	b = append(b, ", origin "...)
 	b = appendOptional(b, req.Origin, req.HasOrigin)
 	b = append(b, ", method "...)
 	b = appendOptional(b, req.RequestMethod, req.HasRequestMethod)
 	b = append(b, ", headers "...)
 	b = appendOptional(b, req.RequestHeaders, req.HasRequestHeaders)
+	b = append(b, ", x-amz-request-id "...)
+	b = strconv.AppendQuote(b, d.RequestID())
 	p.line = b
 	_ = p.host.Log(abi.LogDebug, unsafe.String(unsafe.SliceData(b), len(b)))
 }
+
+// maxLoggedValue bounds each client-chosen value in a log line: a request's headers may carry
+// tens of kilobytes, which a debug line should not copy whole.
+const maxLoggedValue = 256
 
 func appendOptional(b []byte, v string, ok bool) []byte {
 	if !ok {
 		return append(b, "(none)"...)
 	}
-	return strconv.AppendQuote(b, v)
+	return appendBounded(b, v)
+}
+
+// appendBounded appends v quoted, or its first maxLoggedValue bytes quoted and marked as cut
+// with the full length: "abc"... (cut, 1000 bytes).
+func appendBounded(b []byte, v string) []byte {
+	if len(v) <= maxLoggedValue {
+		return strconv.AppendQuote(b, v)
+	}
+	b = strconv.AppendQuote(b, v[:maxLoggedValue])
+	b = append(b, "... (cut, "...)
+	b = strconv.AppendInt(b, int64(len(v)), 10)
+	return append(b, " bytes)"...)
 }
 
 // enabled reports whether the proxy keeps lines at level; if it cannot tell, it does.

@@ -157,14 +157,25 @@ func (h *countingHost) DefineMetric(t abi.MetricType, name string) (uint32, erro
 	return h.Host.DefineMetric(t, name)
 }
 
-// A denied preflight says why at debug level, and nothing is logged when debug is off.
+// A denied preflight says why at debug level, with the reply's x-amz-request-id (the id a
+// user reports finds the line), and nothing is logged when debug is off.
 func TestDeniedPreflightIsLoggedAtDebug(t *testing.T) {
 	vm, root := startVM(t, []byte(siteConfig))
 	h := vm.Host()
 	h.Level = abi.LogDebug
-	statusOf(t, vm, root, preflight("/site/some/key", "https://evil.example", "DELETE"))
+	s := vm.NewStream(root)
+	s.RequestHeaders(preflight("/site/some/key", "https://evil.example", "DELETE"), true)
+	s.End()
+	r := s.Reply()
+	if r == nil || r.Status != 403 {
+		t.Fatalf("reply %+v, want a 403", r)
+	}
+	id := replyHeader(r.Headers, "x-amz-request-id")
+	if id == "" || !strings.Contains(string(r.Body), "<RequestId>"+id+"</RequestId>") {
+		t.Fatalf("reply has x-amz-request-id %q and body %s: want the same id in both", id, r.Body)
+	}
 	logs := logText(h.Logs())
-	want := `debug: s3cors: preflight denied: 403 not_allowed: bucket "site", key "some/key", origin "https://evil.example", method "DELETE", headers (none)`
+	want := `debug: s3cors: preflight denied: 403 not_allowed: bucket "site", key "some/key", origin "https://evil.example", method "DELETE", headers (none), x-amz-request-id "` + id + `"`
 	if !strings.Contains(logs, want) {
 		t.Errorf("logs lack %q:\n%s", want, logs)
 	}
@@ -174,6 +185,49 @@ func TestDeniedPreflightIsLoggedAtDebug(t *testing.T) {
 	if got := h.Logs(); len(got) != n {
 		t.Errorf("logged %q with debug off", got[n:])
 	}
+}
+
+// Values the client chose are cut in the denial line, and the cut is marked with the full
+// length, so that a request with huge headers does not make a huge log line.
+func TestDeniedPreflightLogBoundsValues(t *testing.T) {
+	vm, root := startVM(t, []byte(siteConfig))
+	h := vm.Host()
+	h.Level = abi.LogDebug
+	long := strings.Repeat("x-amz-meta-a,", 100) // 1,300 bytes
+	key := strings.Repeat("k", 1000)
+	hs := append(preflight("/site/"+key, "https://evil.example/"+strings.Repeat("o", 500), "PUT"),
+		abi.Header{Name: "access-control-request-headers", Value: long})
+	if got := statusOf(t, vm, root, hs); got != 403 {
+		t.Fatalf("status %d, want 403", got)
+	}
+	var line string
+	for _, l := range h.Logs() {
+		if strings.HasPrefix(l.Message, "s3cors: preflight denied: ") {
+			line = l.Message
+		}
+	}
+	for _, want := range []string{
+		`key "` + key[:256] + `"... (cut, 1000 bytes)`,
+		`origin "` + ("https://evil.example/" + strings.Repeat("o", 500))[:256] + `"... (cut, 521 bytes)`,
+		`headers "` + long[:256] + `"... (cut, 1300 bytes)`,
+		`method "PUT"`,
+	} {
+		if !strings.Contains(line, want) {
+			t.Errorf("denial line lacks %q:\n%s", want, line)
+		}
+	}
+	if len(line) > 1200 {
+		t.Errorf("denial line is %d bytes, want the values bounded", len(line))
+	}
+}
+
+func replyHeader(hs []abi.Header, name string) string {
+	for _, h := range hs {
+		if h.Name == name {
+			return h.Value
+		}
+	}
+	return ""
 }
 
 // A stream Envoy creates only for its access log (an earlier filter replied) gets no header
