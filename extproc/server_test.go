@@ -203,9 +203,9 @@ func TestImmediateResponseShape(t *testing.T) {
 		details string
 		body    bool
 	}{
-		{"allowed", []string{":method", "OPTIONS", ":authority", "store.local", ":path", "/site/a", "origin", "https://app.example.com", "access-control-request-method", "GET"}, 200, "s3cors_allowed", false},
-		{"no origin", []string{":method", "OPTIONS", ":authority", "store.local", ":path", "/site/a", "access-control-request-method", "GET"}, 400, "s3cors_no_origin", true},
-		{"not enabled", []string{":method", "OPTIONS", ":authority", "store.local", ":path", "/private/a", "origin", "https://app.example.com", "access-control-request-method", "GET"}, 403, "s3cors_not_enabled", true},
+		{"allowed", []string{":method", "OPTIONS", ":authority", "store.local", ":path", "/site/a", "origin", "https://app.example.com", "access-control-request-method", "GET"}, 200, "s3cors_preflight_allowed", false},
+		{"no origin", []string{":method", "OPTIONS", ":authority", "store.local", ":path", "/site/a", "access-control-request-method", "GET"}, 400, "s3cors_preflight_denied_no_origin", true},
+		{"not enabled", []string{":method", "OPTIONS", ":authority", "store.local", ":path", "/private/a", "origin", "https://app.example.com", "access-control-request-method", "GET"}, 403, "s3cors_preflight_denied_not_enabled", true},
 	} {
 		c := startFake(t, srv)
 		mustSend(t, c, headers(tc.kv...))
@@ -465,5 +465,27 @@ func TestBounded(t *testing.T) {
 		if got := bounded(tc.in); got != tc.want {
 			t.Errorf("bounded(%d bytes) = %q, want %q", len(tc.in), got, tc.want)
 		}
+	}
+}
+
+// TestReplyDetailsMatchFilter pins the response-code details of every reply to the wasm
+// filter's (filter/plugin.go, replyDetails), so that one access-log query or alert on
+// %RESPONSE_CODE_DETAILS% works in both delivery modes.
+func TestReplyDetailsMatchFilter(t *testing.T) {
+	want := map[evaluator.Reason]string{
+		evaluator.ReasonAllowed:              "s3cors_preflight_allowed",
+		evaluator.ReasonNoOrigin:             "s3cors_preflight_denied_no_origin",
+		evaluator.ReasonBucketNotFound:       "s3cors_preflight_denied_bucket_not_found",
+		evaluator.ReasonNotEnabled:           "s3cors_preflight_denied_not_enabled",
+		evaluator.ReasonMissingRequestMethod: "s3cors_preflight_denied_missing_request_method",
+		evaluator.ReasonNotAllowed:           "s3cors_preflight_denied_not_allowed",
+	}
+	for r, w := range want {
+		if got := detailsOf(r); got != w {
+			t.Errorf("details of a %s reply = %q, want the filter's %q", r, got, w)
+		}
+	}
+	if got := detailsOf(evaluator.Reason(200)); got != "s3cors_preflight" {
+		t.Errorf("details of an unknown reason = %q, want the filter's fallback s3cors_preflight", got)
 	}
 }
