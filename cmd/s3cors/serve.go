@@ -78,8 +78,9 @@ store bucket named healthz or debug in the configuration to reach it.
 uploading to its bucket, a web font) against the gateway; it seeds hello.txt and pixel.ttf into
 every bucket of the embedded store.
 
-Each request is logged (method, host, path, origin, status, answered_by proxy|upstream|gateway,
-duration) to stderr. SIGINT or SIGTERM shuts down gracefully.`,
+Each request is logged (method, host, path, query_keys, origin, status, answered_by
+proxy|upstream|gateway, duration) to stderr. The path is logged without its query and
+query_keys lists the parameter names only: a presigned URL's credentials never reach the log. SIGINT or SIGTERM shuts down gracefully.`,
 		Example: `  s3cors serve --config testdata/demo/config.json --demo-listen 127.0.0.1:8081
   s3cors serve --config cors.yaml --listen :8080 --upstream http://127.0.0.1:9000 --workers 2`,
 		Args: exactArgs(0, "no arguments (flags only)"),

@@ -207,16 +207,57 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.answered.Add(1)
 		}
 	}
-	g.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+	attrs := make([]slog.Attr, 0, 9)
+	attrs = append(attrs,
 		slog.String("method", r.Method),
 		slog.String("host", r.Host),
-		slog.String("path", r.URL.RequestURI()),
+		// The path without the query: a presigned URL's query carries X-Amz-Credential,
+		// X-Amz-Signature and X-Amz-Security-Token, which must not reach the log.
+		slog.String("path", r.URL.EscapedPath()),
+	)
+	if r.URL.RawQuery != "" {
+		attrs = append(attrs, slog.String("query_keys", queryKeys(r.URL.RawQuery)))
+	}
+	attrs = append(attrs,
 		slog.String("origin", r.Header.Get("Origin")),
 		slog.Int("status", sw.code()),
 		slog.String("answered_by", answeredBy),
 		slog.Int64("bytes", sw.bytes),
 		slog.Duration("duration", time.Since(start)),
 	)
+	g.logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+}
+
+// maxQueryKeys bounds the parameter names queryKeys reports: a client chooses how many it
+// sends, and an S3 request has fewer than ten.
+const maxQueryKeys = 16
+
+// queryKeys returns the names of a raw query's parameters, comma-separated in the order
+// sent, each once, without their values: enough to tell a presigned request
+// (X-Amz-Signature) or a subresource (uploads, x-id) in the log, never its credentials.
+// Past maxQueryKeys names it ends with "...".
+func queryKeys(raw string) string {
+	var b strings.Builder
+	seen := make(map[string]bool, 8)
+	for part := range strings.SplitSeq(raw, "&") {
+		name, _, _ := strings.Cut(part, "=")
+		if name == "" || seen[name] {
+			continue
+		}
+		if len(seen) == maxQueryKeys {
+			b.WriteString(",...")
+			break
+		}
+		seen[name] = true
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		if un, err := url.QueryUnescape(name); err == nil {
+			name = un
+		}
+		b.WriteString(name)
+	}
+	return b.String()
 }
 
 // ownEndpoint returns the handler of a gateway endpoint r names, or nil when r is for the
@@ -417,10 +458,15 @@ func (s *statusWriter) code() int {
 // answered 502 and logged to logger (nil discards them).
 func ProxyTo(target *url.URL, logger *slog.Logger) (http.Handler, error) {
 	if target.Scheme != "http" && target.Scheme != "https" || target.Host == "" {
-		return nil, fmt.Errorf("gateway: upstream %q: want http://host[:port] or https://host[:port]", target.String())
+		return nil, fmt.Errorf("gateway: upstream %q: want http://host[:port] or https://host[:port]", target.Redacted())
 	}
 	if target.Path != "" && target.Path != "/" {
-		return nil, fmt.Errorf("gateway: upstream %q: a path prefix is not supported (S3 paths name buckets)", target.String())
+		return nil, fmt.Errorf("gateway: upstream %q: a path prefix is not supported (S3 paths name buckets)", target.Redacted())
+	}
+	if target.User != nil {
+		// Each S3 request carries its own signature; credentials in the URL would go unused
+		// and end up in the log's upstream field.
+		return nil, fmt.Errorf("gateway: upstream %q: credentials in the URL are not supported (S3 requests carry their own signature)", target.Redacted())
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

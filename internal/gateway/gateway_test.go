@@ -304,3 +304,67 @@ func TestUnreachableStoreAnsweredByGateway(t *testing.T) {
 		t.Errorf("log lacks %q:\n%s", want, logs.String())
 	}
 }
+
+// TestLogKeepsPresignedCredentialsOut: a presigned URL's query is a bearer credential; the
+// request log names its parameters, never their values.
+func TestLogKeepsPresignedCredentialsOut(t *testing.T) {
+	g, _, logs := newTestGateway(t, routingConfig, http.HandlerFunc(storeStub))
+	secrets := []string{"AKIDEXAMPLE", "f1e2d3c4b5a6secret", "FwoGZXIvYXdzEXAMPLETOKEN"}
+	q := "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=" + secrets[0] + "%2F20250101%2Fus-east-1%2Fs3%2Faws4_request" +
+		"&X-Amz-Date=20250101T000000Z&X-Amz-Expires=300&X-Amz-Security-Token=" + secrets[2] +
+		"&X-Amz-SignedHeaders=host&X-Amz-Signature=" + secrets[1]
+	get(t, g, "PUT", "127.0.0.1:8080", "/website/a%20b.txt?"+q, "Origin", "https://app.example")
+	get(t, g, "OPTIONS", "127.0.0.1:8080", "/website/a?"+q, "Origin", "https://app.example", "Access-Control-Request-Method", "PUT")
+	get(t, g, "GET", "127.0.0.1:8080", "/website/list?uploads&x-id=ListUploads&uploads")
+	log := logs.String()
+	for _, s := range secrets {
+		if strings.Contains(log, s) {
+			t.Errorf("the request log holds the presigned URL's %q:\n%s", s, log)
+		}
+	}
+	keys := "X-Amz-Algorithm,X-Amz-Credential,X-Amz-Date,X-Amz-Expires,X-Amz-Security-Token,X-Amz-SignedHeaders,X-Amz-Signature"
+	for _, want := range []string{
+		`method=PUT host=127.0.0.1:8080 path=/website/a%20b.txt query_keys=` + keys + ` origin=https://app.example status=200 answered_by=upstream`,
+		`method=OPTIONS host=127.0.0.1:8080 path=/website/a query_keys=` + keys + ` origin=https://app.example status=200 answered_by=proxy`,
+		// Each name once, in the order sent.
+		`path=/website/list query_keys=uploads,x-id origin=""`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+func TestQueryKeys(t *testing.T) {
+	many := strings.Repeat("k=v&", maxQueryKeys) // one name, many times
+	for i := range maxQueryKeys + 3 {
+		many += "p" + string(rune('a'+i)) + "=secret&"
+	}
+	for raw, want := range map[string]string{
+		"a=1&b=2":          "a,b",
+		"acl":              "acl",
+		"&&=x&a=":          "a",
+		"x%2Did=PutObject": "x-id",
+		"a=1;b=2":          "a",
+		many:               "k,pa,pb,pc,pd,pe,pf,pg,ph,pi,pj,pk,pl,pm,pn,po,...",
+	} {
+		got := queryKeys(raw)
+		if got != want {
+			t.Errorf("queryKeys(%q) = %q, want %q", raw, got, want)
+		}
+		if strings.Contains(got, "secret") || strings.Contains(got, "PutObject") {
+			t.Errorf("queryKeys(%q) = %q holds a value", raw, got)
+		}
+	}
+}
+
+func TestProxyToRefusesCredentialsInTheURL(t *testing.T) {
+	u, _ := url.Parse("http://admin:hunter2@127.0.0.1:9000")
+	_, err := ProxyTo(u, nil)
+	if err == nil || !strings.Contains(err.Error(), "credentials in the URL") {
+		t.Fatalf("ProxyTo(%q): %v, want the credentials refused", u.Redacted(), err)
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("the error shows the password: %v", err)
+	}
+}
