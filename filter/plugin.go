@@ -20,6 +20,8 @@ package filter
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -115,18 +117,27 @@ func (p *Plugin) OnConfigure(root, pluginConfigSize uint32) bool {
 		p.log(abi.LogCritical, "s3cors: plugin configuration rejected; the filter refuses to start: reading the plugin configuration: "+err.Error())
 		return false
 	}
+	hash := configHash(data)
 	pol, err := load(data)
 	if err != nil {
 		r.metrics.inc(p.host, metricConfigRejected)
-		p.logRejection(err)
+		p.logRejection(hash, err)
 		return false
 	}
 	r.policy = pol
 	r.metrics.inc(p.host, metricConfigAccepted)
 	if p.enabled(abi.LogInfo) {
-		p.log(abi.LogInfo, summary(pol.Config()))
+		p.log(abi.LogInfo, summary(pol.Config(), hash))
 	}
 	return true
+}
+
+// configHash names a plugin configuration as the ext_proc server names its file
+// (s3cors_config_info{hash}): "sha256:" and the hex SHA-256 of the bytes exactly as Envoy
+// handed them over, so that the logs say which configuration each proxy runs.
+func configHash(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // load compiles a plugin configuration. The host's buffer is copied first: it lives in memory
@@ -138,31 +149,32 @@ func load(data []byte) (*evaluator.Policy, error) {
 	return evaluator.Load(bytes.Clone(data))
 }
 
-// logRejection logs why a configuration was refused: a summary, then one line per problem with
-// its path, all at critical level.
-func (p *Plugin) logRejection(err error) {
+// logRejection logs why a configuration was refused: a summary naming the configuration by
+// its hash, then one line per problem with its path, all at critical level.
+func (p *Plugin) logRejection(hash string, err error) {
 	var ve *evaluator.ValidationError
 	if !errors.As(err, &ve) || len(ve.Problems) == 0 {
-		p.log(abi.LogCritical, "s3cors: plugin configuration rejected; the filter refuses to start: "+err.Error())
+		p.log(abi.LogCritical, "s3cors: plugin configuration rejected; the filter refuses to start: "+err.Error()+" (hash: "+hash+")")
 		return
 	}
 	n := len(ve.Problems)
-	p.log(abi.LogCritical, fmt.Sprintf("s3cors: plugin configuration rejected; the filter refuses to start: %d %s:", n, plural(n, "problem", "problems")))
+	p.log(abi.LogCritical, fmt.Sprintf("s3cors: plugin configuration rejected; the filter refuses to start: %d %s (hash: %s):", n, plural(n, "problem", "problems"), hash))
 	for _, pr := range ve.Problems {
 		p.log(abi.LogCritical, "s3cors: invalid configuration: "+pr.String())
 	}
 }
 
-func summary(cfg *evaluator.Config) string {
+// summary is the info line of an accepted configuration: its size, its options and its hash.
+func summary(cfg *evaluator.Config, hash string) string {
 	if cfg == nil {
-		return "s3cors: configuration accepted"
+		return "s3cors: configuration accepted: hash: " + hash
 	}
 	def := "none"
 	if cfg.Default != nil {
 		def = strconv.Itoa(len(cfg.Default.Rules)) + " " + plural(len(cfg.Default.Rules), "rule", "rules")
 	}
-	return fmt.Sprintf("s3cors: configuration accepted: %d %s, default: %s, unlistedBuckets: %q, upstreamCORSHeaders: %q",
-		len(cfg.Buckets), plural(len(cfg.Buckets), "bucket", "buckets"), def, cfg.UnlistedBuckets, cfg.UpstreamCORSHeaders)
+	return fmt.Sprintf("s3cors: configuration accepted: %d %s, default: %s, unlistedBuckets: %q, upstreamCORSHeaders: %q, hash: %s",
+		len(cfg.Buckets), plural(len(cfg.Buckets), "bucket", "buckets"), def, cfg.UnlistedBuckets, cfg.UpstreamCORSHeaders, hash)
 }
 
 func plural(n int, one, many string) string {

@@ -1,6 +1,8 @@
 package filter_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -56,6 +58,10 @@ func TestInvalidConfigurationsAreRefused(t *testing.T) {
 				if !strings.Contains(logs, "critical: s3cors: ") || !strings.Contains(logs, want) {
 					t.Errorf("logs lack %q at critical level:\n%s", want, logs)
 				}
+			}
+			if want := "s3cors: plugin configuration rejected; the filter refuses to start: "; !strings.Contains(logs, want) ||
+				!strings.Contains(logs, "(hash: "+sha256Hex(config)+")") {
+				t.Errorf("logs lack the rejection naming the configuration's hash %s:\n%s", sha256Hex(config), logs)
 			}
 			if got := h.Metrics()["s3cors.config.rejected"]; got != 1 {
 				t.Errorf("s3cors.config.rejected = %d, want 1", got)
@@ -258,11 +264,21 @@ func TestResponseWithoutRequestIsUntouched(t *testing.T) {
 // A configuration Envoy delivers with surrounding whitespace (a YAML block scalar) is fine; an
 // Istio pluginConfig arrives as the same JSON.
 func TestConfigurationWithWhitespace(t *testing.T) {
-	vm, root := startVM(t, []byte("\n  "+siteConfig+"\n"))
+	config := []byte("\n  " + siteConfig + "\n")
+	vm, root := startVM(t, config)
 	if got := statusOf(t, vm, root, preflight("/site/a", "https://app.example", "GET")); got != 200 {
 		t.Errorf("status %d, want 200", got)
 	}
-	if logs := logText(vm.Host().Logs()); !strings.Contains(logs, `info: s3cors: configuration accepted: 1 bucket`) {
-		t.Errorf("no summary of the accepted configuration in the logs:\n%s", logs)
+	// The hash is of the bytes as Envoy handed them over, whitespace included, in the
+	// ext_proc server's format (s3cors_config_info{hash="sha256:..."}).
+	want := `info: s3cors: configuration accepted: 1 bucket, default: none, unlistedBuckets: "not-enabled", upstreamCORSHeaders: "strip", hash: ` + sha256Hex(config) + "\n"
+	if logs := logText(vm.Host().Logs()); !strings.Contains(logs, want) {
+		t.Errorf("logs lack %q:\n%s", want, logs)
 	}
+}
+
+// sha256Hex is what `sha256sum` prints for data, in the form s3cors logs and exports hashes.
+func sha256Hex(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
