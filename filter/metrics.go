@@ -24,9 +24,10 @@ const (
 	metricCount
 )
 
-// MetricNames lists every metric the filter defines; all are counters. Envoy prefixes them
-// with "wasmcustom." (the Prometheus name of s3cors.preflight.allowed is
-// envoy_wasmcustom_s3cors_preflight_allowed). Every worker VM counts into the same Envoy stat,
+// MetricNames lists every metric the filter defines; all are counters. Envoy's /stats shows
+// them under its custom-stat namespace, as wasmcustom.s3cors.preflight.allowed; its
+// /stats/prometheus strips that namespace and adds no envoy_ prefix (Envoy PR 17357), so the
+// Prometheus name is s3cors_preflight_allowed. Every worker VM counts into the same Envoy stat,
 // so the values are per proxy, not per worker.
 var MetricNames = [metricCount]string{
 	metricPreflightAllowed:              "s3cors.preflight.allowed",
