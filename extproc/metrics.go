@@ -21,12 +21,17 @@ import (
 //	                                                   stream spans the upstream's response time)
 //	s3cors_extproc_message_duration_seconds{phase}     server time per message, receive to send
 //
-// Counters for every outcome and reason exist from the start at zero, so rate() and absent()
-// queries behave before the first request.
+// Label values: outcome is reply, decorate, forward or pass_through; reason is one of the
+// evaluator's reasons ([evaluator.Reason]); kind is one of out_of_order, missing_header,
+// unknown_message, no_policy, unexpected_phase, recv, send, observability_mode. Only the
+// outcome and reason pairs the server can produce ([decisionPairs]) are exported, each from
+// the start at zero, with every reload error reason and error kind, so rate() and absent()
+// queries behave before the first request and no series stays at zero forever.
 type Metrics struct {
 	registry *prometheus.Registry
 
-	decisions       [outcomeCount][reasonCount]prometheus.Counter
+	decisionVec     *prometheus.CounterVec
+	decisions       [outcomeCount][reasonCount]prometheus.Counter // nil for a pair not in decisionPairs
 	reloads         prometheus.Counter
 	reloadErrors    *prometheus.CounterVec
 	lastReloadOK    prometheus.Gauge
@@ -56,6 +61,29 @@ const (
 	errKindObservability   = "observability_mode" // Envoy ignores our answers (observability_mode)
 )
 
+// decisionPairs are the outcome and reason pairs a decision can have, read from the
+// evaluator's paths (evaluator/evaluate.go) and the server's own CONNECT pass-through:
+// a request addressing no bucket, or an unlisted one under "forward", passes through; a
+// preflight is replied to, allowed or for one of five refusals; an actual request is decorated
+// when a rule matches and forwarded bare otherwise. TestDecisionSeriesMatchCaseTables holds
+// this list to what the case tables produce, both ways.
+var decisionPairs = []struct {
+	outcome evaluator.Outcome
+	reason  evaluator.Reason
+}{
+	{evaluator.PassThrough, evaluator.ReasonNotBucket},
+	{evaluator.PassThrough, evaluator.ReasonUnlistedForward},
+	{evaluator.Reply, evaluator.ReasonAllowed},
+	{evaluator.Reply, evaluator.ReasonNoOrigin},
+	{evaluator.Reply, evaluator.ReasonBucketNotFound},
+	{evaluator.Reply, evaluator.ReasonNotEnabled},
+	{evaluator.Reply, evaluator.ReasonMissingRequestMethod},
+	{evaluator.Reply, evaluator.ReasonNotAllowed},
+	{evaluator.Decorate, evaluator.ReasonAllowed},
+	{evaluator.Forward, evaluator.ReasonActualNoOrigin},
+	{evaluator.Forward, evaluator.ReasonActualNoMatch},
+}
+
 var outcomeNames = [outcomeCount]string{
 	evaluator.PassThrough: "pass_through",
 	evaluator.Reply:       "reply",
@@ -73,10 +101,9 @@ func NewMetrics() *Metrics {
 		Name: "s3cors_decisions_total",
 		Help: "CORS decisions taken, one per HTTP request, by outcome (reply, decorate, forward, pass_through) and reason.",
 	}, []string{"outcome", "reason"})
-	for o := range outcomeCount {
-		for r := range reasonCount {
-			m.decisions[o][r] = decisions.WithLabelValues(outcomeNames[o], evaluator.Reason(r).String())
-		}
+	m.decisionVec = decisions
+	for _, p := range decisionPairs {
+		m.decisions[p.outcome][p.reason] = decisions.WithLabelValues(outcomeNames[p.outcome], p.reason.String())
 	}
 	m.reloads = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "s3cors_config_reloads_total",
@@ -141,8 +168,18 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 
 func (m *Metrics) decision(d *evaluator.Decision) {
 	if int(d.Outcome) < outcomeCount && int(d.Reason) < reasonCount {
-		m.decisions[d.Outcome][d.Reason].Inc()
+		if c := m.decisions[d.Outcome][d.Reason]; c != nil {
+			c.Inc()
+			return
+		}
 	}
+	// A pair decisionPairs lacks (a newer evaluator's) is still counted, in a series made on
+	// first use, rather than lost.
+	o := "unknown"
+	if int(d.Outcome) < outcomeCount {
+		o = outcomeNames[d.Outcome]
+	}
+	m.decisionVec.WithLabelValues(o, d.Reason.String()).Inc()
 }
 
 func (m *Metrics) countError(kind string) { m.errors.WithLabelValues(kind).Inc() }

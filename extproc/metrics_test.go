@@ -1,0 +1,108 @@
+package extproc
+
+import (
+	"slices"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/extproc/extproctest"
+)
+
+// decisionSeries returns the s3cors_decisions_total series of m, "outcome/reason" to value.
+func decisionSeries(t *testing.T, m *Metrics) map[string]float64 {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "s3cors_decisions_total" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			series[label(s, "outcome")+"/"+label(s, "reason")] = s.GetCounter().GetValue()
+		}
+	}
+	return series
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// TestDecisionSeriesMatchCaseTables: s3cors_decisions_total exports, from the start, exactly
+// the outcome and reason pairs the server produces. Every case of every table goes through
+// one server; then each pre-created series must have counted something (a series no request
+// can reach is noise on every dashboard, and an alert on it never fires), and every series
+// that counted must have been pre-created (or rate() and absent() misbehave until its first
+// request).
+func TestDecisionSeriesMatchCaseTables(t *testing.T) {
+	noLeaks(t)
+	m := NewMetrics()
+	var want []string
+	for _, p := range decisionPairs {
+		want = append(want, outcomeNames[p.outcome]+"/"+p.reason.String())
+	}
+	slices.Sort(want)
+	var fresh []string
+	for s, v := range decisionSeries(t, m) {
+		if v != 0 {
+			t.Errorf("fresh metrics: %s = %v, want 0", s, v)
+		}
+		fresh = append(fresh, s)
+	}
+	slices.Sort(fresh)
+	if !slices.Equal(fresh, want) {
+		t.Errorf("pre-created series %q, want decisionPairs %q", fresh, want)
+	}
+
+	for _, tb := range tables(t) {
+		srv := NewServer(NewPolicyHolder(tablePolicy(t, tb)), ServerOptions{Logger: discardLogger(), Metrics: m})
+		for _, c := range tb.Cases {
+			if _, err := (extproctest.Envoy{AllowModeOverride: true}).Exchange(startFake(t, srv), c); err != nil {
+				t.Fatalf("%s/%s: %v", tb.File, c.Name, err)
+			}
+		}
+	}
+	for s, v := range decisionSeries(t, m) {
+		switch {
+		case !slices.Contains(want, s):
+			t.Errorf("the case tables produce %s (%v times), which is not pre-created: add it to decisionPairs", s, v)
+		case v == 0:
+			t.Errorf("%s is pre-created but no case produces it: drop it from decisionPairs, or add a case that reaches it", s)
+		}
+	}
+}
+
+// TestDecisionOutsidePairsCounted: a pair decisionPairs lacks (an evaluator newer than the
+// list) is counted in a series of its own, not dropped.
+func TestDecisionOutsidePairsCounted(t *testing.T) {
+	m := NewMetrics()
+	m.decision(&evaluator.Decision{Outcome: evaluator.Reply, Reason: evaluator.ReasonActualNoMatch})
+	m.decision(&evaluator.Decision{Outcome: evaluator.Outcome(9), Reason: evaluator.Reason(99)})
+	got := decisionSeries(t, m)
+	if got["reply/actual_no_match"] != 1 || got["unknown/unknown"] != 1 {
+		t.Errorf("series %v: want reply/actual_no_match and unknown/unknown counted once", got)
+	}
+}
+
+// TestReplyPairsHaveFilterDetails: every reply reason the server can produce is one whose
+// details TestReplyDetailsMatchFilter pins to the filter's.
+func TestReplyPairsHaveFilterDetails(t *testing.T) {
+	for _, p := range decisionPairs {
+		if p.outcome != evaluator.Reply {
+			continue
+		}
+		if d := detailsOf(p.reason); d != "s3cors_preflight_allowed" && d != "s3cors_preflight_denied_"+p.reason.String() {
+			t.Errorf("a %s reply has details %q, not the filter's", p.reason, d)
+		}
+	}
+}
