@@ -65,9 +65,10 @@ addressing, S3 XML errors). --upstream http://host:port forwards to any S3-compa
 keeping the client's Host header, path and headers, so signed requests stay valid.
 
 The gateway answers a few endpoints itself, never through the filter:
-  GET /healthz                "ok"
-  GET /debug/s3cors/stats     counters (answered at the proxy, reached the store, by method)
-                              and the filter's metrics, JSON
+  GET /healthz                200 "ok" while the filter can serve; 503 "unavailable: ..." once a
+                              wasm VM has failed under fail-closed (its requests all get 503)
+  GET /debug/s3cors/stats     counters (answered at the proxy, reached the store, by method,
+                              answered by a failed VM), failed VMs and the filter's metrics, JSON
   GET /debug/s3cors/explain   ?method=&url=&origin=[&request-method=][&request-headers=],
                               the JSON of ` + "`s3cors explain`" + `
 They are answered only when the request cannot be for a bucket of the configuration: the Host is
@@ -79,8 +80,10 @@ uploading to its bucket, a web font) against the gateway; it seeds hello.txt and
 every bucket of the embedded store.
 
 Each request is logged (method, host, path, query_keys, origin, status, answered_by
-proxy|upstream|gateway, duration) to stderr. The path is logged without its query and
-query_keys lists the parameter names only: a presigned URL's credentials never reach the log. SIGINT or SIGTERM shuts down gracefully.`,
+proxy|upstream|gateway|failed_vm, duration) to stderr; failed_vm is the 503 of a VM that has
+failed, not the filter's answer. The path is logged without its query and query_keys lists the
+parameter names only: a presigned URL's credentials never reach the log. SIGINT or SIGTERM
+shuts down gracefully.`,
 		Example: `  s3cors serve --config testdata/demo/config.json --demo-listen 127.0.0.1:8081
   s3cors serve --config cors.yaml --listen :8080 --upstream http://127.0.0.1:9000 --workers 2`,
 		Args: exactArgs(0, "no arguments (flags only)"),
@@ -270,7 +273,7 @@ func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 		}
 	}
 	st := gw.Stats()
-	logger.Info("stopped", "requests", st.Requests, "answered_at_proxy", st.AnsweredAtProxy, "reached_upstream", st.ReachedUpstream)
+	logger.Info("stopped", "requests", st.Requests, "answered_at_proxy", st.AnsweredAtProxy, "reached_upstream", st.ReachedUpstream, "answered_by_failed_vm", st.AnsweredByFailedVM)
 	if first != nil {
 		return fmt.Errorf("serve: %w", first)
 	}

@@ -5,7 +5,8 @@
 // Besides the filtered traffic, the gateway answers a few endpoints of its own, never passed
 // to the filter or the store:
 //
-//	GET /healthz                 "ok" while the filter is loaded
+//	GET /healthz                 200 "ok" while the filter can serve, 503 when a failed VM
+//	                             fails its requests closed (see Gateway.Health)
 //	GET /debug/s3cors/stats      request counters and the filter's metrics, JSON
 //	GET /debug/s3cors/explain    why a request is allowed or denied, JSON (see package explain)
 //
@@ -22,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -85,9 +87,11 @@ type Gateway struct {
 	demoOrigin string
 	storeStats func() any
 	started    time.Time
+	failPolicy wasmhost.FailurePolicy
 
 	requests atomic.Int64
 	answered atomic.Int64 // by the filter, without reaching the upstream
+	failedVM atomic.Int64 // 503s of a failed VM (wasm_fail_stream), without reaching the upstream
 	upstream atomic.Int64
 	own      atomic.Int64 // the gateway's own endpoints
 	byMethod sync.Map     // method -> *atomic.Int64, requests that reached the upstream
@@ -98,6 +102,7 @@ type filterHost interface {
 	Handler(upstream http.Handler) http.Handler
 	Metrics() map[string]int64
 	MemoryBytes() []uint64
+	Failed() []string
 	Close(ctx context.Context) error
 }
 
@@ -138,7 +143,7 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	}
 	g := &Gateway{
 		policy: pol, host: host, logger: logger, demoOrigin: o.DemoOrigin,
-		storeStats: o.UpstreamStats, started: time.Now(),
+		storeStats: o.UpstreamStats, started: time.Now(), failPolicy: o.FailurePolicy,
 	}
 	g.filtered = host.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.upstream.Add(1)
@@ -202,6 +207,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// ProxyTo's 502: the store never saw the request.
 		case mark.upstream.Load():
 			answeredBy = "upstream"
+		case sw.code() == http.StatusServiceUnavailable:
+			// The host's wasm_fail_stream reply: s3cors.wasm answers only 200, 400 and 403, and
+			// the host's own replies are 408, 413 and 500, so a 503 that did not come from the
+			// store is a failed VM's.
+			answeredBy = "failed_vm"
+			g.failedVM.Add(1)
 		default:
 			answeredBy = "proxy"
 			g.answered.Add(1)
@@ -305,10 +316,74 @@ func (g *Gateway) isBucketRequest(r *http.Request) bool {
 	return listed
 }
 
+// Health is what the health endpoint reports: whether the filter can serve requests now.
+type Health struct {
+	// OK is false when a worker VM has failed and the failure policy fails its requests
+	// closed (FAIL_CLOSED: every request it is given gets a 503 until the process restarts).
+	// Under FAIL_RELOAD a failed VM is replaced for the next request, and under FAIL_OPEN its
+	// requests pass unfiltered, so both stay OK, with the failure in Reason.
+	OK bool
+	// FailedVMs is how many worker VMs, of VMs, are failed right now.
+	FailedVMs, VMs int
+	// Reason is one line: "ok" when no VM has failed, otherwise how many failed, what the
+	// policy does about it and the first failure's message.
+	Reason string
+}
+
+// maxHealthReason bounds the failure message in Health.Reason: its first line names the
+// callback and the trap, the backtrace after it is in the log.
+const maxHealthReason = 200
+
+// Health reports whether the filter can serve requests now.
+func (g *Gateway) Health() Health {
+	failed := g.host.Failed()
+	h := Health{OK: true, VMs: len(failed), Reason: "ok"}
+	first := ""
+	for _, msg := range failed {
+		if msg == "" {
+			continue
+		}
+		if h.FailedVMs == 0 {
+			first, _, _ = strings.Cut(msg, "\n")
+			if len(first) > maxHealthReason {
+				first = first[:maxHealthReason] + "..."
+			}
+		}
+		h.FailedVMs++
+	}
+	if h.FailedVMs == 0 {
+		return h
+	}
+	var does string
+	switch g.failPolicy {
+	case wasmhost.FailReload:
+		does = "replaces them on the next request"
+	case wasmhost.FailOpen, wasmhost.FailOpenLegacy:
+		does = "passes their requests unfiltered"
+	default:
+		h.OK = false
+		does = "answers their requests 503"
+	}
+	h.Reason = fmt.Sprintf("%d of %d wasm VMs failed; %s %s: %s", h.FailedVMs, h.VMs, g.failPolicy, does, first)
+	return h
+}
+
+// serveHealth answers 200 "ok" while the filter can serve and 503 with the reason when it
+// cannot, so that a readiness probe or load balancer takes a gateway whose VMs fail closed
+// out of service. A failure the policy recovers from or bypasses is shown after "ok: ".
 func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
+	h := g.Health()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write([]byte("ok\n"))
+	switch {
+	case !h.OK:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "unavailable: "+h.Reason+"\n")
+	case h.FailedVMs > 0:
+		_, _ = io.WriteString(w, "ok: "+h.Reason+"\n")
+	default:
+		_, _ = io.WriteString(w, "ok\n")
+	}
 }
 
 // Stats is what the stats endpoint reports.
@@ -316,9 +391,12 @@ type Stats struct {
 	UptimeSeconds float64 `json:"uptime_seconds"`
 	// Requests counts every request the gateway received, its own endpoints included.
 	Requests int64 `json:"requests"`
-	// AnsweredAtProxy counts filtered requests answered without reaching the upstream
-	// (preflights above all).
+	// AnsweredAtProxy counts filtered requests the filter answered without reaching the
+	// upstream (preflights above all).
 	AnsweredAtProxy int64 `json:"answered_at_proxy"`
+	// AnsweredByFailedVM counts requests answered 503 because the VM serving them had failed
+	// (Envoy's wasm_fail_stream): not the filter's answers, and not in AnsweredAtProxy.
+	AnsweredByFailedVM int64 `json:"answered_by_failed_vm"`
 	// ReachedUpstream counts requests the upstream received; UpstreamByMethod splits them.
 	ReachedUpstream  int64            `json:"reached_upstream"`
 	UpstreamByMethod map[string]int64 `json:"upstream_by_method"`
@@ -329,6 +407,11 @@ type Stats struct {
 	// WasmMemoryBytes is each worker VM's linear memory, in bytes: what the filter costs per
 	// Envoy worker thread.
 	WasmMemoryBytes []uint64 `json:"wasm_memory_bytes"`
+	// FailedVMs is how many worker VMs are failed right now, of WasmVMs; FailurePolicy
+	// ("FAIL_CLOSED", "FAIL_OPEN", "FAIL_RELOAD") says what their requests get.
+	FailedVMs     int    `json:"failed_vms"`
+	WasmVMs       int    `json:"wasm_vms"`
+	FailurePolicy string `json:"failure_policy"`
 	// Store are the embedded store's counters, when it is the upstream.
 	Store any `json:"store,omitempty"`
 }
@@ -344,7 +427,11 @@ func (g *Gateway) Stats() Stats {
 		Gateway:          g.own.Load(),
 		Wasm:             g.host.Metrics(),
 		WasmMemoryBytes:  g.host.MemoryBytes(),
+		FailurePolicy:    g.failPolicy.String(),
 	}
+	st.AnsweredByFailedVM = g.failedVM.Load()
+	h := g.Health()
+	st.FailedVMs, st.WasmVMs = h.FailedVMs, h.VMs
 	g.byMethod.Range(func(k, v any) bool {
 		st.UpstreamByMethod[k.(string)] = v.(*atomic.Int64).Load()
 		return true

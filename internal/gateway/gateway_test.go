@@ -21,7 +21,10 @@ import (
 // fakeHost stands in for the wasm filter: it answers OPTIONS itself and passes everything
 // else on, which is all the routing, counting and logging tests need. The real filter runs in
 // the e2e tests.
-type fakeHost struct{ closed bool }
+type fakeHost struct {
+	closed bool
+	failed []string // as wasmhost.Host.Failed; nil: one healthy VM
+}
 
 func (f *fakeHost) Handler(upstream http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -36,6 +39,12 @@ func (f *fakeHost) Handler(upstream http.Handler) http.Handler {
 func (f *fakeHost) Metrics() map[string]int64       { return map[string]int64{"fake_requests": 1} }
 func (f *fakeHost) MemoryBytes() []uint64           { return []uint64{1 << 20} }
 func (f *fakeHost) Close(ctx context.Context) error { f.closed = true; return nil }
+func (f *fakeHost) Failed() []string {
+	if f.failed == nil {
+		return []string{""}
+	}
+	return f.failed
+}
 
 const routingConfig = `{
   "buckets": {
