@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,20 +104,9 @@ func (r *reloader) reloadLocked(ctx context.Context, trigger string) reloadResul
 	p, err := LoadConfig(r.path, data)
 	if err != nil {
 		r.metrics.reloadFailed(reloadInvalid)
-		attrs := []slog.Attr{
+		attrs := appendLoadError([]slog.Attr{
 			slog.String("file", r.path), slog.String("live_hash", liveHash), slog.String("trigger", trigger),
-		}
-		// A validation error is logged as its list of problems, once; anything else (a
-		// syntax error, say) as the error.
-		if ve := (*evaluator.ValidationError)(nil); errors.As(err, &ve) {
-			problems := make([]string, len(ve.Problems))
-			for i, p := range ve.Problems {
-				problems[i] = p.String()
-			}
-			attrs = append(attrs, slog.Any("problems", problems))
-		} else {
-			attrs = append(attrs, slog.String("error", err.Error()))
-		}
+		}, err)
 		r.log.LogAttrs(ctx, slog.LevelError, "configuration reload refused; keeping the last good configuration", attrs...)
 		return reloadResult{Trigger: trigger, Refused: reloadInvalid, Err: err}
 	}
@@ -211,3 +202,27 @@ func (r *reloader) watch(ctx context.Context) error {
 		}
 	}
 }
+
+// appendLoadError appends to attrs how a configuration that does not load is logged: a
+// validation error as its list of problems ("problems", a list in JSON logs), once; anything
+// else (a syntax error, an unreadable file) as the error. The reload refusal and the startup
+// failure share it, so one log query finds both.
+func appendLoadError(attrs []slog.Attr, err error) []slog.Attr {
+	if ve := (*evaluator.ValidationError)(nil); errors.As(err, &ve) {
+		problems := make(problemList, len(ve.Problems))
+		for i, p := range ve.Problems {
+			problems[i] = p.String()
+		}
+		return append(attrs, slog.Any("problems", problems))
+	}
+	return append(attrs, slog.String("error", err.Error()))
+}
+
+// problemList is a configuration's problems in a log record: a JSON array in JSON logs, and in
+// text logs the problems joined by "; " (slog's text handler would print Go's "[a b]", where
+// the problems, which contain spaces, run into each other).
+type problemList []string
+
+func (l problemList) MarshalJSON() ([]byte, error) { return json.Marshal([]string(l)) }
+
+func (l problemList) MarshalText() ([]byte, error) { return []byte(strings.Join(l, "; ")), nil }

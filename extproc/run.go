@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -69,14 +70,56 @@ type running struct {
 	health                *health.Server
 }
 
+// ConfigLoadError is [Run]'s error when the configuration file does not load at startup. Run
+// has already logged it through Options.Logger, as one record at error level ("configuration
+// refused; not starting", with the file, the reason and every problem as a list), so a caller
+// logging through the same logger need not print it again; Err is the cause.
+type ConfigLoadError struct {
+	Path string
+	// Reason is why the file was refused, as in s3cors_config_reload_errors_total: "invalid"
+	// (it does not parse or validate), "unreadable" or "missing".
+	Reason string
+	Err    error
+}
+
+func (e *ConfigLoadError) Error() string { return e.Err.Error() }
+func (e *ConfigLoadError) Unwrap() error { return e.Err }
+
+// loadInitial loads the configuration Run starts with. A failure is logged as the reload
+// refusal is (one structured record, problems as a list), because it is the same event seen at
+// a different time: a ConfigMap broken while the pod restarts. The process then exits before
+// serving metrics, so no s3cors_* series can report it; docs/deploy.md gives the alert that
+// does.
+func loadInitial(ctx context.Context, log *slog.Logger, path string) (*LoadedPolicy, error) {
+	data, err := os.ReadFile(path)
+	reason := reloadInvalid
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		reason, err = reloadMissing, fmt.Errorf("extproc: reading config: %w", err)
+	case err != nil:
+		reason, err = reloadUnreadable, fmt.Errorf("extproc: reading config: %w", err)
+	}
+	var live *LoadedPolicy
+	if err == nil {
+		live, err = LoadConfig(path, data)
+	}
+	if err != nil {
+		log.LogAttrs(ctx, slog.LevelError, "configuration refused; not starting",
+			appendLoadError([]slog.Attr{slog.String("file", path), slog.String("reason", reason)}, err)...)
+		return nil, &ConfigLoadError{Path: path, Reason: reason, Err: err}
+	}
+	return live, nil
+}
+
 // Run serves ext_proc until ctx is cancelled (the CLI cancels it on SIGINT and SIGTERM), then
 // sets gRPC health to NOT_SERVING, waits ShutdownDelay, drains open streams for at most
 // DrainTimeout and returns nil. It reloads the configuration when the file changes and on
 // SIGHUP; a file that fails to load is logged with every problem and counted, and the last
 // good configuration stays live.
 //
-// Run returns an error, without serving, when the initial configuration does not load (the
-// error lists every problem) or a listener cannot be opened; and an error if serving fails.
+// Run returns an error, without serving, when the initial configuration does not load (a
+// [*ConfigLoadError], already logged; its message lists every problem) or a listener cannot be
+// opened; and an error if serving fails.
 func Run(ctx context.Context, opts Options) error {
 	log := opts.Logger
 	if log == nil {
@@ -96,7 +139,7 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("extproc: Options.ShutdownDelay %s: want a duration of 0 or more", opts.ShutdownDelay)
 	}
 
-	live, err := LoadConfigFile(opts.ConfigPath)
+	live, err := loadInitial(ctx, log, opts.ConfigPath)
 	if err != nil {
 		return err
 	}

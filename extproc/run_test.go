@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/extproc/extproctest"
 	"github.com/s3cors/s3cors/internal/casetable"
 )
@@ -303,5 +305,65 @@ func TestRunStartupErrors(t *testing.T) {
 				t.Errorf("%s: error %q lacks %q", tc.name, err, w)
 			}
 		}
+	}
+}
+
+// TestRunStartupConfigLogged: a configuration that does not load at startup is logged as a
+// reload refusal is, one record at error with the file, the reason and the problems as a
+// list, and returned as a *ConfigLoadError with the same reason, so the CLI does not print it
+// a second time.
+func TestRunStartupConfigLogged(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	writeFile(t, bad, configBad)
+	for _, tc := range []struct {
+		name, path, reason string
+		problems           int // 0: an "error" attribute instead
+	}{
+		{"invalid", bad, reloadInvalid, 2},
+		{"missing", filepath.Join(dir, "nope.json"), reloadMissing, 0},
+		{"unreadable", dir, reloadUnreadable, 0}, // a directory cannot be read as a file
+	} {
+		logs := &syncBuffer{}
+		log := slog.New(slog.NewJSONHandler(logs, nil))
+		err := Run(t.Context(), Options{ConfigPath: tc.path, Listen: "127.0.0.1:0", Logger: log})
+		var ce *ConfigLoadError
+		if !errors.As(err, &ce) || ce.Reason != tc.reason || ce.Path != tc.path || ce.Err == nil {
+			t.Errorf("%s: Run returned %#v, want a *ConfigLoadError with reason %q", tc.name, err, tc.reason)
+		}
+		lines := strings.Split(strings.TrimSuffix(logs.String(), "\n"), "\n")
+		if len(lines) != 1 {
+			t.Fatalf("%s: %d log records, want one:\n%s", tc.name, len(lines), logs)
+		}
+		var rec struct {
+			Level, Msg, File, Reason, Error string
+			Problems                        []string
+		}
+		if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+			t.Fatalf("%s: %v\n%s", tc.name, err, lines[0])
+		}
+		if rec.Level != "ERROR" || rec.Msg != "configuration refused; not starting" || rec.File != tc.path || rec.Reason != tc.reason {
+			t.Errorf("%s: record %+v", tc.name, rec)
+		}
+		if len(rec.Problems) != tc.problems || (tc.problems == 0) != (rec.Error != "") {
+			t.Errorf("%s: record %+v: want %d problems, or an error when 0", tc.name, rec, tc.problems)
+		}
+	}
+}
+
+// TestProblemListText: in text logs a configuration's problems are joined by "; ", not
+// printed as Go's "[a b]", where problems containing spaces run together.
+func TestProblemListText(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+	log.LogAttrs(t.Context(), slog.LevelError, "refused", appendLoadError(nil, &evaluator.ValidationError{Problems: []evaluator.Problem{{Path: "a", Code: "C", Message: "one two"}, {Path: "b", Code: "C", Message: "three"}}})...)
+	if got := buf.String(); !strings.Contains(got, `problems="a: C: one two; b: C: three"`) || strings.Contains(got, "[") {
+		t.Errorf("text record %q: want the problems joined by \"; \"", got)
 	}
 }

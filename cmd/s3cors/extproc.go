@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+
 	"github.com/spf13/cobra"
 
 	"github.com/s3cors/s3cors/extproc"
@@ -15,7 +17,8 @@ func newExtprocCmd() *cobra.Command {
 		Long: `Extproc serves Envoy's external processing protocol (envoy.service.ext_proc.v3) on --listen:
 preflights are answered with an ImmediateResponse exactly as S3 answers them, actual responses
 get S3's CORS headers. The --config file (JSON or YAML) is reloaded when it changes and on
-SIGHUP; a bad new configuration is logged and the last good one kept.
+SIGHUP; a bad new configuration is logged and the last good one kept. A configuration that
+does not load at startup is logged (one record, every problem) and the command exits 1.
 
 --metrics-listen serves /metrics (Prometheus), /healthz and /readyz. SIGINT or SIGTERM drains
 open streams (after --shutdown-delay, for at most --drain-timeout), then exits.`,
@@ -38,7 +41,14 @@ open streams (after --shutdown-delay, for at most --drain-timeout), then exits.`
 				return err
 			}
 			o.Logger = logger
-			return extproc.Run(cmd.Context(), o)
+			err = extproc.Run(cmd.Context(), o)
+			if ce := (*extproc.ConfigLoadError)(nil); errors.As(err, &ce) {
+				// Run logged it, as one record in --log-format with every problem: printed
+				// again in plain text, a JSON log pipeline would get a second, multi-line
+				// copy it cannot parse.
+				return &exitError{code: exitFailure}
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()

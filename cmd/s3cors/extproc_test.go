@@ -1,0 +1,57 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestExtprocStartupConfigLogged: a configuration that does not load at startup (a broken
+// ConfigMap when the pod restarts) is reported through the logger, as one record in the
+// chosen format with the problems as a list, as a reload refusal is; nothing else is printed,
+// so a JSON log pipeline parses every line; the exit code is 1.
+func TestExtprocStartupConfigLogged(t *testing.T) {
+	for _, tc := range []struct {
+		name, file, reason string
+		problems           []string // substrings, one per problem, in order; nil: an "error" instead
+	}{
+		{"invalid", "bad-wildcards.json", "invalid", []string{`AllowedOrigins[0]`, `AllowedHeaders[0]`, `ExposeHeaders[0]`}},
+		{"syntax", "bad-syntax.json", "invalid", []string{"invalid JSON at line 1"}},
+		{"missing", "no-such-file.json", "missing", nil},
+	} {
+		r := runCLI(t, "extproc", "--config", filepath.Join("testdata", "in", tc.file),
+			"--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-format", "json")
+		if r.code != 1 {
+			t.Errorf("%s: exit %d, want 1\n%s", tc.name, r.code, r.stderr)
+		}
+		lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+		if len(lines) != 1 {
+			t.Fatalf("%s: stderr has %d lines, want one JSON record:\n%s", tc.name, len(lines), r.stderr)
+		}
+		var rec struct {
+			Level, Msg, File, Reason, Error string
+			Problems                        []string
+		}
+		if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+			t.Fatalf("%s: stderr is not a JSON record: %v\n%s", tc.name, err, r.stderr)
+		}
+		if rec.Level != "ERROR" || rec.Msg != "configuration refused; not starting" || !strings.HasSuffix(rec.File, tc.file) || rec.Reason != tc.reason {
+			t.Errorf("%s: record %+v: want level ERROR, msg %q, file %q, reason %q", tc.name, rec, "configuration refused; not starting", tc.file, tc.reason)
+		}
+		if tc.problems == nil {
+			if rec.Error == "" || len(rec.Problems) != 0 {
+				t.Errorf("%s: record %+v: want an error and no problems", tc.name, rec)
+			}
+			continue
+		}
+		if len(rec.Problems) != len(tc.problems) {
+			t.Fatalf("%s: problems %q, want %d", tc.name, rec.Problems, len(tc.problems))
+		}
+		for i, w := range tc.problems {
+			if !strings.Contains(rec.Problems[i], w) || strings.Contains(rec.Problems[i], "\n") {
+				t.Errorf("%s: problem %d = %q, want one line with %q", tc.name, i, rec.Problems[i], w)
+			}
+		}
+	}
+}
