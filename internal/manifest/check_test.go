@@ -22,12 +22,15 @@ import (
 	"sync"
 	"testing"
 
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	httpwasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	reqwithoutqueryv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/formatter/req_without_query/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
@@ -35,6 +38,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	extensionsclient "istio.io/client-go/pkg/apis/extensions/v1alpha1"
 	networkingclient "istio.io/client-go/pkg/apis/networking/v1alpha3"
@@ -53,7 +57,7 @@ import (
 var _ = []proto.Message{
 	&hcmv3.HttpConnectionManager{}, &httpwasmv3.Wasm{}, &wasmv3.PluginConfig{}, &routerv3.Router{},
 	&extprocv3.ExternalProcessor{}, &upstreamhttpv3.HttpProtocolOptions{}, &tlsv3.UpstreamTlsContext{},
-	&wrapperspb.StringValue{},
+	&wrapperspb.StringValue{}, &streamv3.StdoutAccessLog{}, &reqwithoutqueryv3.ReqWithoutQuery{},
 }
 
 // strictJSON is how every proto is read: unknown fields are errors.
@@ -165,6 +169,118 @@ func cluster(t *testing.T, b *bootstrapv3.Bootstrap, name string) *clusterv3.Clu
 	}
 	t.Fatalf("no cluster %q", name)
 	return nil
+}
+
+// accessLogFields are the command operators the access log must carry for an operator to
+// trace a request from a user's complaint: when, what, what s3cors answered and why, the id
+// in the reply, and the CORS request headers the answer depends on.
+var accessLogFields = []string{
+	"%START_TIME%", "%REQ(:METHOD)%", "%REQ_WITHOUT_QUERY(:PATH)%", "%RESPONSE_CODE%",
+	"%RESPONSE_CODE_DETAILS%", "%RESP(X-AMZ-REQUEST-ID)%", "%REQ(ORIGIN)%",
+	"%REQ(ACCESS-CONTROL-REQUEST-METHOD)%", "%REQ(ACCESS-CONTROL-REQUEST-HEADERS)%", "%DURATION%",
+}
+
+// pathWithQuery matches the operators that log the path with its query string, which for a
+// presigned URL holds the credential and the signature.
+var pathWithQuery = regexp.MustCompile(`%REQ\((X-ENVOY-ORIGINAL-PATH\?)?:PATH\)|%PATH(\(WQ[^)]*\))?%|%PATH\(:`)
+
+// checkAccessLog checks that the connection manager logs every request to standard output
+// with accessLogFields, never the query string, and with the formatter extension
+// REQ_WITHOUT_QUERY needs (Envoy refuses the format without it).
+func checkAccessLog(t *testing.T, name string, hcm *hcmv3.HttpConnectionManager) {
+	t.Helper()
+	for _, p := range accessLogProblems(hcm) {
+		t.Errorf("%s: %s", name, p)
+	}
+}
+
+func accessLogProblems(hcm *hcmv3.HttpConnectionManager) []string {
+	var stdout *streamv3.StdoutAccessLog
+	for _, al := range hcm.GetAccessLog() {
+		var s streamv3.StdoutAccessLog
+		if al.GetName() == "envoy.access_loggers.stdout" && al.GetTypedConfig().UnmarshalTo(&s) == nil {
+			stdout = &s
+		}
+	}
+	if stdout == nil {
+		return []string{"no envoy.access_loggers.stdout access log on the connection manager"}
+	}
+	lf := stdout.GetLogFormat()
+	format := lf.GetTextFormat() + lf.GetTextFormatSource().GetInlineString()
+	if js := lf.GetJsonFormat(); js != nil {
+		b, err := protojson.Marshal(js)
+		if err != nil {
+			return []string{err.Error()}
+		}
+		format += string(b)
+	}
+	var problems []string
+	for _, f := range accessLogFields {
+		if !strings.Contains(format, f) {
+			problems = append(problems, fmt.Sprintf("the access log lacks %s; format: %s", f, format))
+		}
+	}
+	if m := pathWithQuery.FindString(format); m != "" {
+		problems = append(problems, fmt.Sprintf("the access log logs the query string (%s): a presigned URL's signature would be logged", m))
+	}
+	var formatter bool
+	for _, f := range lf.GetFormatters() {
+		formatter = formatter || f.GetTypedConfig().MessageIs(&reqwithoutqueryv3.ReqWithoutQuery{})
+	}
+	if strings.Contains(format, "%REQ_WITHOUT_QUERY(") && !formatter {
+		problems = append(problems, "the access log uses REQ_WITHOUT_QUERY without the envoy.formatter.req_without_query formatter")
+	}
+	return problems
+}
+
+// TestAccessLogCheckCatches: the access-log check refuses a bootstrap without the logger, one
+// that logs the query string, one missing a field and one without the formatter extension.
+func TestAccessLogCheckCatches(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "envoy", "wasm.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := s3Listener(t, checkBootstrap(t, "wasm.yaml", data))
+	if p := accessLogProblems(good); len(p) > 0 {
+		t.Fatalf("the committed bootstrap fails: %v", p)
+	}
+	fields := func(hcm *hcmv3.HttpConnectionManager) (*streamv3.StdoutAccessLog, func()) {
+		var s streamv3.StdoutAccessLog
+		if err := hcm.GetAccessLog()[0].GetTypedConfig().UnmarshalTo(&s); err != nil {
+			t.Fatal(err)
+		}
+		return &s, func() {
+			a, err := anypb.New(&s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hcm.GetAccessLog()[0].ConfigType = &accesslogv3.AccessLog_TypedConfig{TypedConfig: a}
+		}
+	}
+	for name, mutate := range map[string]func(hcm *hcmv3.HttpConnectionManager){
+		"no access log": func(hcm *hcmv3.HttpConnectionManager) { hcm.AccessLog = nil },
+		"path with query": func(hcm *hcmv3.HttpConnectionManager) {
+			s, save := fields(hcm)
+			s.GetLogFormat().GetJsonFormat().Fields["path"] = structpb.NewStringValue("%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%")
+			save()
+		},
+		"no request id": func(hcm *hcmv3.HttpConnectionManager) {
+			s, save := fields(hcm)
+			delete(s.GetLogFormat().GetJsonFormat().Fields, "x_amz_request_id")
+			save()
+		},
+		"no formatter": func(hcm *hcmv3.HttpConnectionManager) {
+			s, save := fields(hcm)
+			s.GetLogFormat().Formatters = nil
+			save()
+		},
+	} {
+		hcm := proto.Clone(good).(*hcmv3.HttpConnectionManager)
+		mutate(hcm)
+		if p := accessLogProblems(hcm); len(p) == 0 {
+			t.Errorf("%s: the access-log check accepts it", name)
+		}
+	}
 }
 
 // firstHTTPFilter checks the filter order every s3cors bootstrap must have (s3cors first, the

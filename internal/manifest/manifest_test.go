@@ -141,11 +141,13 @@ func checkTarget(t *testing.T, target manifest.Target, data []byte, want evaluat
 	switch target {
 	case manifest.EnvoyWasm:
 		b := checkBootstrap(t, name, data)
+		checkAccessLog(t, name, s3Listener(t, b))
 		_, js := wasmPluginConfig(t, b)
 		sameConfig(t, name+" plugin configuration", loadConfig(t, name, js), want)
 		cluster(t, b, "s3")
 	case manifest.EnvoyExtProc:
 		b := checkBootstrap(t, name, data)
+		checkAccessLog(t, name, s3Listener(t, b))
 		ep := extProcFilter(t, firstHTTPFilter(t, s3Listener(t, b)))
 		c := cluster(t, b, ep.GetGrpcService().GetEnvoyGrpc().GetClusterName())
 		var po upstreamhttpv3.HttpProtocolOptions
