@@ -242,22 +242,30 @@ func TestExtprocCLI(t *testing.T) {
 }
 
 // TestExtprocCLIRefusesInvalidConfig: a configuration that does not load is a startup error,
-// with every problem printed and a non-zero exit status.
+// logged as one structured record with every problem, and a non-zero exit status.
 func TestExtprocCLIRefusesInvalidConfig(t *testing.T) {
 	bin := extprocCLIBinary(t)
 	config := filepath.Join(t.TempDir(), "cors.yaml")
 	replaceConfig(t, config, []byte("buckets:\n  site:\n    CORSRules:\n      - AllowedOrigins: ['https://*.*.example']\n        AllowedMethods: [PATCH]\n"))
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "extproc", "--config", config, "--listen", "127.0.0.1:0", "--metrics-listen", "")
+	cmd := exec.CommandContext(ctx, bin, "extproc", "--config", config, "--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-format", "json")
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
 		t.Fatalf("s3cors extproc with an invalid config: %v, want a non-zero exit\n%s", err, out)
 	}
+	var rec struct {
+		Msg      string
+		Problems []string
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(out), &rec); err != nil {
+		t.Fatalf("output is not one JSON log record: %v\n%s", err, out)
+	}
+	all := strings.Join(rec.Problems, "\n")
 	for _, want := range []string{`buckets["site"].CORSRules[0].AllowedOrigins[0]`, `buckets["site"].CORSRules[0].AllowedMethods[0]`, "PATCH"} {
-		if !bytes.Contains(out, []byte(want)) {
-			t.Errorf("output lacks %q:\n%s", want, out)
+		if len(rec.Problems) != 2 || !strings.Contains(all, want) {
+			t.Errorf("record %q: want two problems, one naming %q:\n%s", rec.Msg, want, out)
 		}
 	}
 }
