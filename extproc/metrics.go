@@ -24,9 +24,10 @@ import (
 // Label values: outcome is reply, decorate, forward or pass_through; reason is one of the
 // evaluator's reasons ([evaluator.Reason]); kind is one of out_of_order, missing_header,
 // unknown_message, no_policy, unexpected_phase, recv, send, observability_mode. Only the
-// outcome and reason pairs the server can produce ([decisionPairs]) are exported, each from
-// the start at zero, with every reload error reason and error kind, so rate() and absent()
-// queries behave before the first request and no series stays at zero forever.
+// outcome and reason pairs the server can produce (decisionPairs, eleven; docs/deploy.md
+// lists them) are exported, each from the start at zero, as are every reload error reason and
+// error kind: rate() and absent() queries behave before the first request, and no series
+// exists that no request can move.
 type Metrics struct {
 	registry *prometheus.Registry
 
