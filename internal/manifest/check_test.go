@@ -206,7 +206,7 @@ func accessLogProblems(hcm *hcmv3.HttpConnectionManager) []string {
 		return []string{"no envoy.access_loggers.stdout access log on the connection manager"}
 	}
 	lf := stdout.GetLogFormat()
-	format := lf.GetTextFormat() + lf.GetTextFormatSource().GetInlineString()
+	format := lf.GetTextFormatSource().GetInlineString() // text_format is deprecated; the generator never writes it
 	if js := lf.GetJsonFormat(); js != nil {
 		b, err := protojson.Marshal(js)
 		if err != nil {
