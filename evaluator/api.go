@@ -183,6 +183,25 @@ func (r Reason) String() string {
 	return "unknown"
 }
 
+// ReplyDetails names a reply taken for reason r in Envoy's %RESPONSE_CODE_DETAILS%, the same
+// from the wasm filter and the ext_proc server, so that one access-log query or alert serves
+// both: "s3cors_preflight_allowed", or "s3cors_preflight_denied_<reason>" for a refusal, and
+// "s3cors_preflight" for a reason this package does not name.
+func (r Reason) ReplyDetails() string {
+	if int(r) < len(replyDetails) {
+		return replyDetails[r]
+	}
+	return "s3cors_preflight"
+}
+
+var replyDetails = func() (d [len(reasonNames)]string) {
+	for r := range d {
+		d[r] = "s3cors_preflight_denied_" + reasonNames[r]
+	}
+	d[ReasonAllowed] = "s3cors_preflight_allowed"
+	return d
+}()
+
 // Header is one response header, with S3's Title-Case name.
 type Header struct {
 	Name  string

@@ -101,7 +101,7 @@ func TestReplyPairsHaveFilterDetails(t *testing.T) {
 		if p.outcome != evaluator.Reply {
 			continue
 		}
-		if d := detailsOf(p.reason); d != "s3cors_preflight_allowed" && d != "s3cors_preflight_denied_"+p.reason.String() {
+		if d := p.reason.ReplyDetails(); d != "s3cors_preflight_allowed" && d != "s3cors_preflight_denied_"+p.reason.String() {
 			t.Errorf("a %s reply has details %q, not the filter's", p.reason, d)
 		}
 	}

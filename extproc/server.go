@@ -512,29 +512,6 @@ func hasUpper[T string | []byte](s T) bool {
 	return false
 }
 
-// details are the response-code details of each reply (%RESPONSE_CODE_DETAILS% in Envoy's
-// access log), by reason, so that a log line says why s3cors answered. They are the wasm
-// filter's strings (filter/plugin.go, replyDetails): s3cors_preflight_allowed, and
-// s3cors_preflight_denied_<reason> for a refusal, so that one access-log query or alert works
-// whichever way s3cors is delivered.
-var details = func() [reasonCount]string {
-	var ds [reasonCount]string
-	for r := range reasonCount {
-		ds[r] = "s3cors_preflight_denied_" + evaluator.Reason(r).String()
-	}
-	ds[evaluator.ReasonAllowed] = "s3cors_preflight_allowed"
-	return ds
-}()
-
-// detailsOf returns the response-code details of a reply for reason r; a reason this build
-// does not know gets the filter's fallback, s3cors_preflight.
-func detailsOf(r evaluator.Reason) string {
-	if int(r) < len(details) {
-		return details[r]
-	}
-	return "s3cors_preflight"
-}
-
 // immediateResponse puts S3's reply for a preflight in st.out: status, headers and body, as an
 // ImmediateResponse. Envoy sends it with sendLocalReply, which owns content-length (it sets
 // it from the body, and drops it with the body empty; HTTP/1 then says "content-length: 0")
@@ -549,7 +526,7 @@ func (st *stream) immediateResponse() {
 	}
 	st.set = set
 	// The typed message took the status as an envoy.type.v3.StatusCode, an int32.
-	st.buf = appendImmediateResponse(st.buf[:0], int32(d.Status), set, d.Body, detailsOf(d.Reason))
+	st.buf = appendImmediateResponse(st.buf[:0], int32(d.Status), set, d.Body, d.Reason.ReplyDetails())
 	st.out.set(st.buf)
 }
 

@@ -467,25 +467,3 @@ func TestBounded(t *testing.T) {
 		}
 	}
 }
-
-// TestReplyDetailsMatchFilter pins the response-code details of every reply to the wasm
-// filter's (filter/plugin.go, replyDetails), so that one access-log query or alert on
-// %RESPONSE_CODE_DETAILS% works in both delivery modes.
-func TestReplyDetailsMatchFilter(t *testing.T) {
-	want := map[evaluator.Reason]string{
-		evaluator.ReasonAllowed:              "s3cors_preflight_allowed",
-		evaluator.ReasonNoOrigin:             "s3cors_preflight_denied_no_origin",
-		evaluator.ReasonBucketNotFound:       "s3cors_preflight_denied_bucket_not_found",
-		evaluator.ReasonNotEnabled:           "s3cors_preflight_denied_not_enabled",
-		evaluator.ReasonMissingRequestMethod: "s3cors_preflight_denied_missing_request_method",
-		evaluator.ReasonNotAllowed:           "s3cors_preflight_denied_not_allowed",
-	}
-	for r, w := range want {
-		if got := detailsOf(r); got != w {
-			t.Errorf("details of a %s reply = %q, want the filter's %q", r, got, w)
-		}
-	}
-	if got := detailsOf(evaluator.Reason(200)); got != "s3cors_preflight" {
-		t.Errorf("details of an unknown reason = %q, want the filter's fallback s3cors_preflight", got)
-	}
-}

@@ -27,7 +27,7 @@ import (
 func typedImmediateResponse(d *evaluator.Decision) *extprocv3.ProcessingResponse {
 	ir := &extprocv3.ImmediateResponse{
 		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
-		Details: detailsOf(d.Reason),
+		Details: d.Reason.ReplyDetails(),
 	}
 	if len(d.Body) > 0 {
 		ir.Body = bytes.Clone(d.Body)

@@ -275,15 +275,6 @@ func (p *Plugin) readRequest(req *evaluator.Request) error {
 	return err
 }
 
-// replyDetails names each reply for Envoy's %RESPONSE_CODE_DETAILS%, by reason.
-var replyDetails = func() (d [16]string) {
-	for i := range d {
-		d[i] = "s3cors_preflight_denied_" + evaluator.Reason(i).String()
-	}
-	d[evaluator.ReasonAllowed] = "s3cors_preflight_allowed"
-	return d
-}()
-
 // reply answers the request at the proxy. Content-Length is left to Envoy, which sets it from
 // the body (and which keeps the Content-Type we give).
 func (p *Plugin) reply(s *stream, d *evaluator.Decision) abi.Action {
@@ -295,11 +286,7 @@ func (p *Plugin) reply(s *stream, d *evaluator.Decision) abi.Action {
 		}
 	}
 	p.replyHeaders = hs
-	details := "s3cors_preflight"
-	if int(d.Reason) < len(replyDetails) {
-		details = replyDetails[d.Reason]
-	}
-	if err := p.host.SendLocalResponse(uint32(d.Status), details, d.Body, hs, abi.NoGRPCStatus); err != nil {
+	if err := p.host.SendLocalResponse(uint32(d.Status), d.Reason.ReplyDetails(), d.Body, hs, abi.NoGRPCStatus); err != nil {
 		// Unanswered, the request must at least reach the upstream unchanged.
 		s.state = streamPass
 		p.internalError(r, "sending the local reply", err)
