@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // TestManifestRefusesExplicitZeros: an option given as zero or empty is an error naming the
@@ -366,5 +369,39 @@ func TestExplainRefusesQueryBeforeConfig(t *testing.T) {
 	r := runCLI(t, "explain", "--config", filepath.Join(t.TempDir(), "missing.json"), "--bucket", "a/b", "--method", "GET")
 	if r.code != exitUsage || !strings.Contains(r.stderr, `explain: --bucket "a/b": a bucket name cannot contain "/"`) {
 		t.Errorf("exit %d, want %d and the --bucket problem:\n%s", r.code, exitUsage, r.stderr)
+	}
+}
+
+// TestIstioExtprocDeploymentArgs: the arguments the generated Deployment gives the server are
+// flags s3cors extproc accepts, with values it accepts (a renamed or retyped flag would
+// otherwise surface as a crash-looping pod).
+func TestIstioExtprocDeploymentArgs(t *testing.T) {
+	r := runCLI(t, "manifest", "--config", filepath.Join("testdata", "in", "config.json"), "--target", "istio-extproc",
+		"--image", "registry.example.com/s3cors:v1")
+	if r.code != 0 {
+		t.Fatalf("manifest: exit %d\n%s", r.code, r.stderr)
+	}
+	var args []string
+	for _, doc := range strings.Split(r.stdout, "\n---\n") {
+		var d appsv1.Deployment
+		if err := yaml.Unmarshal([]byte(doc), &d); err != nil {
+			t.Fatalf("%v:\n%s", err, doc)
+		}
+		if d.Kind == "Deployment" && len(d.Spec.Template.Spec.Containers) == 1 {
+			args = d.Spec.Template.Spec.Containers[0].Args
+		}
+	}
+	if len(args) < 2 || args[0] != "extproc" {
+		t.Fatalf("Deployment args %q, want extproc and its flags", args)
+	}
+	cmd := newExtprocCmd()
+	if err := cmd.ParseFlags(args[1:]); err != nil {
+		t.Fatalf("s3cors extproc refuses the Deployment's args %q: %v", args[1:], err)
+	}
+	if got := cmd.Flags().Arg(0); got != "" {
+		t.Errorf("Deployment args leave a positional argument %q", got)
+	}
+	if v, _ := cmd.Flags().GetString("log-format"); v != "json" {
+		t.Errorf("--log-format %q, want json", v)
 	}
 }
