@@ -175,14 +175,18 @@ func cluster(t *testing.T, b *bootstrapv3.Bootstrap, name string) *clusterv3.Clu
 // trace a request from a user's complaint: when, what, what s3cors answered and why, the id
 // in the reply, and the CORS request headers the answer depends on.
 var accessLogFields = []string{
-	"%START_TIME%", "%REQ(:METHOD)%", "%REQ_WITHOUT_QUERY(:PATH)%", "%RESPONSE_CODE%",
-	"%RESPONSE_CODE_DETAILS%", "%RESP(X-AMZ-REQUEST-ID)%", "%REQ(ORIGIN)%",
-	"%REQ(ACCESS-CONTROL-REQUEST-METHOD)%", "%REQ(ACCESS-CONTROL-REQUEST-HEADERS)%", "%DURATION%",
+	"%START_TIME%", "%REQ(:METHOD)%", "%REQ_WITHOUT_QUERY(:PATH):", "%RESPONSE_CODE%",
+	"%RESPONSE_CODE_DETAILS%", "%RESP(X-AMZ-REQUEST-ID)%", "%REQ(ORIGIN):",
+	"%REQ(ACCESS-CONTROL-REQUEST-METHOD):", "%REQ(ACCESS-CONTROL-REQUEST-HEADERS):", "%DURATION%",
 }
+
+// unboundedClientValue matches a request-header operator without a length (":N"): the
+// client chooses those values, up to Envoy's 60 KiB header limit.
+var unboundedClientValue = regexp.MustCompile(`(?i)%REQ(_WITHOUT_QUERY)?\((ORIGIN|ACCESS-CONTROL-REQUEST-[A-Z]+|:PATH|:AUTHORITY|X-ENVOY-ORIGINAL-PATH\?:PATH)\)%`)
 
 // pathWithQuery matches the operators that log the path with its query string, which for a
 // presigned URL holds the credential and the signature.
-var pathWithQuery = regexp.MustCompile(`%REQ\((X-ENVOY-ORIGINAL-PATH\?)?:PATH\)|%PATH(\(WQ[^)]*\))?%|%PATH\(:`)
+var pathWithQuery = regexp.MustCompile(`(?i)%REQ\((X-ENVOY-ORIGINAL-PATH\?)?:PATH\)|%PATH(\(WQ[^)]*\))?%|%PATH\(:`)
 
 // checkAccessLog checks that the connection manager logs every request to standard output
 // with accessLogFields, never the query string, and with the formatter extension
@@ -220,6 +224,9 @@ func accessLogProblems(hcm *hcmv3.HttpConnectionManager) []string {
 			problems = append(problems, fmt.Sprintf("the access log lacks %s; format: %s", f, format))
 		}
 	}
+	if m := unboundedClientValue.FindString(format); m != "" {
+		problems = append(problems, fmt.Sprintf("the access log writes %s without a length (%s:N): one request could make a 60 KiB line", m, strings.TrimSuffix(m, "%")))
+	}
 	if m := pathWithQuery.FindString(format); m != "" {
 		problems = append(problems, fmt.Sprintf("the access log logs the query string (%s): a presigned URL's signature would be logged", m))
 	}
@@ -234,7 +241,8 @@ func accessLogProblems(hcm *hcmv3.HttpConnectionManager) []string {
 }
 
 // TestAccessLogCheckCatches: the access-log check refuses a bootstrap without the logger, one
-// that logs the query string, one missing a field and one without the formatter extension.
+// that logs the query string (in either case), one missing a field, one writing a client's
+// header without a length and one without the formatter extension.
 func TestAccessLogCheckCatches(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "envoy", "wasm.yaml"))
 	if err != nil {
@@ -267,6 +275,16 @@ func TestAccessLogCheckCatches(t *testing.T) {
 		"no request id": func(hcm *hcmv3.HttpConnectionManager) {
 			s, save := fields(hcm)
 			delete(s.GetLogFormat().GetJsonFormat().Fields, "x_amz_request_id")
+			save()
+		},
+		"origin without a length": func(hcm *hcmv3.HttpConnectionManager) {
+			s, save := fields(hcm)
+			s.GetLogFormat().GetJsonFormat().Fields["origin"] = structpb.NewStringValue("%REQ(ORIGIN)%")
+			save()
+		},
+		"lower-case path with query": func(hcm *hcmv3.HttpConnectionManager) {
+			s, save := fields(hcm)
+			s.GetLogFormat().GetJsonFormat().Fields["path2"] = structpb.NewStringValue("%REQ(:path):100%")
 			save()
 		},
 		"no formatter": func(hcm *hcmv3.HttpConnectionManager) {
