@@ -23,11 +23,12 @@ import (
 //
 // Label values: outcome is reply, decorate, forward or pass_through; reason is one of the
 // evaluator's reasons ([evaluator.Reason]); kind is one of out_of_order, missing_header,
-// unknown_message, no_policy, unexpected_phase, recv, send, observability_mode. Only the
-// outcome and reason pairs the server can produce (decisionPairs, eleven; docs/deploy.md
-// lists them) are exported, each from the start at zero, as are every reload error reason and
-// error kind: rate() and absent() queries behave before the first request, and no series
-// exists that no request can move.
+// unknown_message, no_policy, unexpected_phase, recv, send, observability_mode. The outcome
+// and reason pairs the server can produce today (decisionPairs, eleven; docs/deploy.md lists
+// them) are exported from the start at zero, as are every reload error reason and error kind:
+// rate() and absent() queries behave before the first request, and no series exists that no
+// request can move. A pair outside decisionPairs (one a newer evaluator adds) is still
+// counted, in a series created when it first happens.
 type Metrics struct {
 	registry *prometheus.Registry
 
