@@ -94,8 +94,9 @@ func TestDecisionOutsidePairsCounted(t *testing.T) {
 	}
 }
 
-// TestReplyPairsHaveFilterDetails: every reply reason the server can produce is one whose
-// details TestReplyDetailsMatchFilter pins to the filter's.
+// TestReplyPairsHaveFilterDetails: every reply reason the server can produce has the details
+// evaluator.TestReplyDetails (evaluator/api_reason_test.go) pins for both the wasm filter and
+// this server, not the fallback an unknown reason gets.
 func TestReplyPairsHaveFilterDetails(t *testing.T) {
 	for _, p := range decisionPairs {
 		if p.outcome != evaluator.Reply {
