@@ -81,7 +81,8 @@ every bucket of the embedded store.
 
 Each request is logged (method, host, path, query_keys, origin, status, answered_by
 proxy|upstream|gateway|failed_vm, duration) to stderr; failed_vm is the 503 of a VM that has
-failed, not the filter's answer. The path is logged without its query and query_keys lists the
+failed, not the filter's answer (with store_status when the store had answered before the VM
+failed: its answer was replaced, but a PUT may have been stored). The path is logged without its query and query_keys lists the
 parameter names only: a presigned URL's credentials never reach the log. SIGINT or SIGTERM
 shuts down gracefully.`,
 		Example: `  s3cors serve --config testdata/demo/config.json --demo-listen 127.0.0.1:8081

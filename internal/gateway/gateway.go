@@ -91,7 +91,7 @@ type Gateway struct {
 
 	requests atomic.Int64
 	answered atomic.Int64 // by the filter, without reaching the upstream
-	failedVM atomic.Int64 // 503s of a failed VM (wasm_fail_stream), without reaching the upstream
+	failedVM atomic.Int64 // 503s of a failed VM (wasm_fail_stream), the store's answer replaced if it had one
 	upstream atomic.Int64
 	own      atomic.Int64 // the gateway's own endpoints
 	byMethod sync.Map     // method -> *atomic.Int64, requests that reached the upstream
@@ -148,10 +148,16 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	g.filtered = host.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.upstream.Add(1)
 		g.methodCounter(r.Method).Add(1)
-		if m, ok := r.Context().Value(markKey{}).(*requestMark); ok {
-			m.upstream.Store(true)
+		m, ok := r.Context().Value(markKey{}).(*requestMark)
+		if !ok {
+			o.Upstream.ServeHTTP(w, r)
+			return
 		}
-		o.Upstream.ServeHTTP(w, r)
+		m.upstream.Store(true)
+		// The store's own status, before the filter's response callbacks: they may still
+		// replace it (a trap there is answered 503 by the host).
+		o.Upstream.ServeHTTP(&storeWriter{ResponseWriter: w, mark: m}, r)
+		m.storeStatus.CompareAndSwap(0, http.StatusOK) // returned without writing: an empty 200
 	}))
 	return g, nil
 }
@@ -177,9 +183,38 @@ func (g *Gateway) methodCounter(method string) *atomic.Int64 {
 
 type markKey struct{}
 
-// requestMark records, for the request log, whether a request reached the upstream handler
-// and whether that handler answered for the store (unreachable: ProxyTo's own 502).
-type requestMark struct{ upstream, unreachable atomic.Bool }
+// requestMark records, for the request log, whether a request reached the upstream handler,
+// whether that handler answered for the store (unreachable: ProxyTo's own 502), and the
+// status the store answered before the filter saw it.
+type requestMark struct {
+	upstream, unreachable atomic.Bool
+	storeStatus           atomic.Int32 // 0 until the upstream handler sends its final status
+}
+
+// storeWriter records the upstream handler's final status in its requestMark.
+type storeWriter struct {
+	http.ResponseWriter
+	mark *requestMark
+}
+
+func (s *storeWriter) WriteHeader(code int) {
+	if code >= 200 { // 1xx are interim: the final status follows
+		s.mark.storeStatus.CompareAndSwap(0, int32(code))
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *storeWriter) Write(b []byte) (int, error) {
+	s.mark.storeStatus.CompareAndSwap(0, http.StatusOK)
+	return s.ResponseWriter.Write(b)
+}
+
+// Flush keeps the upstream's streaming (ReverseProxy flushes through ResponseController,
+// which also finds it through Unwrap; a handler asserting http.Flusher needs the method).
+func (s *storeWriter) Flush() { _ = http.NewResponseController(s.ResponseWriter).Flush() }
+
+// Unwrap lets http.ResponseController reach the writer underneath.
+func (s *storeWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // markUnreachable records that the gateway, not the store, answered r: the store could not
 // be reached.
@@ -195,6 +230,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	g.requests.Add(1)
 	answeredBy := "gateway"
+	storeStatus := 0 // the store's answer, when it was reached
 	if own := g.ownEndpoint(r); own != nil {
 		g.own.Add(1)
 		own(sw, r)
@@ -202,23 +238,27 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		mark := &requestMark{}
 		sw.mark = mark
 		g.filtered.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), markKey{}, mark)))
+		storeStatus = int(mark.storeStatus.Load())
 		switch {
 		case mark.unreachable.Load():
 			// ProxyTo's 502: the store never saw the request.
-		case mark.upstream.Load():
-			answeredBy = "upstream"
-		case sw.code() == http.StatusServiceUnavailable:
-			// The host's wasm_fail_stream reply: s3cors.wasm answers only 200, 400 and 403, and
-			// the host's own replies are 408, 413 and 500, so a 503 that did not come from the
-			// store is a failed VM's.
+		case sw.code() == http.StatusServiceUnavailable && storeStatus != http.StatusServiceUnavailable:
+			// The host's wasm_fail_stream reply, whether the VM failed before the store was
+			// asked or while handling its answer (a trap in on_response_headers replaces the
+			// store's status). s3cors.wasm answers only 200, 400 and 403, and the host's other
+			// replies are 400, 408, 413 and 500, so a 503 the store did not send is a failed
+			// VM's. A store's own 503 replaced by a failed VM's cannot be told apart; it is
+			// logged as the store's.
 			answeredBy = "failed_vm"
 			g.failedVM.Add(1)
+		case mark.upstream.Load():
+			answeredBy = "upstream"
 		default:
 			answeredBy = "proxy"
 			g.answered.Add(1)
 		}
 	}
-	attrs := make([]slog.Attr, 0, 9)
+	attrs := make([]slog.Attr, 0, 10)
 	attrs = append(attrs,
 		slog.String("method", r.Method),
 		slog.String("host", r.Host),
@@ -233,6 +273,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("origin", r.Header.Get("Origin")),
 		slog.Int("status", sw.code()),
 		slog.String("answered_by", answeredBy),
+	)
+	if answeredBy == "failed_vm" && storeStatus != 0 {
+		// The store received the request and answered it (a PUT may have been stored)
+		// before the failed VM replaced its answer.
+		attrs = append(attrs, slog.Int("store_status", storeStatus))
+	}
+	attrs = append(attrs,
 		slog.Int64("bytes", sw.bytes),
 		slog.Duration("duration", time.Since(start)),
 	)
@@ -395,7 +442,9 @@ type Stats struct {
 	// upstream (preflights above all).
 	AnsweredAtProxy int64 `json:"answered_at_proxy"`
 	// AnsweredByFailedVM counts requests answered 503 because the VM serving them had failed
-	// (Envoy's wasm_fail_stream): not the filter's answers, and not in AnsweredAtProxy.
+	// (Envoy's wasm_fail_stream): not the filter's answers, and not in AnsweredAtProxy. A VM
+	// that fails while handling the store's response replaces the store's answer: that
+	// request is counted here and in ReachedUpstream (the store did receive it).
 	AnsweredByFailedVM int64 `json:"answered_by_failed_vm"`
 	// ReachedUpstream counts requests the upstream received; UpstreamByMethod splits them.
 	ReachedUpstream  int64            `json:"reached_upstream"`

@@ -27,10 +27,16 @@ var probeCompilation = wazero.NewCompilationCache()
 
 func newProbeGateway(t *testing.T, policy wasmhost.FailurePolicy, workers int) (*Gateway, *syncBuffer) {
 	t.Helper()
+	return newProbeGatewayTo(t, policy, workers, http.HandlerFunc(storeStub))
+}
+
+// newProbeGatewayTo is newProbeGateway in front of upstream.
+func newProbeGatewayTo(t *testing.T, policy wasmhost.FailurePolicy, workers int, upstream http.Handler) (*Gateway, *syncBuffer) {
+	t.Helper()
 	logs := &syncBuffer{}
 	g, err := New(context.Background(), Options{
 		Config: []byte(healthConfig), Module: testenv.GuestBytes(t, "probe"), CompilationCache: probeCompilation,
-		Upstream: http.HandlerFunc(storeStub), FailurePolicy: policy, Workers: workers,
+		Upstream: upstream, FailurePolicy: policy, Workers: workers,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	})
 	if err != nil {
@@ -160,5 +166,46 @@ func TestHealthReasonIsOneShortLine(t *testing.T) {
 	rec := get(t, g, "GET", "127.0.0.1:8080", HealthPath)
 	if body, _ := io.ReadAll(rec.Body); rec.Code != 503 || strings.Count(string(body), "\n") != 1 {
 		t.Errorf("healthz: %d %q", rec.Code, body)
+	}
+}
+
+// TestTrapInResponseIsTheFailedVMs: a VM that traps in on_response_headers under fail-closed
+// replaces the store's 200 with the host's 503 (wasm_fail_stream). The client's answer is the
+// failed VM's, not the store's, though the store did receive (and may have acted on) the
+// request: the log says failed_vm with the store's own status, and the stats count it both as
+// reaching the store and as answered by a failed VM.
+func TestTrapInResponseIsTheFailedVMs(t *testing.T) {
+	g, logs := newProbeGateway(t, wasmhost.FailClosed, 1)
+	if rec := get(t, g, "GET", "127.0.0.1:8080", "/website/a", "x-probe", "resp-panic"); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("the request trapping in on_response_headers: %d, want 503", rec.Code)
+	}
+	st := stats(t, g)
+	if st.AnsweredByFailedVM != 1 || st.ReachedUpstream != 1 || st.UpstreamByMethod["GET"] != 1 || st.AnsweredAtProxy != 0 || st.FailedVMs != 1 {
+		t.Errorf("stats after the trap in the response: %+v", st)
+	}
+	log := logs.String()
+	if want := `path=/website/a origin="" status=503 answered_by=failed_vm store_status=200`; !strings.Contains(log, want) {
+		t.Errorf("log lacks %q:\n%s", want, log)
+	}
+	if strings.Contains(log, "answered_by=upstream") {
+		t.Errorf("the failed VM's 503 is logged as the store's answer:\n%s", log)
+	}
+}
+
+// TestStore503IsTheStores: a 503 the store sends (S3's SlowDown) passes a healthy filter and
+// is the store's answer, not a failed VM's.
+func TestStore503IsTheStores(t *testing.T) {
+	g, logs := newProbeGatewayTo(t, wasmhost.FailClosed, 1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "<Error><Code>SlowDown</Code></Error>")
+	}))
+	if rec := get(t, g, "GET", "127.0.0.1:8080", "/website/a"); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("the store's 503: %d, want it passed on", rec.Code)
+	}
+	if st := stats(t, g); st.AnsweredByFailedVM != 0 || st.ReachedUpstream != 1 || st.FailedVMs != 0 {
+		t.Errorf("stats after the store's 503: %+v", st)
+	}
+	if want := `path=/website/a origin="" status=503 answered_by=upstream`; !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, logs.String())
 	}
 }
