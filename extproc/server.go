@@ -312,8 +312,11 @@ func (s *Server) requestHeaders(ctx context.Context, st *stream, hs []header) (d
 	}
 	d := &st.dec
 	if req.Method == "CONNECT" && req.Path == "" {
-		// A CONNECT tunnel has no :path and is no S3 request.
-		d.Outcome, d.Reason, d.Bucket, d.StripUpstream = evaluator.PassThrough, evaluator.ReasonNotBucket, "", false
+		// A CONNECT tunnel has no :path and is no S3 request. Every field is set, as Evaluate
+		// sets them: the pooled stream's Decision still holds its previous request's, which
+		// the decision line would otherwise report for this one.
+		d.Outcome, d.Reason, d.Bucket, d.Key, d.Rule, d.HeaderSet = evaluator.PassThrough, evaluator.ReasonNotBucket, "", "", -1, -1
+		d.Status, d.Headers, d.Body, d.StripUpstream = 0, nil, nil, false
 	} else {
 		live := s.policy.Load()
 		if live == nil {

@@ -328,6 +328,34 @@ func TestConnectPassesThrough(t *testing.T) {
 	}
 }
 
+// TestConnectDecisionIsItsOwn: a CONNECT on a pooled stream that last decided a matched
+// request keeps nothing of that decision; its debug line says no rule, not the previous one.
+func TestConnectDecisionIsItsOwn(t *testing.T) {
+	srv, logs := testServer(t)
+	st := new(stream)
+	if _, err := srv.requestHeaders(t.Context(), st, wireIncoming(t, headers(decorateRequest...)).headers); err != nil {
+		t.Fatal(err)
+	}
+	if st.dec.Outcome != evaluator.Decorate || st.dec.Rule != 0 {
+		t.Fatalf("matched request decided %v with rule %d, want decorate with rule 0", st.dec.Outcome, st.dec.Rule)
+	}
+	st.reset() // as endStream does before the stream goes back to the pool
+	before := len(logs.String())
+	if _, err := srv.requestHeaders(t.Context(), st, wireIncoming(t, headers(":method", "CONNECT", ":authority", "site.example:443")).headers); err != nil {
+		t.Fatal(err)
+	}
+	d := &st.dec
+	if d.Outcome != evaluator.PassThrough || d.Reason != evaluator.ReasonNotBucket || d.Bucket != "" || d.Key != "" ||
+		d.Rule != -1 || d.HeaderSet != -1 || d.Status != 0 || d.Headers != nil || d.Body != nil || d.StripUpstream {
+		t.Errorf("CONNECT decision %v/%v bucket %q key %q rule %d header set %d status %d, %d headers, %d body bytes, strip %v: want pass_through/not_bucket and nothing of the previous request's",
+			d.Outcome, d.Reason, d.Bucket, d.Key, d.Rule, d.HeaderSet, d.Status, len(d.Headers), len(d.Body), d.StripUpstream)
+	}
+	line := logs.String()[before:]
+	if !strings.Contains(line, "outcome=pass_through") || !strings.Contains(line, "rule=-1") {
+		t.Errorf("CONNECT decision line %q, want outcome=pass_through and rule=-1", line)
+	}
+}
+
 func TestNoPolicyIsUnavailable(t *testing.T) {
 	noLeaks(t)
 	srv := NewServer(&PolicyHolder{}, ServerOptions{Logger: discardLogger()})
