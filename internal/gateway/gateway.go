@@ -369,6 +369,12 @@ type Health struct {
 	// closed (FAIL_CLOSED: every request it is given gets a 503 until the process restarts).
 	// Under FAIL_RELOAD a failed VM is replaced for the next request, and under FAIL_OPEN its
 	// requests pass unfiltered, so both stay OK, with the failure in Reason.
+	//
+	// Known gap: under FAIL_RELOAD a reload that itself fails (the module cannot be
+	// instantiated or its on_vm_start/on_configure refuses) leaves the VM failed, and every
+	// request it is given gets a 503, yet OK stays true: wasmhost reports the VM as failed,
+	// not whether its reload failed. The host logs "Failed to reload WASM plugin" (warn), and
+	// Stats.AnsweredByFailedVM keeps rising; watch those under FAIL_RELOAD.
 	OK bool
 	// FailedVMs is how many worker VMs, of VMs, are failed right now.
 	FailedVMs, VMs int
