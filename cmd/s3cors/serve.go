@@ -196,11 +196,7 @@ func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 	} else {
 		u, err := url.Parse(f.upstream)
 		if err != nil {
-			var uerr *url.Error
-			if errors.As(err, &uerr) {
-				err = uerr.Err // its message repeats the URL
-			}
-			return usageErrorf("serve: --upstream %q: %w", f.upstream, err)
+			return usageErrorf("serve: --upstream %q: %w", gateway.RedactURL(f.upstream), upstreamParseError(f.upstream, err))
 		}
 		if upstream, err = gateway.ProxyTo(u, logger); err != nil {
 			return &exitError{code: exitUsage, err: err}
@@ -285,6 +281,24 @@ func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", first)
 	}
 	return nil
+}
+
+// upstreamParseError is url.Parse's error about raw, without the URL (the message shows the
+// redacted one) and without any piece of a password: an error in the user:password@ part
+// (an invalid escape quotes it) is reported from the redacted value, which has none.
+func upstreamParseError(raw string, err error) error {
+	if shown := gateway.RedactURL(raw); shown != raw {
+		if _, rerr := url.Parse(shown); rerr != nil {
+			err = rerr
+		} else {
+			return errors.New("invalid user:password@ part (and credentials in the URL are not supported: S3 requests carry their own signature)")
+		}
+	}
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		return uerr.Err // its message repeats the URL
+	}
+	return err
 }
 
 func filterLevel(level string) wasmhost.LogLevel {

@@ -377,3 +377,37 @@ func TestProxyToRefusesCredentialsInTheURL(t *testing.T) {
 		t.Errorf("the error shows the password: %v", err)
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"http://admin:hunter2@127.0.0.1:9000":       "http://admin:xxxxx@127.0.0.1:9000",
+		"http://admin:hunter2@[::1":                 "http://admin:xxxxx@[::1",
+		"https://a:b:c@d@host:1/p?q=1":              "https://a:xxxxx@host:1/p?q=1",
+		"admin:hunter2@127.0.0.1:9000":              "admin:xxxxx@127.0.0.1:9000",
+		"http://admin@127.0.0.1:9000":               "http://admin@127.0.0.1:9000", // a user alone, as url.URL.Redacted
+		"http://127.0.0.1:9000/p?u=http://a:b@c":    "http://127.0.0.1:9000/p?u=http://a:b@c",
+		"127.0.0.1:9000/x@y":                        "127.0.0.1:9000/x@y",
+		"http://:pw@host":                           "http://:xxxxx@host",
+		"":                                          "",
+		"http://user:p%zz@host:90x/":                "http://user:xxxxx@host:90x/",
+		"http://127.0.0.1:9000?x=http://u:p@h/":     "http://127.0.0.1:9000?x=http://u:p@h/",
+		"http://u:p@127.0.0.1:9000?x=http://u:p@h/": "http://u:xxxxx@127.0.0.1:9000?x=http://u:p@h/",
+	} {
+		if got := RedactURL(raw); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
+// TestProxyToRefusesAnOpaqueURLWithoutItsPassword: "user:pass@host" without a scheme parses
+// as scheme "user" with an opaque part, which url.URL.Redacted shows as is.
+func TestProxyToRefusesAnOpaqueURLWithoutItsPassword(t *testing.T) {
+	u, err := url.Parse("admin:hunter2@127.0.0.1:9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ProxyTo(u, nil)
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), `"admin:xxxxx@127.0.0.1:9000"`) {
+		t.Errorf("ProxyTo(%q): %v, want it refused with the password hidden", "admin:…@127.0.0.1:9000", err)
+	}
+}
