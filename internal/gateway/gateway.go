@@ -28,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -290,28 +291,57 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // sends, and an S3 request has fewer than ten.
 const maxQueryKeys = 16
 
+// maxQueryKeyLen bounds each name queryKeys reports, in bytes before escaping: S3's longest
+// (response-content-disposition) has 28.
+const maxQueryKeyLen = 64
+
 // queryKeys returns the names of a raw query's parameters, comma-separated in the order
 // sent, each once, without their values: enough to tell a presigned request
 // (X-Amz-Signature) or a subresource (uploads, x-id) in the log, never its credentials.
-// Past maxQueryKeys names it ends with "...".
+//
+// Each name is decoded, then shown query-escaped with '.' escaped too, so a name cannot hold
+// the list's ',' or the "..." marks: "a%2Cb" is one name holding a comma. A name longer than
+// maxQueryKeyLen bytes is cut and ends with "..."; past maxQueryKeys names the list ends
+// with ",...".
 func queryKeys(raw string) string {
+	// Names are compared by a scan: at most maxQueryKeys of them, and no map per request.
+	var seen [maxQueryKeys]string
+	n := 0
 	var b strings.Builder
-	seen := make(map[string]bool, 8)
 	for part := range strings.SplitSeq(raw, "&") {
 		name, _, _ := strings.Cut(part, "=")
-		if name == "" || seen[name] {
+		if name == "" {
 			continue
-		}
-		if len(seen) == maxQueryKeys {
-			b.WriteString(",...")
-			break
-		}
-		seen[name] = true
-		if b.Len() > 0 {
-			b.WriteByte(',')
 		}
 		if un, err := url.QueryUnescape(name); err == nil {
 			name = un
+		} // else the name is shown as sent, its '%' escaped
+		cut := len(name) > maxQueryKeyLen
+		if cut {
+			name = name[:maxQueryKeyLen]
+		}
+		name = url.QueryEscape(name)
+		if strings.IndexByte(name, '.') >= 0 {
+			name = strings.ReplaceAll(name, ".", "%2E")
+		}
+		if cut {
+			name += "..."
+		}
+		if slices.Contains(seen[:n], name) {
+			continue
+		}
+		if n == maxQueryKeys {
+			b.WriteString(",...")
+			break
+		}
+		seen[n] = name
+		n++
+		if b.Len() == 0 {
+			// The names of a typical query fit, so there is no second allocation; a long
+			// query (values are most of it) is not reserved for whole.
+			b.Grow(min(len(raw), 256))
+		} else {
+			b.WriteByte(',')
 		}
 		b.WriteString(name)
 	}
