@@ -101,6 +101,32 @@ func TestTrapFailReload(t *testing.T) {
 	}
 }
 
+// TestReloadFailureReported: under FailReload, a failed VM whose replacement cannot be made
+// (here: the plugin now rejects its configuration) is reported by ReloadFailed until an
+// attempt succeeds, and its requests fail meanwhile.
+func TestReloadFailureReported(t *testing.T) {
+	h := newHost(t, "probe", Options{FailurePolicy: FailReload})
+	h.opts.ReloadBackoff = 0
+	if f := h.ReloadFailed(); len(f) != 1 || f[0] != "" {
+		t.Fatalf("ReloadFailed before any failure: %q", f)
+	}
+	h.NewStream().RequestHeaders(req("panic"), true)
+	h.opts.PluginConfig = []byte("reject")
+	if r := h.NewStream().RequestHeaders(req(""), true); r.Action == Continue {
+		t.Fatalf("a stream on a worker whose reload failed continued: %+v", r)
+	}
+	if f := h.ReloadFailed(); f[0] == "" || !strings.Contains(f[0], "configure") {
+		t.Errorf("ReloadFailed after a refused reload: %q, want the configure failure", f[0])
+	}
+	h.opts.PluginConfig = nil
+	if r := h.NewStream().RequestHeaders(req(""), true); r.Action != Continue {
+		t.Fatalf("stream after a successful reload: %+v", r)
+	}
+	if f := h.ReloadFailed(); f[0] != "" {
+		t.Errorf("ReloadFailed after a successful reload: %q", f[0])
+	}
+}
+
 // TestTrapInResponse: a trap in on_response_headers fails closed with a 503 sent straight to
 // the client, replacing the upstream response.
 func TestTrapInResponse(t *testing.T) {

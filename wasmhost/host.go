@@ -70,6 +70,9 @@ type worker struct {
 	vm       *vm
 	lastLoad time.Time
 	reloads  int
+	// reloadErr is why the last attempt to replace a failed VM failed (FailReload), "" when
+	// it succeeded or none was made.
+	reloadErr string
 }
 
 // New compiles the module and brings the plugin up as Envoy does: load-time checks (ABI
@@ -400,10 +403,11 @@ func (w *worker) current(h *Host) (v *vm, skip bool) {
 		nv, err := h.spawn(context.Background(), fmt.Sprintf("worker %d (reload %d)", w.idx, w.reloads))
 		if err != nil {
 			h.logf(LevelWarn, SourceHost, v.label, "Failed to reload WASM plugin: %s", h.opts.PluginName)
+			w.reloadErr = err.Error()
 			return nil, false
 		}
 		v.close(context.Background())
-		w.vm = nv
+		w.vm, w.reloadErr = nv, ""
 		return nv, false
 	}
 	return nil, false
@@ -456,6 +460,20 @@ func (h *Host) Failed() []string {
 			out[i] = w.vm.failMsg
 		}
 		w.vm.mu.Unlock()
+		w.mu.Unlock()
+	}
+	return out
+}
+
+// ReloadFailed reports, per worker, why the last attempt to replace its failed VM failed
+// (FailReload), or "" when the last attempt succeeded or none was made. Such a worker fails
+// its requests until an attempt succeeds; Envoy says so only in its log ("Failed to reload
+// WASM plugin"), which this host writes too.
+func (h *Host) ReloadFailed() []string {
+	out := make([]string, len(h.workers))
+	for i, w := range h.workers {
+		w.mu.Lock()
+		out[i] = w.reloadErr
 		w.mu.Unlock()
 	}
 	return out
