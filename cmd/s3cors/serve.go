@@ -66,8 +66,9 @@ keeping the client's Host header, path and headers, so signed requests stay vali
 
 The gateway answers a few endpoints itself, never through the filter:
   GET /healthz                200 "ok" while the filter can serve; 503 "unavailable: ..." once a
-                              wasm VM has failed under fail-closed (its requests all get 503);
-                              200 "ok: ..." naming the failure under fail-open and reload
+                              wasm VM has failed under fail-closed (its requests all get 503),
+                              or under reload while replacing a failed VM fails too; 200
+                              "ok: ..." naming the failure under fail-open and reload
   GET /debug/s3cors/stats     counters (answered at the proxy, reached the store, by method,
                               answered by a failed VM), failed VMs and the filter's metrics, JSON
   GET /debug/s3cors/explain   ?method=&url=&origin=[&request-method=][&request-headers=],
@@ -75,11 +76,6 @@ The gateway answers a few endpoints itself, never through the filter:
 They are answered only when the request cannot be for a bucket of the configuration: the Host is
 not a virtual-hosted bucket host and the first path segment is not a listed bucket. List a
 store bucket named healthz or debug in the configuration to reach it.
-
-A known gap of /healthz: under reload, a reload that itself fails leaves the VM failed and its
-requests 503 while /healthz still says ok (naming the first failure); the host logs "Failed to
-reload WASM plugin" at warn level, and answered_by=failed_vm counts keep rising in the stats.
-Alert on those rather than on /healthz alone when running --failure-policy reload.
 
 --demo-listen serves a demo page on a second origin that plays S3's two CORS scenarios (a site
 uploading to its bucket, a web font) against the gateway; it seeds hello.txt and pixel.ttf into

@@ -104,6 +104,7 @@ type filterHost interface {
 	Metrics() map[string]int64
 	MemoryBytes() []uint64
 	Failed() []string
+	ReloadFailed() []string
 	Close(ctx context.Context) error
 }
 
@@ -396,15 +397,12 @@ func (g *Gateway) isBucketRequest(r *http.Request) bool {
 // Health is what the health endpoint reports: whether the filter can serve requests now.
 type Health struct {
 	// OK is false when a worker VM has failed and the failure policy fails its requests
-	// closed (FAIL_CLOSED: every request it is given gets a 503 until the process restarts).
-	// Under FAIL_RELOAD a failed VM is replaced for the next request, and under FAIL_OPEN its
-	// requests pass unfiltered, so both stay OK, with the failure in Reason.
-	//
-	// Known gap: under FAIL_RELOAD a reload that itself fails (the module cannot be
-	// instantiated or its on_vm_start/on_configure refuses) leaves the VM failed, and every
-	// request it is given gets a 503, yet OK stays true: wasmhost reports the VM as failed,
-	// not whether its reload failed. The host logs "Failed to reload WASM plugin" (warn), and
-	// Stats.AnsweredByFailedVM keeps rising; watch those under FAIL_RELOAD.
+	// closed (FAIL_CLOSED: every request it is given gets a 503 until the process restarts),
+	// or when under FAIL_RELOAD the last attempt to replace a failed VM failed too (the
+	// module could not be instantiated, or its on_vm_start or on_configure refused): its
+	// requests get 503 until an attempt succeeds. Otherwise a failed VM is replaced for the
+	// next request (FAIL_RELOAD) or its requests pass unfiltered (FAIL_OPEN), so the gateway
+	// stays OK, with the failure in Reason.
 	OK bool
 	// FailedVMs is how many worker VMs, of VMs, are failed right now.
 	FailedVMs, VMs int
@@ -420,9 +418,11 @@ const maxHealthReason = 200
 // Health reports whether the filter can serve requests now.
 func (g *Gateway) Health() Health {
 	failed := g.host.Failed()
+	reloadFailed := g.host.ReloadFailed()
 	h := Health{OK: true, VMs: len(failed), Reason: "ok"}
+	stuck := "" // a failed VM whose replacement failed too (FAIL_RELOAD)
 	first := ""
-	for _, msg := range failed {
+	for i, msg := range failed {
 		if msg == "" {
 			continue
 		}
@@ -433,15 +433,24 @@ func (g *Gateway) Health() Health {
 			}
 		}
 		h.FailedVMs++
+		if stuck == "" && i < len(reloadFailed) && reloadFailed[i] != "" {
+			stuck, _, _ = strings.Cut(reloadFailed[i], "\n")
+		}
 	}
 	if h.FailedVMs == 0 {
 		return h
 	}
 	var does string
-	switch g.failPolicy {
-	case wasmhost.FailReload:
+	switch {
+	case g.failPolicy == wasmhost.FailReload && stuck != "":
+		h.OK = false
+		if len(stuck) > maxHealthReason {
+			stuck = stuck[:maxHealthReason] + "..."
+		}
+		does = "could not replace them (" + stuck + "), so their requests get 503 until a reload succeeds"
+	case g.failPolicy == wasmhost.FailReload:
 		does = "replaces them on the next request"
-	case wasmhost.FailOpen, wasmhost.FailOpenLegacy:
+	case g.failPolicy == wasmhost.FailOpen, g.failPolicy == wasmhost.FailOpenLegacy:
 		does = "passes their requests unfiltered"
 	default:
 		h.OK = false

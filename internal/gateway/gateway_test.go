@@ -24,6 +24,7 @@ import (
 type fakeHost struct {
 	closed bool
 	failed []string // as wasmhost.Host.Failed; nil: one healthy VM
+	reload []string // as wasmhost.Host.ReloadFailed; nil: no reload failed
 }
 
 func (f *fakeHost) Handler(upstream http.Handler) http.Handler {
@@ -39,6 +40,12 @@ func (f *fakeHost) Handler(upstream http.Handler) http.Handler {
 func (f *fakeHost) Metrics() map[string]int64       { return map[string]int64{"fake_requests": 1} }
 func (f *fakeHost) MemoryBytes() []uint64           { return []uint64{1 << 20} }
 func (f *fakeHost) Close(ctx context.Context) error { f.closed = true; return nil }
+func (f *fakeHost) ReloadFailed() []string {
+	if f.reload == nil {
+		return make([]string, len(f.Failed()))
+	}
+	return f.reload
+}
 func (f *fakeHost) Failed() []string {
 	if f.failed == nil {
 		return []string{""}

@@ -209,3 +209,28 @@ func TestStore503IsTheStores(t *testing.T) {
 		t.Errorf("log lacks %q:\n%s", want, logs.String())
 	}
 }
+
+// TestHealthzReloadThatFails: under reload a failed VM is replaced for the next request, so
+// /healthz stays 200; but when the replacement fails too (wasmhost.Host.ReloadFailed), that
+// worker's requests get 503 until an attempt succeeds, and /healthz says unavailable.
+func TestHealthzReloadThatFails(t *testing.T) {
+	g, fh, _ := newTestGateway(t, healthConfig, http.HandlerFunc(storeStub))
+	g.failPolicy = wasmhost.FailReload
+	fh.failed = []string{"", "Function: proxy_on_request_headers failed: unreachable"}
+	if h := g.Health(); !h.OK || !strings.Contains(h.Reason, "replaces them on the next request") {
+		t.Errorf("a failed VM not yet replaced: %+v, want OK", h)
+	}
+	fh.reload = []string{"", "wasmhost: configure: Failed to configure thread-local Wasm plugin\ndetail"}
+	h := g.Health()
+	if h.OK || !strings.Contains(h.Reason, "could not replace them (wasmhost: configure: Failed to configure thread-local Wasm plugin)") {
+		t.Errorf("a failed VM whose reload failed: %+v, want not OK with the reload's first line", h)
+	}
+	if rec := get(t, g, "GET", "127.0.0.1:8080", HealthPath); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("healthz with a reload failing: %d, want 503", rec.Code)
+	}
+	// A reload failure of a worker that is not failed (it recovered since) does not count.
+	fh.failed, fh.reload = []string{"", ""}, []string{"", "old failure"}
+	if h := g.Health(); !h.OK || h.FailedVMs != 0 {
+		t.Errorf("no failed VM: %+v", h)
+	}
+}
