@@ -37,6 +37,30 @@ type handler struct {
 	upstream http.Handler
 }
 
+// Details receives the response code details of a request Handler serves, as Envoy's access
+// log has them (%RESPONSE_CODE_DETAILS%): a local reply's details (the plugin's own, or
+// "wasm_fail_stream" when a failed VM fails the stream closed), "stream_idle_timeout" for the
+// 408, or "via_upstream" when the upstream's response went to the client. Empty until the
+// answer is written. Read it after ServeHTTP returns.
+type Details struct{ s string }
+
+func (d *Details) String() string { return d.s }
+
+type detailsKey struct{}
+
+// WithDetails returns ctx carrying d: Handler records the details of a request made with it
+// in d, so that the caller can tell who answered without guessing from the status.
+func WithDetails(ctx context.Context, d *Details) context.Context {
+	return context.WithValue(ctx, detailsKey{}, d)
+}
+
+// setDetails records v for the request, when its caller asked (WithDetails).
+func (x *exchange) setDetails(v string) {
+	if d, ok := x.r.Context().Value(detailsKey{}).(*Details); ok {
+		d.s = v
+	}
+}
+
 // errLocalReply and friends end the upstream's reads and writes once the stream is over.
 var (
 	errLocalReply    = errors.New("wasmhost: the stream was answered locally")
@@ -145,10 +169,12 @@ func (x *exchange) writeStatus(code int, body string) {
 // writeTimeout is Envoy's stream idle timeout reply (408 "stream timeout").
 func (x *exchange) writeTimeout() {
 	x.host.logf(LevelWarn, SourceHost, "handler", "stream %d: the plugin held it for %v; answering 408 stream timeout", x.s.ID(), x.host.opts.StreamIdleTimeout)
+	x.setDetails("stream_idle_timeout")
 	x.writeStatus(http.StatusRequestTimeout, "stream timeout")
 }
 
 func (x *exchange) writeReply(rep *Reply) {
+	x.setDetails(rep.Details)
 	x.wrote = true
 	writeHeaders(x.w.Header(), rep.Headers)
 	x.w.WriteHeader(rep.Status)
@@ -498,6 +524,7 @@ func (fw *filterWriter) apply(res Result, last bool) bool {
 	}
 	if res.Headers != nil && !x.wrote {
 		x.wrote = true
+		x.setDetails("via_upstream")
 		status := fw.status
 		if v, ok := res.Headers.Get(":status"); ok {
 			if n, err := strconv.Atoi(v); err == nil {

@@ -350,3 +350,28 @@ func TestHandlerBufferLimit(t *testing.T) {
 		t.Errorf("got %d %q, want 413 Payload Too Large", resp.StatusCode, body)
 	}
 }
+
+// TestHandlerDetails: a caller that asks (WithDetails) learns who answered each request, as
+// Envoy's %RESPONSE_CODE_DETAILS% says it, whatever the status: the upstream, or a failed
+// VM's wasm_fail_stream before the upstream was asked or after it answered.
+func TestHandlerDetails(t *testing.T) {
+	h := newHost(t, "probe", Options{FailurePolicy: FailReload})
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	handler := h.Handler(up)
+	for _, c := range []struct{ probe, want string }{
+		{"", "via_upstream"}, // the store's own 503
+		{"panic", "wasm_fail_stream"},
+		{"resp-panic", "wasm_fail_stream"},
+	} {
+		var d Details
+		r := httptest.NewRequest("GET", "http://example.com/p", nil)
+		if c.probe != "" {
+			r.Header.Set("x-probe", c.probe)
+		}
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, r.WithContext(WithDetails(r.Context(), &d)))
+		if d.String() != c.want || rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("x-probe %q: %d, details %q; want 503 and %q", c.probe, rec.Code, d.String(), c.want)
+		}
+	}
+}

@@ -239,18 +239,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		mark := &requestMark{}
 		sw.mark = mark
-		g.filtered.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), markKey{}, mark)))
+		var details wasmhost.Details // who answered, as Envoy's %RESPONSE_CODE_DETAILS% says
+		ctx := wasmhost.WithDetails(context.WithValue(r.Context(), markKey{}, mark), &details)
+		g.filtered.ServeHTTP(sw, r.WithContext(ctx))
 		storeStatus = int(mark.storeStatus.Load())
 		switch {
 		case mark.unreachable.Load():
 			// ProxyTo's 502: the store never saw the request.
-		case sw.code() == http.StatusServiceUnavailable && storeStatus != http.StatusServiceUnavailable:
-			// The host's wasm_fail_stream reply, whether the VM failed before the store was
-			// asked or while handling its answer (a trap in on_response_headers replaces the
-			// store's status). s3cors.wasm answers only 200, 400 and 403, and the host's other
-			// replies are 400, 408, 413 and 500, so a 503 the store did not send is a failed
-			// VM's. A store's own 503 replaced by a failed VM's cannot be told apart; it is
-			// logged as the store's.
+		case details.String() == "wasm_fail_stream":
+			// The host's reply for a failed VM, whether it failed before the store was asked
+			// or while handling its answer (a trap in on_response_headers replaces the
+			// store's response).
 			answeredBy = "failed_vm"
 			g.failedVM.Add(1)
 		case mark.upstream.Load():

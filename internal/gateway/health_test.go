@@ -210,6 +210,24 @@ func TestStore503IsTheStores(t *testing.T) {
 	}
 }
 
+// TestStore503ReplacedByFailedVM: a store's own 503 that a VM trapping in on_response_headers
+// replaces with the host's 503 is the failed VM's answer: the host says so (wasm_fail_stream),
+// where the status alone could not.
+func TestStore503ReplacedByFailedVM(t *testing.T) {
+	g, logs := newProbeGatewayTo(t, wasmhost.FailClosed, 1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	if rec := get(t, g, "GET", "127.0.0.1:8080", "/website/a", "x-probe", "resp-panic"); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", rec.Code)
+	}
+	if st := stats(t, g); st.AnsweredByFailedVM != 1 || st.ReachedUpstream != 1 {
+		t.Errorf("stats: %+v, want one request reaching the store and answered by the failed VM", st)
+	}
+	if want := `status=503 answered_by=failed_vm`; !strings.Contains(logs.String(), want) || !strings.Contains(logs.String(), "store_status=503") {
+		t.Errorf("log lacks %q and store_status=503:\n%s", want, logs.String())
+	}
+}
+
 // TestHealthzReloadThatFails: under reload a failed VM is replaced for the next request, so
 // /healthz stays 200; but when the replacement fails too (wasmhost.Host.ReloadFailed), that
 // worker's requests get 503 until an attempt succeeds, and /healthz says unavailable.
