@@ -63,7 +63,7 @@ func TestRequestHeadersAllocations(t *testing.T) {
 	denied := benchPreflight
 	denied.Headers = slices.Clone(benchPreflight.Headers)
 	denied.Headers[0] = casetable.Header{"Origin", "https://evil.example.net"}
-	// A preflight asking for more header names than a decision line keeps (maxLoggedValue):
+	// A preflight asking for more header names than a decision line keeps (logcut.Max):
 	// were the line built at info, cutting the value would allocate.
 	long := benchPreflight
 	long.Headers = slices.Clone(benchPreflight.Headers)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/internal/logcut"
 )
 
 // ServerOptions tunes [NewServer]. The zero value is ready to use.
@@ -343,12 +343,6 @@ func (s *Server) requestHeaders(ctx context.Context, st *stream, hs []header) (d
 	}
 }
 
-// maxLoggedValue bounds each request value a decision line logs. The line is written before
-// authentication, for requests anyone can send: a 60 KB Access-Control-Request-Headers must
-// not become a 60 KB log line per request. 256 bytes keep every header name a real preflight
-// asks for.
-const maxLoggedValue = 256
-
 // logDecision writes the debug line for one decision: enough to trace a reply (its
 // x-amz-request-id, as the client saw it, and its status) and to see why a preflight was
 // denied (the Access-Control-Request-Method and -Headers the rules were matched against). A
@@ -373,18 +367,13 @@ func (s *Server) logDecision(ctx context.Context, req *evaluator.Request, d *eva
 	s.log.LogAttrs(ctx, slog.LevelDebug, "decision", attrs...)
 }
 
-// bounded returns v cut to maxLoggedValue bytes (at a character boundary when v is UTF-8),
-// marked with how long it was, so a reader never takes a cut value for the whole one. The mark
-// is the wasm filter's, so one search finds cut values in both modes.
+// bounded returns v, or v cut as logcut cuts it and marked with how long it was.
 func bounded(v string) string {
-	if len(v) <= maxLoggedValue {
+	shown, cut := logcut.Cut(v)
+	if !cut {
 		return v
 	}
-	cut := maxLoggedValue
-	for cut > maxLoggedValue-utf8.UTFMax && !utf8.RuneStart(v[cut]) {
-		cut--
-	}
-	return v[:cut] + "... (cut, " + strconv.Itoa(len(v)) + " bytes)"
+	return string(logcut.AppendMark([]byte(shown), len(v)))
 }
 
 // The request headers the evaluator reads, indexes into readRequest's tables.

@@ -20,6 +20,7 @@ import (
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/extproc/extproctest"
 	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/logcut"
 )
 
 func TestMain(m *testing.M) {
@@ -447,7 +448,7 @@ func TestDecisionLogTracesReplies(t *testing.T) {
 		{"hostile headers", []string{":method", "OPTIONS", ":authority", "store.local", ":path", "/site/a",
 			"origin", "https://app.example.com", "access-control-request-method", "GET", "access-control-request-headers", long}, 200,
 			map[string]any{"reason": "allowed", "status": float64(200),
-				"access_control_request_headers": long[:maxLoggedValue] + "... (cut, 1300 bytes)"}},
+				"access_control_request_headers": long[:logcut.Max] + "... (cut, 1300 bytes)"}},
 	} {
 		before := len(logs.String())
 		c := startFake(t, srv)
@@ -485,10 +486,10 @@ func TestDecisionLogTracesReplies(t *testing.T) {
 func TestBounded(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"", ""},
-		{strings.Repeat("a", maxLoggedValue), strings.Repeat("a", maxLoggedValue)},
-		{strings.Repeat("a", maxLoggedValue+1), strings.Repeat("a", maxLoggedValue) + "... (cut, 257 bytes)"},
+		{strings.Repeat("a", logcut.Max), strings.Repeat("a", logcut.Max)},
+		{strings.Repeat("a", logcut.Max+1), strings.Repeat("a", logcut.Max) + "... (cut, 257 bytes)"},
 		// A two-byte character straddling the limit is dropped whole, not split.
-		{strings.Repeat("a", maxLoggedValue-1) + "é", strings.Repeat("a", maxLoggedValue-1) + "... (cut, 257 bytes)"},
+		{strings.Repeat("a", logcut.Max-1) + "é", strings.Repeat("a", logcut.Max-1) + "... (cut, 257 bytes)"},
 	} {
 		if got := bounded(tc.in); got != tc.want {
 			t.Errorf("bounded(%d bytes) = %q, want %q", len(tc.in), got, tc.want)

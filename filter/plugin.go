@@ -30,6 +30,7 @@ import (
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/filter/abi"
+	"github.com/s3cors/s3cors/internal/logcut"
 )
 
 // Plugin implements abi.Plugin. A VM holds one Plugin, which serves every root context (one per
@@ -446,7 +447,7 @@ func (p *Plugin) internalError(r *rootContext, doing string, err error) {
 // x-amz-request-id so that the id a user reports (from the header or the XML body) finds the
 // line. It stays at debug: preflights come before authentication, so anyone can make them, and
 // a line per denial at info would let a client flood the proxy's log. Values the client chose
-// are cut at maxLoggedValue bytes. It formats into a reused buffer, and only when the proxy
+// are cut at logcut.Max bytes. It formats into a reused buffer, and only when the proxy
 // would keep the line.
 func (p *Plugin) logDenied(req *evaluator.Request, d *evaluator.Decision) {
 	if !p.enabled(abi.LogDebug) {
@@ -472,10 +473,6 @@ func (p *Plugin) logDenied(req *evaluator.Request, d *evaluator.Decision) {
 	_ = p.host.Log(abi.LogDebug, unsafe.String(unsafe.SliceData(b), len(b)))
 }
 
-// maxLoggedValue bounds each client-chosen value in a log line: a request's headers may carry
-// tens of kilobytes, which a debug line should not copy whole.
-const maxLoggedValue = 256
-
 func appendOptional(b []byte, v string, ok bool) []byte {
 	if !ok {
 		return append(b, "(none)"...)
@@ -483,16 +480,14 @@ func appendOptional(b []byte, v string, ok bool) []byte {
 	return appendBounded(b, v)
 }
 
-// appendBounded appends v quoted, or its first maxLoggedValue bytes quoted and marked as cut
-// with the full length: "abc"... (cut, 1000 bytes).
+// appendBounded appends v quoted, cut as logcut cuts it: "abc"... (cut, 1000 bytes).
 func appendBounded(b []byte, v string) []byte {
-	if len(v) <= maxLoggedValue {
-		return strconv.AppendQuote(b, v)
+	shown, cut := logcut.Cut(v)
+	b = strconv.AppendQuote(b, shown)
+	if cut {
+		b = logcut.AppendMark(b, len(v))
 	}
-	b = strconv.AppendQuote(b, v[:maxLoggedValue])
-	b = append(b, "... (cut, "...)
-	b = strconv.AppendInt(b, int64(len(v)), 10)
-	return append(b, " bytes)"...)
+	return b
 }
 
 // enabled reports whether the proxy keeps lines at level; if it cannot tell, it does.
