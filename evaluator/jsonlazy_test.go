@@ -125,7 +125,7 @@ func TestLazyConfigMatchesTree(t *testing.T) {
 func TestLazyConfigBuildsNoTree(t *testing.T) {
 	data := lazySeeds(t)["many buckets"]
 	var names []string
-	p := &jsonParser{data: data, reuse: true}
+	p := &jsonParser{data: data}
 	p.onBucket = func(key string, v *jsonValue) {
 		if v.kind != jsonArray && v.kind != jsonObject {
 			t.Fatalf("bucket %q handed over as %v", key, v.kind)

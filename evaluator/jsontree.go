@@ -65,7 +65,7 @@ func parseJSON(data []byte) (*jsonValue, error) {
 // configuration compiles, all of that would stay in the VM's linear memory for good.
 // onBucket must keep nothing of the value but its strings.
 func parseConfigJSON(data []byte, onBucket func(key string, v *jsonValue)) (*jsonValue, error) {
-	return (&jsonParser{data: data, reuse: true, onBucket: onBucket}).document()
+	return (&jsonParser{data: data, onBucket: onBucket}).document()
 }
 
 // document reads p.data as exactly one JSON value.
@@ -114,9 +114,8 @@ type jsonParser struct {
 	chunk   int          // the size of the next chunk: small documents stay small
 	strs    map[string]string
 
-	// Chunks handed out so far, kept when reuse is set so that rewind can hand them out
-	// again: valChunks[:nextVals] and memChunks[:nextMems] are in use.
-	reuse              bool
+	// Chunks handed out so far, kept so that rewind can hand them out again:
+	// valChunks[:nextVals] and memChunks[:nextMems] are in use.
 	valChunks          [][]jsonValue
 	memChunks          [][]jsonMember
 	nextVals, nextMems int
@@ -147,9 +146,6 @@ func (p *jsonParser) newValue(k jsonKind) *jsonValue {
 
 // valChunk returns a chunk for values: a released one when there is one, else a new one.
 func (p *jsonParser) valChunk() []jsonValue {
-	if !p.reuse {
-		return make([]jsonValue, p.nextChunk())
-	}
 	if p.nextVals == len(p.valChunks) {
 		p.valChunks = append(p.valChunks, make([]jsonValue, p.nextChunk()))
 	}
@@ -159,9 +155,6 @@ func (p *jsonParser) valChunk() []jsonValue {
 
 // memChunk returns a chunk of at least n members, as valChunk does.
 func (p *jsonParser) memChunk(n int) []jsonMember {
-	if !p.reuse {
-		return make([]jsonMember, max(n, p.nextChunk()))
-	}
 	for p.nextMems < len(p.memChunks) {
 		c := p.memChunks[p.nextMems]
 		p.nextMems++
