@@ -124,7 +124,12 @@ func validateOne(path string, kind docKind) validateFile {
 		f.Error = err.Error()
 		return f
 	}
-	forced := kind == kindConfig // --kind config, not detected
+	// --kind config on a bucket document the bucket parser reads: the evaluator's finding,
+	// and how to validate it as what it is.
+	var forcedBare string
+	if kind == kindConfig && detectKind(data) == kindBucketCORS {
+		forcedBare = bareDocument(data, nil)
+	}
 	if kind == "auto" {
 		kind = detectKind(data)
 	}
@@ -132,10 +137,8 @@ func validateOne(path string, kind docKind) validateFile {
 	switch {
 	case isEmpty(data) && kind == kindBucketCORS:
 		err = errors.New(msgEmptyBucketDocument)
-	case forced && bareDocument(data, nil) != "" && detectKind(data) == kindBucketCORS:
-		// --kind config on a bucket document the bucket parser reads: the evaluator's
-		// finding, and how to validate it as what it is.
-		err = errors.New(bareDocument(data, nil) + ", or validate it as a bucket document (--kind auto)")
+	case forcedBare != "":
+		err = errors.New(forcedBare + ", or validate it as a bucket document (--kind auto)")
 	case kind == kindBucketCORS:
 		var b *evaluator.BucketCORS
 		b, err = evaluator.ParseBucketCORS(data)
