@@ -101,6 +101,11 @@ func (p *Policy) Evaluate(r *Request, d *Decision) {
 		return
 	}
 	d.Outcome, d.StripUpstream = Forward, p.strip
+	if p.vary && bp.state == bucketRules {
+		// "vary": "always": whatever the origin, the response varies by it (set before the
+		// match, which replaces Headers when a rule decorates).
+		d.Headers = varyOnly
+	}
 	switch {
 	case !hasOrigin:
 		d.Reason = ReasonActualNoOrigin
@@ -124,6 +129,9 @@ func (p *Policy) Evaluate(r *Request, d *Decision) {
 	d.Outcome, d.Reason, d.Rule, d.HeaderSet = Decorate, ReasonAllowed, i, bp.rules[i].fixed
 	d.Headers = decorateHeaders(s, &bp.rules[i], r.Origin)
 }
+
+// varyOnly is what a Forward response of a bucket with rules gets under "vary": "always".
+var varyOnly = []Header{{Name: HeaderVary, Value: VaryValue}}
 
 // decorateHeaders returns the CORS headers of a decorated response: cr's template, with the
 // echoed origin in s.headers, or the template itself (shared, as Headers may be) when the

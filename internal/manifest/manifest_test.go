@@ -566,6 +566,23 @@ func TestYAMLConfiguration(t *testing.T) {
 	}
 }
 
+// TestVaryAlwaysCarried: "vary": "always" reaches every target's plugin or server
+// configuration, so the deployed filter adds Vary as the file says.
+func TestVaryAlwaysCarried(t *testing.T) {
+	cfg := []byte(`{"buckets": {"photos": {"CORSRules": [{"AllowedOrigins": ["https://app.example.com"], "AllowedMethods": ["GET"]}]}}, "vary": "always"}`)
+	want := loadConfig(t, "vary.json", cfg)
+	if want.Vary != evaluator.VaryAlways {
+		t.Fatalf("the configuration loads with vary %q", want.Vary)
+	}
+	for _, target := range manifest.Targets() {
+		out, err := manifest.Generate(target, cfg, manifest.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", target, err)
+		}
+		checkTarget(t, target, out, want)
+	}
+}
+
 // TestMultiLineXMLBucket: an XML bucket written over several lines becomes a YAML literal
 // block in Istio objects and still loads the same.
 func TestMultiLineXMLBucket(t *testing.T) {
