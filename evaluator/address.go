@@ -34,7 +34,7 @@ func (p *Policy) locate(r *Request, s *decisionScratch) (bucket, key string, bp 
 					return "", "", nil, false
 				}
 			}
-			if bp := p.lookup(name); bp != nil {
+			if bp := p.lookup(name, s); bp != nil {
 				return bp.name, key, bp, true
 			}
 			return name, key, nil, true
@@ -63,7 +63,7 @@ func (p *Policy) locate(r *Request, s *decisionScratch) (bucket, key string, bp 
 			}
 		}
 	}
-	if bp := p.lookup(name); bp != nil {
+	if bp := p.lookup(name, s); bp != nil {
 		if !bp.pathName {
 			return "", "", nil, false
 		}
@@ -89,7 +89,10 @@ func isPathBucketName(name string) bool {
 
 // lookup returns the listed bucket of that name, or nil. A policy of a few buckets compares
 // names (length first) instead of hashing: cheaper than the map's hash below five.
-func (p *Policy) lookup(name string) *bucketPolicy {
+func (p *Policy) lookup(name string, s *decisionScratch) *bucketPolicy {
+	if p.img != nil {
+		return p.img.lookup(name, s)
+	}
 	if p.few != nil {
 		for _, bp := range p.few {
 			if len(bp.name) == len(name) && bp.name == name {

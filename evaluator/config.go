@@ -28,6 +28,9 @@ func ParseConfig(data []byte) (*Config, error) {
 // parseConfig is ParseConfig, reading buckets as the document is read (parseConfigJSON) when
 // stream is set, from the whole tree (parseJSON) when not: tests hold the one to the other.
 func parseConfig(data []byte, stream bool) (*Config, error) {
+	if IsImage(data) {
+		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: msgIsImage}}}
+	}
 	if err := checkEncoding(data); err != nil {
 		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: err.Error()}}}
 	}
@@ -130,6 +133,8 @@ const byteOrderMark = "\ufeff"
 
 // msgByteOrderMark is the problem reported for a configuration that starts with a byte-order
 // mark (RFC 8259 forbids adding one; ParseConfig does not guess what follows it).
+const msgIsImage = "this is a compiled policy image, not a configuration document: load it with LoadImage (the filter and s3cors accept either)"
+
 const msgByteOrderMark = "the configuration starts with a UTF-8 byte-order mark (bytes EF BB BF), which JSON does not allow: remove it"
 
 // msgEmpty is the problem reported for a configuration that is empty, only blanks or only a

@@ -41,6 +41,8 @@ type decisionScratch struct {
 	requestID [16]byte
 	hostID    [76]byte
 	ids       [2]string // the last reply's x-amz-request-id and x-amz-id-2, wherever written
+
+	bucket bucketPolicy // the bucket an image policy found (imageIndex.lookup)
 }
 
 // headersFrom returns s.headers holding template t, ready for its request-dependent values

@@ -40,7 +40,12 @@ func fixedHeaders(cr *compiledRule) []Header {
 }
 
 // FixedHeaderSets is the number of distinct fixed header sets: Decision.HeaderSet is below it.
-func (p *Policy) FixedHeaderSets() int { return len(p.fixed) }
+func (p *Policy) FixedHeaderSets() int {
+	if p.img != nil {
+		return int(p.img.nFixed)
+	}
+	return len(p.fixed)
+}
 
 // FixedHeaders returns fixed header set n (0 <= n < FixedHeaderSets()): the CORS headers of
 // a matched rule that do not depend on the request, in S3's order. They are
@@ -48,8 +53,14 @@ func (p *Policy) FixedHeaderSets() int { return len(p.fixed) }
 // -Allow-Methods, -Expose-Headers and -Max-Age when set, -Allow-Credentials "true" (only for
 // a rule that echoes the origin) and Vary. An allowed preflight adds the ids, the echoed
 // Allow-Origin and Allow-Headers (AllowHeaders) and Content-Length; a decorated response
-// adds the echoed Allow-Origin. The slice is shared: do not modify it.
-func (p *Policy) FixedHeaders(n int) []Header { return p.fixed[n] }
+// adds the echoed Allow-Origin. The slice is shared: do not modify it. A policy loaded from
+// an image decodes the set on each call.
+func (p *Policy) FixedHeaders(n int) []Header {
+	if p.img != nil {
+		return p.img.fixedHeaders(n)
+	}
+	return p.fixed[n]
+}
 
 // RequestID is the x-amz-request-id of a Reply, "" for other outcomes. Like every string of
 // a Decision it is valid until the Decision is used again.

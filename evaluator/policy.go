@@ -24,6 +24,7 @@ type Policy struct {
 	strip    bool            // strip upstream Access-Control-* headers
 	vary     bool            // "vary": "always": Forward responses of buckets with rules get Vary
 	fixed    [][]Header      // the distinct fixed header sets (FixedHeaders)
+	img      *imageIndex     // the image a LoadImage policy uses in place (buckets nil); else nil
 }
 
 // bucketState says whether a bucket has rules to evaluate.
@@ -191,7 +192,8 @@ func Load(data []byte) (*Policy, error) {
 }
 
 // Config returns the configuration the policy was compiled from. It is shared, not copied:
-// changing it does not change the policy, but callers should treat it as read-only.
+// changing it does not change the policy, but callers should treat it as read-only. A policy
+// loaded from an image (LoadImage) has none: Config returns nil.
 func (p *Policy) Config() *Config { return p.cfg }
 
 // eachRule calls fn with every compiled rule of order (Policy.ruleOrder) once: the listed buckets' in bucket-name order
