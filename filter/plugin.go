@@ -2,9 +2,11 @@
 // decorates actual responses exactly as Amazon S3 does for each bucket's CORS configuration.
 //
 // The plugin configuration is the s3cors configuration document (JSON; Istio's pluginConfig
-// arrives as JSON). It is compiled once per root context by evaluator.Load; any problem is
-// logged in full at critical level and the plugin refuses to start (Envoy NACKs the update, or
-// does not start). Per stream:
+// arrives as JSON) or a compiled policy image (s3cors compile): raw, as an Envoy
+// google.protobuf.BytesValue, or wrapped as {"s3corsImage": "<base64>"} for pluginConfig.
+// evaluator.LoadAny tells them apart and loads it once per root context (an image is used in
+// place, checked whole first); any problem is logged in full at critical level and the plugin
+// refuses to start (Envoy NACKs the update, or does not start). Per stream:
 //
 //   - a preflight (or a bad one) is answered with proxy_send_local_response, with S3's status,
 //     headers and XML body; the request never reaches the upstream;
@@ -112,6 +114,11 @@ func (p *Plugin) OnConfigure(root, pluginConfigSize uint32) bool {
 	if err := r.metrics.define(p.host); err != nil {
 		p.log(abi.LogWarn, "s3cors: defining metrics: "+err.Error())
 	}
+	if err := p.checkImageSize(pluginConfigSize); err != nil {
+		r.metrics.inc(p.host, metricConfigRejected)
+		p.logRejection("not read", err)
+		return false
+	}
 	data, err := p.host.GetBuffer(abi.PluginConfiguration, 0, pluginConfigSize)
 	if err != nil {
 		r.metrics.inc(p.host, metricConfigRejected)
@@ -128,9 +135,26 @@ func (p *Plugin) OnConfigure(root, pluginConfigSize uint32) bool {
 	r.policy = pol
 	r.metrics.inc(p.host, metricConfigAccepted)
 	if p.enabled(abi.LogInfo) {
-		p.log(abi.LogInfo, summary(pol.Config(), hash))
+		if pol.Config() == nil {
+			p.log(abi.LogInfo, "s3cors: policy image accepted: "+strconv.Itoa(len(data))+" bytes, hash: "+hash)
+		} else {
+			p.log(abi.LogInfo, summary(pol.Config(), hash))
+		}
 	}
 	return true
+}
+
+// checkImageSize refuses a policy image over evaluator.MaxImageSize before it is read into
+// the module: only its first bytes are, to tell an image from a document.
+func (p *Plugin) checkImageSize(size uint32) error {
+	if size <= evaluator.MaxImageSize {
+		return nil
+	}
+	head, err := p.host.GetBuffer(abi.PluginConfiguration, 0, 16)
+	if err != nil || !evaluator.IsImage(head) {
+		return nil // read whole below, which reports a failure to read
+	}
+	return fmt.Errorf("filter: the policy image is %d bytes, over the %d-byte limit (evaluator.MaxImageSize)", size, evaluator.MaxImageSize)
 }
 
 // configHash names a plugin configuration as the ext_proc server names its file
@@ -141,13 +165,14 @@ func configHash(data []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// load compiles a plugin configuration. The host's buffer is copied first: it lives in memory
-// the next callback reuses, and the policy must not depend on what the evaluator keeps.
+// load compiles a plugin configuration, or loads an image. The host's buffer is copied first:
+// it lives in memory the next callback reuses, and the policy keeps what it is given (an
+// image is used in place).
 func load(data []byte) (*evaluator.Policy, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, errors.New(`filter: the plugin configuration is empty: it must be an s3cors configuration document (JSON), at least {"buckets": {}}`)
+		return nil, errors.New(`filter: the plugin configuration is empty: it must be an s3cors configuration document (JSON), at least {"buckets": {}}, or a policy image`)
 	}
-	return evaluator.Load(bytes.Clone(data))
+	return evaluator.LoadAny(bytes.Clone(data))
 }
 
 // logRejection logs why a configuration was refused: a summary naming the configuration by

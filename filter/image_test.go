@@ -1,0 +1,89 @@
+package filter_test
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/filter"
+	"github.com/s3cors/s3cors/filter/abi/abitest"
+)
+
+func compileImage(t *testing.T, doc []byte) []byte {
+	t.Helper()
+	cfg, err := evaluator.ParseConfig(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := evaluator.CompileImage(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// TestImageCaseTable runs the case tables through the plugin configured with each table's
+// policy image, raw (a BytesValue) and wrapped in JSON (Istio's pluginConfig).
+func TestImageCaseTable(t *testing.T) {
+	for _, tbl := range loadTables(t) {
+		img := compileImage(t, tbl.Config)
+		for form, config := range map[string][]byte{"raw": img, "wrapped": evaluator.WrapImage(img)} {
+			t.Run(filepath.Base(tbl.File)+"/"+form, func(t *testing.T) {
+				vm, root := startVM(t, config)
+				for _, c := range tbl.Cases {
+					before := vm.Host().Metrics()
+					resp, s := runCase(vm, root, c)
+					if err := c.Check(resp); err != nil {
+						t.Error(err)
+					}
+					checkStream(t, c, s)
+					checkOneMetric(t, c, before, vm.Host().Metrics())
+				}
+			})
+		}
+	}
+}
+
+// TestBadImagesAreRefused: a malformed image is refused with the evaluator's reason at
+// critical level, and the configuration the root had keeps serving.
+func TestBadImagesAreRefused(t *testing.T) {
+	img := compileImage(t, []byte(siteConfig))
+	flipped := bytes.Clone(img)
+	flipped[len(flipped)/2] ^= 4
+	version := bytes.Clone(img)
+	version[8] = 7
+	huge := make([]byte, 200<<20)
+	copy(huge, img)
+	for _, c := range []struct {
+		name   string
+		config []byte
+		want   string
+	}{
+		{"truncated", img[:len(img)-1], "evaluator: image: truncated"},
+		{"bit flipped", flipped, "evaluator: image: checksum mismatch"},
+		{"version", version, "evaluator: image: format version 7"},
+		{"200 MB", huge, "filter: the policy image is 209715200 bytes, over the 67108864-byte limit"},
+		{"wrapped garbage", []byte(`{"s3corsImage": "not base64!"}`), "not standard base64"},
+		{"wrapped JSON", evaluator.WrapImage([]byte(siteConfig)), "looks like a configuration document"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := abitest.NewHost()
+			vm := abitest.NewVM(h, filter.New(h))
+			root, err := vm.StartPlugin(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if vm.Configure(root, c.config) {
+				t.Fatal("the plugin accepted a bad image")
+			}
+			if logs := logText(h.Logs()); !strings.Contains(logs, "critical: s3cors: plugin configuration rejected") || !strings.Contains(logs, c.want) {
+				t.Errorf("logs lack %q:\n%s", c.want, logs)
+			}
+			if got := statusOf(t, vm, root, preflight("/site/k", "https://app.example", "PUT")); got != 200 {
+				t.Errorf("after the refusal an allowed preflight got %d, want the kept policy's 200", got)
+			}
+		})
+	}
+}
