@@ -472,3 +472,20 @@ func (d *setDecoder) headers() []Header {
 	}
 	return hs
 }
+
+// ImageStats describes a policy image.
+type ImageStats struct {
+	Bytes           int // the image's size
+	Buckets         int // listed buckets
+	RuleSets        int // distinct rule sets (the default's included)
+	FixedHeaderSets int
+}
+
+// ImageStats describes the image a policy was loaded from; ok is false for a policy compiled
+// from a configuration.
+func (p *Policy) ImageStats() (s ImageStats, ok bool) {
+	if p.img == nil {
+		return ImageStats{}, false
+	}
+	return ImageStats{len(p.img.data), int(p.img.nBuckets), int(p.img.nSets), int(p.img.nFixed)}, true
+}

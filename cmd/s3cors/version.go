@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/s3cors/s3cors/evaluator"
 )
 
 func newVersionCmd() *cobra.Command {
@@ -41,6 +43,7 @@ func newVersionCmd() *cobra.Command {
 				fmt.Fprintf(&out, "revision %s\n", revision)
 			}
 			fmt.Fprintf(&out, "go %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(&out, "policy image format %d (s3cors compile)\n", evaluator.ImageVersion)
 			if mod, err := embeddedModule(); err == nil {
 				sum := sha256.Sum256(mod)
 				fmt.Fprintf(&out, "embedded s3cors.wasm sha256:%s (%d bytes)\n", hex.EncodeToString(sum[:]), len(mod))
