@@ -130,7 +130,7 @@ func loadImage(data string) (*Policy, error) {
 	p := &Policy{img: ix, path: flags&imagePathStyle != 0, strip: flags&imageStrip != 0, vary: flags&imageVary != 0}
 	var ps problems
 	for i := 0; i < int(nSuffixes); i++ {
-		s, err := ix.span("virtual-host suffix "+strconv.Itoa(i), int(suffixesOff)+8*i, end)
+		s, err := ix.span("virtual-host suffix", i, int(suffixesOff)+8*i, end)
 		if err != nil {
 			return nil, err
 		}
@@ -152,6 +152,9 @@ func loadImage(data string) (*Policy, error) {
 	if err := ix.checkFixed(); err != nil {
 		return nil, err
 	}
+	if err := ps.err(); err != nil {
+		return nil, fmt.Errorf("evaluator: image: its configuration is invalid: %w", err)
+	}
 	switch flags >> 8 {
 	case imageUnlistedDefault:
 		if defaultSet >= nSets {
@@ -166,9 +169,6 @@ func loadImage(data string) (*Policy, error) {
 	}
 	if flags>>8 != imageUnlistedDefault && defaultSet != imageNoSet {
 		return nil, imageError("a default rule set (%d) without the default's unlisted mode", defaultSet)
-	}
-	if err := ps.err(); err != nil {
-		return nil, fmt.Errorf("evaluator: image: its configuration is invalid: %w", err)
 	}
 	ix.cache = make([]atomic.Pointer[cachedSet], min(imageCacheSets, 1<<bitsFor(nSets)))
 	return p, nil
@@ -192,11 +192,12 @@ func sortSuffixes(s []string) {
 	}
 }
 
-// span reads an (offset, length) pair at at and returns the string it names.
-func (ix *imageIndex) span(what string, at, end int) (string, error) {
+// span reads an (offset, length) pair at at and returns the string it names, that of the
+// i-th of what.
+func (ix *imageIndex) span(what string, i, at, end int) (string, error) {
 	off, n := le32(ix.data, at), le32(ix.data, at+4)
 	if uint64(off) < imageHeaderSize || uint64(off)+uint64(n) > uint64(end) {
-		return "", imageError("%s at offset %d, %d bytes long, lies outside the image's %d bytes", what, off, n, len(ix.data))
+		return "", imageError("%s %d at offset %d, %d bytes long, lies outside the image's %d bytes", what, i, off, n, len(ix.data))
 	}
 	return ix.data[off : off+n], nil
 }
@@ -230,7 +231,7 @@ func (ix *imageIndex) checkBuckets(ps *problems, end int) error {
 	}
 	for i := 0; i < int(ix.nBuckets); i++ {
 		e := ix.bucketsOff + 12*i
-		name, err := ix.span("bucket "+strconv.Itoa(i)+"'s name", e, end)
+		name, err := ix.span("the name of bucket", i, e, end)
 		if err != nil {
 			return err
 		}
@@ -315,8 +316,9 @@ func (ix *imageIndex) compileSet(i uint32, source string) *compiledCORS {
 func (ix *imageIndex) checkSets(ps *problems) error {
 	var rules []Rule
 	var fixed []uint32
+	var d setDecoder
 	for i := uint32(0); i < ix.nSets; i++ {
-		d := setDecoder{s: ix.blob(ix.setsOff, i)}
+		d.s, d.at, d.err = ix.blob(ix.setsOff, i), 0, ""
 		rules, fixed = d.rules(rules[:0], fixed[:0])
 		if d.err != "" {
 			return imageError("rule set %d: %s", i, d.err)
@@ -326,8 +328,8 @@ func (ix *imageIndex) checkSets(ps *problems) error {
 				return imageError("rule set %d, rule %d: fixed header set %d is not one of %d", i, j, f, ix.nFixed)
 			}
 		}
-		checkRules(ps, "ruleSets["+strconv.FormatUint(uint64(i), 10)+"]", FormAWSJSON, rules)
-		if len(ps.list) > 0 {
+		if !rulesValid(rules) {
+			checkRules(ps, "ruleSets["+strconv.FormatUint(uint64(i), 10)+"]", FormAWSJSON, rules)
 			return nil // the problems say enough; the caller reports them
 		}
 	}
@@ -358,6 +360,9 @@ type setDecoder struct {
 	s   string
 	at  int
 	err string
+	// Where the rules' ID and MaxAgeSeconds point, reused from set to set.
+	ids  []string
+	ages []int64
 }
 
 func (d *setDecoder) uvarint(what string) uint64 {
@@ -382,7 +387,7 @@ func (d *setDecoder) uvarint(what string) uint64 {
 }
 
 func (d *setDecoder) str(what string) string {
-	return d.bytes(what, d.uvarint(what+"'s length"))
+	return d.bytes(what, d.uvarint(what))
 }
 
 // count reads a count of things at least min bytes long each, refusing one the rest of the
@@ -390,7 +395,7 @@ func (d *setDecoder) str(what string) string {
 func (d *setDecoder) count(what string, least int) int {
 	n := d.uvarint(what)
 	if d.err == "" && n > uint64(len(d.s)-d.at)/uint64(least) {
-		d.err = fmt.Sprintf("%s %d is more than its remaining %d bytes can hold", what, n, len(d.s)-d.at)
+		d.err = fmt.Sprintf("%s count %d is more than its remaining %d bytes can hold", what, n, len(d.s)-d.at)
 		return 0
 	}
 	return int(n)
@@ -412,7 +417,7 @@ func (d *setDecoder) bytes(what string, n uint64) string {
 
 // list reads a list of strings into vs[:0].
 func (d *setDecoder) list(vs []string, what string) []string {
-	n := d.count(what+" count", 1)
+	n := d.count(what, 1)
 	if n == 0 {
 		return nil
 	}
@@ -426,18 +431,21 @@ func (d *setDecoder) list(vs []string, what string) []string {
 // rules decodes a rule set into rules and fixed, reusing their memory (and the rules'
 // lists) when they have room.
 func (d *setDecoder) rules(rules []Rule, fixed []uint32) ([]Rule, []uint32) {
-	n := d.count("rule count", 7)
+	n := d.count("rule", 7)
 	if cap(rules) < n {
 		rules = append(rules[:cap(rules)], make([]Rule, n-cap(rules))...)
 	}
 	rules = rules[:n]
+	if cap(d.ids) < n {
+		d.ids, d.ages = make([]string, n), make([]int64, n)
+	}
 	for j := range rules {
 		r := &rules[j]
 		fixed = append(fixed, uint32(min(d.uvarint("fixed header set"), imageNoSet)))
 		r.ID = nil
 		if k := d.uvarint("ID length"); k > 0 {
-			id := d.bytes("ID", k-1)
-			r.ID = &id
+			d.ids[j] = d.bytes("ID", k-1)
+			r.ID = &d.ids[j]
 		}
 		r.AllowedOrigins = d.list(r.AllowedOrigins, "AllowedOrigin")
 		r.AllowedMethods = d.list(r.AllowedMethods, "AllowedMethod")
@@ -445,8 +453,8 @@ func (d *setDecoder) rules(rules []Rule, fixed []uint32) ([]Rule, []uint32) {
 		r.ExposeHeaders = d.list(r.ExposeHeaders, "ExposeHeader")
 		r.MaxAgeSeconds = nil
 		if v := d.uvarint("MaxAgeSeconds"); v > 0 {
-			m := int64(min(v-1, 1<<62))
-			r.MaxAgeSeconds = &m
+			d.ages[j] = int64(min(v-1, 1<<62))
+			r.MaxAgeSeconds = &d.ages[j]
 		}
 		if d.err != "" {
 			return rules[:j], fixed
@@ -460,7 +468,7 @@ func (d *setDecoder) rules(rules []Rule, fixed []uint32) ([]Rule, []uint32) {
 
 // headers decodes a fixed header set.
 func (d *setDecoder) headers() []Header {
-	n := d.count("header count", 2)
+	n := d.count("header", 2)
 	hs := make([]Header, 0, n)
 	for i := 0; i < n && d.err == ""; i++ {
 		name := d.str("header name")
@@ -488,4 +496,45 @@ func (p *Policy) ImageStats() (s ImageStats, ok bool) {
 		return ImageStats{}, false
 	}
 	return ImageStats{len(p.img.data), int(p.img.nBuckets), int(p.img.nSets), int(p.img.nFixed)}, true
+}
+
+// rulesValid reports whether checkRules would find no problem in rules, without building
+// the paths it reports problems at: loading an image checks every rule set this way, and
+// asks checkRules for the problems only of one that fails.
+func rulesValid(rules []Rule) bool {
+	if len(rules) == 0 || len(rules) > maxRules {
+		return false
+	}
+	for i := range rules {
+		r := &rules[i]
+		if r.ID != nil && !validValue(*r.ID, idFault) ||
+			!valid(r.AllowedOrigins, originFault) || !valid(r.AllowedMethods, methodFault) ||
+			!valid(r.AllowedHeaders, allowedHeaderFault) || !valid(r.ExposeHeaders, exposeHeaderFault) ||
+			len(r.AllowedOrigins) == 0 || len(r.AllowedMethods) == 0 {
+			return false
+		}
+		if r.MaxAgeSeconds != nil {
+			if _, bad := maxAgeFault(*r.MaxAgeSeconds); bad {
+				return false
+			}
+		}
+	}
+	return xmlSize(rules) <= maxDocBytes
+}
+
+func validValue(v string, check valueCheck) bool {
+	_, bad := xmlTextFault(v)
+	if !bad {
+		_, bad = check(v)
+	}
+	return !bad
+}
+
+func valid(vs []string, check valueCheck) bool {
+	for _, v := range vs {
+		if !validValue(v, check) {
+			return false
+		}
+	}
+	return true
 }

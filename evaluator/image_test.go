@@ -318,7 +318,7 @@ func TestImageBadInput(t *testing.T) {
 		{"slots", reseal(set(24, 3)), "power of two"},
 		{"bucket table", reseal(set(48, uint32(len(img)))), "bucket table at offset"},
 		{"rule set offsets", reseal(set(56, 10)), "rule set offsets at offset 10"},
-		{"bucket name", reseal(set(int(binary.LittleEndian.Uint32(img[48:]))+4, 1<<30)), "bucket 0's name"},
+		{"bucket name", reseal(set(int(binary.LittleEndian.Uint32(img[48:]))+4, 1<<30)), "the name of bucket 0 at offset"},
 		{"bucket rule set", reseal(set(int(binary.LittleEndian.Uint32(img[48:]))+8, 77)), "rule set 77 is not one of"},
 		{"default set", reseal(set(36, 99)), "the default's rule set 99"},
 		{"longest probe", reseal(set(28, 0)), "is not in the hash table within 1 probes"},
