@@ -34,19 +34,22 @@ import (
 //	  56  u32 offset of the rule set offsets: rule sets + 1 u32, set i spans [off[i], off[i+1])
 //	  60  u32 offset of the fixed header set offsets: fixed sets + 1 u32, likewise
 //	  64  u32 offset of the suffixes: (offset, length) u32 pairs, as configured
-//	  68  u32 zero
-//	the tables, names, suffixes, rule sets and fixed header sets
+//	  68  u32 strings: the distinct values of every rule, each stored once
+//	  72  u32 offset of the string offsets: strings + 1 u32, string i spans [off[i], off[i+1])
+//	  76  u32 zero
+//	the tables, names, suffixes, strings, rule sets and fixed header sets
 //	trailer: u32 CRC-32C (Castagnoli) of every byte before it
 //
-// A rule set is a sequence of unsigned varints and bytes: the rule count, then per rule its
-// fixed header set, its ID (length + 1, 0 when unset, then the bytes), AllowedOrigins,
-// AllowedMethods, AllowedHeaders and ExposeHeaders (each a count, then length and bytes per
-// value) and MaxAgeSeconds (value + 1, 0 when unset). A fixed header set is a count, then
-// name and value per header, each a length and bytes.
+// A rule set is a sequence of unsigned varints: the rule count, then per rule its fixed
+// header set, its ID (string + 1, 0 when unset), AllowedOrigins, AllowedMethods,
+// AllowedHeaders and ExposeHeaders (each a count, then a string per value) and
+// MaxAgeSeconds (value + 1, 0 when unset). Each distinct value is thus checked once when an
+// image is loaded, however many rule sets list it. A fixed header set is a count, then name
+// and value per header, each a length and bytes.
 const (
 	imageMagic      = "\x89s3cors\n"
 	ImageVersion    = 1 // the image format this evaluator writes and reads
-	imageHeaderSize = 72
+	imageHeaderSize = 80
 	imageTrailer    = 4
 	imageNoSet      = 0xffffffff
 
@@ -107,11 +110,27 @@ func (w *imageWriter) str(s string) {
 	w.uvarint(uint64(len(s)))
 	w.b = append(w.b, s...)
 }
-func (w *imageWriter) list(vs []string) {
+func (w *imageWriter) list(vs []string, strs *stringTable) {
 	w.uvarint(uint64(len(vs)))
 	for _, v := range vs {
-		w.str(v)
+		w.uvarint(uint64(strs.index(v)))
 	}
+}
+
+// stringTable numbers distinct strings in the order first met.
+type stringTable struct {
+	ids  map[string]int
+	list []string
+}
+
+func (t *stringTable) index(s string) int {
+	i, ok := t.ids[s]
+	if !ok {
+		i = len(t.list)
+		t.ids[s] = i
+		t.list = append(t.list, s)
+	}
+	return i
 }
 func (w *imageWriter) put32(at int, v uint32) { binary.LittleEndian.PutUint32(w.b[at:], v) }
 
@@ -179,6 +198,20 @@ func encodeImage(p *Policy) ([]byte, error) {
 		flags |= imageUnlistedNotFound << 8
 	}
 
+	strs := &stringTable{ids: map[string]int{}}
+	for _, s := range sets {
+		for j := range s.rules {
+			r := &s.rules[j]
+			if r.ID != nil {
+				strs.index(*r.ID)
+			}
+			for _, vs := range [][]string{r.AllowedOrigins, r.AllowedMethods, r.AllowedHeaders, r.ExposeHeaders} {
+				for _, v := range vs {
+					strs.index(v)
+				}
+			}
+		}
+	}
 	slots := imageSlots(len(names))
 	suffixes := cfg.Addressing.VirtualHostSuffixes
 	w := &imageWriter{b: make([]byte, imageHeaderSize, imageHeaderSize+len(names)*24)}
@@ -193,6 +226,13 @@ func encodeImage(p *Policy) ([]byte, error) {
 	w.b = append(w.b, make([]byte, 4*(len(p.fixed)+1))...)
 	suffixesOff := len(w.b)
 	w.b = append(w.b, make([]byte, 8*len(suffixes))...)
+	stringsOff := len(w.b)
+	w.b = append(w.b, make([]byte, 4*(len(strs.list)+1))...)
+	for i, s := range strs.list {
+		w.put32(stringsOff+4*i, uint32(len(w.b)))
+		w.b = append(w.b, s...)
+	}
+	w.put32(stringsOff+4*len(strs.list), uint32(len(w.b)))
 
 	for i, s := range suffixes {
 		w.put32(suffixesOff+8*i, uint32(len(w.b)))
@@ -228,13 +268,12 @@ func encodeImage(p *Policy) ([]byte, error) {
 			if r.ID == nil {
 				w.uvarint(0)
 			} else {
-				w.uvarint(uint64(len(*r.ID)) + 1)
-				w.b = append(w.b, *r.ID...)
+				w.uvarint(uint64(strs.index(*r.ID)) + 1)
 			}
-			w.list(r.AllowedOrigins)
-			w.list(r.AllowedMethods)
-			w.list(r.AllowedHeaders)
-			w.list(r.ExposeHeaders)
+			w.list(r.AllowedOrigins, strs)
+			w.list(r.AllowedMethods, strs)
+			w.list(r.AllowedHeaders, strs)
+			w.list(r.ExposeHeaders, strs)
 			if r.MaxAgeSeconds == nil {
 				w.uvarint(0)
 			} else {
@@ -259,7 +298,8 @@ func encodeImage(p *Policy) ([]byte, error) {
 	}
 	for i, v := range []uint32{ImageVersion, size, flags, uint32(len(names)), uint32(slots), uint32(longest),
 		uint32(len(sets)), defaultSet, uint32(len(p.fixed)), uint32(len(suffixes)),
-		uint32(bucketsOff), uint32(tableOff), uint32(setsOff), uint32(fixedOff), uint32(suffixesOff), 0} {
+		uint32(bucketsOff), uint32(tableOff), uint32(setsOff), uint32(fixedOff), uint32(suffixesOff),
+		uint32(len(strs.list)), uint32(stringsOff), 0} {
 		w.put32(8+4*i, v)
 	}
 	w.u32(crc32.Checksum(w.b, castagnoli))

@@ -2,7 +2,9 @@ package evaluator_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
+	"hash/crc32"
 	"strconv"
 	"testing"
 
@@ -111,4 +113,26 @@ func BenchmarkImageEvaluate(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkImageLoadPhases splits LoadImage of 10,000 distinct buckets into its checks.
+func BenchmarkImageLoadPhases(b *testing.B) {
+	img, _ := imageOf(b, imageBenchConfig(10000))
+	b.Run("phase=crc", func(b *testing.B) {
+		for b.Loop() {
+			crc32.Checksum(img, crc32.MakeTable(crc32.Castagnoli))
+		}
+	})
+	b.Run("phase=sha256", func(b *testing.B) {
+		for b.Loop() {
+			sha256.Sum256(img)
+		}
+	})
+	b.Run("phase=all", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := evaluator.LoadImage(img); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -21,8 +21,9 @@ const imageCacheSets = 4096
 type imageIndex struct {
 	data                                    string // the image, used in place
 	nBuckets, slotMask, longest             uint32
-	nSets, nFixed                           uint32
+	nSets, nFixed, nStrings                 uint32
 	bucketsOff, tableOff, setsOff, fixedOff int
+	stringsOff                              int
 	cache                                   []atomic.Pointer[cachedSet]
 	noCORS                                  *compiledCORS // every listed bucket without CORS
 }
@@ -91,6 +92,10 @@ func loadImage(data string) (*Policy, error) {
 	flags, nBuckets, slots, longest := h(0), h(1), h(2), h(3)
 	nSets, defaultSet, nFixed, nSuffixes := h(4), h(5), h(6), h(7)
 	bucketsOff, tableOff, setsOff, fixedOff, suffixesOff := h(8), h(9), h(10), h(11), h(12)
+	nStrings, stringsOff := h(13), h(14)
+	if h(15) != 0 {
+		return nil, imageError("header field at offset %d is %d, not zero", 16+4*15, h(15))
+	}
 	if flags&^(imagePathStyle|imageStrip|imageVary|3<<8) != 0 {
 		return nil, imageError("unknown flags %#x", flags)
 	}
@@ -111,6 +116,7 @@ func loadImage(data string) (*Policy, error) {
 		{"rule set offsets", setsOff, uint64(nSets) + 1, 4},
 		{"fixed header set offsets", fixedOff, uint64(nFixed) + 1, 4},
 		{"suffix table", suffixesOff, uint64(nSuffixes), 8},
+		{"string offsets", stringsOff, uint64(nStrings) + 1, 4},
 	} {
 		if uint64(t.off) < imageHeaderSize || uint64(t.off)+t.count*t.per > uint64(end) {
 			return nil, imageError("%s at offset %d (%d entries of %d bytes) lies outside the image's %d bytes", t.what, t.off, t.count, t.per, len(data))
@@ -119,12 +125,16 @@ func loadImage(data string) (*Policy, error) {
 	ix := &imageIndex{
 		data: data, nBuckets: nBuckets, slotMask: slots - 1, longest: longest, nSets: nSets, nFixed: nFixed,
 		bucketsOff: int(bucketsOff), tableOff: int(tableOff), setsOff: int(setsOff), fixedOff: int(fixedOff),
+		nStrings: nStrings, stringsOff: int(stringsOff),
 		noCORS: &compiledCORS{state: bucketNoCORS, source: "bucket"},
 	}
 	if err := ix.checkBlobs("rule set", ix.setsOff, nSets, end); err != nil {
 		return nil, err
 	}
 	if err := ix.checkBlobs("fixed header set", ix.fixedOff, nFixed, end); err != nil {
+		return nil, err
+	}
+	if err := ix.checkBlobs("string", ix.stringsOff, nStrings, end); err != nil {
 		return nil, err
 	}
 	p := &Policy{img: ix, path: flags&imagePathStyle != 0, strip: flags&imageStrip != 0, vary: flags&imageVary != 0}
@@ -215,7 +225,7 @@ func (ix *imageIndex) checkBlobs(what string, at int, n uint32, end int) error {
 	return nil
 }
 
-// blob returns rule set or fixed header set i; checkBlobs has checked its bounds.
+// blob returns rule set, fixed header set or string i; checkBlobs has checked its bounds.
 func (ix *imageIndex) blob(at int, i uint32) string {
 	return ix.data[le32(ix.data, at+4*int(i)):le32(ix.data, at+4*int(i)+4)]
 }
@@ -298,195 +308,13 @@ func (ix *imageIndex) set(i uint32) *compiledCORS {
 	return c
 }
 
-// compileSet compiles rule set i; loadImage has checked that it decodes and is valid.
-func (ix *imageIndex) compileSet(i uint32, source string) *compiledCORS {
-	var d setDecoder
-	d.s = ix.blob(ix.setsOff, i)
-	rules, fixed := d.rules(nil, nil)
-	c := compileBucket(&BucketCORS{Form: FormAWSJSON, Rules: rules}, source, interner{})
-	for j := range c.rules {
-		c.rules[j].fixed = int(fixed[j])
-		c.rules[j].tmpl = newHeaderTemplate(&c.rules[j])
-	}
-	return c
-}
-
-// checkSets decodes every rule set and checks its rules as Compile does, with one scratch
-// for all, and each rule's fixed header set.
-func (ix *imageIndex) checkSets(ps *problems) error {
-	var rules []Rule
-	var fixed []uint32
-	var d setDecoder
-	for i := uint32(0); i < ix.nSets; i++ {
-		d.s, d.at, d.err = ix.blob(ix.setsOff, i), 0, ""
-		rules, fixed = d.rules(rules[:0], fixed[:0])
-		if d.err != "" {
-			return imageError("rule set %d: %s", i, d.err)
-		}
-		for j, f := range fixed {
-			if f >= ix.nFixed {
-				return imageError("rule set %d, rule %d: fixed header set %d is not one of %d", i, j, f, ix.nFixed)
-			}
-		}
-		if !rulesValid(rules) {
-			checkRules(ps, "ruleSets["+strconv.FormatUint(uint64(i), 10)+"]", FormAWSJSON, rules)
-			return nil // the problems say enough; the caller reports them
-		}
-	}
-	return nil
-}
-
-// checkFixed decodes every fixed header set.
-func (ix *imageIndex) checkFixed() error {
-	for i := uint32(0); i < ix.nFixed; i++ {
-		d := setDecoder{s: ix.blob(ix.fixedOff, i)}
-		d.headers()
-		if d.err != "" {
-			return imageError("fixed header set %d: %s", i, d.err)
-		}
-	}
-	return nil
-}
-
-// fixedHeaders decodes fixed header set n.
-func (ix *imageIndex) fixedHeaders(n int) []Header {
-	d := setDecoder{s: ix.blob(ix.fixedOff, uint32(n))}
-	return d.headers()
-}
-
-// setDecoder reads a rule set or a fixed header set. A problem stops it and is kept in err;
-// it never reads outside s.
-type setDecoder struct {
-	s   string
-	at  int
-	err string
-	// Where the rules' ID and MaxAgeSeconds point, reused from set to set.
-	ids  []string
-	ages []int64
-}
-
-func (d *setDecoder) uvarint(what string) uint64 {
-	if d.err != "" {
-		return 0
-	}
-	var v uint64
-	for shift := 0; shift < 64; shift += 7 {
-		if d.at >= len(d.s) {
-			d.err = what + " runs past the end of its " + strconv.Itoa(len(d.s)) + " bytes"
-			return 0
-		}
-		c := d.s[d.at]
-		d.at++
-		v |= uint64(c&0x7f) << shift
-		if c < 0x80 {
-			return v
-		}
-	}
-	d.err = what + " is not a valid varint"
-	return 0
-}
-
-func (d *setDecoder) str(what string) string {
-	return d.bytes(what, d.uvarint(what))
-}
-
-// count reads a count of things at least min bytes long each, refusing one the rest of the
-// blob cannot hold (so that nothing is allocated for a count a hostile image inflates).
-func (d *setDecoder) count(what string, least int) int {
-	n := d.uvarint(what)
-	if d.err == "" && n > uint64(len(d.s)-d.at)/uint64(least) {
-		d.err = fmt.Sprintf("%s count %d is more than its remaining %d bytes can hold", what, n, len(d.s)-d.at)
-		return 0
-	}
-	return int(n)
-}
-
-// bytes reads n bytes.
-func (d *setDecoder) bytes(what string, n uint64) string {
-	if d.err != "" {
-		return ""
-	}
-	if n > uint64(len(d.s)-d.at) {
-		d.err = fmt.Sprintf("%s of %d bytes runs past the end of its %d bytes", what, n, len(d.s))
-		return ""
-	}
-	v := d.s[d.at : d.at+int(n)]
-	d.at += int(n)
-	return v
-}
-
-// list reads a list of strings into vs[:0].
-func (d *setDecoder) list(vs []string, what string) []string {
-	n := d.count(what, 1)
-	if n == 0 {
-		return nil
-	}
-	vs = vs[:0]
-	for i := 0; i < n && d.err == ""; i++ {
-		vs = append(vs, d.str(what))
-	}
-	return vs
-}
-
-// rules decodes a rule set into rules and fixed, reusing their memory (and the rules'
-// lists) when they have room.
-func (d *setDecoder) rules(rules []Rule, fixed []uint32) ([]Rule, []uint32) {
-	n := d.count("rule", 7)
-	if cap(rules) < n {
-		rules = append(rules[:cap(rules)], make([]Rule, n-cap(rules))...)
-	}
-	rules = rules[:n]
-	if cap(d.ids) < n {
-		d.ids, d.ages = make([]string, n), make([]int64, n)
-	}
-	for j := range rules {
-		r := &rules[j]
-		fixed = append(fixed, uint32(min(d.uvarint("fixed header set"), imageNoSet)))
-		r.ID = nil
-		if k := d.uvarint("ID length"); k > 0 {
-			d.ids[j] = d.bytes("ID", k-1)
-			r.ID = &d.ids[j]
-		}
-		r.AllowedOrigins = d.list(r.AllowedOrigins, "AllowedOrigin")
-		r.AllowedMethods = d.list(r.AllowedMethods, "AllowedMethod")
-		r.AllowedHeaders = d.list(r.AllowedHeaders, "AllowedHeader")
-		r.ExposeHeaders = d.list(r.ExposeHeaders, "ExposeHeader")
-		r.MaxAgeSeconds = nil
-		if v := d.uvarint("MaxAgeSeconds"); v > 0 {
-			d.ages[j] = int64(min(v-1, 1<<62))
-			r.MaxAgeSeconds = &d.ages[j]
-		}
-		if d.err != "" {
-			return rules[:j], fixed
-		}
-	}
-	if d.err == "" && d.at != len(d.s) {
-		d.err = strconv.Itoa(len(d.s)-d.at) + " bytes left over after the rules"
-	}
-	return rules, fixed
-}
-
-// headers decodes a fixed header set.
-func (d *setDecoder) headers() []Header {
-	n := d.count("header", 2)
-	hs := make([]Header, 0, n)
-	for i := 0; i < n && d.err == ""; i++ {
-		name := d.str("header name")
-		value := d.str("header value")
-		hs = append(hs, Header{Name: name, Value: value})
-	}
-	if d.err == "" && d.at != len(d.s) {
-		d.err = strconv.Itoa(len(d.s)-d.at) + " bytes left over after the headers"
-	}
-	return hs
-}
-
 // ImageStats describes a policy image.
 type ImageStats struct {
 	Bytes           int // the image's size
 	Buckets         int // listed buckets
 	RuleSets        int // distinct rule sets (the default's included)
 	FixedHeaderSets int
+	Checksum        uint32 // the image's CRC-32C, which names it in logs
 }
 
 // ImageStats describes the image a policy was loaded from; ok is false for a policy compiled
@@ -495,46 +323,6 @@ func (p *Policy) ImageStats() (s ImageStats, ok bool) {
 	if p.img == nil {
 		return ImageStats{}, false
 	}
-	return ImageStats{len(p.img.data), int(p.img.nBuckets), int(p.img.nSets), int(p.img.nFixed)}, true
-}
-
-// rulesValid reports whether checkRules would find no problem in rules, without building
-// the paths it reports problems at: loading an image checks every rule set this way, and
-// asks checkRules for the problems only of one that fails.
-func rulesValid(rules []Rule) bool {
-	if len(rules) == 0 || len(rules) > maxRules {
-		return false
-	}
-	for i := range rules {
-		r := &rules[i]
-		if r.ID != nil && !validValue(*r.ID, idFault) ||
-			!valid(r.AllowedOrigins, originFault) || !valid(r.AllowedMethods, methodFault) ||
-			!valid(r.AllowedHeaders, allowedHeaderFault) || !valid(r.ExposeHeaders, exposeHeaderFault) ||
-			len(r.AllowedOrigins) == 0 || len(r.AllowedMethods) == 0 {
-			return false
-		}
-		if r.MaxAgeSeconds != nil {
-			if _, bad := maxAgeFault(*r.MaxAgeSeconds); bad {
-				return false
-			}
-		}
-	}
-	return xmlSize(rules) <= maxDocBytes
-}
-
-func validValue(v string, check valueCheck) bool {
-	_, bad := xmlTextFault(v)
-	if !bad {
-		_, bad = check(v)
-	}
-	return !bad
-}
-
-func valid(vs []string, check valueCheck) bool {
-	for _, v := range vs {
-		if !validValue(v, check) {
-			return false
-		}
-	}
-	return true
+	return ImageStats{len(p.img.data), int(p.img.nBuckets), int(p.img.nSets), int(p.img.nFixed),
+		le32(p.img.data, len(p.img.data)-imageTrailer)}, true
 }

@@ -125,20 +125,22 @@ func (p *Plugin) OnConfigure(root, pluginConfigSize uint32) bool {
 		p.log(abi.LogCritical, "s3cors: plugin configuration rejected; the filter refuses to start: reading the plugin configuration: "+err.Error())
 		return false
 	}
-	hash := configHash(data)
 	pol, err := load(data)
 	if err != nil {
 		r.metrics.inc(p.host, metricConfigRejected)
-		p.logRejection(hash, err)
+		p.logRejection(configHash(data), err)
 		return false
 	}
 	r.policy = pol
 	r.metrics.inc(p.host, metricConfigAccepted)
 	if p.enabled(abi.LogInfo) {
-		if pol.Config() == nil {
-			p.log(abi.LogInfo, "s3cors: policy image accepted: "+strconv.Itoa(len(data))+" bytes, hash: "+hash)
+		if st, ok := pol.ImageStats(); ok {
+			// An image is named by its own checksum, already verified: SHA-256 in the
+			// module would cost more than loading the image.
+			p.log(abi.LogInfo, fmt.Sprintf("s3cors: policy image accepted: %d bytes, %d %s, %d distinct rule %s, image crc32c:%08x",
+				st.Bytes, st.Buckets, plural(st.Buckets, "bucket", "buckets"), st.RuleSets, plural(st.RuleSets, "set", "sets"), st.Checksum))
 		} else {
-			p.log(abi.LogInfo, summary(pol.Config(), hash))
+			p.log(abi.LogInfo, summary(pol.Config(), configHash(data)))
 		}
 	}
 	return true

@@ -65,8 +65,8 @@ prints it); compile again after an upgrade that changes it.`,
 			if wrap {
 				what = fmt.Sprintf("wrapped image (%d bytes of JSON)", len(out))
 			}
-			_, _ = fmt.Fprintf(report, "%s: %s, format version %d: %d bytes, %s, %s (configuration: %d bytes of JSON)\n",
-				output, what, evaluator.ImageVersion, st.Bytes, plural(st.Buckets, "bucket"), plural(st.RuleSets, "distinct rule set"), len(doc))
+			_, _ = fmt.Fprintf(report, "%s: %s, format version %d: %d bytes, %s, %s, crc32c:%08x (configuration: %d bytes of JSON)\n",
+				output, what, evaluator.ImageVersion, st.Bytes, plural(st.Buckets, "bucket"), plural(st.RuleSets, "distinct rule set"), st.Checksum, len(doc))
 			return nil
 		},
 	}
