@@ -3,8 +3,10 @@ package abi
 // Arena sizes. Host data of a callback (header values, header maps, the plugin configuration)
 // lands in one chunk that is reused by every callback, so that serving requests allocates
 // nothing: the chunk grows (doubling) until it holds the most host data any one callback has
-// received, and stays. A chunk grown past arenaKeep by a configuration is dropped once the
-// configuration is compiled, so a large configuration buffer does not stay resident.
+// received, and stays. A chunk grown past arenaKeep is dropped once a configuration is
+// compiled, and data larger than arenaKeep (a large configuration) gets an allocation of its
+// own, of its exact size, released at the next reset: a 9 MiB policy image costs 9 MiB of
+// linear memory, not the 16 MiB chunk doubling would reach.
 const (
 	arenaFirstChunk = 8 << 10
 	arenaKeep       = 1 << 20
@@ -27,6 +29,11 @@ var zeroByte [1]byte
 func (a *arena) alloc(n int) []byte {
 	if n <= 0 {
 		return zeroByte[:0:0]
+	}
+	if n > arenaKeep {
+		b := make([]byte, n)
+		a.retired = append(a.retired, b)
+		return b
 	}
 	if len(a.chunk)-a.off < n {
 		if a.off > 0 {

@@ -57,10 +57,27 @@ func TestArenaTrimDropsAConfigurationSizedChunk(t *testing.T) {
 	if a.chunk == nil {
 		t.Error("trim dropped a small chunk")
 	}
-	a.alloc(4 << 20)
+	for range 3 {
+		a.alloc(arenaKeep/2 + 1) // grows the chunk past arenaKeep
+	}
 	a.trim()
 	if a.chunk != nil {
 		t.Errorf("trim kept a %d-byte chunk", len(a.chunk))
+	}
+}
+
+// Data larger than arenaKeep gets memory of its own, of its size, not a doubled chunk.
+func TestArenaGivesLargeDataItsOwnAllocation(t *testing.T) {
+	var a arena
+	a.alloc(100)
+	chunk := &a.chunk[0]
+	b := a.alloc(9 << 20)
+	if len(b) != 9<<20 || cap(b) != 9<<20 || &a.chunk[0] != chunk {
+		t.Fatalf("a %d-byte allocation (capacity %d) replaced the chunk: %v", len(b), cap(b), &a.chunk[0] != chunk)
+	}
+	a.reset()
+	if len(a.retired) != 0 {
+		t.Error("reset kept the large allocation")
 	}
 }
 
