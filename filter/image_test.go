@@ -2,12 +2,14 @@ package filter_test
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/filter"
+	"github.com/s3cors/s3cors/filter/abi"
 	"github.com/s3cors/s3cors/filter/abi/abitest"
 )
 
@@ -85,5 +87,33 @@ func TestBadImagesAreRefused(t *testing.T) {
 				t.Errorf("after the refusal an allowed preflight got %d, want the kept policy's 200", got)
 			}
 		})
+	}
+}
+
+// TestLargeImageIsKeptWithoutCopy: an image over abi.LargeData is kept as the host handed it
+// over (the test host poisons every smaller buffer after the callback) and serves its buckets.
+func TestLargeImageIsKeptWithoutCopy(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"buckets": {`)
+	for i := 0; i < 15000; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, `"bucket-%d": [{"AllowedOrigins": ["https://app-%d.example"], "AllowedMethods": ["GET", "PUT"], "ExposeHeaders": ["ETag"]}]`, i, i)
+	}
+	b.WriteString(`}}`)
+	img := compileImage(t, []byte(b.String()))
+	if len(img) <= abi.LargeData {
+		t.Fatalf("image of %d bytes, want one over abi.LargeData", len(img))
+	}
+	vm, root := startVM(t, img)
+	for _, i := range []int{0, 7777, 14999} {
+		path, origin := fmt.Sprintf("/bucket-%d/k", i), fmt.Sprintf("https://app-%d.example", i)
+		if got := statusOf(t, vm, root, preflight(path, origin, "PUT")); got != 200 {
+			t.Errorf("%s from %s: %d, want 200", path, origin, got)
+		}
+		if got := statusOf(t, vm, root, preflight(path, "https://app-1.example", "PUT")); got != 403 && i != 1 {
+			t.Errorf("%s from another origin: %d, want 403", path, got)
+		}
 	}
 }

@@ -167,14 +167,17 @@ func configHash(data []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// load compiles a plugin configuration, or loads an image. The host's buffer is copied first:
-// it lives in memory the next callback reuses, and the policy keeps what it is given (an
-// image is used in place).
+// load compiles a plugin configuration, or loads an image. The policy keeps what it is given
+// (an image is used in place), so a small buffer, which lives in memory the next callback
+// reuses, is copied first; a large one is memory of its own (abi.LargeData), kept as it is.
 func load(data []byte) (*evaluator.Policy, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New(`filter: the plugin configuration is empty: it must be an s3cors configuration document (JSON), at least {"buckets": {}}, or a policy image`)
 	}
-	return evaluator.LoadAny(bytes.Clone(data))
+	if len(data) <= abi.LargeData {
+		data = bytes.Clone(data)
+	}
+	return evaluator.LoadAny(data)
 }
 
 // logRejection logs why a configuration was refused: a summary naming the configuration by

@@ -147,7 +147,9 @@ type Host interface {
 	// formats nothing the proxy would drop.
 	LogLevel() (LogLevel, error)
 	// GetBuffer returns up to max bytes of a buffer from start (proxy_get_buffer_bytes); an
-	// empty buffer is nil with no error.
+	// empty buffer is nil with no error. Like all host data it is valid for the callback,
+	// except that more than LargeData bytes are memory of their own that no later callback
+	// reuses: the caller may keep them instead of copying (a large plugin configuration).
 	GetBuffer(t BufferType, start, max uint32) ([]byte, error)
 	// GetHeader returns the first value of a header (proxy_get_header_map_value); ok is false
 	// when the header is absent. The name lookup is case-insensitive.

@@ -9,8 +9,12 @@ package abi
 // linear memory, not the 16 MiB chunk doubling would reach.
 const (
 	arenaFirstChunk = 8 << 10
-	arenaKeep       = 1 << 20
+	arenaKeep       = LargeData
 )
+
+// LargeData is the size above which host data is not in the arena's reused chunk but in an
+// allocation of its own (see Host.GetBuffer).
+const LargeData = 1 << 20
 
 // arena hands out the memory the host writes data into (proxy_on_memory_allocate). What it
 // hands out stays valid, and reachable by the Go GC, until reset, which the dispatcher calls at

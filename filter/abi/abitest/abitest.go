@@ -96,7 +96,9 @@ func (h *Host) copyOut(b []byte) []byte {
 	}
 	c := make([]byte, len(b))
 	copy(c, b)
-	h.scratch = append(h.scratch, c)
+	if len(c) <= abi.LargeData { // larger data is the caller's to keep (abi.Host.GetBuffer)
+		h.scratch = append(h.scratch, c)
+	}
 	return c
 }
 
