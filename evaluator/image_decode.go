@@ -25,6 +25,20 @@ const (
 var memberChecks = [...]valueCheck{idFault, originFault, methodFault, allowedHeaderFault, exposeHeaderFault}
 
 func classify(v string) stringClass {
+	// Most values are printable ASCII with no "*", blank or character XML escapes: such a
+	// value is its own size as XML and passes every check but the method's, in one pass.
+	plain := len(v) <= maxIDLen
+	for i := 0; i < len(v) && plain; i++ {
+		c := v[i]
+		plain = c > ' ' && c < 0x7f && c != '*' && c != '&' && c != '<' && c != '>'
+	}
+	if plain {
+		c := stringClass{size: uint32(len(v)), kinds: kindID | kindOrigin | kindHeader | kindExpose}
+		if methodBit(v) != 0 {
+			c.kinds |= kindMethod
+		}
+		return c
+	}
 	c := stringClass{size: uint32(min(xmlTextSize(v), maxDocBytes+1))}
 	if _, bad := xmlTextFault(v); bad {
 		return c
@@ -114,6 +128,10 @@ type setDecoder struct {
 }
 
 func (d *setDecoder) uvarint(what string) uint64 {
+	if d.at < len(d.s) && d.s[d.at] < 0x80 && d.err == "" {
+		d.at++
+		return uint64(d.s[d.at-1])
+	}
 	if d.err != "" {
 		return 0
 	}
