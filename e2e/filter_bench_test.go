@@ -21,17 +21,7 @@ func BenchmarkWasmFilterStart(b *testing.B) {
 	module := testenv.ModuleBytes(b)
 	for _, buckets := range []int{1, 1000, 10000} {
 		config := filterStressConfig(buckets)
-		start := func(b *testing.B) uint64 {
-			h, err := wasmhost.New(context.Background(), wasmhost.Options{
-				Module: module, Profile: wasmhost.Envoy133, PluginConfig: config,
-				CompilationCache: filterCompilation(),
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer h.Close(context.Background())
-			return h.MemoryBytes()[0]
-		}
+		start := func(b *testing.B) uint64 { return startFilter(b, module, config) }
 		b.Run("buckets="+strconv.Itoa(buckets), func(b *testing.B) {
 			start(b) // compiles the module into the shared cache: not part of the measure
 			var mem uint64
@@ -44,6 +34,20 @@ func BenchmarkWasmFilterStart(b *testing.B) {
 			b.ReportMetric(float64(len(config))/(1<<10), "config-KiB")
 		})
 	}
+}
+
+// startFilter starts the module in wasmhost (envoy-1.33, one worker) with config, the
+// compiled module cached, and returns the worker's linear memory after configure.
+func startFilter(b *testing.B, module, config []byte) uint64 {
+	h, err := wasmhost.New(context.Background(), wasmhost.Options{
+		Module: module, Profile: wasmhost.Envoy133, PluginConfig: config,
+		CompilationCache: filterCompilation(),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	return h.MemoryBytes()[0]
 }
 
 // BenchmarkWasmFilter is the cost of one stream through the module in wasmhost (all its

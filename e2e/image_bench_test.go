@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"context"
 	"regexp"
 	"strconv"
 	"testing"
@@ -40,17 +39,7 @@ func stressImage(tb testing.TB, doc []byte) []byte {
 // rules=distinct gives every bucket rules of its own, rules=shared three rule lists for all.
 func BenchmarkWasmImageStart(b *testing.B) {
 	module := testenv.ModuleBytes(b)
-	start := func(b *testing.B, config []byte) uint64 {
-		h, err := wasmhost.New(context.Background(), wasmhost.Options{
-			Module: module, Profile: wasmhost.Envoy133, PluginConfig: config,
-			CompilationCache: filterCompilation(),
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer h.Close(context.Background())
-		return h.MemoryBytes()[0]
-	}
+	start := func(b *testing.B, config []byte) uint64 { return startFilter(b, module, config) }
 	var floorCPU, floorMem float64
 	measure := func(b *testing.B, config []byte, img int) {
 		start(b, config) // compiles the module into the shared cache: not part of the measure

@@ -39,6 +39,11 @@ func classify(v string) stringClass {
 		}
 		return c
 	}
+	return classifyByChecks(v)
+}
+
+// classifyByChecks is classify the long way: every check, as checkRules runs them.
+func classifyByChecks(v string) stringClass {
 	c := stringClass{size: uint32(min(xmlTextSize(v), maxDocBytes+1))}
 	if _, bad := xmlTextFault(v); bad {
 		return c

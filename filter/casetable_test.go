@@ -100,17 +100,22 @@ func loadTables(t *testing.T) []casetable.Table {
 func TestCaseTable(t *testing.T) {
 	for _, tbl := range loadTables(t) {
 		t.Run(filepath.Base(tbl.File), func(t *testing.T) {
-			vm, root := startVM(t, tbl.Config)
-			for _, c := range tbl.Cases {
-				before := vm.Host().Metrics()
-				resp, s := runCase(vm, root, c)
-				if err := c.Check(resp); err != nil {
-					t.Error(err)
-				}
-				checkStream(t, c, s)
-				checkOneMetric(t, c, before, vm.Host().Metrics())
-			}
+			runTable(t, tbl, tbl.Config)
 		})
+	}
+}
+
+// runTable runs a table's cases through a plugin started with config.
+func runTable(t *testing.T, tbl casetable.Table, config []byte) {
+	vm, root := startVM(t, config)
+	for _, c := range tbl.Cases {
+		before := vm.Host().Metrics()
+		resp, s := runCase(vm, root, c)
+		if err := c.Check(resp); err != nil {
+			t.Error(err)
+		}
+		checkStream(t, c, s)
+		checkOneMetric(t, c, before, vm.Host().Metrics())
 	}
 }
 

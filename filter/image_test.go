@@ -32,18 +32,7 @@ func TestImageCaseTable(t *testing.T) {
 	for _, tbl := range loadTables(t) {
 		img := compileImage(t, tbl.Config)
 		for form, config := range map[string][]byte{"raw": img, "wrapped": evaluator.WrapImage(img)} {
-			t.Run(filepath.Base(tbl.File)+"/"+form, func(t *testing.T) {
-				vm, root := startVM(t, config)
-				for _, c := range tbl.Cases {
-					before := vm.Host().Metrics()
-					resp, s := runCase(vm, root, c)
-					if err := c.Check(resp); err != nil {
-						t.Error(err)
-					}
-					checkStream(t, c, s)
-					checkOneMetric(t, c, before, vm.Host().Metrics())
-				}
-			})
+			t.Run(filepath.Base(tbl.File)+"/"+form, func(t *testing.T) { runTable(t, tbl, config) })
 		}
 	}
 }
