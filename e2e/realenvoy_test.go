@@ -183,6 +183,15 @@ func realEnvoyTables(t *testing.T) []casetable.Table {
 // module at module; the admin interface on an ephemeral loopback port. It returns JSON.
 func realEnvoyBootstrap(t *testing.T, file string, tables []casetable.Table, upstream, module string, servers []string) []byte {
 	t.Helper()
+	return realEnvoyBootstrapWith(t, file, tables, upstream, module, servers, func(tb casetable.Table) proto.Message {
+		return wrapperspb.String(string(tb.Config))
+	})
+}
+
+// realEnvoyBootstrapWith is realEnvoyBootstrap with each table's plugin configuration made
+// by pluginConfig (a StringValue of the table's JSON in realEnvoyBootstrap).
+func realEnvoyBootstrapWith(t *testing.T, file string, tables []casetable.Table, upstream, module string, servers []string, pluginConfig func(casetable.Table) proto.Message) []byte {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "envoy", file))
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +236,7 @@ func realEnvoyBootstrap(t *testing.T, file string, tables []casetable.Table, ups
 			if err := f.GetTypedConfig().UnmarshalTo(&w); err != nil {
 				t.Fatalf("envoy/%s: first HTTP filter: %v", file, err)
 			}
-			cfg, err := anypb.New(wrapperspb.String(string(tb.Config)))
+			cfg, err := anypb.New(pluginConfig(tb))
 			if err != nil {
 				t.Fatal(err)
 			}
