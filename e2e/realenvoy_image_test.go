@@ -1,6 +1,10 @@
 package e2e_test
 
 import (
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -34,4 +38,76 @@ func TestRealEnvoyImage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRealEnvoyImageMemory starts Envoy 1.40 (--concurrency 2: a canary and two worker VMs)
+// with 10,000 and 100,000 buckets as a policy image, and 10,000 as JSON, checks that the
+// last bucket's rules are served on fresh connections (spread over the workers), and logs
+// Envoy's resident memory against a one-bucket image (BENCHMARKS.md, "Policy images").
+func TestRealEnvoyImageMemory(t *testing.T) {
+	var bin string
+	for _, e := range testenv.Envoys(t) {
+		if strings.HasPrefix(e.Version, "1.40.") {
+			bin = e.Path
+		}
+	}
+	if bin == "" {
+		t.Fatal("no Envoy 1.40 among the pinned releases")
+	}
+	store := startRealEnvoyStore(t, nil)
+	var floor int
+	for _, c := range []struct {
+		name    string
+		buckets int
+		json    bool
+	}{{"image-1", 1, false}, {"image-10000", 10000, false}, {"json-10000", 10000, true}, {"image-100000", 100000, false}} {
+		doc := filterStressConfig(c.buckets)
+		config := proto.Message(wrapperspb.Bytes(stressImage(t, doc)))
+		if c.json {
+			config = wrapperspb.String(string(doc))
+		}
+		boot := realEnvoyBootstrapWith(t, "wasm.yaml", []casetable.Table{{Config: doc}}, store.addr, testenv.Module(t), nil,
+			func(casetable.Table) proto.Message { return config })
+		env := startRealEnvoy(t, bin, boot)
+		addr := env.listeners["s3-0"]
+		last := c.buckets - 1
+		for i := 0; i < 8; i++ {
+			req, _ := http.NewRequest(http.MethodOptions, "http://"+addr+"/b"+strconv.Itoa(last)+"/k", nil)
+			req.Header.Set("Origin", "https://a"+strconv.Itoa(last)+".example")
+			req.Header.Set("Access-Control-Request-Method", "PUT")
+			req.Close = true // a new connection each time, so both workers answer some
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s: preflight to bucket b%d: %d, want 200", c.name, last, resp.StatusCode)
+			}
+		}
+		rss := envoyRSS(t, env.pid)
+		if floor == 0 {
+			floor = rss
+		}
+		t.Logf("%s: Envoy RSS %.1f MiB, %.1f MiB over the one-bucket image", c.name, float64(rss)/1024, float64(rss-floor)/1024)
+	}
+}
+
+// envoyRSS is a process's resident set in KiB (VmRSS).
+func envoyRSS(t *testing.T, pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
 }

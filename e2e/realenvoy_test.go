@@ -399,6 +399,7 @@ func startRealEnvoyExtProc(t *testing.T, i int, tb casetable.Table) string {
 // realEnvoy is a running Envoy and the addresses of its listeners by name.
 type realEnvoy struct {
 	listeners map[string]string
+	pid       int
 }
 
 // startRealEnvoy starts bin with the bootstrap, waits until it is LIVE, and stops it when the
@@ -474,7 +475,7 @@ func startRealEnvoy(t *testing.T, bin string, bootstrap []byte) *realEnvoy {
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, &ls); err != nil {
 		t.Fatalf("envoy /listeners: %v\n%s", err, body)
 	}
-	env := &realEnvoy{listeners: map[string]string{}}
+	env := &realEnvoy{listeners: map[string]string{}, pid: cmd.Process.Pid}
 	for _, st := range ls.GetListenerStatuses() {
 		sa := st.GetLocalAddress().GetSocketAddress()
 		env.listeners[st.GetName()] = net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(sa.GetPortValue())))
