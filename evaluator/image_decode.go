@@ -62,7 +62,7 @@ func (ix *imageIndex) str(i uint32) string { return ix.blob(ix.stringsOff, i) }
 // compileSet compiles rule set i; loadImage has checked that it decodes and is valid.
 func (ix *imageIndex) compileSet(i uint32, source string) *compiledCORS {
 	d := setDecoder{ix: ix, s: ix.blob(ix.setsOff, i)}
-	rules, fixed := d.rules(nil, nil)
+	rules, fixed := d.rules()
 	c := compileBucket(&BucketCORS{Form: FormAWSJSON, Rules: rules}, source, interner{})
 	for j := range c.rules {
 		c.rules[j].fixed = int(fixed[j])
@@ -89,7 +89,7 @@ func (ix *imageIndex) checkSets(ps *problems) error {
 		}
 		if !valid {
 			d.at = 0
-			rules, _ := d.rules(nil, nil)
+			rules, _ := d.rules()
 			checkRules(ps, "ruleSets["+strconv.FormatUint(uint64(i), 10)+"]", FormAWSJSON, rules)
 			return nil // the problems say enough; the caller reports them
 		}
@@ -213,7 +213,7 @@ func (d *setDecoder) list(what string) []string {
 }
 
 // rules decodes a rule set, with its rules' fixed header sets.
-func (d *setDecoder) rules(rules []Rule, fixed []uint32) ([]Rule, []uint32) {
+func (d *setDecoder) rules() (rules []Rule, fixed []uint32) {
 	n := d.count("rule", 7)
 	rules = make([]Rule, n)
 	d.ids, d.ages = make([]string, n), make([]int64, n)

@@ -152,11 +152,11 @@ func (p *Plugin) checkImageSize(size uint32) error {
 	if size <= evaluator.MaxImageSize {
 		return nil
 	}
-	head, err := p.host.GetBuffer(abi.PluginConfiguration, 0, 16)
-	if err != nil || !evaluator.IsImage(head) {
-		return nil // read whole below, which reports a failure to read
+	// A failure to read is reported when the whole is read, after this check.
+	if head, err := p.host.GetBuffer(abi.PluginConfiguration, 0, 16); err == nil && evaluator.IsImage(head) {
+		return fmt.Errorf("filter: the policy image is %d bytes, over the %d-byte limit (evaluator.MaxImageSize)", size, evaluator.MaxImageSize)
 	}
-	return fmt.Errorf("filter: the policy image is %d bytes, over the %d-byte limit (evaluator.MaxImageSize)", size, evaluator.MaxImageSize)
+	return nil
 }
 
 // configHash names a plugin configuration as the ext_proc server names its file
