@@ -1,7 +1,8 @@
 # s3cors: the contract. `make run` starts the local gateway; `make test` runs everything.
 SHELL := /bin/bash
 GO ?= go
-export GOFLAGS ?= -mod=mod
+# Builds and tests never change go.mod or go.sum: `make check` tidies them and fails on a diff.
+export GOFLAGS ?= -mod=readonly
 
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 BENCHSTAT     := golang.org/x/perf/cmd/benchstat@v0.0.0-20260312031701-16a31bc5fbd0
@@ -15,7 +16,7 @@ GUESTS := $(patsubst wasmhost/testdata/guests/%/main.go,build/guests/%.wasm,$(GU
 FUZZTIME ?= 10s
 LONG_FUZZTIME ?= 10m
 
-.PHONY: all build wasm cli guests run test test-go test-fuzz check bench fuzz fuzz-long soak plot oci envoy e2e-envoy clean FORCE
+.PHONY: all build wasm cli guests run test test-go test-fuzz check generate bench fuzz fuzz-long soak plot oci envoy e2e-envoy clean FORCE
 
 all: build
 
@@ -100,8 +101,17 @@ fuzz-long:
 	if [ -n "$$flaked" ]; then echo "fuzz-long: flaked without a failing input:$$flaked"; fi; \
 	if [ -n "$$failed" ]; then echo "fuzz-long: failing targets:$$failed"; exit 1; fi
 
-## check: format, vet, lint, tidy, stdlib-only evaluator, wasip1 cross-build; fails on a dirty diff
-check:
+## generate: every generated file in the tree: envoy/*.yaml (from testdata/demo/config.json), the
+## CLI's golden outputs, the golden errors of testdata/invalid and testdata/hostile
+generate:
+	$(GO) test -count=1 -run 'TestEnvoyDirectoryIsGenerated' ./internal/manifest/ -update
+	$(GO) test -count=1 ./cmd/s3cors/ -update
+	$(GO) test -count=1 -run 'TestInvalidConfigs' ./evaluator/ -update
+	$(GO) test -count=1 -run 'TestHostile(LimitFiles|Configs)' ./e2e/ -update-hostile
+
+## check: format, vet, lint, tidy, stdlib-only evaluator, wasip1 cross-build, generated files up to
+## date; fails on any diff in the tree
+check: generate
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(GOLANGCI_LINT) run ./...
@@ -109,6 +119,7 @@ check:
 	$(GO) run ./internal/stdlibonly ./evaluator
 	GOOS=wasip1 GOARCH=wasm $(GO) build ./evaluator ./filter/... ./cmd/s3cors-filter
 	@git diff --exit-code -- go.mod go.sum || { echo "go.mod/go.sum not tidy"; exit 1; }
+	@git diff --exit-code || { echo "the tree changed while checking: commit what make generate wrote"; exit 1; }
 
 ## bench: every benchmark, with allocations; numbers go to BENCHMARKS.md
 bench: build

@@ -59,7 +59,7 @@ func demo(t *testing.T) ([]byte, evaluator.Config) {
 }
 
 // TestEnvoyDirectoryIsGenerated regenerates every file in envoy/ from the demo configuration
-// and compares byte for byte (go test -update rewrites them), so they never drift from the
+// and compares byte for byte (make generate rewrites them), so they never drift from the
 // generator, and checks envoy/ holds nothing else.
 func TestEnvoyDirectoryIsGenerated(t *testing.T) {
 	cfg, _ := demo(t)
@@ -81,10 +81,10 @@ func TestEnvoyDirectoryIsGenerated(t *testing.T) {
 		}
 		want, err := os.ReadFile(path)
 		if err != nil {
-			t.Fatalf("%v (run go test ./internal/manifest -update)", err)
+			t.Fatalf("%v (run make generate)", err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("envoy/%s differs from `s3cors manifest --target %s --config %s`; run go test ./internal/manifest -update\n%s",
+			t.Errorf("envoy/%s differs from `s3cors manifest --target %s --config %s`; run make generate\n%s",
 				envoyFiles[target], target, demoSource, firstDiff(want, got))
 		}
 	}
