@@ -1,10 +1,13 @@
 package e2e_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -158,6 +161,11 @@ func TestRealEnvoyConfigRollout(t *testing.T) {
 				}
 			}
 
+			// The alert docs/deploy.md gives reads this series.
+			if prom := string(p.adminGet(t, "/stats/prometheus")); !promHas(prom, "envoy_listener_manager_lds_update_rejected") {
+				t.Errorf("/stats/prometheus has no envoy_listener_manager_lds_update_rejected")
+			}
+
 			pushed := time.Now()
 			push(t, withPluginConfig(t, tmpl, lifecycleConfig(newOrigin)))
 			waitStat("listener_manager.lds.update_success", rejected["listener_manager.lds.update_success"]+1)
@@ -188,6 +196,37 @@ func TestRealEnvoyConfigRollout(t *testing.T) {
 			updated := p.stats(t)
 			for _, name := range []string{"listener_manager.listener_in_place_updated", "listener_manager.listener_modified", "listener_manager.total_filter_chains_draining"} {
 				t.Logf("%s: %d", name, updated[name])
+			}
+		})
+	}
+}
+
+// TestRealEnvoyRefusedAtStartup: a bootstrap whose plugin configuration s3cors refuses in
+// on_configure: Envoy does not start (exit status 1, before its admin interface is ready),
+// and its log names the problem and says why it stopped.
+func TestRealEnvoyRefusedAtStartup(t *testing.T) {
+	module := testenv.Module(t)
+	for _, e := range testenv.Envoys(t) {
+		t.Run(e.Version, func(t *testing.T) {
+			b := wasmBootstrap(t, lifecycleInvalid, module, "127.0.0.1:9")
+			p := launchEnvoy(t, e.Path, marshalBootstrap(t, b), 2)
+			if !p.waitExit() {
+				t.Fatalf("envoy still running two minutes after a refused configuration")
+			}
+			var exit *exec.ExitError
+			if !errors.As(p.exitErr, &exit) || exit.ExitCode() != 1 {
+				t.Errorf("envoy exited with %v, want exit status 1", p.exitErr)
+			}
+			log := p.log()
+			for _, want := range []string{
+				"s3cors: plugin configuration rejected; the filter refuses to start: 1 problem",
+				"Unsupported method is FETCH",
+				"Plugin configured to fail closed failed to load",
+				"error `Unable to create Wasm plugin s3cors` initializing config",
+			} {
+				if !strings.Contains(log, want) {
+					t.Errorf("envoy log lacks %q", want)
+				}
 			}
 		})
 	}
