@@ -82,7 +82,11 @@ func launchEnvoy(t *testing.T, bin string, bootstrap []byte, workers int) *envoy
 		}
 		logf.Close()
 		if t.Failed() {
-			t.Logf("envoy log:\n%s", p.log())
+			log := p.log()
+			if len(log) > 64<<10 { // the access log of a long run
+				log = "...\n" + log[len(log)-64<<10:]
+			}
+			t.Logf("envoy log:\n%s", log)
 		}
 	})
 	// The admin address file is written once the admin interface listens, before any
