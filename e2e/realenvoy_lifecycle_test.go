@@ -194,6 +194,10 @@ func TestRealEnvoyConfigRollout(t *testing.T) {
 				t.Errorf("no answer by the new rules")
 			}
 			updated := p.stats(t)
+			// The new configuration's canary VM, the main thread's and the two workers'.
+			if got := updated["wasmcustom.s3cors.config.accepted"] - rejected["wasmcustom.s3cors.config.accepted"]; got != 4 {
+				t.Errorf("config.accepted moved by %d with the new configuration, want 4", got)
+			}
 			for _, name := range []string{"listener_manager.listener_in_place_updated", "listener_manager.listener_modified", "listener_manager.total_filter_chains_draining"} {
 				t.Logf("%s: %d", name, updated[name])
 			}

@@ -74,6 +74,11 @@ func TestRealEnvoyDocumentedMetrics(t *testing.T) {
 						t.Errorf("/stats/prometheus has no %s", strings.ReplaceAll(name, ".", "_"))
 					}
 				}
+				// One configuration, counted per VM that took it: the canary, the main thread's
+				// and each of the two workers'.
+				if got := stats["wasmcustom.s3cors.config.accepted"]; got != 4 {
+					t.Errorf("config.accepted = %d with two workers, want 4", got)
+				}
 				if stats["wasmcustom.s3cors.preflight.allowed"] != 1 || stats["wasmcustom.s3cors.preflight.denied.not_allowed"] != 1 {
 					t.Errorf("preflight.allowed %d, denied.not_allowed %d after one each",
 						stats["wasmcustom.s3cors.preflight.allowed"], stats["wasmcustom.s3cors.preflight.denied.not_allowed"])
