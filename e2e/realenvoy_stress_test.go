@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -161,11 +162,7 @@ func realEnvoyStress(t *testing.T, p *envoyProc, in *stressInputs, total int) {
 		t.Errorf("%d GC cycles completed in the worker VMs, want at least %d", gcs, want)
 	}
 
-	keys := make([]int, 0, len(samples))
-	for k := range samples {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(samples))
 	rss := make([]uint64, len(keys))
 	for i, k := range keys {
 		rss[i] = uint64(samples[k]) << 10
