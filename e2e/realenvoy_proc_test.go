@@ -312,15 +312,21 @@ func withPluginConfig(t *testing.T, l *listenerv3.Listener, config []byte) *list
 // withWasm returns a copy of l whose first HTTP filter, the wasm filter, edit has changed.
 func withWasm(t *testing.T, l *listenerv3.Listener, edit func(*httpwasmv3.Wasm)) *listenerv3.Listener {
 	t.Helper()
+	return withFirstHTTPFilter(t, l, &httpwasmv3.Wasm{}, edit)
+}
+
+// withFirstHTTPFilter returns a copy of l whose first HTTP filter, unpacked into m, edit has
+// changed.
+func withFirstHTTPFilter[M proto.Message](t *testing.T, l *listenerv3.Listener, m M, edit func(M)) *listenerv3.Listener {
+	t.Helper()
 	l = proto.Clone(l).(*listenerv3.Listener)
 	hcm := realEnvoyHCM(t, l)
 	f := hcm.GetHttpFilters()[0]
-	var w httpwasmv3.Wasm
-	if err := f.GetTypedConfig().UnmarshalTo(&w); err != nil {
+	if err := f.GetTypedConfig().UnmarshalTo(m); err != nil {
 		t.Fatalf("listener %s: first HTTP filter: %v", l.GetName(), err)
 	}
-	edit(&w)
-	f.ConfigType = &hcmv3.HttpFilter_TypedConfig{TypedConfig: realEnvoyAny(t, &w)}
+	edit(m)
+	f.ConfigType = &hcmv3.HttpFilter_TypedConfig{TypedConfig: realEnvoyAny(t, m)}
 	l.FilterChains[0].Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: realEnvoyAny(t, hcm)}
 	return l
 }
