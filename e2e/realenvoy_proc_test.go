@@ -199,23 +199,17 @@ func (p *envoyProc) listeners(t *testing.T) map[string]string {
 }
 
 // rssKiB is Envoy's resident set size (VmRSS in /proc/<pid>/status), in KiB.
-func (p *envoyProc) rssKiB(t *testing.T) int64 {
-	t.Helper()
+func (p *envoyProc) rssKiB() (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			n, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				t.Fatalf("VmRSS %q: %v", line, err)
-			}
-			return n
+			return strconv.ParseInt(f[1], 10, 64)
 		}
 	}
-	t.Fatalf("no VmRSS in /proc/%d/status", p.pid)
-	return 0
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", p.pid)
 }
 
 // wasmBootstrap is envoy/wasm.yaml's bootstrap with one listener "s3-0" carrying the plugin

@@ -103,7 +103,10 @@ func realEnvoyStress(t *testing.T, p *envoyProc, in *stressInputs, total int) {
 			errs = append(errs, fmt.Sprintf(format, args...))
 		}
 	}
-	rss0 := p.rssKiB(t)
+	rss0, err := p.rssKiB()
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
@@ -122,7 +125,11 @@ func realEnvoyStress(t *testing.T, p *envoyProc, in *stressInputs, total int) {
 					fail("stream %d (kind %d): %s", i, kind, err)
 				}
 				if i >= warm && (i-warm)%every == 0 {
-					rss := p.rssKiB(t)
+					rss, err := p.rssKiB()
+					if err != nil {
+						fail("RSS: %v", err)
+						continue
+					}
 					mu.Lock()
 					samples[i] = rss
 					mu.Unlock()
