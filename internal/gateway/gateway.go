@@ -61,6 +61,9 @@ type Options struct {
 	Workers int
 	// FailurePolicy applies once a VM has failed. Default wasmhost.FailClosed.
 	FailurePolicy wasmhost.FailurePolicy
+	// ReloadBackoff is wasmhost.Options.ReloadBackoff: under FAIL_RELOAD, how long after a
+	// VM's load a failed VM waits for its replacement. Default Envoy's 1 s.
+	ReloadBackoff time.Duration
 	// Upstream receives every request the filter does not answer. Required.
 	Upstream http.Handler
 	// UpstreamStats, when set, adds the store's own counters to the stats endpoint.
@@ -116,6 +119,7 @@ var newHost = func(ctx context.Context, o Options, logger *slog.Logger) (filterH
 		PluginConfig:     o.Config,
 		Workers:          o.Workers,
 		FailurePolicy:    o.FailurePolicy,
+		ReloadBackoff:    o.ReloadBackoff,
 		Logger:           logger.With("component", "wasm"),
 		LogLevel:         o.FilterLogLevel,
 		CompilationCache: o.CompilationCache,
@@ -448,7 +452,7 @@ func (g *Gateway) Health() Health {
 		}
 		does = "could not replace them (" + stuck + "), so their requests get 503 until a reload succeeds"
 	case g.failPolicy == wasmhost.FailReload:
-		does = "replaces them on the next request"
+		does = "replaces them on the first request after the reload backoff"
 	case g.failPolicy == wasmhost.FailOpen, g.failPolicy == wasmhost.FailOpenLegacy:
 		does = "passes their requests unfiltered"
 	default:
