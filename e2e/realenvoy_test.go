@@ -220,6 +220,7 @@ func realEnvoyBootstrap(t *testing.T, file string, tables []casetable.Table, ups
 		l.Address = realEnvoyAddress("127.0.0.1", 0)
 		hcm := realEnvoyHCM(t, l)
 		hcm.StatPrefix = fmt.Sprintf("s3_%d", i)
+		realEnvoyOpenHosts(hcm)
 		f := hcm.GetHttpFilters()[0]
 		switch {
 		case module != "":
