@@ -126,6 +126,7 @@ Exit codes: 0 success, 1 failure (validate: invalid configuration), 2 usage erro
 	root.AddCommand(
 		newServeCmd(),
 		newExtprocCmd(),
+		newControlplaneCmd(),
 		newValidateCmd(),
 		newExplainCmd(),
 		newConvertCmd(),
