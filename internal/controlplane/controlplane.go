@@ -81,6 +81,16 @@ func New(o Options) (*ControlPlane, error) {
 		}
 	}
 	delete(top, "buckets")
+	// Compacted once here, so each change only concatenates.
+	for _, m := range []map[string]json.RawMessage{top, buckets} {
+		for k, v := range m {
+			var c bytes.Buffer
+			if err := json.Compact(&c, v); err != nil {
+				return nil, fmt.Errorf("controlplane: seed configuration: %q: %w", k, err)
+			}
+			m[k] = c.Bytes()
+		}
+	}
 	cp := &ControlPlane{
 		verifier:    Verifier{Keys: o.Keys, Region: o.Region, Now: o.Now},
 		addressing:  cfg.Addressing,
@@ -216,6 +226,7 @@ func (cp *ControlPlane) rebuild() error {
 		buckets[name] = s
 	}
 	var out bytes.Buffer
+	out.Grow(len(cp.doc) + 1024)
 	out.WriteString("{\n  \"buckets\": {")
 	for i, name := range slices.Sorted(maps.Keys(buckets)) {
 		if i > 0 {
@@ -225,9 +236,7 @@ func (cp *ControlPlane) rebuild() error {
 		out.WriteString("\n    ")
 		out.Write(k)
 		out.WriteString(": ")
-		if err := json.Compact(&out, buckets[name]); err != nil {
-			return fmt.Errorf("controlplane: bucket %q: %w", name, err)
-		}
+		out.Write(buckets[name])
 	}
 	out.WriteString("\n  }")
 	for _, key := range slices.Sorted(maps.Keys(cp.seedTop)) {
@@ -235,9 +244,7 @@ func (cp *ControlPlane) rebuild() error {
 		out.WriteString(",\n  ")
 		out.Write(k)
 		out.WriteString(": ")
-		if err := json.Compact(&out, cp.seedTop[key]); err != nil {
-			return fmt.Errorf("controlplane: %q: %w", key, err)
-		}
+		out.Write(cp.seedTop[key])
 	}
 	out.WriteString("\n}\n")
 	if _, err := evaluator.Load(out.Bytes()); err != nil {
