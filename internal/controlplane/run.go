@@ -64,18 +64,18 @@ func Run(ctx context.Context, o RunOptions) error {
 	if err != nil {
 		return err
 	}
-	defer api.Close()
+	defer func() { _ = api.Close() }() // Serve closes it too; this covers early returns
 	xl, err := listen(o.XDSListener, o.XDSListen, DefaultXDSListen, "xDS")
 	if err != nil {
 		return err
 	}
-	defer xl.Close()
+	defer func() { _ = xl.Close() }() // Serve closes it too; this covers early returns
 	var ml net.Listener
 	if o.MetricsListener != nil || o.MetricsListen != "" {
 		if ml, err = listen(o.MetricsListener, o.MetricsListen, "", "metrics"); err != nil {
 			return err
 		}
-		defer ml.Close()
+		defer func() { _ = ml.Close() }() // Serve closes it too; this covers early returns
 	}
 
 	x := NewXDS(ctx, o.Plugin)

@@ -80,8 +80,8 @@ func (s *FileStore) Save(st *State) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
 		}
 	}()
 	if _, err = tmp.Write(append(data, '\n')); err != nil {
@@ -109,11 +109,11 @@ func (s *FileStore) Save(st *State) (err error) {
 	if err != nil {
 		return fmt.Errorf("controlplane: state: %w", err)
 	}
-	defer d.Close()
 	if err = d.Sync(); err != nil {
+		_ = d.Close()
 		return fmt.Errorf("controlplane: state: syncing %q: %w", dir, err)
 	}
-	return nil
+	return d.Close()
 }
 
 func (s *FileStore) hook(step string) error {
