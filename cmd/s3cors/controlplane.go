@@ -3,7 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/cobra"
 
 	"github.com/s3cors/s3cors/extproc"
@@ -12,7 +16,7 @@ import (
 
 func newControlplaneCmd() *cobra.Command {
 	var o controlplane.RunOptions
-	var configPath, credentialsPath, statePath, logLevel, logFormat string
+	var configPath, credentialsPath, statePath, stateBucket, stateEndpoint, stateKey, logLevel, logFormat string
 	cmd := &cobra.Command{
 		Use:   "controlplane --config FILE --credentials FILE [--state FILE] [--listen ADDR] [--xds-listen ADDR]",
 		Short: "Serve PutBucketCors, GetBucketCors and DeleteBucketCors, and push the rules to Envoy over xDS",
@@ -27,7 +31,9 @@ Terraform. Requests must carry an AWS Signature Version 4 made with a key from -
 The --config file (an s3cors configuration, JSON or YAML) is the seed: its buckets are the
 buckets the control plane knows (others answer NoSuchBucket) and their rules until the API
 changes them. A change is written to --state (replaced atomically, fsynced) before it is
-acknowledged, and outlives restarts until the seed's entry for that bucket is edited: then the
+acknowledged (with --state-bucket: written as an object of the store, conditionally, so that
+replicas sharing it never lose each other's changes; each re-reads it every --poll), and
+outlives restarts until the seed's entry for that bucket is edited: then the
 seed wins again. Every change is pushed at once to each Envoy connected to --xds-listen by
 ECDS, as the wasm filter's configuration (the merged s3cors document); --module is the file
 those Envoys load the module from.
@@ -69,6 +75,27 @@ Envoys keep the last rules they got and reconnect.`,
 			}
 			o.Seed, o.Keys, o.Logger = seed, keys, logger
 			o.Store = &controlplane.FileStore{Path: statePath}
+			if stateBucket != "" {
+				if stateEndpoint == "" {
+					return usageErrorf("controlplane: --state-bucket needs --state-endpoint")
+				}
+				id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+				if id == "" || secret == "" {
+					return usageErrorf("controlplane: --state-bucket: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to the store's credentials")
+				}
+				o.Store = &controlplane.ObjectStore{
+					Client: s3.New(s3.Options{
+						BaseEndpoint: aws.String(stateEndpoint), UsePathStyle: true, Region: o.Region,
+						Credentials: credentials.NewStaticCredentialsProvider(id, secret, ""),
+					}),
+					Bucket: stateBucket, Key: stateKey,
+				}
+				if o.Poll <= 0 {
+					return usageErrorf("controlplane: --poll %s: want a positive duration with --state-bucket", o.Poll)
+				}
+			} else {
+				o.Poll = 0
+			}
 			return controlplane.Run(cmd.Context(), o)
 		},
 	}
@@ -76,6 +103,10 @@ Envoys keep the last rules they got and reconnect.`,
 	f.StringVar(&configPath, "config", "", "s3cors configuration file, JSON or YAML: the seed (required)")
 	f.StringVar(&credentialsPath, "credentials", "", "JSON file of the access keys allowed to change bucket CORS (required)")
 	f.StringVar(&statePath, "state", "s3cors-state.json", "file keeping every acknowledged change (replaced atomically)")
+	f.StringVar(&stateBucket, "state-bucket", "", "keep the state in this bucket of the S3 store instead of --state, with conditional writes, so replicas can share it (credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
+	f.StringVar(&stateEndpoint, "state-endpoint", "", "the S3 store's URL for --state-bucket, e.g. http://minio:9000 (path style)")
+	f.StringVar(&stateKey, "state-key", "s3cors/controlplane-state.json", "the object holding the state in --state-bucket")
+	f.DurationVar(&o.Poll, "poll", time.Second, "with --state-bucket: how often to read the changes other replicas made")
 	f.StringVar(&o.Listen, "listen", controlplane.DefaultListen, "HTTP address of the S3 API (PUT/GET/DELETE /{bucket}?cors)")
 	f.StringVar(&o.XDSListen, "xds-listen", controlplane.DefaultXDSListen, "gRPC address Envoys fetch the filter configuration from (ECDS)")
 	f.StringVar(&o.MetricsListen, "metrics-listen", "127.0.0.1:9091", `HTTP address for /metrics and /healthz ("" for none)`)

@@ -19,6 +19,10 @@ func TestControlplaneUsage(t *testing.T) {
 	if err := os.WriteFile(creds, []byte(`{"keys": [{"accessKeyId": "AK", "secretAccessKey": "TOPSECRET", "buckets": []}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	good := filepath.Join(dir, "good.json")
+	if err := os.WriteFile(good, []byte(`{"keys": [{"accessKeyId": "AK", "secretAccessKey": "TOPSECRET", "buckets": ["*"]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -28,6 +32,7 @@ func TestControlplaneUsage(t *testing.T) {
 		{"no config", []string{"controlplane", "--credentials", creds}, 2, "--config is required"},
 		{"no credentials", []string{"controlplane", "--config", seed}, 2, "--credentials is required"},
 		{"missing seed", []string{"controlplane", "--config", filepath.Join(dir, "nope.json"), "--credentials", creds}, 1, "nope.json"},
+		{"state bucket without endpoint", []string{"controlplane", "--config", seed, "--credentials", good, "--state-bucket", "b"}, 2, "--state-bucket needs --state-endpoint"},
 		{"key without buckets", []string{"controlplane", "--config", seed, "--credentials", creds}, 1, `keys[0] ("AK"): buckets is empty`},
 	} {
 		r := runCLI(t, append(tc.args, "--listen", "127.0.0.1:0", "--xds-listen", "127.0.0.1:0", "--metrics-listen", "", "--state", filepath.Join(dir, "state.json"))...)

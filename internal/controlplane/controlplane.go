@@ -189,9 +189,20 @@ func (cp *ControlPlane) Put(bucket string, b *evaluator.BucketCORS) error {
 	}
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
-	next := &State{Version: cp.state.Version + 1, Buckets: maps.Clone(cp.state.Buckets)}
-	next.Buckets[bucket] = rec
-	if err := cp.store.Save(next); err != nil {
+	var next *State
+	for attempt := 0; ; attempt++ {
+		next = &State{Version: cp.state.Version + 1, Buckets: maps.Clone(cp.state.Buckets)}
+		next.Buckets[bucket] = rec
+		err := cp.store.Save(next)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrConflict) && attempt < maxConflicts {
+			// Another replica wrote first: take its state, then apply this change to it.
+			if err = cp.refresh(); err == nil {
+				continue
+			}
+		}
 		cp.metrics.storeFailures.Inc()
 		return err
 	}
@@ -204,6 +215,36 @@ func (cp *ControlPlane) Put(bucket string, b *evaluator.BucketCORS) error {
 		_ = cp.store.Save(prev)
 		return err
 	}
+	return nil
+}
+
+// maxConflicts is how many times a change is re-applied to a state another replica wrote
+// before it is refused.
+const maxConflicts = 8
+
+// Refresh adopts the stored state when another replica has changed it, and pushes the result.
+// A control plane on a shared store (ObjectStore) calls it periodically (RunOptions.Poll).
+func (cp *ControlPlane) Refresh() error {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	return cp.refresh()
+}
+
+func (cp *ControlPlane) refresh() error {
+	st, err := cp.store.Load()
+	if err != nil {
+		return err
+	}
+	if st.Version == cp.state.Version {
+		return nil
+	}
+	prev := cp.state
+	cp.state = st
+	if err := cp.rebuild(); err != nil {
+		cp.state = prev
+		return err
+	}
+	cp.log.Info("adopted another replica's changes", "version", st.Version)
 	return nil
 }
 

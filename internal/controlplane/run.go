@@ -35,6 +35,9 @@ type RunOptions struct {
 	// MetricsListen serves /metrics and /healthz ("" for none); MetricsListener overrides.
 	MetricsListen   string
 	MetricsListener net.Listener
+	// Poll, when positive, is how often the stored state is re-read for changes other
+	// replicas made (a shared store such as ObjectStore); 0 for a store of its own.
+	Poll time.Duration
 	// Ready, when set, is called once everything listens.
 	Ready func(cp *ControlPlane)
 }
@@ -116,6 +119,22 @@ func Run(ctx context.Context, o RunOptions) error {
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 		ms = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errs <- ms.Serve(ml) }()
+	}
+	if o.Poll > 0 {
+		go func() {
+			tick := time.NewTicker(o.Poll)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					if err := cp.Refresh(); err != nil {
+						log.Warn("reading the shared state failed; serving the last one", "err", err)
+					}
+				}
+			}
+		}()
 	}
 	if o.Ready != nil {
 		o.Ready(cp)
