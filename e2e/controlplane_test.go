@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +39,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/s3cors/s3cors/internal/controlplane"
+	"github.com/s3cors/s3cors/internal/s3mem"
 	"github.com/s3cors/s3cors/internal/testenv"
 )
 
@@ -132,9 +134,9 @@ type runningPlane struct {
 	stop     func()
 }
 
-// startPlane runs controlplane.Run with its state in state, the API on api and ECDS on xds
-// ("127.0.0.1:0" for any port).
-func startPlane(t *testing.T, state, api, xds string) *runningPlane {
+// startPlane runs controlplane.Run with its state in store (re-read every poll when
+// positive), the API on api and ECDS on xds ("127.0.0.1:0" for any port).
+func startPlane(t *testing.T, store controlplane.Store, poll time.Duration, api, xds string) *runningPlane {
 	t.Helper()
 	creds, err := controlplane.ParseCredentials([]byte(`{"keys": [{"accessKeyId": "` + cpKey + `", "secretAccessKey": "` + cpSecret + `", "buckets": ["*"]}]}`))
 	if err != nil {
@@ -153,7 +155,8 @@ func startPlane(t *testing.T, state, api, xds string) *runningPlane {
 	done := make(chan error, 1)
 	go func() {
 		done <- controlplane.Run(ctx, controlplane.RunOptions{
-			Options:     controlplane.Options{Seed: []byte(cpSeed), Store: &controlplane.FileStore{Path: state}, Keys: creds},
+			Options:     controlplane.Options{Seed: []byte(cpSeed), Store: store, Keys: creds},
+			Poll:        poll,
 			Plugin:      controlplane.Plugin{Module: testenv.Module(t)},
 			Listener:    al,
 			XDSListener: xl,
@@ -242,7 +245,7 @@ func TestControlPlaneRealEnvoy(t *testing.T) {
 	}
 	store := startRealEnvoyStore(t, nil)
 	state := filepath.Join(t.TempDir(), "state.json")
-	plane := startPlane(t, state, "127.0.0.1:0", "127.0.0.1:0")
+	plane := startPlane(t, &controlplane.FileStore{Path: state}, 0, "127.0.0.1:0", "127.0.0.1:0")
 	xds := plane.xds
 	var addrs []string
 	for i, e := range envoys {
@@ -322,7 +325,7 @@ func TestControlPlaneRealEnvoy(t *testing.T) {
 			t.Fatalf("envoy %s lost the rules while the control plane was down: %d", e, status)
 		}
 	}
-	plane = startPlane(t, state, plane.api, xds)
+	plane = startPlane(t, &controlplane.FileStore{Path: state}, 0, plane.api, xds)
 	if b := plane.cp.Get("photos"); b == nil || b.Rules[0].AllowedOrigins[0] != "https://o99.example" {
 		t.Fatalf("acknowledged change lost across the restart: %+v", b)
 	}
@@ -338,4 +341,41 @@ func smithyCode(err error) string {
 		return ae.ErrorCode()
 	}
 	return fmt.Sprint(err)
+}
+
+// TestControlPlaneReplicasRealEnvoy: two replicas share their state as an object in the
+// embedded store (conditional writes); an Envoy connected to one enforces a change made
+// through the other.
+func TestControlPlaneReplicasRealEnvoy(t *testing.T) {
+	all := testenv.Envoys(t)
+	e := all[len(all)-1]
+	mem := s3mem.New(s3mem.Options{Buckets: []string{"s3cors-state"}, PathStyle: true})
+	storeSrv := httptest.NewServer(mem)
+	t.Cleanup(storeSrv.Close)
+	shared := func() controlplane.Store {
+		return &controlplane.ObjectStore{
+			Client: s3.New(s3.Options{BaseEndpoint: aws.String(storeSrv.URL), UsePathStyle: true, Region: "us-east-1",
+				Credentials: credentials.NewStaticCredentialsProvider("store", "store-secret", ""), RetryMaxAttempts: 1}),
+			Bucket: "s3cors-state", Key: "controlplane/state.json",
+		}
+	}
+	a := startPlane(t, shared(), 100*time.Millisecond, "127.0.0.1:0", "127.0.0.1:0")
+	b := startPlane(t, shared(), 100*time.Millisecond, "127.0.0.1:0", "127.0.0.1:0")
+	env := startRealEnvoy(t, e.Path, cpBootstrap(t, "envoy-replicas", startRealEnvoyStore(t, nil).addr, a.api, a.xds))
+	addrs := []string{env.listeners["s3"]}
+	hc := &http.Client{Timeout: 10 * time.Second}
+	ctx := context.Background()
+	// Through replica b, which no Envoy is connected to.
+	if _, err := cpClient(b.api, cpSecret).PutBucketCors(ctx, &s3.PutBucketCorsInput{Bucket: aws.String("website"), CORSConfiguration: corsFor("https://via-b.example")}); err != nil {
+		t.Fatalf("PutBucketCors on replica b: %v", err)
+	}
+	waitFor(t, hc, addrs, "website", "https://via-b.example", true, "")
+	// And one through a, on the state b wrote: both changes are kept.
+	if _, err := cpClient(a.api, cpSecret).PutBucketCors(ctx, &s3.PutBucketCorsInput{Bucket: aws.String("photos"), CORSConfiguration: corsFor("https://via-a.example")}); err != nil {
+		t.Fatalf("PutBucketCors on replica a: %v", err)
+	}
+	waitFor(t, hc, addrs, "photos", "https://via-a.example", true, "")
+	if status, _ := preflight(t, hc, addrs[0], "website", "https://via-b.example"); status != 200 {
+		t.Fatalf("replica a's change lost replica b's: %d", status)
+	}
 }
