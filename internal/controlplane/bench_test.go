@@ -94,7 +94,7 @@ func (readCloser) Close() error { return nil }
 func BenchmarkXDSPush(b *testing.B) {
 	for _, n := range []int{10, 10000} {
 		b.Run(fmt.Sprintf("buckets=%d", n), func(b *testing.B) {
-			x := NewXDS(context.Background(), Plugin{})
+			x := NewXDS(context.Background(), Plugin{}, nil, nil)
 			doc := seedWith(n)
 			b.SetBytes(int64(len(doc)))
 			b.ReportAllocs()

@@ -34,6 +34,8 @@ type Options struct {
 	// acknowledged change. It is called with the control plane's lock held and must not
 	// call back into it.
 	Push func(doc []byte, version uint64)
+	// Metrics, when set, is where the control plane counts (default: its own).
+	Metrics *Metrics
 	// Logger receives one record per change and per refused request (default: discard).
 	// Secrets are never logged.
 	Logger *slog.Logger
@@ -97,7 +99,7 @@ func New(o Options) (*ControlPlane, error) {
 		store:       o.Store,
 		push:        o.Push,
 		log:         o.Logger,
-		metrics:     NewMetrics(),
+		metrics:     o.Metrics,
 		seedTop:     top,
 		seedBuckets: buckets,
 		seedCORS:    cfg.Buckets,
@@ -105,6 +107,9 @@ func New(o Options) (*ControlPlane, error) {
 	}
 	if cp.log == nil {
 		cp.log = slog.New(slog.DiscardHandler)
+	}
+	if cp.metrics == nil {
+		cp.metrics = NewMetrics()
 	}
 	for name, b := range cfg.Buckets {
 		cp.seedDigests[name] = seedDigest(b)

@@ -12,6 +12,9 @@ import (
 //	s3cors_controlplane_store_failures_total            changes refused because the store failed
 //	s3cors_controlplane_config_version                  version of the configuration now served
 //	s3cors_controlplane_xds_pushes_total                configurations handed to the xDS cache
+//	s3cors_controlplane_xds_streams                     Envoy ECDS streams open now
+//	s3cors_controlplane_xds_acks_total                  configurations Envoys accepted
+//	s3cors_controlplane_xds_nacks_total                 configurations Envoys refused (logged with Envoy's reason)
 //
 // operation is PutBucketCors, GetBucketCors, DeleteBucketCors or Other.
 type Metrics struct {
@@ -21,6 +24,9 @@ type Metrics struct {
 	storeFailures prometheus.Counter
 	version       prometheus.Gauge
 	pushes        prometheus.Counter
+	streams       prometheus.Gauge
+	acks          prometheus.Counter
+	nacks         prometheus.Counter
 }
 
 // NewMetrics returns the metrics in a registry of their own.
@@ -32,8 +38,11 @@ func NewMetrics() *Metrics {
 		storeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "s3cors_controlplane_store_failures_total", Help: "Changes refused with 503 because the store could not keep them."}),
 		version:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "s3cors_controlplane_config_version", Help: "Version of the configuration now served."}),
 		pushes:        prometheus.NewCounter(prometheus.CounterOpts{Name: "s3cors_controlplane_xds_pushes_total", Help: "Configurations handed to the xDS cache."}),
+		streams:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "s3cors_controlplane_xds_streams", Help: "Envoy ECDS streams open now."}),
+		acks:          prometheus.NewCounter(prometheus.CounterOpts{Name: "s3cors_controlplane_xds_acks_total", Help: "Configurations Envoys accepted."}),
+		nacks:         prometheus.NewCounter(prometheus.CounterOpts{Name: "s3cors_controlplane_xds_nacks_total", Help: "Configurations Envoys refused."}),
 	}
-	m.registry.MustRegister(m.requests, m.rejected, m.storeFailures, m.version, m.pushes)
+	m.registry.MustRegister(m.requests, m.rejected, m.storeFailures, m.version, m.pushes, m.streams, m.acks, m.nacks)
 	return m
 }
 
@@ -58,6 +67,3 @@ func (m *Metrics) Rejected(code string) float64 {
 	}
 	return total
 }
-
-// Pushed counts a configuration handed to xDS.
-func (m *Metrics) Pushed() { m.pushes.Inc() }

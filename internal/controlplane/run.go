@@ -81,7 +81,11 @@ func Run(ctx context.Context, o RunOptions) error {
 		defer func() { _ = ml.Close() }() // Serve closes it too; this covers early returns
 	}
 
-	x := NewXDS(ctx, o.Plugin)
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	m := o.Metrics
+	x := NewXDS(ctx, o.Plugin, m, log)
 	var cp *ControlPlane
 	push := o.Push
 	o.Push = func(doc []byte, version uint64) {
@@ -89,9 +93,7 @@ func Run(ctx context.Context, o RunOptions) error {
 			log.Error("xDS push failed", "version", version, "err", err)
 			return
 		}
-		if cp != nil {
-			cp.metrics.Pushed()
-		}
+		m.pushes.Inc()
 		if push != nil {
 			push(doc, version)
 		}

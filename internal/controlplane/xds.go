@@ -2,10 +2,12 @@ package controlplane
 
 import (
 	"context"
+	"log/slog"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	httpwasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	extensionv3 "github.com/envoyproxy/go-control-plane/envoy/service/extension/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -48,11 +50,32 @@ type XDS struct {
 }
 
 // NewXDS returns an ECDS server with no configuration yet: Envoys that ask wait (their
-// listener warms) until the first Push.
-func NewXDS(ctx context.Context, p Plugin) *XDS {
+// listener warms) until the first Push. Streams, ACKs and NACKs are counted in m and NACKs
+// logged to log (either may be nil).
+func NewXDS(ctx context.Context, p Plugin, m *Metrics, log *slog.Logger) *XDS {
 	p.defaults()
+	if m == nil {
+		m = NewMetrics()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	c := cache.NewLinearCache(resourcev3.ExtensionConfigType)
-	return &XDS{plugin: p, cache: c, server: serverv3.NewServer(ctx, c, nil)}
+	cb := serverv3.CallbackFuncs{
+		StreamOpenFunc:   func(context.Context, int64, string) error { m.streams.Inc(); return nil },
+		StreamClosedFunc: func(int64, *corev3.Node) { m.streams.Dec() },
+		StreamRequestFunc: func(_ int64, req *discoveryv3.DiscoveryRequest) error {
+			switch {
+			case req.GetErrorDetail() != nil:
+				m.nacks.Inc()
+				log.Error("an Envoy refused the filter configuration", "node", req.GetNode().GetId(), "version", req.GetVersionInfo(), "reason", req.GetErrorDetail().GetMessage())
+			case req.GetResponseNonce() != "":
+				m.acks.Inc()
+			}
+			return nil
+		},
+	}
+	return &XDS{plugin: p, cache: c, server: serverv3.NewServer(ctx, c, cb)}
 }
 
 // Register adds the ECDS service to a gRPC server.

@@ -11,6 +11,7 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	extensionv3 "github.com/envoyproxy/go-control-plane/envoy/service/extension/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -69,7 +70,8 @@ func (c *ecdsClient) recv() (*discoveryv3.DiscoveryResponse, string) {
 func TestECDS(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	x := NewXDS(ctx, Plugin{Module: "/m/s3cors.wasm"})
+	m := NewMetrics()
+	x := NewXDS(ctx, Plugin{Module: "/m/s3cors.wasm"}, m, nil)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -142,5 +144,8 @@ func TestECDS(t *testing.T) {
 	b.send(stale, "")
 	if _, got := b.recv(); got != string(doc3) {
 		t.Fatal("an Envoy reconnecting with a stale version did not get the current document")
+	}
+	if s, acks, nacks := testutil.ToFloat64(m.streams), testutil.ToFloat64(m.acks), testutil.ToFloat64(m.nacks); s != 2 || acks != 1 || nacks != 1 {
+		t.Fatalf("streams %v, acks %v, nacks %v; want 2, 1, 1", s, acks, nacks)
 	}
 }
