@@ -59,17 +59,12 @@ func (s *ObjectStore) Load() (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: state object s3://%s/%s: %w", s.Bucket, s.Key, err)
 	}
-	var st State
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&st); err != nil {
+	st, err := decodeState(data)
+	if err != nil {
 		return nil, fmt.Errorf("controlplane: state object s3://%s/%s: %w", s.Bucket, s.Key, err)
 	}
-	if st.Buckets == nil {
-		st.Buckets = map[string]*Record{}
-	}
 	s.setETag(aws.ToString(out.ETag))
-	return &st, nil
+	return st, nil
 }
 
 // Save writes the state if the object is still the one last read or written.

@@ -55,11 +55,20 @@ func (s *FileStore) Load() (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: state: %w", err)
 	}
+	st, err := decodeState(data)
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: state file %q: %w", s.Path, err)
+	}
+	return st, nil
+}
+
+// decodeState reads a stored state strictly: an unknown member means a newer or foreign file.
+func decodeState(data []byte) (*State, error) {
 	var st State
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&st); err != nil {
-		return nil, fmt.Errorf("controlplane: state file %q: %w", s.Path, err)
+		return nil, err
 	}
 	if st.Buckets == nil {
 		st.Buckets = map[string]*Record{}
