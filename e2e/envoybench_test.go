@@ -719,8 +719,12 @@ func BenchmarkRealEnvoyCORS(b *testing.B) {
 				rounds++
 			}
 			h.targets(b)
+			var profile string
+			if names := os.Getenv("S3CORS_BENCH_PERF"); names != "" {
+				profile = "\n" + h.perfProfile(b, strings.Split(names, ","), n)
+			}
 			report := fmt.Sprintf("Envoy %s, --concurrency 1; %d rounds of %d requests per block over %d connections; load average %s to %s\n\n%s\n%s",
-				e.Version, rounds, n, len(h.conns[0]), load0, benchLoadAvg(), h.cpuTable(), h.latencyTable())
+				e.Version, rounds, n, len(h.conns[0]), load0, benchLoadAvg(), h.cpuTable(), h.latencyTable()) + profile
 			b.Log("\n" + report)
 			out := filepath.Join(testenv.RepoRoot(b), "build", "bench-envoy-"+e.Version+".md")
 			if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
@@ -761,6 +765,10 @@ func TestRealEnvoyBenchHarness(t *testing.T) {
 			}
 			if table := h.cpuTable(); strings.Count(table, "\n") != 2+len(h.configs)+4 {
 				t.Errorf("CPU table:\n%s", table)
+			}
+			boot, addr := benchStartBootstrap(t, testenv.Module(t), h.envoy.listeners["floor"], 1)
+			if d, rss := envoyFirstPreflight(t, e.Path, boot, addr); d <= 0 || rss <= 0 {
+				t.Errorf("start: first preflight after %v, VmRSS %d KiB", d, rss)
 			}
 		})
 	}
