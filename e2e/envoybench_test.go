@@ -432,7 +432,6 @@ func procCPU(pid int) (time.Duration, error) {
 type benchSample struct {
 	envoy, server time.Duration
 	p50, p99      time.Duration
-	reconnects    int
 }
 
 // benchHarness is the running benchmark: Envoy, its peers, a set of connections per
@@ -493,19 +492,15 @@ func (h *benchHarness) block(ci, si, n int) (benchSample, error) {
 	per := max(n/len(conns), 1)
 	lats := make([][]time.Duration, len(conns))
 	errs := make([]error, len(conns))
-	reconnects := 0
-	for _, bc := range conns {
-		reconnects -= bc.reconnects
+	cpu := func() (envoy, server time.Duration, err error) {
+		if envoy, err = procCPU(h.envoy.pid); err == nil && c.server != 0 {
+			server, err = procCPU(c.server)
+		}
+		return envoy, server, err
 	}
-	e0, err := procCPU(h.envoy.pid)
+	e0, s0, err := cpu()
 	if err != nil {
 		return benchSample{}, err
-	}
-	var s0 time.Duration
-	if c.server != 0 {
-		if s0, err = procCPU(c.server); err != nil {
-			return benchSample{}, err
-		}
 	}
 	var wg sync.WaitGroup
 	for k, bc := range conns {
@@ -528,27 +523,18 @@ func (h *benchHarness) block(ci, si, n int) (benchSample, error) {
 		})
 	}
 	wg.Wait()
-	e1, err := procCPU(h.envoy.pid)
+	e1, s1, err := cpu()
 	if err != nil {
 		return benchSample{}, err
-	}
-	var s1 time.Duration
-	if c.server != 0 {
-		if s1, err = procCPU(c.server); err != nil {
-			return benchSample{}, err
-		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return benchSample{}, err
 	}
 	all := slices.Concat(lats...)
 	slices.Sort(all)
-	for _, bc := range conns {
-		reconnects += bc.reconnects
-	}
 	total := time.Duration(len(all))
 	return benchSample{envoy: (e1 - e0) / total, server: (s1 - s0) / total,
-		p50: all[len(all)/2], p99: all[len(all)*99/100], reconnects: reconnects}, nil
+		p50: all[len(all)/2], p99: all[len(all)*99/100]}, nil
 }
 
 // round runs one block of n requests per shape and configuration: for each shape the
@@ -660,6 +646,17 @@ func (h *benchHarness) extprocStats(t testing.TB) string {
 	return "\n" + string(body)
 }
 
+// reconnects is how many times a connection was reopened after the server closed it.
+func (h *benchHarness) reconnects() int {
+	n := 0
+	for _, cs := range h.conns {
+		for _, c := range cs {
+			n += c.reconnects
+		}
+	}
+	return n
+}
+
 // index is the position of configuration name.
 func (h *benchHarness) index(name string) int {
 	return slices.IndexFunc(h.configs, func(c benchConfig) bool { return c.name == name })
@@ -723,8 +720,8 @@ func BenchmarkRealEnvoyCORS(b *testing.B) {
 			if names := os.Getenv("S3CORS_BENCH_PERF"); names != "" {
 				profile = "\n" + h.perfProfile(b, strings.Split(names, ","), n)
 			}
-			report := fmt.Sprintf("Envoy %s, --concurrency 1; %d rounds of %d requests per block over %d connections; load average %s to %s\n\n%s\n%s",
-				e.Version, rounds, n, len(h.conns[0]), load0, benchLoadAvg(), h.cpuTable(), h.latencyTable()) + profile
+			report := fmt.Sprintf("Envoy %s, --concurrency 1; %d rounds of %d requests per block over %d connections (%d reconnections after Connection: close); load average %s to %s\n\n%s\n%s",
+				e.Version, rounds, n, len(h.conns[0]), h.reconnects(), load0, benchLoadAvg(), h.cpuTable(), h.latencyTable()) + profile
 			b.Log("\n" + report)
 			out := filepath.Join(testenv.RepoRoot(b), "build", "bench-envoy-"+e.Version+".md")
 			if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
