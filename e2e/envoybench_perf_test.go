@@ -50,7 +50,9 @@ func (h *benchHarness) perfProfile(t testing.TB, names []string, n int) string {
 			}
 			share, err := perfShares(data)
 			if err != nil {
-				t.Fatal(err)
+				// perf may attach late on a starved machine: a row without shares.
+				fmt.Fprintf(&b, "| %s | %s | %v |||||\n", h.configs[ci].title, shape.name, err)
+				continue
 			}
 			// Sampling slows Envoy down: the shares apply to the rounds' CPU per request.
 			cpu := h.stat(ci, si, func(s, _ benchSample) float64 { return us(s.envoy) })
