@@ -780,8 +780,8 @@ func TestRealEnvoyBenchHarness(t *testing.T) {
 				t.Errorf("CPU table:\n%s", table)
 			}
 			boot, addr := benchStartBootstrap(t, testenv.Module(t), h.envoy.listeners["floor"], 1)
-			if d, rss := envoyFirstPreflight(t, e.Path, boot, addr); d <= 0 || rss <= 0 {
-				t.Errorf("start: first preflight after %v, VmRSS %d KiB", d, rss)
+			if s := envoyFirstPreflight(t, e.Path, boot, addr); s.wall <= 0 || s.cpu <= 0 || s.rssKiB <= 0 {
+				t.Errorf("start: %+v", s)
 			}
 		})
 	}
