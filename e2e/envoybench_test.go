@@ -602,15 +602,20 @@ func (h *benchHarness) stat(ci, si int, f func(s, native benchSample) float64) f
 
 func us(d time.Duration) float64 { return float64(d) / 1e3 }
 
-// cpuTable is the markdown table of CPU per request: medians over rounds, each with the median
-// of the per-round ratios to (b) on the same shape.
-func (h *benchHarness) cpuTable() string {
-	var b strings.Builder
-	b.WriteString("| CPU µs/request (× (b)) |")
+// benchTableHead writes a markdown table's head: title, then a column per shape.
+func benchTableHead(b *strings.Builder, title string) {
+	b.WriteString("| " + title + " |")
 	for _, s := range benchShapes {
 		b.WriteString(" " + s.name + " |")
 	}
 	b.WriteString("\n|---|" + strings.Repeat("---:|", len(benchShapes)) + "\n")
+}
+
+// cpuTable is the markdown table of CPU per request: medians over rounds, each with the median
+// of the per-round ratios to (b) on the same shape.
+func (h *benchHarness) cpuTable() string {
+	var b strings.Builder
+	benchTableHead(&b, "CPU µs/request (× (b))")
 	row := func(title string, ci int, cpu func(benchSample) time.Duration, ratio bool) {
 		b.WriteString("| " + title + " |")
 		for si := range benchShapes {
@@ -638,11 +643,7 @@ func (h *benchHarness) cpuTable() string {
 // latencyTable is the markdown table of client latency, p50 / p99, medians over rounds.
 func (h *benchHarness) latencyTable() string {
 	var b strings.Builder
-	b.WriteString("| latency µs, p50 / p99 |")
-	for _, s := range benchShapes {
-		b.WriteString(" " + s.name + " |")
-	}
-	b.WriteString("\n|---|" + strings.Repeat("---:|", len(benchShapes)) + "\n")
+	benchTableHead(&b, "latency µs, p50 / p99")
 	for ci, c := range h.configs {
 		b.WriteString("| " + c.title + " |")
 		for si := range benchShapes {
