@@ -45,20 +45,25 @@ func main() {
 }
 
 func run(ctx context.Context, mode string, stdout io.Writer) error {
+	if mode != "upstream" && mode != "nopextproc" {
+		return fmt.Errorf("benchpeer: mode %q: want upstream or nopextproc", mode)
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		return fmt.Errorf("benchpeer: %w", err)
+	}
+	if _, err := fmt.Fprintf(stdout, "listening %s\n", lis.Addr()); err != nil {
 		return fmt.Errorf("benchpeer: %w", err)
 	}
 	switch mode {
 	case "upstream":
 		srv := &http.Server{Handler: http.HandlerFunc(upstream), ReadHeaderTimeout: 10 * time.Second}
-		fmt.Fprintf(stdout, "listening %s\n", lis.Addr())
 		go func() { <-ctx.Done(); _ = srv.Close() }()
 		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("benchpeer: upstream: %w", err)
 		}
 		return nil
-	case "nopextproc":
+	default: // nopextproc
 		// Envoy's ext_proc cluster pings every 30 s; gRPC's default policy answers pings more
 		// frequent than 5 minutes with GOAWAY (the s3cors server allows them the same way).
 		gs := grpc.NewServer(grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}))
@@ -66,11 +71,8 @@ func run(ctx context.Context, mode string, stdout io.Writer) error {
 		hs := health.NewServer()
 		hs.SetServingStatus("envoy.service.ext_proc.v3.ExternalProcessor", healthpb.HealthCheckResponse_SERVING)
 		healthpb.RegisterHealthServer(gs, hs)
-		fmt.Fprintf(stdout, "listening %s\n", lis.Addr())
 		go func() { <-ctx.Done(); gs.Stop() }()
 		return gs.Serve(lis)
-	default:
-		return fmt.Errorf("benchpeer: mode %q: want upstream or nopextproc", mode)
 	}
 }
 
