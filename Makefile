@@ -16,7 +16,7 @@ GUESTS := $(patsubst wasmhost/testdata/guests/%/main.go,build/guests/%.wasm,$(GU
 FUZZTIME ?= 10s
 LONG_FUZZTIME ?= 10m
 
-.PHONY: all build wasm cli guests run run-controlplane test test-go test-fuzz check generate bench fuzz fuzz-long soak plot oci envoy e2e-envoy clean FORCE
+.PHONY: all build wasm cli guests run run-controlplane test test-go test-fuzz check generate bench bench-envoy fuzz fuzz-long soak plot oci envoy e2e-envoy clean FORCE
 
 all: build
 
@@ -128,9 +128,19 @@ check: generate
 	@git diff --exit-code -- go.mod go.sum || { echo "go.mod/go.sum not tidy"; exit 1; }
 	@git diff --exit-code || { echo "the tree changed while checking: commit what make generate wrote"; exit 1; }
 
-## bench: every benchmark, with allocations; numbers go to BENCHMARKS.md
+## bench: every benchmark, with allocations, then bench-envoy; numbers go to BENCHMARKS.md
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 60m ./... | tee build/bench.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench . -skip 'RealEnvoy' -benchmem -count 1 -timeout 60m ./... | tee build/bench.txt
+	$(MAKE) bench-envoy
+
+## bench-envoy: s3cors in real Envoy (every pinned release) against Envoy's CORS filter: CPU per
+## request and latency, ENVOY_ROUNDS alternating rounds (tables in build/bench-envoy-<version>.md;
+## S3CORS_BENCH_PERF=native,wasm-noop,wasm adds where Envoy's time goes); then the start time
+## and RSS with 1, 1,000 and 10,000 buckets
+ENVOY_ROUNDS ?= 11
+bench-envoy: build envoy
+	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench '^BenchmarkRealEnvoyCORS$$' -benchtime $(ENVOY_ROUNDS)x -timeout 60m ./e2e/ | tee build/bench-envoy.txt
+	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench '^BenchmarkRealEnvoyStart$$' -benchtime 3x -timeout 30m ./e2e/ | tee -a build/bench-envoy.txt
 
 ## soak: the long load test, 2,000,000 checked requests (500,000 through `s3cors serve`'s
 ## gateway per Envoy profile, 1,000,000 through ext_proc) paced at S3CORS_SOAK_RATE per second

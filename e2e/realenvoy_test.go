@@ -178,7 +178,7 @@ func realEnvoyTables(t *testing.T) []casetable.Table {
 }
 
 // realEnvoyManifest is envoy/<file> as users deploy it.
-func realEnvoyManifest(t *testing.T, file string) *bootstrapv3.Bootstrap {
+func realEnvoyManifest(t testing.TB, file string) *bootstrapv3.Bootstrap {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "envoy", file))
 	if err != nil {
@@ -199,7 +199,7 @@ func realEnvoyManifest(t *testing.T, file string) *bootstrapv3.Bootstrap {
 // table, each on an ephemeral loopback port and carrying that table's configuration (wasm:
 // inline, with its own VM; ext_proc: its own server, servers[i]); the store at upstream; the
 // module at module; the admin interface on an ephemeral loopback port. It returns JSON.
-func realEnvoyBootstrap(t *testing.T, file string, tables []casetable.Table, upstream, module string, servers []string) []byte {
+func realEnvoyBootstrap(t testing.TB, file string, tables []casetable.Table, upstream, module string, servers []string) []byte {
 	t.Helper()
 	b := realEnvoyManifest(t, file)
 	sr := b.GetStaticResources()
@@ -278,7 +278,7 @@ func realEnvoyAddress(host string, port uint32) *corev3.Address {
 		Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port}}}}
 }
 
-func realEnvoyAny(t *testing.T, m proto.Message) *anypb.Any {
+func realEnvoyAny(t testing.TB, m proto.Message) *anypb.Any {
 	t.Helper()
 	a, err := anypb.New(m)
 	if err != nil {
@@ -287,7 +287,7 @@ func realEnvoyAny(t *testing.T, m proto.Message) *anypb.Any {
 	return a
 }
 
-func realEnvoyHCM(t *testing.T, l *listenerv3.Listener) *hcmv3.HttpConnectionManager {
+func realEnvoyHCM(t testing.TB, l *listenerv3.Listener) *hcmv3.HttpConnectionManager {
 	t.Helper()
 	var hcm hcmv3.HttpConnectionManager
 	if err := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
@@ -296,7 +296,7 @@ func realEnvoyHCM(t *testing.T, l *listenerv3.Listener) *hcmv3.HttpConnectionMan
 	return &hcm
 }
 
-func realEnvoySetEndpoint(t *testing.T, c *clusterv3.Cluster, hostport string) {
+func realEnvoySetEndpoint(t testing.TB, c *clusterv3.Cluster, hostport string) {
 	t.Helper()
 	h, p, err := net.SplitHostPort(hostport)
 	if err != nil {
@@ -308,7 +308,7 @@ func realEnvoySetEndpoint(t *testing.T, c *clusterv3.Cluster, hostport string) {
 	c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().Address = realEnvoyAddress(h, uint32(port))
 }
 
-func realEnvoyClusterAddr(t *testing.T, b *bootstrapv3.Bootstrap, name string) string {
+func realEnvoyClusterAddr(t testing.TB, b *bootstrapv3.Bootstrap, name string) string {
 	t.Helper()
 	for _, c := range b.GetStaticResources().GetClusters() {
 		if c.GetName() == name {
@@ -395,61 +395,91 @@ func startRealEnvoyExtProc(t *testing.T, i int, tb casetable.Table) string {
 	return lis.Addr().String()
 }
 
-// realEnvoy is a running Envoy and the addresses of its listeners by name.
+// realEnvoy is a running Envoy: its process id, admin address and listeners by name.
 type realEnvoy struct {
+	pid       int
+	admin     string
 	listeners map[string]string
 }
 
-// startRealEnvoy starts bin with the bootstrap, waits until it is LIVE, and stops it when the
-// test ends; its log is shown when the test fails.
-func startRealEnvoy(t *testing.T, bin string, bootstrap []byte) *realEnvoy {
+// startRealEnvoy starts bin with the bootstrap at --concurrency 2, waits until it is LIVE, and
+// stops it when the test ends; its log is shown when the test fails.
+func startRealEnvoy(t testing.TB, bin string, bootstrap []byte) *realEnvoy {
+	t.Helper()
+	return launchRealEnvoy(t, bin, bootstrap, 2).awaitLive(t)
+}
+
+// envoyProcess is an Envoy process as launched, before it is known to serve.
+type envoyProcess struct {
+	cmd       *exec.Cmd
+	exited    chan error
+	adminPath string
+	logPath   string
+	stopOnce  sync.Once
+}
+
+// launchRealEnvoy starts bin with the bootstrap and the given number of worker threads and
+// returns at once; the test's cleanup stops it (if stop has not) and shows its log when the
+// test failed.
+func launchRealEnvoy(t testing.TB, bin string, bootstrap []byte, concurrency int) *envoyProcess {
 	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "envoy.json")
-	adminPath := filepath.Join(dir, "admin-address")
-	logPath := filepath.Join(dir, "envoy.log")
+	p := &envoyProcess{adminPath: filepath.Join(dir, "admin-address"), logPath: filepath.Join(dir, "envoy.log"), exited: make(chan error, 1)}
 	if err := os.WriteFile(cfgPath, bootstrap, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(logPath)
+	logf, err := os.Create(p.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-c", cfgPath, "--admin-address-path", adminPath,
-		"--concurrency", "2", "--disable-hot-restart", "--log-level", "warn", "--component-log-level", "wasm:info")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	p.cmd = exec.Command(bin, "-c", cfgPath, "--admin-address-path", p.adminPath,
+		"--concurrency", strconv.Itoa(concurrency), "--disable-hot-restart", "--log-level", "warn", "--component-log-level", "wasm:info")
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { p.exited <- p.cmd.Wait(); logf.Close() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		logf.Close()
+		p.stop()
 		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
+			b, _ := os.ReadFile(p.logPath)
 			t.Logf("envoy log:\n%s", b)
 		}
 	})
+	return p
+}
 
+// stop interrupts Envoy and waits for it to exit (killing it after 20 seconds).
+func (p *envoyProcess) stop() {
+	p.stopOnce.Do(func() {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		select {
+		case err := <-p.exited:
+			p.exited <- err
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			p.exited <- <-p.exited
+		}
+	})
+}
+
+// awaitLive waits until Envoy is LIVE and reads its listeners' addresses.
+func (p *envoyProcess) awaitLive(t testing.TB) *realEnvoy {
+	t.Helper()
 	// Startup compiles the module in V8 once per VM; allow a generous bound.
 	deadline := time.Now().Add(2 * time.Minute)
 	var admin string
 	for {
 		select {
-		case err := <-exited:
-			b, _ := os.ReadFile(logPath)
+		case err := <-p.exited:
+			p.exited <- err
+			b, _ := os.ReadFile(p.logPath)
 			t.Fatalf("envoy exited during startup: %v\n%s", err, b)
 		default:
 		}
 		if admin == "" {
-			if b, err := os.ReadFile(adminPath); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			if b, err := os.ReadFile(p.adminPath); err == nil && len(bytes.TrimSpace(b)) > 0 {
 				admin = string(bytes.TrimSpace(b))
 			}
 		}
@@ -473,7 +503,7 @@ func startRealEnvoy(t *testing.T, bin string, bootstrap []byte) *realEnvoy {
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, &ls); err != nil {
 		t.Fatalf("envoy /listeners: %v\n%s", err, body)
 	}
-	env := &realEnvoy{listeners: map[string]string{}}
+	env := &realEnvoy{pid: p.cmd.Process.Pid, admin: admin, listeners: map[string]string{}}
 	for _, st := range ls.GetListenerStatuses() {
 		sa := st.GetLocalAddress().GetSocketAddress()
 		env.listeners[st.GetName()] = net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(sa.GetPortValue())))
