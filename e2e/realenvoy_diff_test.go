@@ -257,6 +257,7 @@ func realEnvoyExtraTables() []casetable.Table {
 			get("upstream duplicate Access-Control, undecorated", nil, acao("*"), acao("https://other.example")),
 			get("upstream 304, decorated", []casetable.Header{origin, {"If-None-Match", `"abc"`}},
 				casetable.Header{":status", "304"}, casetable.Header{"ETag", `"abc"`}),
+			get("upstream streams its body, decorated", []casetable.Header{origin}, casetable.Header{":stream", "1"}),
 			get("upstream 304, undecorated", []casetable.Header{{"If-None-Match", `"abc"`}},
 				casetable.Header{":status", "304"}, casetable.Header{"ETag", `"abc"`}),
 		}
@@ -266,6 +267,10 @@ func realEnvoyExtraTables() []casetable.Table {
 					Headers: []casetable.Header{origin, {"Access-Control-Request-Method", "GET"}}},
 					Want: casetable.Want{Outcome: casetable.OutcomeReply, Status: 200, Headers: map[string]string{
 						"access-control-allow-origin": app, "access-control-allow-methods": "GET, HEAD", "access-control-max-age": "60"}}},
+				casetable.Case{Name: "h2: preflight without Origin", Request: casetable.Request{Method: "OPTIONS", Authority: "s3.local.test", Path: "/site/k",
+					Headers: []casetable.Header{{"Access-Control-Request-Method", "GET"}}},
+					Want: casetable.Want{Outcome: casetable.OutcomeReply, Status: 400, Headers: map[string]string{"content-type": "application/xml"},
+						Absent: []string{"connection", "access-control-allow-origin"}}},
 				casetable.Case{Name: "h2: decorated GET", Request: casetable.Request{Method: "GET", Authority: "s3.local.test", Path: "/site/k",
 					Headers: []casetable.Header{origin}}, Upstream: []casetable.Header{acao("*")},
 					Want: casetable.Want{Outcome: casetable.OutcomeForward, Headers: map[string]string{
@@ -337,6 +342,14 @@ var realEnvoyExtraChecks = map[string]func(*testing.T, casetable.Response){
 	"upstream 304, decorated": func(t *testing.T, r casetable.Response) {
 		wantHeaders(t, r, 304, map[string]string{"access-control-allow-origin": "https://app.example.com", "etag": `"abc"`},
 			"content-length", "content-type")
+	},
+	// A store that streams (chunked) reaches an HTTP/1 client chunked, decorated.
+	"upstream streams its body, decorated": func(t *testing.T, r casetable.Response) {
+		wantHeaders(t, r, 200, map[string]string{"transfer-encoding": "chunked", "access-control-allow-origin": "https://app.example.com"},
+			"content-length")
+		if string(r.Body) != casetable.UpstreamBody {
+			t.Errorf("body %q, want %q", r.Body, casetable.UpstreamBody)
+		}
 	},
 	"upstream 304, undecorated": func(t *testing.T, r casetable.Response) {
 		wantHeaders(t, r, 304, map[string]string{"etag": `"abc"`}, "access-control-allow-origin", "content-length")

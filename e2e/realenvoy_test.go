@@ -322,7 +322,8 @@ func realEnvoyClusterAddr(t *testing.T, b *bootstrapv3.Bootstrap, name string) s
 
 // realEnvoyStore is the fake S3 store: 200, casetable.UpstreamBody, text/plain and the case's
 // upstream headers, counting the requests of each case. An upstream header ":status" sets the
-// status instead (304: no body and no Content-Type).
+// status instead (304: no body and no Content-Type); ":stream" sends the body in two flushed
+// parts without a Content-Length (chunked over HTTP/1).
 type realEnvoyStore struct {
 	addr   string
 	tables []casetable.Table
@@ -355,14 +356,17 @@ func (s *realEnvoyStore) serve(w http.ResponseWriter, r *http.Request) {
 		ti, _ = strconv.Atoi(parts[1])
 		ci, _ = strconv.Atoi(parts[2])
 	}
-	status := http.StatusOK
+	status, stream := http.StatusOK, false
 	if len(parts) == 3 && ti < len(s.tables) && ci < len(s.tables[ti].Cases) {
 		for _, h := range s.tables[ti].Cases[ci].Upstream {
-			if h[0] == ":status" { // the store's status instead of 200
+			switch h[0] {
+			case ":status": // the store's status instead of 200
 				status, _ = strconv.Atoi(h[1])
-				continue
+			case ":stream": // no content-length; the body flushed in two parts
+				stream = true
+			default:
+				w.Header().Add(h[0], h[1])
 			}
-			w.Header().Add(h[0], h[1])
 		}
 	}
 	if status == http.StatusNotModified {
@@ -370,6 +374,14 @@ func (s *realEnvoyStore) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain")
+	if stream {
+		w.WriteHeader(status)
+		half := len(casetable.UpstreamBody) / 2
+		_, _ = io.WriteString(w, casetable.UpstreamBody[:half])
+		w.(http.Flusher).Flush()
+		_, _ = io.WriteString(w, casetable.UpstreamBody[half:])
+		return
+	}
 	// Said, as S3 does, so that the store's framing is the same in process (wasmhost) and
 	// behind a TCP connection (Envoy), where net/http would compute it.
 	w.Header().Set("Content-Length", strconv.Itoa(len(casetable.UpstreamBody)))
