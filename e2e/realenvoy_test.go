@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -329,11 +330,12 @@ type realEnvoyStore struct {
 	tables []casetable.Table
 	mu     sync.Mutex
 	hits   map[string]int
+	seen   map[string]string // the last request of each case, as text (storeRequest)
 }
 
 func startRealEnvoyStore(t *testing.T, tables []casetable.Table) *realEnvoyStore {
 	t.Helper()
-	s := &realEnvoyStore{tables: tables, hits: map[string]int{}}
+	s := &realEnvoyStore{tables: tables, hits: map[string]int{}, seen: map[string]string{}}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -349,6 +351,7 @@ func (s *realEnvoyStore) serve(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get(realEnvoyCaseHeader) // run/table/case
 	s.mu.Lock()
 	s.hits[id]++
+	s.seen[id] = storeRequest(r)
 	s.mu.Unlock()
 	var ti, ci int
 	parts := strings.Split(id, "/")
@@ -387,6 +390,26 @@ func (s *realEnvoyStore) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(casetable.UpstreamBody)))
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, casetable.UpstreamBody)
+}
+
+// storeRequest writes what the store received as text: request line, Host, and the header
+// lines sorted, repeats kept.
+func storeRequest(r *http.Request) string {
+	lines := []string{r.Method + " " + r.RequestURI + " host=" + r.Host}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			lines = append(lines, strings.ToLower(k)+": "+v)
+		}
+	}
+	sort.Strings(lines[1:])
+	return strings.Join(lines, "\n")
+}
+
+// request returns what the store received for the case id, or "".
+func (s *realEnvoyStore) request(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seen[id]
 }
 
 func (s *realEnvoyStore) reached(id string) bool {
