@@ -5,10 +5,8 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"regexp"
 	"sort"
 	"strconv"
@@ -197,33 +195,12 @@ func realEnvoyH2(t *testing.T, run string, envoy, host *realEnvoy, tables []case
 
 func realEnvoyDoH2(t *testing.T, client *http.Client, addr, id string, r casetable.Request) casetable.Response {
 	t.Helper()
-	req := &http.Request{
-		Method: r.Method,
-		URL:    &url.URL{Scheme: "http", Host: addr, Opaque: r.Path},
-		Host:   r.Authority,
-		Header: http.Header{},
-	}
-	for _, h := range r.Headers {
-		req.Header.Add(h[0], h[1])
-	}
-	req.Header.Set(realEnvoyCaseHeader, id)
-	resp, err := client.Do(req)
+	got, proto, err := realEnvoyDoProto(client, addr, id, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.ProtoMajor != 2 {
-		t.Fatalf("%s answered over %s, want HTTP/2", addr, resp.Proto)
-	}
-	got := casetable.Response{Status: resp.StatusCode, Body: body}
-	for k, vs := range resp.Header {
-		for _, v := range vs {
-			got.Headers = append(got.Headers, casetable.Header{k, v})
-		}
+	if proto != 2 {
+		t.Fatalf("%s answered over HTTP/%d, want HTTP/2", addr, proto)
 	}
 	return got
 }

@@ -606,6 +606,12 @@ var realEnvoyNameRe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 func realEnvoyName(s string) string { return realEnvoyNameRe.ReplaceAllString(s, "_") }
 
 func realEnvoyDo(client *http.Client, addr, id string, r casetable.Request) (casetable.Response, error) {
+	got, _, err := realEnvoyDoProto(client, addr, id, r)
+	return got, err
+}
+
+// realEnvoyDoProto is realEnvoyDo that also returns the major HTTP version of the answer.
+func realEnvoyDoProto(client *http.Client, addr, id string, r casetable.Request) (casetable.Response, int, error) {
 	// The path goes on the wire exactly as the case writes it.
 	req := &http.Request{
 		Method:     r.Method,
@@ -622,12 +628,12 @@ func realEnvoyDo(client *http.Client, addr, id string, r casetable.Request) (cas
 	req.Header.Set(realEnvoyCaseHeader, id)
 	resp, err := client.Do(req)
 	if err != nil {
-		return casetable.Response{}, err
+		return casetable.Response{}, 0, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return casetable.Response{}, err
+		return casetable.Response{}, 0, err
 	}
 	got := casetable.Response{Status: resp.StatusCode, Body: body}
 	for k, vs := range resp.Header {
@@ -639,5 +645,5 @@ func realEnvoyDo(client *http.Client, addr, id string, r casetable.Request) (cas
 		// net/http moves an HTTP/1.1 "Connection: close" out of the header into resp.Close.
 		got.Headers = append(got.Headers, casetable.Header{"Connection", "close"})
 	}
-	return got, nil
+	return got, resp.ProtoMajor, nil
 }
