@@ -254,6 +254,8 @@ func realEnvoyExtraTables() []casetable.Table {
 			get("upstream 304, decorated", []casetable.Header{origin, {"If-None-Match", `"abc"`}},
 				casetable.Header{":status", "304"}, casetable.Header{"ETag", `"abc"`}),
 			get("upstream streams its body, decorated", []casetable.Header{origin}, casetable.Header{":stream", "1"}),
+			{Name: "every header twice", Request: casetable.Request{Method: "GET", Authority: "s3.local.test", Path: "/nosuch/k",
+				Headers: twice(realEnvoyRepeatedRequestHeaders)}, Upstream: twice(realEnvoyRepeatedResponseHeaders)},
 			get("upstream 304, undecorated", []casetable.Header{{"If-None-Match", `"abc"`}},
 				casetable.Header{":status", "304"}, casetable.Header{"ETag", `"abc"`}),
 		}
@@ -277,6 +279,42 @@ func realEnvoyExtraTables() []casetable.Table {
 			Config: []byte(fmt.Sprintf(realEnvoyExtraConfig, mode)), Cases: cases})
 	}
 	return tables
+}
+
+// realEnvoyRepeatedRequestHeaders and realEnvoyRepeatedResponseHeaders are sent twice each
+// ("every header twice"), so that the differential holds wasmhost's set of O(1) headers, which
+// Envoy folds into one line, to Envoy's in both directions: the O(1) ones first (among them
+// the custom ones of the CORS, cache and compressor filters), then names that keep their
+// repeats. Hop-by-hop headers, framing and those Envoy sets itself are left out.
+var (
+	realEnvoyRepeatedRequestHeaders = strings.Fields(`origin access-control-request-method
+		access-control-request-headers access-control-request-private-network user-agent referer
+		x-forwarded-host accept-encoding authorization cache-control if-none-match if-match
+		if-modified-since if-unmodified-since if-range via accept pragma x-client-trace-id
+		grpc-timeout x-envoy-original-path x-envoy-decorator-operation proxy-status content-type
+		range cookie accept-language x-amz-date x-amz-content-sha256 x-amz-security-token
+		x-b3-traceid traceparent x-ot-span-context x-amz-meta-a x-other`)
+	realEnvoyRepeatedResponseHeaders = strings.Fields(`access-control-allow-credentials
+		access-control-allow-headers access-control-allow-methods access-control-allow-origin
+		access-control-expose-headers access-control-max-age access-control-allow-private-network
+		vary etag cache-control last-modified content-encoding location via age expires
+		grpc-status grpc-message proxy-status x-request-id x-envoy-degraded x-envoy-ratelimited
+		x-envoy-upstream-canary x-envoy-immediate-health-check-fail
+		x-envoy-upstream-healthchecked-cluster x-envoy-decorator-operation x-envoy-attempt-count
+		set-cookie x-amz-request-id x-amz-id-2 accept-ranges content-range www-authenticate
+		content-disposition content-language strict-transport-security link pragma retry-after
+		timing-allow-origin x-amz-version-id x-amz-meta-a x-other`)
+)
+
+// twice is each name with the value "a", then each with "b".
+func twice(names []string) []casetable.Header {
+	var hs []casetable.Header
+	for _, v := range []string{"a", "b"} {
+		for _, n := range names {
+			hs = append(hs, casetable.Header{n, v})
+		}
+	}
+	return hs
 }
 
 // realEnvoyExtraChecks are the facts about real Envoy that realEnvoyExtraTables settle, by case
@@ -345,6 +383,14 @@ var realEnvoyExtraChecks = map[string]func(*testing.T, casetable.Response){
 			"content-length")
 		if string(r.Body) != casetable.UpstreamBody {
 			t.Errorf("body %q, want %q", r.Body, casetable.UpstreamBody)
+		}
+	},
+	// Envoy folds a repeated O(1) header; Set-Cookie and the like keep their repeats.
+	"every header twice": func(t *testing.T, r casetable.Response) {
+		for name, want := range map[string][]string{"vary": {"a,b"}, "etag": {"a,b"}, "set-cookie": {"a", "b"}, "x-amz-meta-a": {"a", "b"}} {
+			if got := r.Values(name); strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Errorf("%s: %q, want %q", name, got, want)
+			}
 		}
 	},
 	"upstream 304, undecorated": func(t *testing.T, r casetable.Response) {
