@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,9 +18,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,7 +46,6 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	"sigs.k8s.io/yaml"
 
-	"github.com/s3cors/s3cors/extproc"
 	"github.com/s3cors/s3cors/internal/casetable"
 	"github.com/s3cors/s3cors/internal/testenv"
 	"github.com/s3cors/s3cors/wasmhost"
@@ -57,7 +57,8 @@ const realEnvoyCaseHeader = "x-s3cors-e2e-case"
 
 // TestRealEnvoy runs every case table through each pinned real Envoy release (testenv.Envoys:
 // build/envoy/<version>/envoy, fetched by `make envoy`, or S3CORS_ENVOY), once with the wasm
-// filter and once with the ext_proc server, using the deployment files users copy.
+// filter and once with the ext_proc server, using the deployment files users copy. The
+// ext_proc servers are the built CLI, one process per table, started as docs/deploy.md says.
 func TestRealEnvoy(t *testing.T) {
 	for _, e := range testenv.Envoys(t) {
 		t.Run(e.Version, func(t *testing.T) {
@@ -109,7 +110,7 @@ func TestRealEnvoyHarnessDriver(t *testing.T) {
 		t.Cleanup(srv.Close)
 		env.listeners[fmt.Sprintf("s3-%d", i)] = strings.TrimPrefix(srv.URL, "http://")
 	}
-	runTablesThroughEnvoy(t, "wasmhost", env, tables, store, withoutConnectionClose)
+	runTablesThroughEnvoy(t, "wasmhost", env, tables, store, nil)
 }
 
 // TestRealEnvoyHarnessBootstraps checks, without Envoy, that the bootstraps TestRealEnvoy
@@ -321,17 +322,20 @@ func realEnvoyClusterAddr(t testing.TB, b *bootstrapv3.Bootstrap, name string) s
 }
 
 // realEnvoyStore is the fake S3 store: 200, casetable.UpstreamBody, text/plain and the case's
-// upstream headers, counting the requests of each case.
+// upstream headers, counting the requests of each case. An upstream header ":status" sets the
+// status instead (304: no body and no Content-Type); ":stream" sends the body in two flushed
+// parts without a Content-Length (chunked over HTTP/1).
 type realEnvoyStore struct {
 	addr   string
 	tables []casetable.Table
 	mu     sync.Mutex
 	hits   map[string]int
+	seen   map[string]string // the last request of each case, as text (storeRequest)
 }
 
 func startRealEnvoyStore(t *testing.T, tables []casetable.Table) *realEnvoyStore {
 	t.Helper()
-	s := &realEnvoyStore{tables: tables, hits: map[string]int{}}
+	s := &realEnvoyStore{tables: tables, hits: map[string]int{}, seen: map[string]string{}}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -347,6 +351,7 @@ func (s *realEnvoyStore) serve(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get(realEnvoyCaseHeader) // run/table/case
 	s.mu.Lock()
 	s.hits[id]++
+	s.seen[id] = storeRequest(r)
 	s.mu.Unlock()
 	var ti, ci int
 	parts := strings.Split(id, "/")
@@ -354,13 +359,57 @@ func (s *realEnvoyStore) serve(w http.ResponseWriter, r *http.Request) {
 		ti, _ = strconv.Atoi(parts[1])
 		ci, _ = strconv.Atoi(parts[2])
 	}
+	status, stream := http.StatusOK, false
 	if len(parts) == 3 && ti < len(s.tables) && ci < len(s.tables[ti].Cases) {
 		for _, h := range s.tables[ti].Cases[ci].Upstream {
-			w.Header().Add(h[0], h[1])
+			switch h[0] {
+			case ":status": // the store's status instead of 200
+				status, _ = strconv.Atoi(h[1])
+			case ":stream": // no content-length; the body flushed in two parts
+				stream = true
+			default:
+				w.Header().Add(h[0], h[1])
+			}
 		}
 	}
+	if status == http.StatusNotModified {
+		w.WriteHeader(status) // no body, no Content-Type
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain")
+	if stream {
+		w.WriteHeader(status)
+		half := len(casetable.UpstreamBody) / 2
+		_, _ = io.WriteString(w, casetable.UpstreamBody[:half])
+		w.(http.Flusher).Flush()
+		_, _ = io.WriteString(w, casetable.UpstreamBody[half:])
+		return
+	}
+	// Said, as S3 does, so that the store's framing is the same in process (wasmhost) and
+	// behind a TCP connection (Envoy), where net/http would compute it.
+	w.Header().Set("Content-Length", strconv.Itoa(len(casetable.UpstreamBody)))
+	w.WriteHeader(status)
 	_, _ = io.WriteString(w, casetable.UpstreamBody)
+}
+
+// storeRequest writes what the store received as text: request line, Host, and the header
+// lines sorted, repeats kept.
+func storeRequest(r *http.Request) string {
+	lines := []string{r.Method + " " + r.RequestURI + " host=" + r.Host}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			lines = append(lines, strings.ToLower(k)+": "+v)
+		}
+	}
+	sort.Strings(lines[1:])
+	return strings.Join(lines, "\n")
+}
+
+// request returns what the store received for the case id, or "".
+func (s *realEnvoyStore) request(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seen[id]
 }
 
 func (s *realEnvoyStore) reached(id string) bool {
@@ -369,30 +418,66 @@ func (s *realEnvoyStore) reached(id string) bool {
 	return s.hits[id] > 0
 }
 
-// startRealEnvoyExtProc runs `s3cors extproc` in this process for one table's configuration
-// and returns its address.
+// startRealEnvoyExtProc runs the s3cors CLI (realEnvoyCLI) as docs/deploy.md tells a user to
+// (`s3cors extproc --config FILE --listen 127.0.0.1:PORT --metrics-listen ...`, on ports it
+// picks) for one table's configuration, and returns its gRPC address. When the test ends the
+// process gets SIGTERM, as from a supervisor, and must exit with status 0.
 func startRealEnvoyExtProc(t *testing.T, i int, tb casetable.Table) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), fmt.Sprintf("table-%d.json", i))
 	if err := os.WriteFile(path, tb.Config, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- extproc.Run(ctx, extproc.Options{ConfigPath: path, Listener: lis, Logger: slog.New(slog.DiscardHandler)})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("extproc server %d: %v", i, err)
+	p := startExtprocCLI(t, realEnvoyCLI(t), path)
+	t.Cleanup(func() { // runs before startExtprocCLI's kill
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+			if p.exitErr != nil {
+				t.Errorf("s3cors extproc for table %d: %v\n%s", i, p.exitErr, p.stderr)
+			}
+		case <-time.After(30 * time.Second): // a hang guard
+			t.Errorf("s3cors extproc for table %d ignored SIGTERM\n%s", i, p.stderr)
 		}
 	})
-	return lis.Addr().String()
+	return p.grpcAddr
+}
+
+var realEnvoyCLIBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// realEnvoyCLI returns the s3cors CLI the ext_proc servers run: S3CORS_CLI when set, else
+// ./cmd/s3cors built once per test process into build/e2e/s3cors (atomically, as testenv
+// builds the module, so that parallel test processes never run a half-written file).
+func realEnvoyCLI(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("S3CORS_CLI"); p != "" {
+		return extprocCLIBinary(t)
+	}
+	b := &realEnvoyCLIBuild
+	b.once.Do(func() {
+		root := testenv.RepoRoot(t)
+		dir := filepath.Join(root, "build", "e2e")
+		if b.err = os.MkdirAll(dir, 0o755); b.err != nil {
+			return
+		}
+		tmp := filepath.Join(dir, fmt.Sprintf(".building-%d", os.Getpid()))
+		cmd := exec.Command("go", "build", "-o", tmp, "./cmd/s3cors")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("building the CLI: %v\n%s", err, out)
+			return
+		}
+		b.path = filepath.Join(dir, "s3cors")
+		b.err = os.Rename(tmp, b.path)
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
 }
 
 // realEnvoy is a running Envoy: its process id, admin address and listeners by name.
@@ -546,29 +631,17 @@ func runTablesThroughEnvoy(t *testing.T, run string, env *realEnvoy, tables []ca
 	}
 }
 
-// withoutConnectionClose drops S3's "Connection: close" (on its 400s) from a case, for the
-// harness check through wasmhost: a real Envoy closes an HTTP/1 connection after a 400 local
-// reply and says so (its connection manager's onLocalReply), which wasmhost's HTTP adapter does
-// not reproduce; it drops the filter's Connection header, as Envoy's connection manager does.
-func withoutConnectionClose(c casetable.Case) casetable.Case {
-	if _, ok := c.Want.Headers["connection"]; !ok {
-		return c
-	}
-	h := make(map[string]string, len(c.Want.Headers))
-	for k, v := range c.Want.Headers {
-		if k != "connection" {
-			h[k] = v
-		}
-	}
-	c.Want.Headers = h
-	return c
-}
-
 var realEnvoyNameRe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
 func realEnvoyName(s string) string { return realEnvoyNameRe.ReplaceAllString(s, "_") }
 
 func realEnvoyDo(client *http.Client, addr, id string, r casetable.Request) (casetable.Response, error) {
+	got, _, err := realEnvoyDoProto(client, addr, id, r)
+	return got, err
+}
+
+// realEnvoyDoProto is realEnvoyDo that also returns the major HTTP version of the answer.
+func realEnvoyDoProto(client *http.Client, addr, id string, r casetable.Request) (casetable.Response, int, error) {
 	// The path goes on the wire exactly as the case writes it.
 	req := &http.Request{
 		Method:     r.Method,
@@ -585,12 +658,12 @@ func realEnvoyDo(client *http.Client, addr, id string, r casetable.Request) (cas
 	req.Header.Set(realEnvoyCaseHeader, id)
 	resp, err := client.Do(req)
 	if err != nil {
-		return casetable.Response{}, err
+		return casetable.Response{}, 0, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return casetable.Response{}, err
+		return casetable.Response{}, 0, err
 	}
 	got := casetable.Response{Status: resp.StatusCode, Body: body}
 	for k, vs := range resp.Header {
@@ -602,5 +675,5 @@ func realEnvoyDo(client *http.Client, addr, id string, r casetable.Request) (cas
 		// net/http moves an HTTP/1.1 "Connection: close" out of the header into resp.Close.
 		got.Headers = append(got.Headers, casetable.Header{"Connection", "close"})
 	}
-	return got, nil
+	return got, resp.ProtoMajor, nil
 }

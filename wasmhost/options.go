@@ -294,6 +294,11 @@ type Options struct {
 	// CompilationCache is shared by hosts that compile the same module (tests, reloads of the
 	// gateway). Default: a cache private to the Host.
 	CompilationCache wazero.CompilationCache
+	// EnvoyHeaders adds the response headers Envoy's router and connection manager add:
+	// x-envoy-upstream-service-time to upstream's response before the plugin sees it, and
+	// "server: envoy" to every response the client gets. Default off: upstream's response
+	// reaches the client without them.
+	EnvoyHeaders bool
 	// PluginName, RootID and VMID are the plugin's name, root_id and vm_id, as properties
 	// plugin_name, plugin_root_id and plugin_vm_id report them. Default "s3cors", "" and "".
 	PluginName string

@@ -637,12 +637,6 @@ type statusWriter struct {
 func (s *statusWriter) WriteHeader(code int) {
 	if s.status == 0 {
 		s.status = code
-		// Envoy's HTTP/1 connection manager closes the connection after a 400 local reply and
-		// says so with "Connection: close", which is also what S3 sends on its 400s. The
-		// gateway plays Envoy's part here.
-		if code == http.StatusBadRequest && s.mark != nil && !s.mark.upstream.Load() {
-			s.Header().Set("Connection", "close")
-		}
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
