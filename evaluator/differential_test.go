@@ -189,7 +189,7 @@ func checkSameDecision(t *testing.T, p *Policy, r *Request, d *Decision, rd *ref
 	}
 	p.refEvaluate(r, rd, seed)
 	if d.Outcome != rd.Outcome || d.Reason != rd.Reason || d.Bucket != rd.Bucket || d.Key != rd.Key ||
-		d.Rule != rd.Rule || d.Status != rd.Status || d.StripUpstream != rd.StripUpstream ||
+		d.Rule != rd.Rule || d.Status != rd.Status || d.StripUpstream != rd.StripUpstream || d.Ambiguity != rd.Ambiguity ||
 		!bytes.Equal(d.Body, rd.Body) || (d.Body == nil) != (rd.Body == nil) ||
 		!slices.Equal(d.Headers, rd.Headers) || (d.Headers == nil) != (rd.Headers == nil) {
 		t.Fatalf("request %+v:\ngot  %v %v %q %q rule %d status %d strip %v\n     %q\n     %s\nwant %v %v %q %q rule %d status %d strip %v\n     %q\n     %s",
