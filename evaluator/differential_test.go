@@ -261,6 +261,7 @@ func TestDifferentialCaseTables(t *testing.T) {
 			r.Origin, r.HasOrigin = c.Request.Get("Origin")
 			r.RequestMethod, r.HasRequestMethod = c.Request.Get("Access-Control-Request-Method")
 			r.RequestHeaders, r.HasRequestHeaders = c.Request.Get("Access-Control-Request-Headers")
+			r.ForwardedHost, r.HasForwardedHost = c.Request.Joined("X-Forwarded-Host")
 			for _, p := range []*Policy{pols[i], pols[len(pols)-1], pols[len(pols)-2]} {
 				p.Evaluate(r, &d)
 				checkSameDecision(t, p, r, &d, &rd)
