@@ -176,11 +176,8 @@ func realEnvoyTables(t *testing.T) []casetable.Table {
 	return tables
 }
 
-// realEnvoyBootstrap turns envoy/<file> into a bootstrap for the test: one listener per case
-// table, each on an ephemeral loopback port and carrying that table's configuration (wasm:
-// inline, with its own VM; ext_proc: its own server, servers[i]); the store at upstream; the
-// module at module; the admin interface on an ephemeral loopback port. It returns JSON.
-func realEnvoyBootstrap(t *testing.T, file string, tables []casetable.Table, upstream, module string, servers []string) []byte {
+// realEnvoyManifest is envoy/<file> as users deploy it.
+func realEnvoyManifest(t *testing.T, file string) *bootstrapv3.Bootstrap {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "envoy", file))
 	if err != nil {
@@ -194,6 +191,16 @@ func realEnvoyBootstrap(t *testing.T, file string, tables []casetable.Table, ups
 	if err := protojson.Unmarshal(js, &b); err != nil {
 		t.Fatalf("envoy/%s: %v", file, err)
 	}
+	return &b
+}
+
+// realEnvoyBootstrap turns envoy/<file> into a bootstrap for the test: one listener per case
+// table, each on an ephemeral loopback port and carrying that table's configuration (wasm:
+// inline, with its own VM; ext_proc: its own server, servers[i]); the store at upstream; the
+// module at module; the admin interface on an ephemeral loopback port. It returns JSON.
+func realEnvoyBootstrap(t *testing.T, file string, tables []casetable.Table, upstream, module string, servers []string) []byte {
+	t.Helper()
+	b := realEnvoyManifest(t, file)
 	sr := b.GetStaticResources()
 	if len(sr.GetListeners()) != 1 {
 		t.Fatalf("envoy/%s: %d listeners, want 1", file, len(sr.GetListeners()))
@@ -219,6 +226,7 @@ func realEnvoyBootstrap(t *testing.T, file string, tables []casetable.Table, ups
 		l.Address = realEnvoyAddress("127.0.0.1", 0)
 		hcm := realEnvoyHCM(t, l)
 		hcm.StatPrefix = fmt.Sprintf("s3_%d", i)
+		realEnvoyOpenHosts(hcm)
 		f := hcm.GetHttpFilters()[0]
 		switch {
 		case module != "":
@@ -257,7 +265,7 @@ func realEnvoyBootstrap(t *testing.T, file string, tables []casetable.Table, ups
 	}
 	sr.Listeners, sr.Clusters = listeners, clusters
 	b.Admin.Address = realEnvoyAddress("127.0.0.1", 0)
-	out, err := protojson.Marshal(&b)
+	out, err := protojson.Marshal(b)
 	if err != nil {
 		t.Fatal(err)
 	}

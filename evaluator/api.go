@@ -57,6 +57,19 @@ const (
 	UpstreamKeep  UpstreamCORS = "keep"  // left as they are
 )
 
+// VaryMode says which responses of a bucket with CORS rules carry S3's Vary.
+type VaryMode string
+
+const (
+	// VaryS3 (default): as S3, only a response a rule decorated carries Vary, so a response
+	// to a request without Origin, or from an origin no rule allows, carries none.
+	VaryS3 VaryMode = "s3"
+	// VaryAlways: every response of a bucket with CORS rules carries S3's three-name Vary
+	// (merged with the store's own), so no shared or browser cache serves one origin's copy
+	// to another. A deliberate departure from S3; preflight answers are unchanged.
+	VaryAlways VaryMode = "always"
+)
+
 // Addressing says how bucket and key are found in a request.
 type Addressing struct {
 	VirtualHostSuffixes []string // "<bucket>.<suffix>" hosts are virtual-hosted style
@@ -71,6 +84,7 @@ type Config struct {
 	UnlistedBuckets     Unlisted
 	Addressing          Addressing
 	UpstreamCORSHeaders UpstreamCORS
+	Vary                VaryMode
 }
 
 // Problem is one thing wrong with a configuration.
@@ -153,7 +167,9 @@ const (
 	// except Vary, which is merged with the upstream's (see MergeVary).
 	Decorate
 	// Forward: forward the request; the bucket is ours but no rule applies, so the response gets
-	// no CORS headers (upstream Access-Control-* removed if StripUpstream; Vary untouched).
+	// no CORS headers (upstream Access-Control-* removed if StripUpstream). Headers is empty,
+	// except under "vary": "always" for a bucket with CORS rules, where it is S3's Vary alone,
+	// to be merged with the upstream's as for Decorate.
 	Forward
 )
 
@@ -242,7 +258,7 @@ type Decision struct {
 	// Headers, for a Reply, are every header S3 sends, in S3's order, including Content-Type,
 	// Content-Length, Connection, x-amz-request-id and x-amz-id-2 (but not Date, Server or
 	// Transfer-Encoding, which the proxy owns). For Decorate they are the CORS headers to add
-	// to the upstream response, Vary included.
+	// to the upstream response, Vary included. For Forward, see Forward.
 	Headers []Header
 	// Body is the XML error body of a failed preflight, nil otherwise.
 	Body []byte
@@ -254,6 +270,19 @@ type Decision struct {
 	Ambiguity Ambiguity
 
 	scratch decisionScratch
+}
+
+// SetsHeaders reports whether the upstream's response gets Headers set, Vary merged with the
+// upstream's: a Decorate, or a Forward under "vary": "always".
+func (d *Decision) SetsHeaders() bool {
+	return d.Outcome == Decorate || d.Outcome == Forward && len(d.Headers) > 0
+}
+
+// EditsResponse reports whether the upstream's response is changed at all: headers set, or
+// the upstream's own Access-Control-* headers stripped. Otherwise an adapter need not look at
+// the response.
+func (d *Decision) EditsResponse() bool {
+	return d.SetsHeaders() || (d.Outcome == Decorate || d.Outcome == Forward) && d.StripUpstream
 }
 
 // RuleTrace says how one rule fared against a request, for `s3cors explain`.

@@ -1,6 +1,8 @@
 package evaluator_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -62,20 +64,22 @@ func Simulate(pol *evaluator.Policy, d *evaluator.Decision, c casetable.Case) ca
 	if d.Outcome == evaluator.PassThrough {
 		return resp
 	}
+	// Decorate sets its headers; a Forward sets them too when it has any ("vary": "always").
+	edit := d.SetsHeaders()
 	var vary []string
 	kept := resp.Headers[:0:0]
 	for _, h := range resp.Headers {
 		switch {
 		case d.StripUpstream && evaluator.IsCORSHeader(h[0]):
-		case d.Outcome == evaluator.Decorate && strings.EqualFold(h[0], "Vary"):
+		case edit && strings.EqualFold(h[0], "Vary"):
 			vary = append(vary, h[1])
-		case d.Outcome == evaluator.Decorate && hasName(d.Headers, h[0]):
+		case edit && hasName(d.Headers, h[0]):
 		default:
 			kept = append(kept, h)
 		}
 	}
 	resp.Headers = kept
-	if d.Outcome == evaluator.Decorate {
+	if edit {
 		for _, h := range d.Headers {
 			v := h.Value
 			if h.Name == evaluator.HeaderVary {
@@ -94,4 +98,63 @@ func hasName(hs []evaluator.Header, name string) bool {
 		}
 	}
 	return false
+}
+
+// TestVaryAlwaysOnEveryTable runs every shared case again with "vary": "always" and holds the
+// difference to exactly the option's: a forwarded response of a bucket with CORS rules that
+// no rule decorates gets S3's Vary alone; every other decision is the same, byte for byte.
+func TestVaryAlwaysOnEveryTable(t *testing.T) {
+	tables, err := casetable.LoadDir(filepath.Join("..", "testdata", "cases"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	varied := 0
+	for _, tb := range tables {
+		var cfg map[string]json.RawMessage
+		if err := json.Unmarshal(tb.Config, &cfg); err != nil {
+			t.Fatalf("%s: %v", tb.File, err)
+		}
+		if _, ok := cfg["vary"]; ok {
+			continue
+		}
+		s3, err := evaluator.Load(tb.Config)
+		if err != nil {
+			t.Fatalf("%s: %v", tb.File, err)
+		}
+		cfg["vary"] = json.RawMessage(`"always"`)
+		doc, _ := json.Marshal(cfg)
+		always, err := evaluator.Load(doc)
+		if err != nil {
+			t.Fatalf("%s with vary always: %v", tb.File, err)
+		}
+		for _, c := range tb.Cases {
+			var want, got evaluator.Decision
+			s3.Evaluate(RequestOf(c.Request), &want)
+			always.Evaluate(RequestOf(c.Request), &got)
+			wantHeaders := want.Headers
+			if want.Outcome == evaluator.Forward && hasRules(s3.Config(), want.Bucket) {
+				wantHeaders = []evaluator.Header{{Name: evaluator.HeaderVary, Value: evaluator.VaryValue}}
+				varied++
+			}
+			if got.Outcome != want.Outcome || got.Reason != want.Reason || got.Bucket != want.Bucket ||
+				got.Rule != want.Rule || got.Status != want.Status || got.StripUpstream != want.StripUpstream ||
+				string(got.Body) != string(want.Body) && want.Outcome != evaluator.Reply ||
+				fmt.Sprint(got.Headers) != fmt.Sprint(wantHeaders) && want.Outcome != evaluator.Reply {
+				t.Errorf("%s: %s: with vary always got %v %v %q %v, want %v %v %q %v", filepath.Base(tb.File), c.Name,
+					got.Outcome, got.Reason, got.Bucket, got.Headers, want.Outcome, want.Reason, want.Bucket, wantHeaders)
+			}
+		}
+	}
+	if varied == 0 {
+		t.Fatal("no case of the shared tables is a forwarded response of a bucket with rules")
+	}
+}
+
+// hasRules reports whether bucket's responses are governed by CORS rules: its own, or the
+// default's when it is not listed.
+func hasRules(cfg *evaluator.Config, bucket string) bool {
+	if b, ok := cfg.Buckets[bucket]; ok {
+		return b.Form != evaluator.FormNone
+	}
+	return cfg.Default != nil && cfg.Default.Form != evaluator.FormNone
 }

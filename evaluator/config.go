@@ -8,7 +8,7 @@ import (
 )
 
 var (
-	topKeys        = []string{"buckets", "default", "unlistedBuckets", "addressing", "upstreamCORSHeaders"}
+	topKeys        = []string{"buckets", "default", "unlistedBuckets", "addressing", "upstreamCORSHeaders", "vary"}
 	addressingKeys = []string{"virtualHostSuffixes", "pathStyle"}
 	bucketKeys     = []string{"CORSRules"}
 	ruleKeys       = []string{"ID", "AllowedOrigins", "AllowedMethods", "AllowedHeaders", "ExposeHeaders", "MaxAgeSeconds"}
@@ -20,7 +20,7 @@ var (
 // keys are errors; each bucket's rules are validated as PutBucketCors would validate them.
 //
 // Defaults: unlistedBuckets "not-enabled", addressing.pathStyle true, upstreamCORSHeaders
-// "strip".
+// "strip", vary "s3".
 func ParseConfig(data []byte) (*Config, error) {
 	return parseConfig(data, true)
 }
@@ -48,6 +48,7 @@ func parseConfig(data []byte, stream bool) (*Config, error) {
 		UnlistedBuckets:     UnlistedNotEnabled,
 		Addressing:          Addressing{PathStyle: true},
 		UpstreamCORSHeaders: UpstreamStrip,
+		Vary:                VaryS3,
 	}
 	// The buckets' problems, kept apart while the document is read and put in their place,
 	// document order, when the loop below comes to "buckets".
@@ -102,6 +103,10 @@ func parseConfig(data []byte, stream bool) (*Config, error) {
 		case "upstreamCORSHeaders":
 			if s, ok := jsonEnum(&ps, path, m.val, string(UpstreamStrip), string(UpstreamKeep)); ok {
 				cfg.UpstreamCORSHeaders = UpstreamCORS(s)
+			}
+		case "vary":
+			if s, ok := jsonEnum(&ps, path, m.val, string(VaryS3), string(VaryAlways)); ok {
+				cfg.Vary = VaryMode(s)
 			}
 		default:
 			ps.config(path, "unknown key "+strconv.Quote(m.key)+suggest(m.key, topKeys))

@@ -107,6 +107,11 @@ func (p *Policy) Evaluate(r *Request, d *Decision) {
 		return
 	}
 	d.Outcome, d.StripUpstream = Forward, p.strip
+	if p.vary && bp.state == bucketRules {
+		// "vary": "always": whatever the origin, the response varies by it (set before the
+		// match, which replaces Headers when a rule decorates).
+		d.Headers = varyOnly
+	}
 	switch {
 	case !hasOrigin:
 		d.Reason = ReasonActualNoOrigin
@@ -149,6 +154,9 @@ func (p *Policy) ambiguous(r *Request, d *Decision, a Ambiguity, object bool) {
 	d.Outcome, d.Reason = Reply, ReasonAmbiguous
 	replyError(d, rand.Uint64(), &errNotAllowed, method, object)
 }
+
+// varyOnly is what a Forward response of a bucket with rules gets under "vary": "always".
+var varyOnly = []Header{{Name: HeaderVary, Value: VaryValue}}
 
 // decorateHeaders returns the CORS headers of a decorated response: cr's template, with the
 // echoed origin in s.headers, or the template itself (shared, as Headers may be) when the

@@ -86,9 +86,16 @@ func (p *Policy) refEvaluate(r *Request, d *refDecision, seed uint64) {
 		return
 	}
 	d.Outcome, d.StripUpstream = Forward, p.strip
+	// "vary": "always": a response of a bucket with rules that no rule decorates still varies.
+	undecorated := func(reason Reason) {
+		d.Reason = reason
+		if p.vary && bp.state == bucketRules {
+			d.Headers = append(s.headers[:0], Header{Name: "Vary", Value: VaryValue})
+		}
+	}
 	switch {
 	case !hasOrigin:
-		d.Reason = ReasonActualNoOrigin
+		undecorated(ReasonActualNoOrigin)
 		return
 	case bp.state != bucketRules:
 		d.Reason = ReasonActualNoMatch
@@ -101,7 +108,7 @@ func (p *Policy) refEvaluate(r *Request, d *refDecision, seed uint64) {
 	refParseACRH(r, s)
 	i := bp.refMatch(r.Origin, method, s)
 	if i < 0 {
-		d.Reason = ReasonActualNoMatch
+		undecorated(ReasonActualNoMatch)
 		return
 	}
 	d.Outcome, d.Reason, d.Rule = Decorate, ReasonAllowed, i

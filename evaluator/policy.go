@@ -22,6 +22,7 @@ type Policy struct {
 	suffixes []string        // virtual-host suffixes, lower case, longest first
 	path     bool            // path-style addressing
 	strip    bool            // strip upstream Access-Control-* headers
+	vary     bool            // "vary": "always": Forward responses of buckets with rules get Vary
 	fixed    [][]Header      // the distinct fixed header sets (FixedHeaders)
 }
 
@@ -167,8 +168,9 @@ type compiledRule struct {
 
 // Compile turns a configuration into a Policy, validating it first exactly as ParseConfig
 // does (a Config may be built in code). Zero values take the documented defaults:
-// UnlistedBuckets "" is "not-enabled", UpstreamCORSHeaders "" is "strip". Addressing is taken
-// as given: the zero Addressing has path style off and no suffixes, which is an error.
+// UnlistedBuckets "" is "not-enabled", UpstreamCORSHeaders "" is "strip", Vary "" is "s3".
+// Addressing is taken as given: the zero Addressing has path style off and no suffixes, which
+// is an error.
 func Compile(cfg *Config) (*Policy, error) {
 	if cfg == nil {
 		return nil, errors.New("evaluator: nil configuration")
@@ -265,6 +267,11 @@ func checkConfig(cfg *Config) error {
 	default:
 		ps.config("upstreamCORSHeaders", strconv.Quote(string(cfg.UpstreamCORSHeaders))+` is not one of "strip", "keep"`)
 	}
+	switch cfg.Vary {
+	case "", VaryS3, VaryAlways:
+	default:
+		ps.config("vary", strconv.Quote(string(cfg.Vary))+` is not one of "s3", "always"`)
+	}
 	for i, s := range cfg.Addressing.VirtualHostSuffixes {
 		if msg := checkSuffix(s); msg != "" {
 			ps.config(index("addressing.virtualHostSuffixes", i), msg)
@@ -292,6 +299,7 @@ func compile(cfg *Config) *Policy {
 		buckets: make(map[string]*bucketPolicy, len(cfg.Buckets)),
 		path:    cfg.Addressing.PathStyle,
 		strip:   cfg.UpstreamCORSHeaders != UpstreamKeep,
+		vary:    cfg.Vary == VaryAlways,
 	}
 	// Equal header values share memory across rules and buckets: 100,000 buckets with the
 	// same rules hold one "GET, PUT".

@@ -134,7 +134,7 @@ func FuzzRequest(f *testing.F) {
 		if d.Outcome == evaluator.Reply || first.GetRequestHeaders() == nil {
 			t.Fatalf("outcome %s answered %v", outcomeNames[d.Outcome], first)
 		}
-		wantsResponse := d.Outcome == evaluator.Decorate || d.Outcome == evaluator.Forward && d.StripUpstream
+		wantsResponse := d.EditsResponse()
 		if (first.GetModeOverride() == nil) != wantsResponse || (len(st.sent) == 2) != wantsResponse {
 			t.Fatalf("outcome %s strip %v: mode_override %v, %d answers", outcomeNames[d.Outcome], d.StripUpstream, first.GetModeOverride(), len(st.sent))
 		}

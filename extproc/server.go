@@ -334,10 +334,10 @@ func (s *Server) requestHeaders(ctx context.Context, st *stream, hs []header) (d
 	case d.Outcome == evaluator.Reply:
 		st.immediateResponse()
 		return true, nil
-	case d.Outcome == evaluator.Decorate, d.Outcome == evaluator.Forward && d.StripUpstream:
+	case d.EditsResponse():
 		st.out.setStatic(answerContinue)
 		return false, nil
-	default: // PassThrough, or Forward keeping the upstream's own CORS headers
+	default: // PassThrough, or a Forward that keeps the upstream's own CORS headers and sets none
 		st.out.setStatic(answerContinueSkip)
 		return true, nil
 	}
@@ -561,10 +561,11 @@ func (st *stream) immediateResponse() {
 }
 
 // responseHeaders puts in st.out the mutation of the upstream's response headers hs for a
-// Decorate, or a Forward that strips the upstream's own CORS headers.
+// Decorate, or a Forward that strips the upstream's own CORS headers or sets S3's Vary
+// ("vary": "always").
 func (st *stream) responseHeaders(hs []header) {
 	d := &st.dec
-	decorate := d.Outcome == evaluator.Decorate
+	decorate := d.SetsHeaders()
 	remove, vary := st.remove[:0], st.vary[:0]
 	var low [64]byte
 	for _, u := range hs {

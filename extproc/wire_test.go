@@ -60,7 +60,7 @@ func headerValue(h *corev3.HeaderValue) string {
 
 // typedResponseHeaders is the answer to the upstream's response headers h as messages.
 func typedResponseHeaders(d *evaluator.Decision, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
-	decorate := d.Outcome == evaluator.Decorate
+	decorate := d.SetsHeaders()
 	var remove, vary []string
 	for _, u := range h.GetHeaders().GetHeaders() {
 		key := u.GetKey()

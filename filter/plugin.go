@@ -69,7 +69,7 @@ const (
 	streamPass                        // not ours: touch nothing
 	streamReplied                     // answered locally: the response is our own reply
 	streamDecorate                    // strip (maybe), add S3's headers, merge Vary
-	streamForward                     // strip (maybe), add nothing
+	streamForward                     // strip (maybe), merge Vary under "vary": "always"
 )
 
 // stream is what the response side of a stream needs from its request side. Records are
@@ -174,8 +174,8 @@ func summary(cfg *evaluator.Config, hash string) string {
 	if cfg.Default != nil {
 		def = strconv.Itoa(len(cfg.Default.Rules)) + " " + plural(len(cfg.Default.Rules), "rule", "rules")
 	}
-	return fmt.Sprintf("s3cors: configuration accepted: %d %s, default: %s, unlistedBuckets: %q, upstreamCORSHeaders: %q, hash: %s",
-		len(cfg.Buckets), plural(len(cfg.Buckets), "bucket", "buckets"), def, cfg.UnlistedBuckets, cfg.UpstreamCORSHeaders, hash)
+	return fmt.Sprintf("s3cors: configuration accepted: %d %s, default: %s, unlistedBuckets: %q, upstreamCORSHeaders: %q, vary: %q, hash: %s",
+		len(cfg.Buckets), plural(len(cfg.Buckets), "bucket", "buckets"), def, cfg.UnlistedBuckets, cfg.UpstreamCORSHeaders, cfg.Vary, hash)
 }
 
 func plural(n int, one, many string) string {
@@ -245,6 +245,7 @@ func (p *Plugin) OnRequestHeaders(ctx, _ uint32, _ bool) abi.Action {
 	case evaluator.Forward:
 		s.state = streamForward
 		s.strip = d.StripUpstream
+		s.keep(d.Headers) // S3's Vary under "vary": "always", nothing otherwise
 		r.metrics.incReason(p.host, d.Reason)
 	default:
 		s.state = streamPass
@@ -352,7 +353,7 @@ func (p *Plugin) OnResponseHeaders(ctx, _ uint32, _ bool) abi.Action {
 	switch s.state {
 	case streamDecorate:
 	case streamForward:
-		if !s.strip {
+		if !s.strip && s.vary == "" {
 			return abi.Continue
 		}
 	default:
@@ -371,7 +372,7 @@ func (p *Plugin) OnResponseHeaders(ctx, _ uint32, _ bool) abi.Action {
 		if s.strip && evaluator.IsCORSHeader(h.Name) && !contains(removed, h.Name) {
 			removed = append(removed, h.Name)
 		}
-		if s.state == streamDecorate && strings.EqualFold(h.Name, "vary") {
+		if s.vary != "" && strings.EqualFold(h.Name, "vary") {
 			vary = append(vary, h.Value)
 		}
 	}
@@ -382,25 +383,26 @@ func (p *Plugin) OnResponseHeaders(ctx, _ uint32, _ bool) abi.Action {
 			failed = err
 		}
 	}
+	// Replace, not add: under "keep" the upstream may carry the same header, and two
+	// Access-Control-Allow-Origin values make the browser fail the request. A Forward has
+	// none of these, only, under "vary": "always", S3's Vary.
+	for _, h := range s.headers {
+		if err := p.host.ReplaceHeader(abi.ResponseHeaders, h.Name, h.Value); err != nil && failed == nil {
+			failed = err
+		}
+	}
+	if s.vary != "" {
+		var err error
+		if len(vary) == 0 {
+			err = p.host.AddHeader(abi.ResponseHeaders, "vary", s.vary)
+		} else {
+			err = p.host.ReplaceHeader(abi.ResponseHeaders, "vary", evaluator.MergeVary(vary))
+		}
+		if err != nil && failed == nil {
+			failed = err
+		}
+	}
 	if s.state == streamDecorate {
-		// Replace, not add: under "keep" the upstream may carry the same header, and two
-		// Access-Control-Allow-Origin values make the browser fail the request.
-		for _, h := range s.headers {
-			if err := p.host.ReplaceHeader(abi.ResponseHeaders, h.Name, h.Value); err != nil && failed == nil {
-				failed = err
-			}
-		}
-		if s.vary != "" {
-			var err error
-			if len(vary) == 0 {
-				err = p.host.AddHeader(abi.ResponseHeaders, "vary", s.vary)
-			} else {
-				err = p.host.ReplaceHeader(abi.ResponseHeaders, "vary", evaluator.MergeVary(vary))
-			}
-			if err != nil && failed == nil {
-				failed = err
-			}
-		}
 		r.metrics.inc(p.host, metricActualDecorated)
 	}
 	if failed != nil {

@@ -271,7 +271,7 @@ func TestConfigurationWithWhitespace(t *testing.T) {
 	}
 	// The hash is of the bytes as Envoy handed them over, whitespace included, in the
 	// ext_proc server's format (s3cors_config_info{hash="sha256:..."}).
-	want := `info: s3cors: configuration accepted: 1 bucket, default: none, unlistedBuckets: "not-enabled", upstreamCORSHeaders: "strip", hash: ` + sha256Hex(config) + "\n"
+	want := `info: s3cors: configuration accepted: 1 bucket, default: none, unlistedBuckets: "not-enabled", upstreamCORSHeaders: "strip", vary: "s3", hash: ` + sha256Hex(config) + "\n"
 	if logs := logText(vm.Host().Logs()); !strings.Contains(logs, want) {
 		t.Errorf("logs lack %q:\n%s", want, logs)
 	}

@@ -116,7 +116,7 @@ const (
 
 // The fixed values of an error reply, as slices with len == cap, so that an append by anyone
 // copies instead of writing into them.
-var constants = [][]string{{"application/xml"}, {"close"}}
+var constants = [][]string{{"application/xml"}, {"close"}, {evaluator.VaryValue}}
 
 // constant returns the slice of constants holding v, or nil.
 func constant(v string) []string {
@@ -163,8 +163,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case d.Outcome == evaluator.Reply:
 		x.reply(w, origin, st)
 		h.m.pool.Put(x)
-	case d.Outcome == evaluator.PassThrough,
-		d.Outcome == evaluator.Forward && !d.StripUpstream:
+	case !d.EditsResponse():
 		// Nothing to change in the response: the exchange can serve another request while
 		// next runs, however long that takes.
 		h.m.pool.Put(x)

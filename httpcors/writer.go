@@ -12,8 +12,8 @@ import (
 
 // writer fixes up the wrapped handler's response headers the moment they are committed
 // (WriteHeader, the first Write, Flush or ReadFrom): upstream Access-Control-* headers go
-// when the Decision says StripUpstream, and for Decorate S3's headers are set and Vary is
-// merged. Unwrap lets http.ResponseController reach the underlying writer's features.
+// when the Decision says StripUpstream, and S3's headers (a Decorate's, or a Forward's Vary
+// under "vary": "always") are set, Vary merged. Unwrap lets http.ResponseController reach the underlying writer's features.
 type writer struct {
 	http.ResponseWriter
 	d       *evaluator.Decision
@@ -42,7 +42,7 @@ func (w *writer) apply() {
 	if len(h) > 0 {
 		up = w.fixUpstream(h)
 	}
-	if w.d.Outcome != evaluator.Decorate {
+	if !w.d.SetsHeaders() {
 		return
 	}
 	if n := w.d.HeaderSet; n >= 0 {
@@ -58,22 +58,25 @@ func (w *writer) apply() {
 		return
 	}
 	// A Decorate decision always has a rule, and so a fixed set (evaluator's TestFixedHeaders);
-	// should that ever change, its headers are copied as they are.
+	// a Forward's only header is S3's Vary, a constant. Anything else is copied as it is.
 	for _, hd := range w.d.Headers {
-		v := hd.Value
-		if hd.Name == evaluator.HeaderVary && len(up) > 0 {
-			v = evaluator.MergeVary(up)
+		switch c := constant(hd.Value); {
+		case hd.Name == evaluator.HeaderVary && len(up) > 0:
+			h[hd.Name] = []string{evaluator.MergeVary(up)}
+		case c != nil:
+			h[hd.Name] = c
+		default:
+			h[hd.Name] = []string{strings.Clone(hd.Value)}
 		}
-		h[hd.Name] = []string{strings.Clone(v)}
 	}
 }
 
 // fixUpstream edits the upstream's headers in a single pass: its Access-Control-* headers go
-// when StripUpstream, and for Decorate any spelling of a name S3 sets other than the
-// canonical one goes too (it would make a second line); a non-canonical Vary is folded into
-// Vary. It returns the upstream's Vary values.
+// when StripUpstream, and when S3's headers are to be set any spelling of a name S3 sets
+// other than the canonical one goes too (it would make a second line); a non-canonical Vary
+// is folded into Vary. It returns the upstream's Vary values.
 func (w *writer) fixUpstream(h http.Header) []string {
-	decorate := w.d.Outcome == evaluator.Decorate
+	decorate := w.d.SetsHeaders()
 	for k, vs := range h {
 		switch {
 		case w.d.StripUpstream && evaluator.IsCORSHeader(k):

@@ -52,10 +52,10 @@ func golden(t *testing.T, name string, args []string, r result) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run `go test ./cmd/s3cors -run %s -update` to create it)", err, t.Name())
+		t.Fatalf("%v (run make generate to create it; %s)", err, t.Name())
 	}
 	if got != string(want) {
-		t.Errorf("output differs from %s (rerun with -update if the change is intended)\n--- got\n%s\n--- want\n%s", path, got, want)
+		t.Errorf("output differs from %s (run make generate if the change is intended)\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }
 
@@ -83,6 +83,7 @@ func TestValidate(t *testing.T) {
 	runGolden(t, []goldenCase{
 		{"validate-config", []string{"validate", in("config.json")}, 0},
 		{"validate-yaml", []string{"validate", in("config.yaml")}, 0},
+		{"validate-vary-always", []string{"validate", in("vary-always.json")}, 0},
 		{"validate-bucket-forms", []string{"validate", in("cors.xml"), in("cors-aws.json"), in("cors-console.json")}, 0},
 		{"validate-demo", []string{"validate", "../../testdata/demo/config.json"}, 0},
 		{"validate-bad-method", []string{"validate", in("bad-method.json")}, 1},
@@ -130,6 +131,8 @@ func TestExplain(t *testing.T) {
 			"--method", "GET"}, 0},
 		{"explain-json", []string{"explain", "--config", cfg, "--bucket", "website", "--key", "a.txt", "--format", "json",
 			"--method", "OPTIONS", "--origin", "https://www.example.com", "--request-method", "PUT", "--request-headers", "x-custom"}, 0},
+		{"explain-vary-always", []string{"explain", "--config", filepath.Join("testdata", "in", "vary-always.json"), "--bucket", "photos", "--key", "cat.jpg", "--method", "GET"}, 0},
+		{"explain-vary-always-allowed", []string{"explain", "--config", filepath.Join("testdata", "in", "vary-always.json"), "--bucket", "photos", "--key", "cat.jpg", "--method", "GET", "--origin", "https://www.example.com"}, 0},
 		{"explain-no-method", []string{"explain", "--config", cfg, "--bucket", "website"}, 2},
 		{"explain-url-and-bucket", []string{"explain", "--config", cfg, "--bucket", "website", "--url", "http://x/y", "--method", "GET"}, 2},
 		{"explain-bad-config", []string{"explain", "--config", filepath.Join("testdata", "in", "bad-method.json"), "--bucket", "website", "--method", "GET"}, 1},

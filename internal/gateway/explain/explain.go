@@ -313,6 +313,9 @@ func Run(pol *evaluator.Policy, r *evaluator.Request) *Report {
 		rep.Allowed = true
 	case evaluator.Forward:
 		rep.Response.Note = "forwarded to the store; its answer gets no CORS headers, so a browser hides it from a cross-origin page"
+		if d.SetsHeaders() {
+			rep.Response.Note = `forwarded to the store; its answer gets no CORS headers, so a browser hides it from a cross-origin page, but it gets S3's Vary ("vary": "always", unlike S3), so no cache serves it to another origin`
+		}
 	case evaluator.PassThrough:
 		rep.Response.Note = "passed through untouched: s3cors does not handle this request"
 	}
