@@ -334,6 +334,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("demo page", func(t *testing.T) { browserDemoPage(t, browser) })
+	t.Run("bucket attribution", func(t *testing.T) { browserAttribution(t, browser) })
 }
 
 // browserDemoPage opens the demo page of `s3cors serve --demo-listen` against a gateway with

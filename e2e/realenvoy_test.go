@@ -187,17 +187,24 @@ func realEnvoyBootstrap(t *testing.T, file string, tables []casetable.Table, ups
 	if err != nil {
 		t.Fatal(err)
 	}
+	return realEnvoyBootstrapFrom(t, "envoy/"+file, data, tables, upstream, module, servers)
+}
+
+// realEnvoyBootstrapFrom is realEnvoyBootstrap for the Envoy YAML data, named file in errors
+// (a file of envoy/, or one `s3cors manifest` generated for another configuration).
+func realEnvoyBootstrapFrom(t *testing.T, file string, data []byte, tables []casetable.Table, upstream, module string, servers []string) []byte {
+	t.Helper()
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b bootstrapv3.Bootstrap
 	if err := protojson.Unmarshal(js, &b); err != nil {
-		t.Fatalf("envoy/%s: %v", file, err)
+		t.Fatalf("%s: %v", file, err)
 	}
 	sr := b.GetStaticResources()
 	if len(sr.GetListeners()) != 1 {
-		t.Fatalf("envoy/%s: %d listeners, want 1", file, len(sr.GetListeners()))
+		t.Fatalf("%s: %d listeners, want 1", file, len(sr.GetListeners()))
 	}
 	tmpl := sr.GetListeners()[0]
 	var extprocTmpl *clusterv3.Cluster
@@ -225,7 +232,7 @@ func realEnvoyBootstrap(t *testing.T, file string, tables []casetable.Table, ups
 		case module != "":
 			var w httpwasmv3.Wasm
 			if err := f.GetTypedConfig().UnmarshalTo(&w); err != nil {
-				t.Fatalf("envoy/%s: first HTTP filter: %v", file, err)
+				t.Fatalf("%s: first HTTP filter: %v", file, err)
 			}
 			cfg, err := anypb.New(wrapperspb.String(string(tb.Config)))
 			if err != nil {
@@ -239,11 +246,11 @@ func realEnvoyBootstrap(t *testing.T, file string, tables []casetable.Table, ups
 			f.ConfigType = &hcmv3.HttpFilter_TypedConfig{TypedConfig: realEnvoyAny(t, &w)}
 		default:
 			if extprocTmpl == nil || i >= len(servers) {
-				t.Fatalf("envoy/%s: no s3cors_extproc cluster, or no server for table %d", file, i)
+				t.Fatalf("%s: no s3cors_extproc cluster, or no server for table %d", file, i)
 			}
 			var ep extprocfilterv3.ExternalProcessor
 			if err := f.GetTypedConfig().UnmarshalTo(&ep); err != nil {
-				t.Fatalf("envoy/%s: first HTTP filter: %v", file, err)
+				t.Fatalf("%s: first HTTP filter: %v", file, err)
 			}
 			c := proto.Clone(extprocTmpl).(*clusterv3.Cluster)
 			c.Name = fmt.Sprintf("s3cors_extproc_%d", i)
