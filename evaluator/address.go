@@ -13,67 +13,67 @@ import (
 //
 // The bucket segment and the key are percent-decoded after the path is split at the first
 // "/", so "%2F" inside the key is part of the key and "%2F" in the first segment does not
-// split it (such a bucket name is rejected). The query string is ignored.
+// split it (such a bucket name is rejected, and the request is ambiguous: attribution.go).
+// The query string is ignored.
 //
-// Returned strings may point into s (see Decision); bp is the bucket's policy when listed.
-func (p *Policy) locate(r *Request, s *decisionScratch) (bucket, key string, bp *bucketPolicy, ok bool) {
-	path := r.Path
+// Returned strings may point into s (see Decision), which locate only appends to; bp is the
+// bucket's policy when listed; vhost says the bucket came from the host.
+func (p *Policy) locate(authority, path string, s *decisionScratch) (bucket, key string, bp *bucketPolicy, vhost, ok bool) {
 	if path == "" || path[0] != '/' {
-		return "", "", nil, false
+		return "", "", nil, false, false
 	}
 	// One pass over the target finds the query or fragment, the bucket segment's end and
 	// whether anything is percent-encoded, instead of one IndexByte for each.
 	end, slash, pct := scanTarget(path)
 	path = path[:end]
-	s.addr = s.addr[:0]
 	if len(p.suffixes) > 0 {
-		if name, ok := p.virtualHost(r.Authority, s); ok {
+		if name, ok := p.virtualHost(authority, s); ok {
 			key := path[1:]
 			if pct >= 0 {
 				if key, ok = p.decode(s, key); !ok {
-					return "", "", nil, false
+					return "", "", nil, true, false
 				}
 			}
 			if bp := p.lookup(name); bp != nil {
-				return bp.name, key, bp, true
+				return bp.name, key, bp, true, true
 			}
-			return name, key, nil, true
+			return name, key, nil, true, true
 		}
 	}
 	if !p.path {
-		return "", "", nil, false
+		return "", "", nil, false, false
 	}
 	seg, key := path[1:], ""
 	if slash >= 0 {
 		seg, key = path[1:slash], path[slash+1:]
 	}
 	if seg == "" {
-		return "", "", nil, false
+		return "", "", nil, false, false
 	}
 	name := seg
 	if pct >= 0 {
 		if pct < slash || slash < 0 {
 			if name, ok = p.decode(s, seg); !ok || name == "" {
-				return "", "", nil, false
+				return "", "", nil, false, false
 			}
 		}
 		if slash >= 0 {
 			if key, ok = p.decode(s, key); !ok {
-				return "", "", nil, false
+				return "", "", nil, false, false
 			}
 		}
 	}
 	if bp := p.lookup(name); bp != nil {
 		if !bp.pathName {
-			return "", "", nil, false
+			return "", "", nil, false, false
 		}
 		// The configuration's own copy of the name outlives the scratch buffer.
-		return bp.name, key, bp, true
+		return bp.name, key, bp, false, true
 	}
 	if !isPathBucketName(name) {
-		return "", "", nil, false
+		return "", "", nil, false, false
 	}
-	return name, key, nil, true
+	return name, key, nil, false, true
 }
 
 // isPathBucketName reports whether a decoded path segment can name a bucket: no "/" (from
