@@ -659,9 +659,11 @@ func RedactURL(raw string) string {
 }
 
 // ProxyTo returns a handler that forwards requests to an S3-compatible endpoint unchanged:
-// same method, Host header, path (raw, as sent), query and headers, so that signed requests
-// stay valid. Only the scheme and address of the connection change. Failures to reach it are
-// answered 502 and logged to logger (nil discards them).
+// same method, Host header, request-target (path and query byte for byte, as received) and
+// headers, so that signed requests stay valid and the store serves what the filter evaluated.
+// Only the scheme and address of the connection change. Failures to reach it, and the rare
+// target Go's client cannot write unchanged ("//" followed by a byte it would escape, such as
+// '|'), are answered 502 and logged to logger (nil discards them).
 func ProxyTo(target *url.URL, logger *slog.Logger) (http.Handler, error) {
 	if target.Scheme != "http" && target.Scheme != "https" || target.Host == "" {
 		return nil, fmt.Errorf("gateway: upstream %q: want http://host[:port] or https://host[:port]", RedactURL(target.String()))
