@@ -30,6 +30,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/internal/casetable"
 	"github.com/s3cors/s3cors/internal/manifest"
@@ -113,6 +116,9 @@ type attrVariant struct {
 	// Want, for a legitimate request, is the rule set that must be granted ("alpha"), or
 	// "none" when nothing may be; "" for a hostile variant, where only the invariant holds.
 	Want string
+	// H2 sends the request as HTTP/2 without TLS (prior knowledge): Hosts[0] is :authority,
+	// the others are host header fields. Only Envoy's listeners speak it.
+	H2 bool
 }
 
 func attrVariants() []attrVariant {
@@ -189,14 +195,32 @@ func attrVariants() []attrVariant {
 	return vs
 }
 
+// attrH2Variants are HTTP/2 requests whose :authority and host header field disagree.
+func attrH2Variants() []attrVariant {
+	return []attrVariant{
+		{Name: "h2 control", H2: true, Hosts: []string{"alpha.s3.local"}, Target: "/k", Want: "alpha"},
+		{Name: "h2 authority vs host", H2: true, Hosts: []string{"alpha.s3.local", "beta.s3.local"}, Target: "/k"},
+		{Name: "h2 authority vs host", H2: true, Hosts: []string{"beta.s3.local", "alpha.s3.local"}, Target: "/k"},
+		{Name: "h2 authority vs host", H2: true, Hosts: []string{attrPathHost, "beta.s3.local"}, Target: "/alpha/k"},
+		{Name: "h2 authority vs host", H2: true, Hosts: []string{"beta.s3.local.evil.example", attrPathHost}, Target: "/alpha/k"},
+		{Name: "h2 two hosts", H2: true, Hosts: []string{"alpha.s3.local", "alpha.s3.local", "beta.s3.local"}, Target: "/k"},
+	}
+}
+
 func (v attrVariant) String() string {
 	var b strings.Builder
 	b.WriteString(v.Name + ": ")
 	for i, h := range v.Hosts {
-		if i > 0 {
-			b.WriteString(" + ")
+		switch {
+		case v.H2 && i == 0:
+			b.WriteString(":authority " + h)
+		case v.H2:
+			b.WriteString(" + host " + h)
+		case i > 0:
+			b.WriteString(" + Host " + h)
+		default:
+			b.WriteString("Host " + h)
 		}
-		b.WriteString("Host " + h)
 	}
 	b.WriteString(" " + v.Target)
 	for _, h := range v.Headers {
@@ -251,21 +275,105 @@ func attrSend(addr string, raw []byte, preflight bool) attrResponse {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	r := attrResponse{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Amz-Request-Id"), Body: string(body), Server: resp.Header.Get("Server")}
-	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+	return attrResponseOf(resp.StatusCode, resp.Header, body, preflight)
+}
+
+func attrResponseOf(status int, h http.Header, body []byte, preflight bool) attrResponse {
+	r := attrResponse{Status: status, RequestID: h.Get("X-Amz-Request-Id"), Body: string(body), Server: h.Get("Server")}
+	if h.Get("Access-Control-Allow-Origin") != "" {
 		r.GrantedBy = "store"
 		switch {
-		case preflight && resp.Header.Get("Access-Control-Max-Age") == attrAlphaMaxAge:
+		case preflight && h.Get("Access-Control-Max-Age") == attrAlphaMaxAge:
 			r.GrantedBy = "alpha"
-		case preflight && resp.Header.Get("Access-Control-Max-Age") == attrDefaultMaxAge:
+		case preflight && h.Get("Access-Control-Max-Age") == attrDefaultMaxAge:
 			r.GrantedBy = "default"
-		case strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "x-amz-meta-rules-alpha"):
+		case strings.Contains(h.Get("Access-Control-Expose-Headers"), "x-amz-meta-rules-alpha"):
 			r.GrantedBy = "alpha"
-		case strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "x-amz-meta-rules-default"):
+		case strings.Contains(h.Get("Access-Control-Expose-Headers"), "x-amz-meta-rules-default"):
 			r.GrantedBy = "default"
 		}
 	}
 	return r
+}
+
+// attrSendH2 sends v as one HTTP/2 request over a new cleartext connection (prior knowledge),
+// with the header fields exactly as v names them: net/http's client would not send a host
+// field beside :authority.
+func attrSendH2(addr, method string, v attrVariant, preflight bool) attrResponse {
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return attrResponse{Err: err}
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		return attrResponse{Err: err}
+	}
+	fr := http2.NewFramer(conn, conn)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	fields := [][2]string{{":method", method}, {":scheme", "http"}, {":authority", v.Hosts[0]}, {":path", v.Target}}
+	for _, h := range v.Hosts[1:] {
+		fields = append(fields, [2]string{"host", h})
+	}
+	fields = append(fields, [2]string{"origin", attrOrigin}, [2]string{"user-agent", "s3cors-e2e"})
+	if preflight {
+		fields = append(fields, [2]string{"access-control-request-method", "GET"})
+	}
+	for _, h := range v.Headers {
+		fields = append(fields, [2]string{strings.ToLower(h[0]), h[1]})
+	}
+	for _, f := range fields {
+		if err := enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]}); err != nil {
+			return attrResponse{Err: err}
+		}
+	}
+	if err := fr.WriteSettings(); err != nil {
+		return attrResponse{Err: err}
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		return attrResponse{Err: err}
+	}
+	status, h, body := 0, http.Header{}, []byte(nil)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return attrResponse{Err: fmt.Errorf("http/2: %w", err)}
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		case *http2.MetaHeadersFrame:
+			if f.StreamID != 1 {
+				continue
+			}
+			for _, hf := range f.Fields {
+				if hf.Name == ":status" {
+					fmt.Sscan(hf.Value, &status)
+				} else {
+					h.Add(hf.Name, hf.Value)
+				}
+			}
+			if f.StreamEnded() {
+				return attrResponseOf(status, h, body, preflight)
+			}
+		case *http2.DataFrame:
+			if f.StreamID != 1 {
+				continue
+			}
+			body = append(body, f.Data()...)
+			if f.StreamEnded() {
+				return attrResponseOf(status, h, body, preflight)
+			}
+		case *http2.RSTStreamFrame:
+			return attrResponse{Err: fmt.Errorf("http/2: stream reset: %v", f.ErrCode)}
+		case *http2.GoAwayFrame:
+			return attrResponse{Err: fmt.Errorf("http/2: GOAWAY %v %q", f.ErrCode, f.DebugData())}
+		}
+	}
 }
 
 // attrOutcome is one variant through one surface with one configuration.
@@ -297,17 +405,22 @@ func attrEval(t *testing.T, pol *evaluator.Policy, v attrVariant) string {
 //
 // verbatim says the surface must forward an origin-form target byte for byte (serve; Envoy's
 // path handling is its connection manager's, chosen in the manifest).
-func attrRun(t *testing.T, addr string, tb casetable.Table, store *testenv.VersitygwServer, verbatim bool) []attrOutcome {
+func attrRun(t *testing.T, addr string, tb casetable.Table, store *testenv.VersitygwServer, verbatim bool, variants []attrVariant) []attrOutcome {
 	t.Helper()
 	pol, err := evaluator.Load(tb.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []attrOutcome
-	for _, v := range attrVariants() {
+	for _, v := range variants {
 		o := attrOutcome{Variant: v, Eval: attrEval(t, pol, v)}
-		o.Preflight = attrSend(addr, attrRequest(http.MethodOptions, v, true), true)
-		o.Get = attrSend(addr, attrRequest(http.MethodGet, v, false), false)
+		if v.H2 {
+			o.Preflight = attrSendH2(addr, http.MethodOptions, v, true)
+			o.Get = attrSendH2(addr, http.MethodGet, v, false)
+		} else {
+			o.Preflight = attrSend(addr, attrRequest(http.MethodOptions, v, true), true)
+			o.Get = attrSend(addr, attrRequest(http.MethodGet, v, false), false)
+		}
 		out = append(out, o)
 	}
 	// versitygw writes its access log line before it answers; one look after the run sees all.
@@ -344,7 +457,8 @@ func (o *attrOutcome) check(table string) {
 		resp attrResponse
 	}{{"preflight", o.Preflight}, {"GET", o.Get}} {
 		if r.resp.Err != nil {
-			o.Problems = append(o.Problems, fmt.Sprintf("%s: %v", r.name, r.resp.Err))
+			// No answer (the proxy closed the connection): nothing granted. A control that
+			// gets none fails below.
 			continue
 		}
 		store := o.Store
@@ -429,7 +543,9 @@ func (o attrOutcome) note() string {
 		name string
 		resp attrResponse
 	}{{"OPTIONS", o.Preflight}, {"GET", o.Get}} {
-		if r.resp.Err == nil && !r.resp.reached && r.resp.RequestID == "" {
+		if r.resp.Err != nil {
+			notes = append(notes, fmt.Sprintf("%s: no answer (%v)", r.name, r.resp.Err))
+		} else if !r.resp.reached && r.resp.RequestID == "" {
 			who := "proxy"
 			if r.resp.Server == "envoy" {
 				who = "envoy"
@@ -460,7 +576,8 @@ func TestAttribution(t *testing.T) {
 		for _, tb := range tables {
 			t.Run(tb.Name, func(t *testing.T) {
 				addr := startServeCLI(t, bin, module, tb.Config, "http://"+store.Addr)
-				attrReport(t, "serve", tb, attrRun(t, addr, tb, store, true))
+				attrReport(t, "serve", tb, attrRun(t, addr, tb, store, true, attrVariants()))
+				attrNoDisclosure(t, addr)
 			})
 		}
 	})
@@ -470,7 +587,7 @@ func TestAttribution(t *testing.T) {
 				boot := realEnvoyBootstrapFrom(t, "s3cors manifest --target envoy-wasm", attrManifest(t, manifest.EnvoyWasm, tables), tables, store.Addr, module, nil)
 				env := startRealEnvoy(t, e.Path, boot)
 				for i, tb := range tables {
-					attrReport(t, "envoy "+e.Version+" wasm", tb, attrRun(t, env.listeners[fmt.Sprintf("s3-%d", i)], tb, store, false))
+					attrReport(t, "envoy "+e.Version+" wasm", tb, attrRun(t, env.listeners[fmt.Sprintf("s3-%d", i)], tb, store, false, append(attrVariants(), attrH2Variants()...)))
 				}
 			})
 			t.Run("extproc", func(t *testing.T) {
@@ -481,7 +598,7 @@ func TestAttribution(t *testing.T) {
 				boot := realEnvoyBootstrapFrom(t, "s3cors manifest --target envoy-extproc", attrManifest(t, manifest.EnvoyExtProc, tables), tables, store.Addr, "", servers)
 				env := startRealEnvoy(t, e.Path, boot)
 				for i, tb := range tables {
-					attrReport(t, "envoy "+e.Version+" ext_proc", tb, attrRun(t, env.listeners[fmt.Sprintf("s3-%d", i)], tb, store, false))
+					attrReport(t, "envoy "+e.Version+" ext_proc", tb, attrRun(t, env.listeners[fmt.Sprintf("s3-%d", i)], tb, store, false, append(attrVariants(), attrH2Variants()...)))
 				}
 			})
 		})
@@ -564,4 +681,20 @@ func startServeCLI(t *testing.T, bin, module string, config []byte, upstream str
 		t.Fatalf("s3cors serve did not serve\n%s", logged())
 	}
 	return ""
+}
+
+// attrNoDisclosure: the S3 listener does not answer the gateway's debug endpoints, which
+// would show any bucket's rules to anyone (S3's GetBucketCors needs authorization).
+func attrNoDisclosure(t *testing.T, addr string) {
+	t.Helper()
+	for _, host := range []string{attrPathHost, "127.0.0.1"} {
+		v := attrVariant{Hosts: []string{host}, Target: "/debug/s3cors/explain?method=GET&url=http%3A%2F%2Fs3.local%2Falpha%2Fk&origin=https%3A%2F%2Fa.example"}
+		r := attrSend(addr, attrRequest(http.MethodGet, v, false), false)
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		if strings.Contains(r.Body, "x-amz-meta-rules-alpha") {
+			t.Errorf("GET %s (Host %s) on the S3 listener: %d, the body shows alpha's rules:\n%s", v.Target, host, r.Status, cut(r.Body, 400))
+		}
+	}
 }
