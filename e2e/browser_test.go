@@ -352,10 +352,11 @@ func browserDemoPage(t *testing.T, browser context.Context) {
 	if err := demo.Seed(store.Put, buckets); err != nil {
 		t.Fatal(err)
 	}
-	gw, _ := gwStart(t, []byte(cfg), store, func(o *gateway.Options) { o.DemoOrigin = pageOrigin })
+	gw, g := gwStart(t, []byte(cfg), store, func(o *gateway.Options) { o.DemoOrigin = pageOrigin })
+	debug := gwServeDebug(t, g)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- gateway.Serve(ctx, pageLn, demo.Handler("http://"+gw), time.Minute) }()
+	go func() { done <- gateway.Serve(ctx, pageLn, demo.Handler("http://"+gw, "http://"+debug), time.Minute) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	tab := browserTab(t, browser, pageOrigin+"/")

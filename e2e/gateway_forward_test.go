@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/s3cors/s3cors/internal/gateway"
 )
@@ -61,6 +63,39 @@ func TestGatewayForwardsTheTargetByteForByte(t *testing.T) {
 		}
 		if r := <-seen; r.RequestURI != tc.target || r.Host != tc.host {
 			t.Errorf("client sent %q Host %q; store saw %q Host %q", tc.target, tc.host, r.RequestURI, r.Host)
+		}
+	}
+}
+
+// gwServeDebug serves g's debug endpoints on a loopback listener of their own, as serve's
+// --debug-listen does, and returns its address; it is shut down when the test ends.
+func gwServeDebug(t testing.TB, g *gateway.Gateway) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gateway.Serve(ctx, ln, g.Debug(), time.Minute) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway.Serve (debug): %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// TestGatewayDebugEndpointsOffTheS3Listener: with the real filter, /debug/s3cors/* on the S3
+// listener reach the store like any other path (here the embedded store's bucket "debug",
+// which it does not hold), and no rule leaks there.
+func TestGatewayDebugEndpointsOffTheS3Listener(t *testing.T) {
+	addr, _ := gwStart(t, gwDemoConfig(t), gwStore(t, 0))
+	for _, path := range []string{"/debug/s3cors/stats", "/debug/s3cors/explain?method=GET&bucket=website&key=a"} {
+		code, body := httpGet(t, "http://"+addr+path)
+		if code != http.StatusNotFound || !strings.Contains(string(body), "<Code>NoSuchBucket</Code>") || strings.Contains(string(body), "AllowedOrigins") {
+			t.Errorf("GET %s on the S3 listener: %d %q, want the store's NoSuchBucket", path, code, body)
 		}
 	}
 }

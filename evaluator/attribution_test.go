@@ -1,6 +1,9 @@
 package evaluator_test
 
 import (
+	"net/url"
+	pathpkg "path"
+	"strings"
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
@@ -115,4 +118,119 @@ func TestAttributionKeepStillStrips(t *testing.T) {
 	if d.Outcome != evaluator.Reply || d.Status != 403 {
 		t.Errorf("ambiguous preflight under forward: %v %d, want a 403 reply", d.Outcome, d.Status)
 	}
+}
+
+// FuzzAttribution asserts "granted ⇒ attribution unambiguous": whenever a preflight is
+// allowed, every store reading modelled by storeBuckets, for every host the request offers
+// (the authority, a Host header, each X-Forwarded-Host value), serves the bucket whose rules
+// were granted, or no bucket at all. The models are written from the stores' behaviour, not
+// from attribution.go. A default rule set grants every bucket, so any disagreement shows.
+func FuzzAttribution(f *testing.F) {
+	for _, tb := range tableSeeds(f) {
+		for _, c := range tb.Cases {
+			fh, _ := c.Request.Joined("X-Forwarded-Host")
+			f.Add(c.Request.Authority, c.Request.Path, "", fh)
+		}
+	}
+	f.Add("beta.s3.local.evil.example", "/alpha/k", "", "")
+	f.Add("alpha.s3.local", "//beta.s3.local/k?x=://", "", "")
+	f.Add("s3.local", "/alpha/%2e%2e;x/beta/k", "beta.s3.local", "alpha.s3.local")
+	pol, err := evaluator.Load([]byte(`{"buckets": {"alpha": [{"AllowedOrigins": ["https://a.example"], "AllowedMethods": ["GET"]}]},
+	  "default": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}],
+	  "addressing": {"virtualHostSuffixes": ["s3.local", "eu.s3.local", "example.com"], "pathStyle": true}}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	suffixes := []string{"eu.s3.local", "example.com", "s3.local"} // longest first, as a store tries them
+	f.Fuzz(func(t *testing.T, authority, path, host, forwarded string) {
+		r := &evaluator.Request{Method: "OPTIONS", Authority: authority, Path: path,
+			Origin: "https://a.example", HasOrigin: true, RequestMethod: "GET", HasRequestMethod: true,
+			Host: host, HasHost: host != "", ForwardedHost: forwarded, HasForwardedHost: forwarded != ""}
+		var d evaluator.Decision
+		pol.Evaluate(r, &d)
+		if d.Reason != evaluator.ReasonAllowed {
+			if d.Status == 200 || len(d.Headers) > 0 && d.Outcome != evaluator.Reply {
+				t.Fatalf("%q %q: %v with status %d", authority, path, d.Reason, d.Status)
+			}
+			return
+		}
+		hosts := []string{authority}
+		if host != "" {
+			hosts = append(hosts, host)
+		}
+		if forwarded != "" {
+			for _, v := range strings.Split(forwarded, ",") {
+				hosts = append(hosts, strings.TrimSpace(v))
+			}
+		}
+		for _, h := range hosts {
+			for model, b := range storeBuckets(h, path, suffixes) {
+				if b != "" && b != d.Bucket {
+					t.Fatalf("host %q path %q (Host %q, X-Forwarded-Host %q): granted bucket %q's rules, but a store reading %s serves bucket %q",
+						authority, path, host, forwarded, d.Bucket, model, b)
+				}
+			}
+		}
+	})
+}
+
+// storeBuckets returns, for each modelled store, the bucket it serves for host and target,
+// "" for none (the service root, or a request it refuses).
+//
+//   - "anywhere" matches "."+suffix anywhere in the lower-cased host, port included, and takes
+//     what precedes as the bucket (versitygw); a target starting with "//" and holding "://"
+//     is read as "//host/path" (fasthttp); otherwise the bucket is the first segment of the
+//     percent-decoded path.
+//   - "normalising" strips the port and one trailing dot and matches suffixes at the end
+//     only; otherwise it decodes the path, turns "\" into "/", drops ";" parameters,
+//     resolves dot segments, merges slashes and takes the first segment.
+func storeBuckets(host, target string, suffixes []string) map[string]string {
+	out := map[string]string{}
+	p, _, _ := strings.Cut(target, "?")
+	if !strings.HasPrefix(p, "/") {
+		return out
+	}
+	decoded, err := url.PathUnescape(p)
+	if err != nil {
+		return out
+	}
+	h := strings.ToLower(host)
+	anywhere := ""
+	if strings.HasPrefix(target, "//") && strings.Contains(target, "://") {
+		h, _, _ = strings.Cut(target[2:], "/")
+		h = strings.ToLower(h)
+	}
+	for _, s := range suffixes {
+		if before, _, found := strings.Cut(h, "."+s); found && before != "" {
+			anywhere = before
+			break
+		}
+	}
+	if anywhere == "" {
+		anywhere, _, _ = strings.Cut(strings.TrimPrefix(decoded, "/"), "/")
+	}
+	out["anywhere"] = anywhere
+
+	n := strings.ToLower(host)
+	if i := strings.LastIndexByte(n, ':'); i >= 0 && !strings.HasSuffix(n, "]") {
+		n = n[:i]
+	}
+	n = strings.TrimSuffix(n, ".")
+	normalising := ""
+	for _, s := range suffixes {
+		if n != s && strings.HasSuffix(n, "."+s) {
+			normalising = strings.TrimSuffix(n, "."+s)
+			break
+		}
+	}
+	if normalising == "" {
+		segs := strings.Split(strings.ReplaceAll(decoded, "\\", "/"), "/")
+		for i, seg := range segs {
+			segs[i], _, _ = strings.Cut(seg, ";")
+		}
+		clean := pathpkg.Clean("/" + strings.Join(segs, "/"))
+		normalising, _, _ = strings.Cut(strings.TrimPrefix(clean, "/"), "/")
+	}
+	out["normalising"] = normalising
+	return out
 }

@@ -48,7 +48,7 @@ func newProbeGatewayTo(t *testing.T, policy wasmhost.FailurePolicy, workers int,
 
 func stats(t *testing.T, g *Gateway) Stats {
 	t.Helper()
-	rec := get(t, g, "GET", "127.0.0.1:8080", StatsPath)
+	rec := get(t, g.Debug(), "GET", "127.0.0.1:8080", StatsPath)
 	var st Stats
 	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
 		t.Fatalf("stats body %q: %v", rec.Body.String(), err)
