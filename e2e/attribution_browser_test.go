@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -19,10 +18,7 @@ import (
 // is readable too. Every attack must fail in the browser; alpha's own read must work.
 func browserAttribution(t *testing.T, browser context.Context) {
 	store := attrStore(t)
-	page := browserListen(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = io.WriteString(w, browserBlankPage)
-	}))
+	page := browserBlankPageServer(t)
 	_, pagePort, _ := net.SplitHostPort(page)
 	pageOrigin := "http://127.0.0.1:" + pagePort
 	gw := startServeCLI(t, extprocCLIBinary(t), testenv.Module(t), attrListedConfig(pageOrigin), "http://"+store.Addr)
@@ -52,7 +48,7 @@ func browserAttribution(t *testing.T, browser context.Context) {
 			// The same request outside the browser: the attack proves something only while
 			// the store does serve beta for it.
 			v := attrVariant{Hosts: []string{authority}, Target: tc.path}
-			r := attrSend(gw, attrRequest(http.MethodGet, v, false), false)
+			r := attrSend(gw, http.MethodGet, v, false)
 			if r.Err != nil {
 				t.Fatal(r.Err)
 			}

@@ -229,22 +229,30 @@ func (v attrVariant) String() string {
 	return b.String()
 }
 
-// attrRequest is the request's bytes on the wire.
-func attrRequest(method string, v attrVariant, preflight bool) []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\n", method, v.Target)
-	for _, h := range v.Hosts {
-		fmt.Fprintf(&b, "Host: %s\r\n", h)
+// attrSend sends v over HTTP/1.1 exactly as written (casetable.Exchange): Hosts[0] as the
+// Host line, any others as further Host lines.
+func attrSend(addr, method string, v attrVariant, preflight bool) attrResponse {
+	r := casetable.Request{Method: method, Authority: v.Hosts[0], Path: v.Target}
+	for _, h := range v.Hosts[1:] {
+		r.Headers = append(r.Headers, casetable.Header{"Host", h})
 	}
-	fmt.Fprintf(&b, "Origin: %s\r\n", attrOrigin)
+	r.Headers = append(r.Headers, casetable.Header{"Origin", attrOrigin})
 	if preflight {
-		b.WriteString("Access-Control-Request-Method: GET\r\n")
+		r.Headers = append(r.Headers, casetable.Header{"Access-Control-Request-Method", "GET"})
 	}
 	for _, h := range v.Headers {
-		fmt.Fprintf(&b, "%s: %s\r\n", h[0], h[1])
+		r.Headers = append(r.Headers, casetable.Header(h))
 	}
-	b.WriteString("User-Agent: s3cors-e2e\r\nConnection: close\r\n\r\n")
-	return b.Bytes()
+	r.Headers = append(r.Headers, casetable.Header{"User-Agent", "s3cors-e2e"}, casetable.Header{"Connection", "close"})
+	status, headers, body, err := casetable.Exchange(addr, r)
+	if err != nil {
+		return attrResponse{Err: err}
+	}
+	h := http.Header{}
+	for _, kv := range headers {
+		h.Add(kv[0], kv[1])
+	}
+	return attrResponseOf(status, h, body, preflight)
 }
 
 // attrResponse is what came back for one request.
@@ -257,25 +265,6 @@ type attrResponse struct {
 	Err       error
 	served    testenv.Served
 	reached   bool // the store's access log has the request
-}
-
-func attrSend(addr string, raw []byte, preflight bool) attrResponse {
-	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		return attrResponse{Err: err}
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := conn.Write(raw); err != nil {
-		return attrResponse{Err: err}
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		return attrResponse{Err: err}
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	return attrResponseOf(resp.StatusCode, resp.Header, body, preflight)
 }
 
 func attrResponseOf(status int, h http.Header, body []byte, preflight bool) attrResponse {
@@ -418,8 +407,8 @@ func attrRun(t *testing.T, addr string, tb casetable.Table, store *testenv.Versi
 			o.Preflight = attrSendH2(addr, http.MethodOptions, v, true)
 			o.Get = attrSendH2(addr, http.MethodGet, v, false)
 		} else {
-			o.Preflight = attrSend(addr, attrRequest(http.MethodOptions, v, true), true)
-			o.Get = attrSend(addr, attrRequest(http.MethodGet, v, false), false)
+			o.Preflight = attrSend(addr, http.MethodOptions, v, true)
+			o.Get = attrSend(addr, http.MethodGet, v, false)
 		}
 		out = append(out, o)
 	}
@@ -689,7 +678,7 @@ func attrNoDisclosure(t *testing.T, addr string) {
 	t.Helper()
 	for _, host := range []string{attrPathHost, "127.0.0.1"} {
 		v := attrVariant{Hosts: []string{host}, Target: "/debug/s3cors/explain?method=GET&url=http%3A%2F%2Fs3.local%2Falpha%2Fk&origin=https%3A%2F%2Fa.example"}
-		r := attrSend(addr, attrRequest(http.MethodGet, v, false), false)
+		r := attrSend(addr, http.MethodGet, v, false)
 		if r.Err != nil {
 			t.Fatal(r.Err)
 		}
