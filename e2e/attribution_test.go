@@ -441,6 +441,12 @@ func (o *attrOutcome) check(table string) {
 	} else if o.Preflight.reached {
 		o.Store, o.StoreKey = o.Preflight.served.Bucket, o.Preflight.served.Key
 	}
+	if o.Get.RequestID != "" && !o.Get.reached && o.Get.Status/100 == 2 {
+		// s3cors never answers a GET itself: an id means the store served it, and the table
+		// would be blind to the bucket. (versitygw logs no line for an error it raises before
+		// routing, such as a Host with a bad port.)
+		o.Problems = append(o.Problems, fmt.Sprintf("GET answered with x-amz-request-id %q, which the store's access log does not have", o.Get.RequestID))
+	}
 	for _, r := range []struct {
 		name string
 		resp attrResponse
