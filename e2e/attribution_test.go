@@ -30,8 +30,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/internal/casetable"
@@ -585,6 +590,16 @@ func TestAttribution(t *testing.T) {
 					attrReport(t, "envoy "+e.Version+" wasm", tb, attrRun(t, env.listeners[fmt.Sprintf("s3-%d", i)], tb, store, false, append(attrVariants(), attrH2Variants()...)))
 				}
 			})
+			// Users may choose Envoy's own path handling; the invariant must hold under it too.
+			for _, po := range attrPathOptions() {
+				t.Run("wasm/"+po.name, func(t *testing.T) {
+					boot := realEnvoyBootstrapFrom(t, "s3cors manifest --target envoy-wasm", attrManifest(t, manifest.EnvoyWasm, tables), tables, store.Addr, module, nil)
+					env := startRealEnvoy(t, e.Path, attrWithPathOptions(t, boot, po.set))
+					for i, tb := range tables {
+						attrReport(t, "envoy "+e.Version+" wasm, "+po.name, tb, attrRun(t, env.listeners[fmt.Sprintf("s3-%d", i)], tb, store, false, append(attrVariants(), attrH2Variants()...)))
+					}
+				})
+			}
 			t.Run("extproc", func(t *testing.T) {
 				var servers []string
 				for i, tb := range tables {
@@ -692,4 +707,47 @@ func attrNoDisclosure(t *testing.T, addr string) {
 			t.Errorf("GET %s (Host %s) on the S3 listener: %d, the body shows alpha's rules:\n%s", v.Target, host, r.Status, cut(r.Body, 400))
 		}
 	}
+}
+
+// attrPathOptions are the connection manager's path handling choices other than the
+// manifest's, each applied to every listener.
+func attrPathOptions() []struct {
+	name string
+	set  func(*hcmv3.HttpConnectionManager)
+} {
+	return []struct {
+		name string
+		set  func(*hcmv3.HttpConnectionManager)
+	}{
+		{"normalize_path+merge_slashes+UNESCAPE_AND_FORWARD", func(h *hcmv3.HttpConnectionManager) {
+			h.NormalizePath = wrapperspb.Bool(true)
+			h.MergeSlashes = true
+			h.PathWithEscapedSlashesAction = hcmv3.HttpConnectionManager_UNESCAPE_AND_FORWARD
+		}},
+		{"REJECT_REQUEST", func(h *hcmv3.HttpConnectionManager) {
+			h.NormalizePath = wrapperspb.Bool(false)
+			h.MergeSlashes = false
+			h.PathWithEscapedSlashesAction = hcmv3.HttpConnectionManager_REJECT_REQUEST
+		}},
+	}
+}
+
+// attrWithPathOptions applies set to the connection manager of every listener of the JSON
+// bootstrap boot.
+func attrWithPathOptions(t *testing.T, boot []byte, set func(*hcmv3.HttpConnectionManager)) []byte {
+	t.Helper()
+	var b bootstrapv3.Bootstrap
+	if err := protojson.Unmarshal(boot, &b); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range b.GetStaticResources().GetListeners() {
+		hcm := realEnvoyHCM(t, l)
+		set(hcm)
+		l.FilterChains[0].Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: realEnvoyAny(t, hcm)}
+	}
+	out, err := protojson.Marshal(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
