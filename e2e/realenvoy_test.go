@@ -226,6 +226,7 @@ func realEnvoyBootstrapFrom(t *testing.T, file string, data []byte, tables []cas
 		l.Address = realEnvoyAddress("127.0.0.1", 0)
 		hcm := realEnvoyHCM(t, l)
 		hcm.StatPrefix = fmt.Sprintf("s3_%d", i)
+		realEnvoyOpenHosts(hcm)
 		f := hcm.GetHttpFilters()[0]
 		switch {
 		case module != "":

@@ -99,6 +99,11 @@ type Options struct {
 	ListenPort int
 	// AdminPort is Envoy's admin port on 127.0.0.1, where /stats lives (envoy-*). Default 9901.
 	AdminPort int
+	// Hosts are the path-style hosts Envoy routes to the store besides the configuration's
+	// "<suffix>" and "*.<suffix>" (envoy-*): DNS names or IP addresses, without a port (any
+	// port matches), e.g. "s3.example.com". Any other Host is answered 404 by Envoy. Default
+	// none: path-style requests reach the store only through a suffix host.
+	Hosts []string
 	// WasmPath is where Envoy reads the module (envoy-wasm). Default "/etc/envoy/s3cors.wasm".
 	WasmPath string
 	// ExtProc is the ext_proc server as host:port (envoy-extproc). Default "127.0.0.1:50051".
@@ -161,6 +166,15 @@ func Generate(target Target, cfg []byte, opts Options) ([]byte, error) {
 	pol, err := evaluator.Load(js)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: refusing to generate from an invalid configuration: %w", err)
+	}
+	if target == EnvoyWasm || target == EnvoyExtProc {
+		if d.Domains, err = storeDomains(pol.Config(), opts.Hosts); err != nil {
+			return nil, err
+		}
+		d.FilterName = "envoy.filters.http.wasm"
+		if target == EnvoyExtProc {
+			d.FilterName = "envoy.filters.http.ext_proc"
+		}
 	}
 	switch target {
 	case EnvoyWasm:
@@ -352,6 +366,8 @@ type data struct {
 	Header string
 
 	ListenPort, AdminPort  int
+	Domains                string // the store's virtual host domains, a YAML flow sequence
+	FilterName             string // s3cors's HTTP filter in an Envoy bootstrap
 	UpstreamHost           string
 	UpstreamPort           int
 	UpstreamTLS            bool
@@ -450,6 +466,12 @@ func prepare(target Target, o Options) (*data, error) {
 		d.UpstreamTLS = o.UpstreamTLS
 		if o.UpstreamTLS {
 			d.regenerate = append(d.regenerate, "--upstream-tls")
+		}
+		for _, h := range o.Hosts {
+			d.regenerate = append(d.regenerate, flagArg("host", h))
+			if routeHost(h) == "" {
+				bad("--host %q: want a DNS name or an IP address, without a port (any port matches)", h)
+			}
 		}
 		d.ListenPort = portOr(o.ListenPort, DefaultListenPort, "listen-port", &d.regenerate, bad)
 		d.AdminPort = portOr(o.AdminPort, DefaultAdminPort, "admin-port", &d.regenerate, bad)
@@ -639,6 +661,9 @@ func options(o Options) []option {
 		{"upstream", o.Upstream != "", strconv.Quote(o.Upstream), envoy, notIstio,
 			want("want host:port of the store, e.g. minio.storage:9000")},
 		{"upstream-tls", o.UpstreamTLS, boolShown(o.UpstreamTLS), envoy, notIstio, nil},
+		{"host", len(o.Hosts) > 0, strconv.Quote(strings.Join(o.Hosts, ",")), envoy,
+			"only the envoy-* targets route by host; list the hosts in your Istio Gateway and VirtualService (docs/deploy.md)",
+			want("want a DNS name or an IP address")},
 		{"listen-port", o.ListenPort != 0, strconv.Itoa(o.ListenPort), envoy, notIstio, port},
 		{"admin-port", o.AdminPort != 0, strconv.Itoa(o.AdminPort), envoy, notIstio, port},
 		{"wasm-path", o.WasmPath != "", strconv.Quote(o.WasmPath), []Target{EnvoyWasm},
@@ -730,6 +755,55 @@ func hostPort(s string) (string, int, error) {
 		return "", 0, fmt.Errorf("host %q is neither an IP address nor a DNS name", h)
 	}
 	return h, port, nil
+}
+
+// routeHost is h as an Envoy virtual host domain (lower case, an IPv6 address in brackets), or
+// "" when h is not a DNS name or IP address without a port.
+func routeHost(h string) string {
+	bare := strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if ip := net.ParseIP(bare); ip != nil {
+		if ip.To4() == nil {
+			return "[" + ip.String() + "]"
+		}
+		return ip.String()
+	}
+	if !dnsNameRe.MatchString(h) {
+		return ""
+	}
+	return strings.ToLower(h)
+}
+
+// storeDomains lists the domains of the virtual host that routes to the store: "<suffix>" and
+// "*.<suffix>" for each of the configuration's virtualHostSuffixes, then the path-style hosts,
+// each once, as a YAML flow sequence. Envoy matches them case-insensitively; the route
+// configuration ignores the port. A name with a trailing dot matches none: Envoy answers it
+// 404, the fail-safe side of a Host the store may read differently.
+func storeDomains(cfg *evaluator.Config, hosts []string) (string, error) {
+	if len(hosts) > 0 && !cfg.Addressing.PathStyle {
+		return "", fmt.Errorf("manifest: --host %q: the configuration turns path style off (addressing.pathStyle false), so no request names its bucket in the path", strings.Join(hosts, ","))
+	}
+	var domains []string
+	add := func(d string) {
+		if !slices.Contains(domains, d) {
+			domains = append(domains, d)
+		}
+	}
+	for _, suf := range cfg.Addressing.VirtualHostSuffixes {
+		suf = strings.ToLower(strings.TrimSuffix(suf, "."))
+		add(suf)
+		add("*." + suf)
+	}
+	for _, h := range hosts {
+		add(routeHost(h))
+	}
+	if len(domains) == 0 {
+		return "", errors.New("manifest: the configuration names no addressing.virtualHostSuffixes and no --host was given: Envoy would route no request to the store; give --host for each host clients use for path-style requests")
+	}
+	quoted := make([]string, len(domains))
+	for i, d := range domains {
+		quoted[i] = strconv.Quote(d)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]", nil
 }
 
 func sortedKeys(m map[string]string) []string {
