@@ -30,12 +30,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/s3cors/s3cors/evaluator"
@@ -584,20 +584,12 @@ func TestAttribution(t *testing.T) {
 	for _, e := range testenv.Envoys(t) {
 		t.Run("envoy-"+e.Version, func(t *testing.T) {
 			t.Run("wasm", func(t *testing.T) {
-				boot := realEnvoyBootstrapFrom(t, "s3cors manifest --target envoy-wasm", attrManifest(t, manifest.EnvoyWasm, tables), tables, store.Addr, module, nil)
-				env := startRealEnvoy(t, e.Path, boot)
-				for i, tb := range tables {
-					attrReport(t, "envoy "+e.Version+" wasm", tb, attrRun(t, env.listeners[fmt.Sprintf("s3-%d", i)], tb, store, false, append(attrVariants(), attrH2Variants()...)))
-				}
+				attrThroughEnvoy(t, e, "wasm", manifest.EnvoyWasm, tables, store, module, nil, nil)
 			})
 			// Users may choose Envoy's own path handling; the invariant must hold under it too.
 			for _, po := range attrPathOptions() {
 				t.Run("wasm/"+po.name, func(t *testing.T) {
-					boot := realEnvoyBootstrapFrom(t, "s3cors manifest --target envoy-wasm", attrManifest(t, manifest.EnvoyWasm, tables), tables, store.Addr, module, nil)
-					env := startRealEnvoy(t, e.Path, attrWithPathOptions(t, boot, po.set))
-					for i, tb := range tables {
-						attrReport(t, "envoy "+e.Version+" wasm, "+po.name, tb, attrRun(t, env.listeners[fmt.Sprintf("s3-%d", i)], tb, store, false, append(attrVariants(), attrH2Variants()...)))
-					}
+					attrThroughEnvoy(t, e, "wasm, "+po.name, manifest.EnvoyWasm, tables, store, module, nil, po.set)
 				})
 			}
 			t.Run("extproc", func(t *testing.T) {
@@ -605,13 +597,32 @@ func TestAttribution(t *testing.T) {
 				for i, tb := range tables {
 					servers = append(servers, startRealEnvoyExtProc(t, i, tb))
 				}
-				boot := realEnvoyBootstrapFrom(t, "s3cors manifest --target envoy-extproc", attrManifest(t, manifest.EnvoyExtProc, tables), tables, store.Addr, "", servers)
-				env := startRealEnvoy(t, e.Path, boot)
-				for i, tb := range tables {
-					attrReport(t, "envoy "+e.Version+" ext_proc", tb, attrRun(t, env.listeners[fmt.Sprintf("s3-%d", i)], tb, store, false, append(attrVariants(), attrH2Variants()...)))
-				}
+				attrThroughEnvoy(t, e, "ext_proc", manifest.EnvoyExtProc, tables, store, "", servers, nil)
 			})
 		})
+	}
+}
+
+// attrThroughEnvoy runs the table through Envoy e with the bootstrap `s3cors manifest`
+// generates for target, as deployed: its host routing included (the case-table harness opens
+// every host; here Envoy's 404 for a host the configuration does not name is part of the
+// defence), with edit (when not nil) applied to each connection manager.
+func attrThroughEnvoy(t *testing.T, e testenv.Envoy, surface string, target manifest.Target, tables []casetable.Table,
+	store *testenv.VersitygwServer, module string, servers []string, edit func(*hcmv3.HttpConnectionManager)) {
+	t.Helper()
+	file := "s3cors manifest --target " + string(target)
+	yml := attrManifest(t, target, tables)
+	routes := realEnvoyRoutesOf(t, file, yml)
+	boot := realEnvoyEditHCMs(t, realEnvoyBootstrapFrom(t, file, yml, tables, store.Addr, module, servers),
+		func(_ *listenerv3.Listener, hcm *hcmv3.HttpConnectionManager) {
+			hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: proto.Clone(routes).(*routev3.RouteConfiguration)}
+			if edit != nil {
+				edit(hcm)
+			}
+		})
+	env := startRealEnvoy(t, e.Path, boot)
+	for i, tb := range tables {
+		attrReport(t, "envoy "+e.Version+" "+surface, tb, attrRun(t, env.listeners[fmt.Sprintf("s3-%d", i)], tb, store, false, append(attrVariants(), attrH2Variants()...)))
 	}
 }
 
@@ -730,24 +741,4 @@ func attrPathOptions() []struct {
 			h.PathWithEscapedSlashesAction = hcmv3.HttpConnectionManager_REJECT_REQUEST
 		}},
 	}
-}
-
-// attrWithPathOptions applies set to the connection manager of every listener of the JSON
-// bootstrap boot.
-func attrWithPathOptions(t *testing.T, boot []byte, set func(*hcmv3.HttpConnectionManager)) []byte {
-	t.Helper()
-	var b bootstrapv3.Bootstrap
-	if err := protojson.Unmarshal(boot, &b); err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range b.GetStaticResources().GetListeners() {
-		hcm := realEnvoyHCM(t, l)
-		set(hcm)
-		l.FilterChains[0].Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: realEnvoyAny(t, hcm)}
-	}
-	out, err := protojson.Marshal(&b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

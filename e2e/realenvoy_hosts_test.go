@@ -58,13 +58,19 @@ func realEnvoyManifestRoutes(t *testing.T, file string) *routev3.RouteConfigurat
 	if err != nil {
 		t.Fatal(err)
 	}
+	return realEnvoyRoutesOf(t, "envoy/"+file, data)
+}
+
+// realEnvoyRoutesOf is the route configuration of the Envoy YAML data, named file in errors.
+func realEnvoyRoutesOf(t *testing.T, file string, data []byte) *routev3.RouteConfiguration {
+	t.Helper()
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b bootstrapv3.Bootstrap
 	if err := protojson.Unmarshal(js, &b); err != nil {
-		t.Fatalf("envoy/%s: %v", file, err)
+		t.Fatalf("%s: %v", file, err)
 	}
 	return realEnvoyHCM(t, b.GetStaticResources().GetListeners()[0]).GetRouteConfig()
 }
