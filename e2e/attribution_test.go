@@ -682,13 +682,7 @@ func startServeCLI(t *testing.T, bin, module string, config []byte, upstream str
 	}()
 	logged := func() string { mu.Lock(); defer mu.Unlock(); return logBuf.String() }
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		testenv.StopProcess(cmd.Process, exited, 20*time.Second)
 		if t.Failed() {
 			t.Logf("s3cors serve log:\n%s", logged())
 		}

@@ -172,25 +172,20 @@ func (s *VersitygwServer) start(t testing.TB, bin, data, logPath string, o Versi
 		logf.Close()
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var exitErr error
+	go func() { exitErr = cmd.Wait(); close(exited) }()
 	stop := func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		StopProcess(cmd.Process, exited, 10*time.Second)
 		logf.Close()
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
-		case err := <-exited:
+		case <-exited:
 			logf.Close()
 			b, _ := os.ReadFile(logPath)
-			return fmt.Errorf("exited: %v\n%s", err, b)
+			return fmt.Errorf("exited: %v\n%s", exitErr, b)
 		default:
 		}
 		if resp, err := http.Get("http://" + s.Addr + "/"); err == nil {
