@@ -30,12 +30,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/s3cors/s3cors/evaluator"
@@ -193,6 +190,12 @@ func attrVariants() []attrVariant {
 		host("raw bytes", attrPathHost, "/alpha/k|x"),
 		host("raw bytes", attrPathHost, "/alpha/k#x"),
 		host("raw bytes", attrPathHost, "/beta%2Fk|"),
+		// Bytes no host name or key in a request line holds.
+		host("control byte", attrPathHost, "/alpha/k\x01"),
+		host("non-ASCII path", attrPathHost, "/alpha/k\xc3\xa9"),
+		host("non-ASCII host", "b\xc3\xa9ta.s3.local", "/alpha/k"),
+		host("user-info host", "beta@alpha.s3.local", "/k"),
+		host("percent-encoded host", "beta%2es3.local", "/alpha/k"),
 		// X-Forwarded-Host.
 		attrVariant{Name: "x-forwarded-host", Hosts: []string{attrPathHost}, Target: "/alpha/k", Headers: [][2]string{{"X-Forwarded-Host", "beta.s3.local"}}},
 		attrVariant{Name: "x-forwarded-host", Hosts: []string{"alpha.s3.local"}, Target: "/k", Headers: [][2]string{{"X-Forwarded-Host", "beta.s3.local"}}},
@@ -611,16 +614,8 @@ func attrThroughEnvoy(t *testing.T, e testenv.Envoy, surface string, target mani
 	store *testenv.VersitygwServer, module string, servers []string, edit func(*hcmv3.HttpConnectionManager)) {
 	t.Helper()
 	file := "s3cors manifest --target " + string(target)
-	yml := attrManifest(t, target, tables)
-	routes := realEnvoyRoutesOf(t, file, yml)
-	boot := realEnvoyEditHCMs(t, realEnvoyBootstrapFrom(t, file, yml, tables, store.Addr, module, servers),
-		func(_ *listenerv3.Listener, hcm *hcmv3.HttpConnectionManager) {
-			hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: proto.Clone(routes).(*routev3.RouteConfiguration)}
-			if edit != nil {
-				edit(hcm)
-			}
-		})
-	env := startRealEnvoy(t, e.Path, boot)
+	b := realEnvoyParse(t, file, attrManifest(t, target, tables))
+	env := startRealEnvoy(t, e.Path, realEnvoyBootstrapOf(t, file, b, tables, store.Addr, module, servers, edit))
 	for i, tb := range tables {
 		attrReport(t, "envoy "+e.Version+" "+surface, tb, attrRun(t, env.listeners[fmt.Sprintf("s3-%d", i)], tb, store, false, append(attrVariants(), attrH2Variants()...)))
 	}

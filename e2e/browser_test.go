@@ -360,7 +360,7 @@ func browserDemoPage(t *testing.T, browser context.Context) {
 		t.Fatal(err)
 	}
 	gw, g := gwStart(t, []byte(cfg), store, func(o *gateway.Options) { o.DemoOrigin = pageOrigin })
-	debug := gwServeDebug(t, g)
+	debug := browserListen(t, g.Debug())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- gateway.Serve(ctx, pageLn, demo.Handler("http://"+gw, "http://"+debug), time.Minute) }()

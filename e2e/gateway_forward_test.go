@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/s3cors/s3cors/internal/gateway"
 )
@@ -65,26 +63,6 @@ func TestGatewayForwardsTheTargetByteForByte(t *testing.T) {
 			t.Errorf("client sent %q Host %q; store saw %q Host %q", tc.target, tc.host, r.RequestURI, r.Host)
 		}
 	}
-}
-
-// gwServeDebug serves g's debug endpoints on a loopback listener of their own, as serve's
-// --debug-listen does, and returns its address; it is shut down when the test ends.
-func gwServeDebug(t testing.TB, g *gateway.Gateway) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gateway.Serve(ctx, ln, g.Debug(), time.Minute) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway.Serve (debug): %v", err)
-		}
-	})
-	return ln.Addr().String()
 }
 
 // TestGatewayDebugEndpointsOffTheS3Listener: with the real filter, /debug/s3cors/* on the S3

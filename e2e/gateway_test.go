@@ -323,7 +323,7 @@ func TestGatewayOwnEndpoints(t *testing.T) {
 		o.DemoOrigin = "http://127.0.0.1:8081"
 		o.UpstreamStats = func() any { return store.Stats() }
 	})
-	debug := gwServeDebug(t, g)
+	debug := browserListen(t, g.Debug())
 	if code, b := httpGet(t, "http://"+addr+"/healthz"); code != 200 || string(b) != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, b)
 	}

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,7 +13,6 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/wrapperspb"
-	"sigs.k8s.io/yaml"
 
 	"github.com/s3cors/s3cors/internal/casetable"
 	"github.com/s3cors/s3cors/internal/testenv"
@@ -54,34 +51,7 @@ func realEnvoyEditHCMs(t *testing.T, bootstrap []byte, edit func(l *listenerv3.L
 // realEnvoyManifestRoutes is the route configuration of envoy/<file>, as users deploy it.
 func realEnvoyManifestRoutes(t *testing.T, file string) *routev3.RouteConfiguration {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "envoy", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return realEnvoyRoutesOf(t, "envoy/"+file, data)
-}
-
-// realEnvoyRoutesOf is the route configuration of the Envoy YAML data, named file in errors.
-func realEnvoyRoutesOf(t *testing.T, file string, data []byte) *routev3.RouteConfiguration {
-	t.Helper()
-	js, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bootstrapv3.Bootstrap
-	if err := protojson.Unmarshal(js, &b); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	return realEnvoyHCM(t, b.GetStaticResources().GetListeners()[0]).GetRouteConfig()
-}
-
-func realEnvoyDemoConfig(t *testing.T) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "demo", "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return realEnvoyHCM(t, realEnvoyManifest(t, file).GetStaticResources().GetListeners()[0]).GetRouteConfig()
 }
 
 // realEnvoyRecordingStore answers 204 and reports each request-target and Host it receives.
@@ -117,7 +87,7 @@ func realEnvoyProbe(t *testing.T, addr string, seen chan [2]string, method, host
 // reaches the store, whatever the method; the configured ones reach it with the target
 // unchanged.
 func TestRealEnvoyHosts(t *testing.T) {
-	cfg := realEnvoyDemoConfig(t)
+	cfg := gwDemoConfig(t)
 	tables := []casetable.Table{{Config: cfg}}
 	for _, e := range testenv.Envoys(t) {
 		for _, file := range []string{"wasm.yaml", "extproc.yaml"} {
@@ -131,7 +101,9 @@ func TestRealEnvoyHosts(t *testing.T) {
 				}
 				routes := realEnvoyManifestRoutes(t, file)
 				boot := realEnvoyEditHCMs(t, realEnvoyBootstrap(t, file, tables, store, module, servers),
-					func(_ *listenerv3.Listener, hcm *hcmv3.HttpConnectionManager) { hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: routes} })
+					func(_ *listenerv3.Listener, hcm *hcmv3.HttpConnectionManager) {
+						hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: routes}
+					})
 				addr := startRealEnvoy(t, e.Path, boot).listeners["s3-0"]
 				origin := casetable.Header{"Origin", "http://127.0.0.1:8081"}
 				for _, tc := range []struct {
@@ -179,7 +151,7 @@ func TestRealEnvoyHosts(t *testing.T) {
 // targets S3 keys legitimately contain, in each pinned Envoy, and checks the shipped setting
 // (no normalisation, escaped slashes kept) forwards every one unchanged.
 func TestRealEnvoyPathOptions(t *testing.T) {
-	cfg := realEnvoyDemoConfig(t)
+	cfg := gwDemoConfig(t)
 	type option struct {
 		name string
 		set  func(hcm *hcmv3.HttpConnectionManager)

@@ -176,22 +176,19 @@ func realEnvoyTables(t *testing.T) []casetable.Table {
 	return tables
 }
 
-// realEnvoyBootstrap turns envoy/<file> into a bootstrap for the test: one listener per case
-// table, each on an ephemeral loopback port and carrying that table's configuration (wasm:
-// inline, with its own VM; ext_proc: its own server, servers[i]); the store at upstream; the
-// module at module; the admin interface on an ephemeral loopback port. It returns JSON.
-func realEnvoyBootstrap(t *testing.T, file string, tables []casetable.Table, upstream, module string, servers []string) []byte {
+// realEnvoyManifest is envoy/<file> as users deploy it.
+func realEnvoyManifest(t *testing.T, file string) *bootstrapv3.Bootstrap {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "envoy", file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return realEnvoyBootstrapFrom(t, "envoy/"+file, data, tables, upstream, module, servers)
+	return realEnvoyParse(t, "envoy/"+file, data)
 }
 
-// realEnvoyBootstrapFrom is realEnvoyBootstrap for the Envoy YAML data, named file in errors
-// (a file of envoy/, or one `s3cors manifest` generated for another configuration).
-func realEnvoyBootstrapFrom(t *testing.T, file string, data []byte, tables []casetable.Table, upstream, module string, servers []string) []byte {
+// realEnvoyParse reads the Envoy YAML data (a file of envoy/, or one `s3cors manifest`
+// generated for another configuration), named file in errors.
+func realEnvoyParse(t *testing.T, file string, data []byte) *bootstrapv3.Bootstrap {
 	t.Helper()
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
@@ -201,6 +198,24 @@ func realEnvoyBootstrapFrom(t *testing.T, file string, data []byte, tables []cas
 	if err := protojson.Unmarshal(js, &b); err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
+	return &b
+}
+
+// realEnvoyBootstrap turns envoy/<file> into a bootstrap for the test: one listener per case
+// table, each on an ephemeral loopback port and carrying that table's configuration (wasm:
+// inline, with its own VM; ext_proc: its own server, servers[i]); the store at upstream; the
+// module at module; the admin interface on an ephemeral loopback port. Every host is routed
+// to the store (realEnvoyOpenHosts). It returns JSON.
+func realEnvoyBootstrap(t *testing.T, file string, tables []casetable.Table, upstream, module string, servers []string) []byte {
+	t.Helper()
+	return realEnvoyBootstrapOf(t, "envoy/"+file, realEnvoyManifest(t, file), tables, upstream, module, servers, realEnvoyOpenHosts)
+}
+
+// realEnvoyBootstrapOf is realEnvoyBootstrap for the bootstrap b, named file in errors, with
+// edit (when not nil) applied to each listener's connection manager instead of opening its
+// hosts.
+func realEnvoyBootstrapOf(t *testing.T, file string, b *bootstrapv3.Bootstrap, tables []casetable.Table, upstream, module string, servers []string, edit func(*hcmv3.HttpConnectionManager)) []byte {
+	t.Helper()
 	sr := b.GetStaticResources()
 	if len(sr.GetListeners()) != 1 {
 		t.Fatalf("%s: %d listeners, want 1", file, len(sr.GetListeners()))
@@ -226,7 +241,9 @@ func realEnvoyBootstrapFrom(t *testing.T, file string, data []byte, tables []cas
 		l.Address = realEnvoyAddress("127.0.0.1", 0)
 		hcm := realEnvoyHCM(t, l)
 		hcm.StatPrefix = fmt.Sprintf("s3_%d", i)
-		realEnvoyOpenHosts(hcm)
+		if edit != nil {
+			edit(hcm)
+		}
 		f := hcm.GetHttpFilters()[0]
 		switch {
 		case module != "":
@@ -265,7 +282,7 @@ func realEnvoyBootstrapFrom(t *testing.T, file string, data []byte, tables []cas
 	}
 	sr.Listeners, sr.Clusters = listeners, clusters
 	b.Admin.Address = realEnvoyAddress("127.0.0.1", 0)
-	out, err := protojson.Marshal(&b)
+	out, err := protojson.Marshal(b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,26 +78,26 @@ func (a reading) differs(b reading) bool { return a.ok != b.ok || a.bucket != b.
 // ambiguity applies the attribution rule to r, whose bucket the evaluator reads as own
 // (vhost when from the host). Checks that need only r come first; those that read the
 // request again another way run only when r carries what they look at.
-func (p *Policy) ambiguity(r *Request, own reading, vhost bool, s *decisionScratch) Ambiguity {
-	if a := targetAmbiguity(r.Path, vhost); a != AmbiguityNone {
+func (p *Policy) ambiguity(r *Request, sc targetScan, own reading, vhost bool, s *decisionScratch) Ambiguity {
+	if a := targetAmbiguity(r.Path, sc, vhost); a != AmbiguityNone {
 		return a
 	}
-	if r.RepeatedHost || strings.IndexByte(r.Authority, ',') >= 0 {
+	if r.RepeatedHost {
 		return AmbiguityRepeatedHost
 	}
-	host, ok := splitHost(r.Authority)
-	if !ok {
-		return AmbiguityMalformedHost
+	host, a := splitHost(r.Authority)
+	if a != AmbiguityNone {
+		return a
 	}
-	if p.suffixInHost(host, r.Path, own, s) {
+	if p.suffixInHost(host, r.Path, sc, own, s) {
 		return AmbiguitySuffixInHost
 	}
-	if r.HasHost && r.Host != r.Authority && p.otherAuthority(r.Host, r.Path, own, s) {
+	if r.HasHost && r.Host != r.Authority && p.otherAuthority(r.Host, r.Path, sc, own, s) {
 		return AmbiguityHostMismatch
 	}
 	if r.HasForwardedHost {
 		for v := range strings.SplitSeq(r.ForwardedHost, ",") {
-			if p.otherAuthority(strings.Trim(v, " \t"), r.Path, own, s) {
+			if p.otherAuthority(strings.Trim(v, " \t"), r.Path, sc, own, s) {
 				return AmbiguityForwardedHost
 			}
 		}
@@ -107,29 +107,26 @@ func (p *Policy) ambiguity(r *Request, own reading, vhost bool, s *decisionScrat
 
 // otherAuthority reports whether a store taking the bucket from authority a instead of
 // :authority could read another bucket than own.
-func (p *Policy) otherAuthority(a, path string, own reading, s *decisionScratch) bool {
-	if strings.IndexByte(a, ',') >= 0 {
+func (p *Policy) otherAuthority(a, path string, sc targetScan, own reading, s *decisionScratch) bool {
+	host, bad := splitHost(a)
+	if bad != AmbiguityNone {
 		return true
 	}
-	host, ok := splitHost(a)
-	if !ok {
-		return true
-	}
-	bucket, _, _, _, found := p.locate(a, path, s)
-	return own.differs(reading{bucket, found}) || p.suffixInHost(host, path, own, s)
+	bucket, _, _, _, found := p.locate(a, path, sc, s)
+	return own.differs(reading{bucket, found}) || p.suffixInHost(host, path, sc, own, s)
 }
 
 // suffixInHost reports whether a configured suffix starts a label of host but ends before
 // host does, and a store that matches suffixes anywhere, reading host as if it ended with
 // that suffix, would name another bucket than own. "site.s3.example.testx" with path
 // "/site/k" names site either way, and stays unambiguous.
-func (p *Policy) suffixInHost(host, path string, own reading, s *decisionScratch) bool {
+func (p *Policy) suffixInHost(host, path string, sc targetScan, own reading, s *decisionScratch) bool {
 	for _, sfx := range p.suffixes {
 		for i := 0; i+len(sfx) < len(host); i++ {
 			if i > 0 && host[i-1] != '.' || !equalFoldASCII(host[i:i+len(sfx)], sfx) {
 				continue
 			}
-			bucket, _, _, _, found := p.locate(host[:i+len(sfx)], path, s)
+			bucket, _, _, _, found := p.locate(host[:i+len(sfx)], path, sc, s)
 			if own.differs(reading{bucket, found}) {
 				return true
 			}
@@ -138,53 +135,72 @@ func (p *Policy) suffixInHost(host, path string, own reading, s *decisionScratch
 	return false
 }
 
-// splitHost returns an authority's host without its port and without one trailing dot, and
-// whether the authority is a DNS name (letters, digits, "-", "_", non-empty labels) or an
-// IPv6 literal, with an optional ":port" of digits. An empty authority (HTTP/1.0 without
-// Host) is valid and names no host.
-func splitHost(a string) (string, bool) {
+// splitHost returns an authority's host without its port and without one trailing dot, or
+// why it is ambiguous: a "," (Envoy joins repeated Host lines with one) is
+// AmbiguityRepeatedHost; anything but a DNS name (letters, digits, "-", "_", non-empty
+// labels) or an IPv6 literal, with an optional ":port" of digits, is AmbiguityMalformedHost.
+// An empty authority (HTTP/1.0 without Host) names no host and is not ambiguous.
+func splitHost(a string) (string, Ambiguity) {
 	if a == "" {
-		return "", true
+		return "", AmbiguityNone
 	}
 	if a[0] == '[' {
 		end := strings.IndexByte(a, ']')
 		if end < 0 || !isPort(a[end+1:]) {
-			return "", false
+			return "", hostFault(a)
 		}
 		for i := 1; i < end; i++ {
 			if c := a[i]; !(c == ':' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-				return "", false
+				return "", hostFault(a)
 			}
 		}
-		return a[:end+1], true
+		return a[:end+1], AmbiguityNone
 	}
-	if i := strings.LastIndexByte(a, ':'); i >= 0 {
-		if !isPort(a[i:]) {
-			return "", false
-		}
-		a = a[:i]
-	}
-	if n := len(a); n > 0 && a[n-1] == '.' {
-		a = a[:n-1]
-	}
-	if a == "" || a[len(a)-1] == '.' {
-		return "", false
-	}
-	prev := byte('.')
+	// One pass checks the bytes and finds the last ":" and the empty labels.
+	colon, prev := -1, byte('.')
 	for i := 0; i < len(a); i++ {
 		c := a[i]
 		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c >= 'A' && c <= 'Z', c == '_':
 		case c == '.':
-			if prev == '.' {
-				return "", false
+			if prev == '.' && colon < 0 {
+				if i == len(a)-1 && i > 0 {
+					break // one trailing dot
+				}
+				return "", hostFault(a)
 			}
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+		case c == ':':
+			if colon >= 0 {
+				return "", hostFault(a)
+			}
+			colon = i
 		default:
-			return "", false
+			return "", hostFault(a)
 		}
 		prev = c
 	}
-	return a, true
+	host := a
+	if colon >= 0 {
+		if !isPort(a[colon:]) {
+			return "", hostFault(a)
+		}
+		host = a[:colon]
+	}
+	if n := len(host); n > 0 && host[n-1] == '.' {
+		host = host[:n-1]
+	}
+	if host == "" || host[len(host)-1] == '.' {
+		return "", hostFault(a)
+	}
+	return host, AmbiguityNone
+}
+
+// hostFault tells a repeated Host (joined by ",") from any other malformed one.
+func hostFault(a string) Ambiguity {
+	if strings.IndexByte(a, ',') >= 0 {
+		return AmbiguityRepeatedHost
+	}
+	return AmbiguityMalformedHost
 }
 
 // isPort reports "" or ":" followed by digits.
@@ -203,22 +219,34 @@ func isPort(s string) bool {
 	return true
 }
 
-// targetAmbiguity applies the rule to a request target; vhost says the bucket came from the
-// host, so the first path segment is part of the key, not the bucket. The query string is
-// not read: no store takes the bucket from it.
-func targetAmbiguity(target string, vhost bool) Ambiguity {
+// targetAmbiguity applies the rule to a request target, given scanTarget's sc; vhost says
+// the bucket came from the host, so the first path segment is part of the key, not the
+// bucket. The query string is not read: no store takes the bucket from it.
+func targetAmbiguity(target string, sc targetScan, vhost bool) Ambiguity {
 	if target == "" || target == "*" {
 		return AmbiguityNone // CONNECT has no path; "*" is OPTIONS's asterisk-form
 	}
 	if target[0] != '/' {
 		return AmbiguityAbsoluteForm
 	}
+	if len(target) > 1 && (target[1] == '/' || target[1] == '\\') {
+		return AmbiguityEmptySegment
+	}
+	if !sc.odd {
+		// No escape, "\\", ";", "#", control or non-ASCII byte, and no segment starting with
+		// ".": only a path-style bucket segment's letters are left to check.
+		end := sc.end
+		if sc.slash >= 0 {
+			end = sc.slash
+		}
+		if !vhost && !isBucketSegment(target[1:end]) {
+			return AmbiguityBucketSegment
+		}
+		return AmbiguityNone
+	}
 	path := target
 	if q := strings.IndexByte(path, '?'); q >= 0 {
 		path = path[:q]
-	}
-	if len(path) > 1 && (path[1] == '/' || path[1] == '\\') {
-		return AmbiguityEmptySegment
 	}
 	start := 1      // the current segment's first byte
 	bucketEnd := -1 // the first raw "/" after the leading one: the end of a path-style bucket

@@ -44,6 +44,10 @@ func TestAttribution(t *testing.T) {
 		{"beta..s3.local", "/k", nil, evaluator.AmbiguityMalformedHost},
 		{"user@alpha.s3.local", "/k", nil, evaluator.AmbiguityMalformedHost},
 		{"alpha.s3.local:x", "/k", nil, evaluator.AmbiguityMalformedHost},
+		{"beta.s3.local:alpha.s3.local:80", "/k", nil, evaluator.AmbiguityMalformedHost},
+		{"beta.s3.local:", "/alpha/k", nil, none}, // empty port: virtual-hosted beta, as every reader sees it
+		{"b.:80", "/alpha/k", nil, none},
+		{".", "/alpha/k", nil, evaluator.AmbiguityMalformedHost},
 		{"alpha.s3.local\x00.beta", "/k", nil, evaluator.AmbiguityMalformedHost},
 		{"alph\u00e4.s3.local", "/k", nil, evaluator.AmbiguityMalformedHost},
 		{"beta%2es3.local", "/alpha/k", nil, evaluator.AmbiguityMalformedHost},

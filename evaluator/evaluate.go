@@ -83,8 +83,9 @@ func (p *Policy) Evaluate(r *Request, d *Decision) {
 	d.Status, d.Headers, d.Body, d.StripUpstream, d.Ambiguity = 0, nil, nil, false, AmbiguityNone
 	s := &d.scratch
 	s.addr = s.addr[:0]
-	bucket, key, bp, vhost, ok := p.locate(r.Authority, r.Path, s)
-	if a := p.ambiguity(r, reading{bucket, ok}, vhost, s); a != AmbiguityNone {
+	sc := scanTarget(r.Path)
+	bucket, key, bp, vhost, ok := p.locate(r.Authority, r.Path, sc, s)
+	if a := p.ambiguity(r, sc, reading{bucket, ok}, vhost, s); a != AmbiguityNone {
 		p.ambiguous(r, d, a, key != "")
 		return
 	}

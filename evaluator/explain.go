@@ -70,7 +70,7 @@ func (p *Policy) Explain(r *Request) *Explanation {
 
 // bucketFor returns the policy that applies to the bucket r names (listed or fallback).
 func (p *Policy) bucketFor(r *Request, s *decisionScratch) (*bucketPolicy, bool) {
-	_, _, bp, _, ok := p.locate(r.Authority, r.Path, s)
+	_, _, bp, _, ok := p.locate(r.Authority, r.Path, scanTarget(r.Path), s)
 	if !ok {
 		return nil, false
 	}

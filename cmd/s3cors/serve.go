@@ -62,7 +62,8 @@ or YAML converted to JSON). The module is the one embedded in this binary by ` +
 --upstream embedded (the default) is a small in-memory S3-style store holding the buckets named
 in the configuration (GET, PUT, HEAD, DELETE of objects, path-style and virtual-hosted
 addressing, S3 XML errors). --upstream http://host:port forwards to any S3-compatible store,
-keeping the client's Host header, path and headers, so signed requests stay valid.
+keeping the client's Host header, request-target (path and query, byte for byte) and headers,
+so signed requests stay valid and the store serves what the filter evaluated.
 
 On --listen the gateway answers one endpoint itself, never through the filter:
   GET /healthz                200 "ok" while the filter can serve; 503 "unavailable: ..." once a

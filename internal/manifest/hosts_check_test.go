@@ -131,6 +131,16 @@ func TestHosts(t *testing.T) {
 	if want := []string{"s3.localhost", "*.s3.localhost", "s3.example.com", "[::1]", "10.0.0.7"}; !slices.Equal(domains, want) {
 		t.Errorf("domains %q, want %q", domains, want)
 	}
+	// Istio's routing is the user's: the header names the hosts to route.
+	for _, target := range []manifest.Target{manifest.IstioWasmPlugin, manifest.IstioExtProc} {
+		out, err := manifest.Generate(target, cfg, manifest.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(out), "#   s3.localhost, *.s3.localhost,\n") || !strings.Contains(string(out), `never "*"`) {
+			t.Errorf("%s: the header does not name the hosts to route:\n%s", target, out[:min(len(out), 1500)])
+		}
+	}
 	noSuffix := []byte(`{"buckets": {"b": null}}`)
 	for _, tc := range []struct {
 		target manifest.Target

@@ -197,6 +197,9 @@ func Generate(target Target, cfg []byte, opts Options) ([]byte, error) {
 		}
 		d.ConfigYAML = strings.TrimSuffix(d.ConfigYAML, "\n")
 	}
+	if target == IstioWasmPlugin || target == IstioExtProc {
+		d.suffixHosts = suffixDomains(pol.Config())
+	}
 	d.Header = header(target, d)
 	var out bytes.Buffer
 	if err := templates.ExecuteTemplate(&out, string(target)+".yaml.tmpl", d); err != nil {
@@ -390,8 +393,9 @@ type data struct {
 	Image                  string
 	Replicas               int
 
-	sourceOpt  string   // Options.Source or its default
-	regenerate []string // the options given, as shell words (flagArg), for the header
+	sourceOpt   string   // Options.Source or its default
+	suffixHosts []string // "<suffix>", "*.<suffix>" of each virtual-host suffix (istio-*, for the header)
+	regenerate  []string // the options given, as shell words (flagArg), for the header
 }
 
 type labelKV struct{ Key, Value string }
@@ -788,10 +792,8 @@ func storeDomains(cfg *evaluator.Config, hosts []string) (string, error) {
 			domains = append(domains, d)
 		}
 	}
-	for _, suf := range cfg.Addressing.VirtualHostSuffixes {
-		suf = strings.ToLower(strings.TrimSuffix(suf, "."))
-		add(suf)
-		add("*." + suf)
+	for _, d := range suffixDomains(cfg) {
+		add(d)
 	}
 	for _, h := range hosts {
 		add(routeHost(h))
@@ -804,6 +806,29 @@ func storeDomains(cfg *evaluator.Config, hosts []string) (string, error) {
 		quoted[i] = strconv.Quote(d)
 	}
 	return "[" + strings.Join(quoted, ", ") + "]", nil
+}
+
+// suffixDomains lists "<suffix>" and "*.<suffix>" for each virtual-host suffix, lower case,
+// without a trailing dot.
+func suffixDomains(cfg *evaluator.Config) []string {
+	var domains []string
+	for _, suf := range cfg.Addressing.VirtualHostSuffixes {
+		suf = strings.ToLower(strings.TrimSuffix(suf, "."))
+		domains = append(domains, suf, "*."+suf)
+	}
+	return domains
+}
+
+// istioHostsAdvice says which hosts the Istio gateway should route to the store: Istio's
+// routing is the user's Gateway and VirtualService (or HTTPRoute), not this file.
+func istioHostsAdvice(w func(string), d *data) {
+	w("Route only the hosts the configuration addresses to the store, never \"*\": in the")
+	w("Gateway's hosts and the VirtualService's (or the HTTPRoute's hostnames) list")
+	if len(d.suffixHosts) > 0 {
+		w("  " + strings.Join(d.suffixHosts, ", ") + ",")
+	}
+	w("  and the hosts clients use for path-style requests; set meshConfig")
+	w("pathNormalization NONE. See docs/deploy.md, \"What is exposed where\".")
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -884,11 +909,13 @@ func header(t Target, d *data) string {
 		w("  3. kubectl apply -f istio-wasmplugin.yaml")
 		w("Changing pluginConfig reconfigures the gateways without a restart; a configuration the")
 		w("module rejects is refused by Envoy and the previous one stays. See docs/deploy.md.")
+		istioHostsAdvice(w, d)
 	case IstioExtProc:
 		w("  1. Build and push a container image whose entrypoint is the s3cors binary; set image.")
 		w("  2. kubectl apply -f istio-extproc.yaml")
 		w("Edit the ConfigMap to change the configuration: the server reloads it in place and")
 		w("keeps the last good one if the new one is invalid. See docs/deploy.md.")
+		istioHostsAdvice(w, d)
 	}
 	return b.String()
 }
