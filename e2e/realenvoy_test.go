@@ -186,13 +186,20 @@ func realEnvoyManifest(t testing.TB, file string) *bootstrapv3.Bootstrap {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return realEnvoyParse(t, "envoy/"+file, data)
+}
+
+// realEnvoyParse reads the Envoy YAML data (a file of envoy/, or one `s3cors manifest`
+// generated for another configuration), named file in errors.
+func realEnvoyParse(t testing.TB, file string, data []byte) *bootstrapv3.Bootstrap {
+	t.Helper()
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b bootstrapv3.Bootstrap
 	if err := protojson.Unmarshal(js, &b); err != nil {
-		t.Fatalf("envoy/%s: %v", file, err)
+		t.Fatalf("%s: %v", file, err)
 	}
 	return &b
 }
@@ -200,13 +207,21 @@ func realEnvoyManifest(t testing.TB, file string) *bootstrapv3.Bootstrap {
 // realEnvoyBootstrap turns envoy/<file> into a bootstrap for the test: one listener per case
 // table, each on an ephemeral loopback port and carrying that table's configuration (wasm:
 // inline, with its own VM; ext_proc: its own server, servers[i]); the store at upstream; the
-// module at module; the admin interface on an ephemeral loopback port. It returns JSON.
+// module at module; the admin interface on an ephemeral loopback port. Every host is routed
+// to the store (realEnvoyOpenHosts). It returns JSON.
 func realEnvoyBootstrap(t testing.TB, file string, tables []casetable.Table, upstream, module string, servers []string) []byte {
 	t.Helper()
-	b := realEnvoyManifest(t, file)
+	return realEnvoyBootstrapOf(t, "envoy/"+file, realEnvoyManifest(t, file), tables, upstream, module, servers, realEnvoyOpenHosts)
+}
+
+// realEnvoyBootstrapOf is realEnvoyBootstrap for the bootstrap b, named file in errors, with
+// edit (when not nil) applied to each listener's connection manager instead of opening its
+// hosts.
+func realEnvoyBootstrapOf(t testing.TB, file string, b *bootstrapv3.Bootstrap, tables []casetable.Table, upstream, module string, servers []string, edit func(*hcmv3.HttpConnectionManager)) []byte {
+	t.Helper()
 	sr := b.GetStaticResources()
 	if len(sr.GetListeners()) != 1 {
-		t.Fatalf("envoy/%s: %d listeners, want 1", file, len(sr.GetListeners()))
+		t.Fatalf("%s: %d listeners, want 1", file, len(sr.GetListeners()))
 	}
 	tmpl := sr.GetListeners()[0]
 	var extprocTmpl *clusterv3.Cluster
@@ -229,13 +244,15 @@ func realEnvoyBootstrap(t testing.TB, file string, tables []casetable.Table, ups
 		l.Address = realEnvoyAddress("127.0.0.1", 0)
 		hcm := realEnvoyHCM(t, l)
 		hcm.StatPrefix = fmt.Sprintf("s3_%d", i)
-		realEnvoyOpenHosts(hcm)
+		if edit != nil {
+			edit(hcm)
+		}
 		f := hcm.GetHttpFilters()[0]
 		switch {
 		case module != "":
 			var w httpwasmv3.Wasm
 			if err := f.GetTypedConfig().UnmarshalTo(&w); err != nil {
-				t.Fatalf("envoy/%s: first HTTP filter: %v", file, err)
+				t.Fatalf("%s: first HTTP filter: %v", file, err)
 			}
 			cfg, err := anypb.New(wrapperspb.String(string(tb.Config)))
 			if err != nil {
@@ -249,11 +266,11 @@ func realEnvoyBootstrap(t testing.TB, file string, tables []casetable.Table, ups
 			f.ConfigType = &hcmv3.HttpFilter_TypedConfig{TypedConfig: realEnvoyAny(t, &w)}
 		default:
 			if extprocTmpl == nil || i >= len(servers) {
-				t.Fatalf("envoy/%s: no s3cors_extproc cluster, or no server for table %d", file, i)
+				t.Fatalf("%s: no s3cors_extproc cluster, or no server for table %d", file, i)
 			}
 			var ep extprocfilterv3.ExternalProcessor
 			if err := f.GetTypedConfig().UnmarshalTo(&ep); err != nil {
-				t.Fatalf("envoy/%s: first HTTP filter: %v", file, err)
+				t.Fatalf("%s: first HTTP filter: %v", file, err)
 			}
 			c := proto.Clone(extprocTmpl).(*clusterv3.Cluster)
 			c.Name = fmt.Sprintf("s3cors_extproc_%d", i)
