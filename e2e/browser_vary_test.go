@@ -134,4 +134,3 @@ func browserImage(t *testing.T, tab context.Context, url string) string {
 	}
 	return strings.TrimSpace(got)
 }
-

@@ -30,7 +30,7 @@ import (
 
 // extprocCLIBinary returns the s3cors CLI: S3CORS_CLI when set, else ./cmd/s3cors built into
 // the test's temporary directory (through the build cache, so this is cheap after a build).
-func extprocCLIBinary(t *testing.T) string {
+func extprocCLIBinary(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("S3CORS_CLI"); p != "" {
 		if _, err := os.Stat(p); err != nil {
@@ -38,11 +38,18 @@ func extprocCLIBinary(t *testing.T) string {
 		}
 		return p
 	}
-	bin := filepath.Join(t.TempDir(), "s3cors")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/s3cors")
+	return goBinary(t, "./cmd/s3cors")
+}
+
+// goBinary builds the command pkg (a path from the repository root, "./cmd/s3cors") into the
+// test's temporary directory, through the build cache.
+func goBinary(t testing.TB, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
 	cmd.Dir = testenv.RepoRoot(t)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the CLI: %v\n%s", err, out)
+		t.Fatalf("building %s: %v\n%s", pkg, err, out)
 	}
 	return bin
 }
@@ -94,12 +101,19 @@ func (l *extprocLog) scan(r io.Reader) {
 	}
 }
 
-// startExtprocCLI runs `s3cors extproc` on loopback ports of its choosing with config and
-// waits until it serves; the test's cleanup kills it if it is still running.
+// startExtprocCLI runs `s3cors extproc` on loopback ports of its choosing with config, logging
+// at debug level, and waits until it serves; the test's cleanup kills it if it is still running.
 func startExtprocCLI(t *testing.T, bin, config string) *extprocProcess {
 	t.Helper()
+	return startExtprocCLILevel(t, bin, config, "debug")
+}
+
+// startExtprocCLILevel is startExtprocCLI logging at the given level (at least info: the
+// serving line is how the test learns the addresses).
+func startExtprocCLILevel(t testing.TB, bin, config, level string) *extprocProcess {
+	t.Helper()
 	cmd := exec.Command(bin, "extproc", "--config", config, "--listen", "127.0.0.1:0",
-		"--metrics-listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug")
+		"--metrics-listen", "127.0.0.1:0", "--log-format", "json", "--log-level", level)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -315,18 +315,19 @@ func TestGatewayShutdown(t *testing.T) {
 	}
 }
 
-// TestGatewayOwnEndpoints checks /healthz, the stats and the explain endpoint with the real
-// filter in place.
+// TestGatewayOwnEndpoints checks /healthz on the S3 listener, the stats and the explain
+// endpoint on the debug listener, with the real filter in place.
 func TestGatewayOwnEndpoints(t *testing.T) {
 	store := gwStore(t, 0)
-	addr, _ := gwStart(t, gwDemoConfig(t), store, func(o *gateway.Options) {
+	addr, g := gwStart(t, gwDemoConfig(t), store, func(o *gateway.Options) {
 		o.DemoOrigin = "http://127.0.0.1:8081"
 		o.UpstreamStats = func() any { return store.Stats() }
 	})
+	debug := browserListen(t, g.Debug())
 	if code, b := httpGet(t, "http://"+addr+"/healthz"); code != 200 || string(b) != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, b)
 	}
-	req, _ := http.NewRequest("GET", "http://"+addr+"/debug/s3cors/explain?method=OPTIONS&origin=http://127.0.0.1:8081&request-method=DELETE&url=http://"+addr+"/website/a.txt", nil)
+	req, _ := http.NewRequest("GET", "http://"+debug+"/debug/s3cors/explain?method=OPTIONS&origin=http://127.0.0.1:8081&request-method=DELETE&url=http://"+addr+"/website/a.txt", nil)
 	req.Header.Set("Origin", "http://127.0.0.1:8081")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -344,7 +345,7 @@ func TestGatewayOwnEndpoints(t *testing.T) {
 	if got := res.Header.Get("Access-Control-Allow-Origin"); got != "http://127.0.0.1:8081" {
 		t.Errorf("explain for the demo origin: Access-Control-Allow-Origin %q", got)
 	}
-	res, err = http.Get("http://" + addr + "/debug/s3cors/stats")
+	res, err = http.Get("http://" + debug + "/debug/s3cors/stats")
 	if err != nil {
 		t.Fatal(err)
 	}

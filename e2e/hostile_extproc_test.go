@@ -20,6 +20,7 @@ import (
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/extproc"
 	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/wasmhost"
 )
 
 // extprocServer is an ext_proc server on a loopback port and a client connected to it.
@@ -79,8 +80,9 @@ func (s *extprocServer) dial(t testing.TB) {
 }
 
 // envoyRequestHeaders is the request_headers message Envoy sends for r: pseudo-headers, then
-// the headers in order with lower-case keys (Envoy's header map), repeats as separate entries,
-// every value in raw_value, so any byte reaches the server.
+// the headers in order with lower-case keys (Envoy's header map: a repeated O(1) header folded
+// into one entry, other repeats as separate entries), every value in raw_value, so any byte
+// reaches the server.
 func envoyRequestHeaders(r hostileRequest) *extprocv3.ProcessingRequest {
 	hs := []*corev3.HeaderValue{
 		{Key: ":authority", RawValue: []byte(r.authority)},
@@ -88,17 +90,23 @@ func envoyRequestHeaders(r hostileRequest) *extprocv3.ProcessingRequest {
 		{Key: ":method", RawValue: []byte(r.method)},
 		{Key: ":scheme", RawValue: []byte("http")},
 	}
-	for _, h := range r.headers {
-		hs = append(hs, &corev3.HeaderValue{Key: strings.ToLower(h[0]), RawValue: []byte(h[1])})
+	for _, h := range r.headerMap() {
+		hs = append(hs, &corev3.HeaderValue{Key: h[0], RawValue: []byte(h[1])})
 	}
 	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
 		RequestHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: hs}, EndOfStream: true},
 	}}
 }
 
+// envoyResponseHeaders is the response_headers message Envoy sends for a store's 200 with hs,
+// a repeated O(1) header (Access-Control-*, Vary, ...) folded into one entry as in Envoy's map.
 func envoyResponseHeaders(hs []casetable.Header) *extprocv3.ProcessingRequest {
-	m := &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: ":status", RawValue: []byte("200")}}}
+	in := wasmhost.Headers{{":status", "200"}}
 	for _, h := range hs {
+		in = append(in, [2]string(h))
+	}
+	m := &corev3.HeaderMap{}
+	for _, h := range wasmhost.ResponseHeaderMap(in) {
 		m.Headers = append(m.Headers, &corev3.HeaderValue{Key: h[0], RawValue: []byte(h[1])})
 	}
 	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{

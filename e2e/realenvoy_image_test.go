@@ -3,12 +3,10 @@ package e2e_test
 import (
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
-
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/internal/casetable"
@@ -24,16 +22,18 @@ func TestRealEnvoyImage(t *testing.T) {
 		t.Run(e.Version, func(t *testing.T) {
 			tables := realEnvoyTables(t)
 			store := startRealEnvoyStore(t, tables)
-			for form, config := range map[string]func(casetable.Table) proto.Message{
-				"bytes": func(tb casetable.Table) proto.Message { return wrapperspb.Bytes(stressImage(t, tb.Config)) },
-				"wrapped": func(tb casetable.Table) proto.Message {
-					return wrapperspb.String(string(evaluator.WrapImage(stressImage(t, tb.Config))))
-				},
-			} {
+			for _, form := range []string{"bytes", "wrapped"} {
 				t.Run(form, func(t *testing.T) {
-					boot := realEnvoyBootstrapWith(t, "wasm.yaml", tables, store.addr, testenv.Module(t), nil, config)
+					images := slices.Clone(tables)
+					for i := range images {
+						images[i].Config = stressImage(t, tables[i].Config)
+						if form == "wrapped" {
+							images[i].Config = evaluator.WrapImage(images[i].Config)
+						}
+					}
+					boot := realEnvoyBootstrap(t, "wasm.yaml", images, store.addr, testenv.Module(t), nil)
 					env := startRealEnvoy(t, e.Path, boot)
-					runTablesThroughEnvoy(t, "image-"+form, env, tables, store, nil)
+					runTablesThroughEnvoy(t, "image-"+form, env, images, store, nil)
 				})
 			}
 		})
@@ -61,13 +61,11 @@ func TestRealEnvoyImageMemory(t *testing.T) {
 		buckets int
 		json    bool
 	}{{"image-1", 1, false}, {"image-10000", 10000, false}, {"json-10000", 10000, true}, {"image-100000", 100000, false}} {
-		doc := filterStressConfig(c.buckets)
-		config := proto.Message(wrapperspb.Bytes(stressImage(t, doc)))
-		if c.json {
-			config = wrapperspb.String(string(doc))
+		config := filterStressConfig(c.buckets)
+		if !c.json {
+			config = stressImage(t, config)
 		}
-		boot := realEnvoyBootstrapWith(t, "wasm.yaml", []casetable.Table{{Config: doc}}, store.addr, testenv.Module(t), nil,
-			func(casetable.Table) proto.Message { return config })
+		boot := realEnvoyBootstrap(t, "wasm.yaml", []casetable.Table{{Config: config}}, store.addr, testenv.Module(t), nil)
 		env := startRealEnvoy(t, bin, boot)
 		addr := env.listeners["s3-0"]
 		last := c.buckets - 1

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,9 +18,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,7 +47,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	"sigs.k8s.io/yaml"
 
-	"github.com/s3cors/s3cors/extproc"
+	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/internal/casetable"
 	"github.com/s3cors/s3cors/internal/testenv"
 	"github.com/s3cors/s3cors/wasmhost"
@@ -57,7 +59,8 @@ const realEnvoyCaseHeader = "x-s3cors-e2e-case"
 
 // TestRealEnvoy runs every case table through each pinned real Envoy release (testenv.Envoys:
 // build/envoy/<version>/envoy, fetched by `make envoy`, or S3CORS_ENVOY), once with the wasm
-// filter and once with the ext_proc server, using the deployment files users copy.
+// filter and once with the ext_proc server, using the deployment files users copy. The
+// ext_proc servers are the built CLI, one process per table, started as docs/deploy.md says.
 func TestRealEnvoy(t *testing.T) {
 	for _, e := range testenv.Envoys(t) {
 		t.Run(e.Version, func(t *testing.T) {
@@ -109,7 +112,7 @@ func TestRealEnvoyHarnessDriver(t *testing.T) {
 		t.Cleanup(srv.Close)
 		env.listeners[fmt.Sprintf("s3-%d", i)] = strings.TrimPrefix(srv.URL, "http://")
 	}
-	runTablesThroughEnvoy(t, "wasmhost", env, tables, store, withoutConnectionClose)
+	runTablesThroughEnvoy(t, "wasmhost", env, tables, store, nil)
 }
 
 // TestRealEnvoyHarnessBootstraps checks, without Envoy, that the bootstraps TestRealEnvoy
@@ -177,36 +180,49 @@ func realEnvoyTables(t *testing.T) []casetable.Table {
 	return tables
 }
 
-// realEnvoyBootstrap turns envoy/<file> into a bootstrap for the test: one listener per case
-// table, each on an ephemeral loopback port and carrying that table's configuration (wasm:
-// inline, with its own VM; ext_proc: its own server, servers[i]); the store at upstream; the
-// module at module; the admin interface on an ephemeral loopback port. It returns JSON.
-func realEnvoyBootstrap(t *testing.T, file string, tables []casetable.Table, upstream, module string, servers []string) []byte {
-	t.Helper()
-	return realEnvoyBootstrapWith(t, file, tables, upstream, module, servers, func(tb casetable.Table) proto.Message {
-		return wrapperspb.String(string(tb.Config))
-	})
-}
-
-// realEnvoyBootstrapWith is realEnvoyBootstrap with each table's plugin configuration made
-// by pluginConfig (a StringValue of the table's JSON in realEnvoyBootstrap).
-func realEnvoyBootstrapWith(t *testing.T, file string, tables []casetable.Table, upstream, module string, servers []string, pluginConfig func(casetable.Table) proto.Message) []byte {
+// realEnvoyManifest is envoy/<file> as users deploy it.
+func realEnvoyManifest(t testing.TB, file string) *bootstrapv3.Bootstrap {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "envoy", file))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return realEnvoyParse(t, "envoy/"+file, data)
+}
+
+// realEnvoyParse reads the Envoy YAML data (a file of envoy/, or one `s3cors manifest`
+// generated for another configuration), named file in errors.
+func realEnvoyParse(t testing.TB, file string, data []byte) *bootstrapv3.Bootstrap {
+	t.Helper()
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b bootstrapv3.Bootstrap
 	if err := protojson.Unmarshal(js, &b); err != nil {
-		t.Fatalf("envoy/%s: %v", file, err)
+		t.Fatalf("%s: %v", file, err)
 	}
+	return &b
+}
+
+// realEnvoyBootstrap turns envoy/<file> into a bootstrap for the test: one listener per case
+// table, each on an ephemeral loopback port and carrying that table's configuration (wasm:
+// inline, with its own VM; ext_proc: its own server, servers[i]); the store at upstream; the
+// module at module; the admin interface on an ephemeral loopback port. Every host is routed
+// to the store (realEnvoyOpenHosts). It returns JSON.
+func realEnvoyBootstrap(t testing.TB, file string, tables []casetable.Table, upstream, module string, servers []string) []byte {
+	t.Helper()
+	return realEnvoyBootstrapOf(t, "envoy/"+file, realEnvoyManifest(t, file), tables, upstream, module, servers, realEnvoyOpenHosts)
+}
+
+// realEnvoyBootstrapOf is realEnvoyBootstrap for the bootstrap b, named file in errors, with
+// edit (when not nil) applied to each listener's connection manager instead of opening its
+// hosts.
+func realEnvoyBootstrapOf(t testing.TB, file string, b *bootstrapv3.Bootstrap, tables []casetable.Table, upstream, module string, servers []string, edit func(*hcmv3.HttpConnectionManager)) []byte {
+	t.Helper()
 	sr := b.GetStaticResources()
 	if len(sr.GetListeners()) != 1 {
-		t.Fatalf("envoy/%s: %d listeners, want 1", file, len(sr.GetListeners()))
+		t.Fatalf("%s: %d listeners, want 1", file, len(sr.GetListeners()))
 	}
 	tmpl := sr.GetListeners()[0]
 	var extprocTmpl *clusterv3.Cluster
@@ -229,14 +245,22 @@ func realEnvoyBootstrapWith(t *testing.T, file string, tables []casetable.Table,
 		l.Address = realEnvoyAddress("127.0.0.1", 0)
 		hcm := realEnvoyHCM(t, l)
 		hcm.StatPrefix = fmt.Sprintf("s3_%d", i)
+		if edit != nil {
+			edit(hcm)
+		}
 		f := hcm.GetHttpFilters()[0]
 		switch {
 		case module != "":
 			var w httpwasmv3.Wasm
 			if err := f.GetTypedConfig().UnmarshalTo(&w); err != nil {
-				t.Fatalf("envoy/%s: first HTTP filter: %v", file, err)
+				t.Fatalf("%s: first HTTP filter: %v", file, err)
 			}
-			cfg, err := anypb.New(pluginConfig(tb))
+			// A policy image travels as bytes (BytesValue), as an Envoy user sends it.
+			pc := proto.Message(wrapperspb.String(string(tb.Config)))
+			if evaluator.IsImage(tb.Config) {
+				pc = wrapperspb.Bytes(tb.Config)
+			}
+			cfg, err := anypb.New(pc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -248,11 +272,11 @@ func realEnvoyBootstrapWith(t *testing.T, file string, tables []casetable.Table,
 			f.ConfigType = &hcmv3.HttpFilter_TypedConfig{TypedConfig: realEnvoyAny(t, &w)}
 		default:
 			if extprocTmpl == nil || i >= len(servers) {
-				t.Fatalf("envoy/%s: no s3cors_extproc cluster, or no server for table %d", file, i)
+				t.Fatalf("%s: no s3cors_extproc cluster, or no server for table %d", file, i)
 			}
 			var ep extprocfilterv3.ExternalProcessor
 			if err := f.GetTypedConfig().UnmarshalTo(&ep); err != nil {
-				t.Fatalf("envoy/%s: first HTTP filter: %v", file, err)
+				t.Fatalf("%s: first HTTP filter: %v", file, err)
 			}
 			c := proto.Clone(extprocTmpl).(*clusterv3.Cluster)
 			c.Name = fmt.Sprintf("s3cors_extproc_%d", i)
@@ -267,7 +291,7 @@ func realEnvoyBootstrapWith(t *testing.T, file string, tables []casetable.Table,
 	}
 	sr.Listeners, sr.Clusters = listeners, clusters
 	b.Admin.Address = realEnvoyAddress("127.0.0.1", 0)
-	out, err := protojson.Marshal(&b)
+	out, err := protojson.Marshal(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +303,7 @@ func realEnvoyAddress(host string, port uint32) *corev3.Address {
 		Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port}}}}
 }
 
-func realEnvoyAny(t *testing.T, m proto.Message) *anypb.Any {
+func realEnvoyAny(t testing.TB, m proto.Message) *anypb.Any {
 	t.Helper()
 	a, err := anypb.New(m)
 	if err != nil {
@@ -288,7 +312,7 @@ func realEnvoyAny(t *testing.T, m proto.Message) *anypb.Any {
 	return a
 }
 
-func realEnvoyHCM(t *testing.T, l *listenerv3.Listener) *hcmv3.HttpConnectionManager {
+func realEnvoyHCM(t testing.TB, l *listenerv3.Listener) *hcmv3.HttpConnectionManager {
 	t.Helper()
 	var hcm hcmv3.HttpConnectionManager
 	if err := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
@@ -297,7 +321,7 @@ func realEnvoyHCM(t *testing.T, l *listenerv3.Listener) *hcmv3.HttpConnectionMan
 	return &hcm
 }
 
-func realEnvoySetEndpoint(t *testing.T, c *clusterv3.Cluster, hostport string) {
+func realEnvoySetEndpoint(t testing.TB, c *clusterv3.Cluster, hostport string) {
 	t.Helper()
 	h, p, err := net.SplitHostPort(hostport)
 	if err != nil {
@@ -309,7 +333,7 @@ func realEnvoySetEndpoint(t *testing.T, c *clusterv3.Cluster, hostport string) {
 	c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().Address = realEnvoyAddress(h, uint32(port))
 }
 
-func realEnvoyClusterAddr(t *testing.T, b *bootstrapv3.Bootstrap, name string) string {
+func realEnvoyClusterAddr(t testing.TB, b *bootstrapv3.Bootstrap, name string) string {
 	t.Helper()
 	for _, c := range b.GetStaticResources().GetClusters() {
 		if c.GetName() == name {
@@ -322,17 +346,20 @@ func realEnvoyClusterAddr(t *testing.T, b *bootstrapv3.Bootstrap, name string) s
 }
 
 // realEnvoyStore is the fake S3 store: 200, casetable.UpstreamBody, text/plain and the case's
-// upstream headers, counting the requests of each case.
+// upstream headers, counting the requests of each case. An upstream header ":status" sets the
+// status instead (304: no body and no Content-Type); ":stream" sends the body in two flushed
+// parts without a Content-Length (chunked over HTTP/1).
 type realEnvoyStore struct {
 	addr   string
 	tables []casetable.Table
 	mu     sync.Mutex
 	hits   map[string]int
+	seen   map[string]string // the last request of each case, as text (storeRequest)
 }
 
 func startRealEnvoyStore(t *testing.T, tables []casetable.Table) *realEnvoyStore {
 	t.Helper()
-	s := &realEnvoyStore{tables: tables, hits: map[string]int{}}
+	s := &realEnvoyStore{tables: tables, hits: map[string]int{}, seen: map[string]string{}}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -348,6 +375,7 @@ func (s *realEnvoyStore) serve(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get(realEnvoyCaseHeader) // run/table/case
 	s.mu.Lock()
 	s.hits[id]++
+	s.seen[id] = storeRequest(r)
 	s.mu.Unlock()
 	var ti, ci int
 	parts := strings.Split(id, "/")
@@ -355,13 +383,57 @@ func (s *realEnvoyStore) serve(w http.ResponseWriter, r *http.Request) {
 		ti, _ = strconv.Atoi(parts[1])
 		ci, _ = strconv.Atoi(parts[2])
 	}
+	status, stream := http.StatusOK, false
 	if len(parts) == 3 && ti < len(s.tables) && ci < len(s.tables[ti].Cases) {
 		for _, h := range s.tables[ti].Cases[ci].Upstream {
-			w.Header().Add(h[0], h[1])
+			switch h[0] {
+			case ":status": // the store's status instead of 200
+				status, _ = strconv.Atoi(h[1])
+			case ":stream": // no content-length; the body flushed in two parts
+				stream = true
+			default:
+				w.Header().Add(h[0], h[1])
+			}
 		}
 	}
+	if status == http.StatusNotModified {
+		w.WriteHeader(status) // no body, no Content-Type
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain")
+	if stream {
+		w.WriteHeader(status)
+		half := len(casetable.UpstreamBody) / 2
+		_, _ = io.WriteString(w, casetable.UpstreamBody[:half])
+		w.(http.Flusher).Flush()
+		_, _ = io.WriteString(w, casetable.UpstreamBody[half:])
+		return
+	}
+	// Said, as S3 does, so that the store's framing is the same in process (wasmhost) and
+	// behind a TCP connection (Envoy), where net/http would compute it.
+	w.Header().Set("Content-Length", strconv.Itoa(len(casetable.UpstreamBody)))
+	w.WriteHeader(status)
 	_, _ = io.WriteString(w, casetable.UpstreamBody)
+}
+
+// storeRequest writes what the store received as text: request line, Host, and the header
+// lines sorted, repeats kept.
+func storeRequest(r *http.Request) string {
+	lines := []string{r.Method + " " + r.RequestURI + " host=" + r.Host}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			lines = append(lines, strings.ToLower(k)+": "+v)
+		}
+	}
+	sort.Strings(lines[1:])
+	return strings.Join(lines, "\n")
+}
+
+// request returns what the store received for the case id, or "".
+func (s *realEnvoyStore) request(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seen[id]
 }
 
 func (s *realEnvoyStore) reached(id string) bool {
@@ -370,88 +442,153 @@ func (s *realEnvoyStore) reached(id string) bool {
 	return s.hits[id] > 0
 }
 
-// startRealEnvoyExtProc runs `s3cors extproc` in this process for one table's configuration
-// and returns its address.
+// startRealEnvoyExtProc runs the s3cors CLI (realEnvoyCLI) as docs/deploy.md tells a user to
+// (`s3cors extproc --config FILE --listen 127.0.0.1:PORT --metrics-listen ...`, on ports it
+// picks) for one table's configuration, and returns its gRPC address. When the test ends the
+// process gets SIGTERM, as from a supervisor, and must exit with status 0.
 func startRealEnvoyExtProc(t *testing.T, i int, tb casetable.Table) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), fmt.Sprintf("table-%d.json", i))
 	if err := os.WriteFile(path, tb.Config, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- extproc.Run(ctx, extproc.Options{ConfigPath: path, Listener: lis, Logger: slog.New(slog.DiscardHandler)})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("extproc server %d: %v", i, err)
+	p := startExtprocCLI(t, realEnvoyCLI(t), path)
+	t.Cleanup(func() { // runs before startExtprocCLI's kill
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+			if p.exitErr != nil {
+				t.Errorf("s3cors extproc for table %d: %v\n%s", i, p.exitErr, p.stderr)
+			}
+		case <-time.After(30 * time.Second): // a hang guard
+			t.Errorf("s3cors extproc for table %d ignored SIGTERM\n%s", i, p.stderr)
 		}
 	})
-	return lis.Addr().String()
+	return p.grpcAddr
 }
 
-// realEnvoy is a running Envoy and the addresses of its listeners by name.
+var realEnvoyCLIBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// realEnvoyCLI returns the s3cors CLI the ext_proc servers run: S3CORS_CLI when set, else
+// ./cmd/s3cors built once per test process into build/e2e/s3cors (atomically, as testenv
+// builds the module, so that parallel test processes never run a half-written file).
+func realEnvoyCLI(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("S3CORS_CLI"); p != "" {
+		return extprocCLIBinary(t)
+	}
+	b := &realEnvoyCLIBuild
+	b.once.Do(func() {
+		root := testenv.RepoRoot(t)
+		dir := filepath.Join(root, "build", "e2e")
+		if b.err = os.MkdirAll(dir, 0o755); b.err != nil {
+			return
+		}
+		tmp := filepath.Join(dir, fmt.Sprintf(".building-%d", os.Getpid()))
+		cmd := exec.Command("go", "build", "-o", tmp, "./cmd/s3cors")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("building the CLI: %v\n%s", err, out)
+			return
+		}
+		b.path = filepath.Join(dir, "s3cors")
+		b.err = os.Rename(tmp, b.path)
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+// realEnvoy is a running Envoy: its process id, admin address and listeners by name.
 type realEnvoy struct {
-	listeners map[string]string
 	pid       int
+	admin     string
+	listeners map[string]string
 }
 
-// startRealEnvoy starts bin with the bootstrap, waits until it is LIVE, and stops it when the
-// test ends; its log is shown when the test fails.
-func startRealEnvoy(t *testing.T, bin string, bootstrap []byte) *realEnvoy {
+// startRealEnvoy starts bin with the bootstrap at --concurrency 2, waits until it is LIVE, and
+// stops it when the test ends; its log is shown when the test fails.
+func startRealEnvoy(t testing.TB, bin string, bootstrap []byte) *realEnvoy {
+	t.Helper()
+	return launchRealEnvoy(t, bin, bootstrap, 2).awaitLive(t)
+}
+
+// envoyProcess is an Envoy process as launched, before it is known to serve.
+type envoyProcess struct {
+	cmd       *exec.Cmd
+	exited    chan error
+	adminPath string
+	logPath   string
+	stopOnce  sync.Once
+}
+
+// launchRealEnvoy starts bin with the bootstrap and the given number of worker threads and
+// returns at once; the test's cleanup stops it (if stop has not) and shows its log when the
+// test failed.
+func launchRealEnvoy(t testing.TB, bin string, bootstrap []byte, concurrency int) *envoyProcess {
 	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "envoy.json")
-	adminPath := filepath.Join(dir, "admin-address")
-	logPath := filepath.Join(dir, "envoy.log")
+	p := &envoyProcess{adminPath: filepath.Join(dir, "admin-address"), logPath: filepath.Join(dir, "envoy.log"), exited: make(chan error, 1)}
 	if err := os.WriteFile(cfgPath, bootstrap, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(logPath)
+	logf, err := os.Create(p.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-c", cfgPath, "--admin-address-path", adminPath,
-		"--concurrency", "2", "--disable-hot-restart", "--log-level", "warn", "--component-log-level", "wasm:info")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	p.cmd = exec.Command(bin, "-c", cfgPath, "--admin-address-path", p.adminPath,
+		"--concurrency", strconv.Itoa(concurrency), "--disable-hot-restart", "--log-level", "warn", "--component-log-level", "wasm:info")
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { p.exited <- p.cmd.Wait(); logf.Close() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		logf.Close()
+		p.stop()
 		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
+			b, _ := os.ReadFile(p.logPath)
 			t.Logf("envoy log:\n%s", b)
 		}
 	})
+	return p
+}
 
+// stop interrupts Envoy and waits for it to exit (killing it after 20 seconds).
+func (p *envoyProcess) stop() {
+	p.stopOnce.Do(func() {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		select {
+		case err := <-p.exited:
+			p.exited <- err
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			p.exited <- <-p.exited
+		}
+	})
+}
+
+// awaitLive waits until Envoy is LIVE and reads its listeners' addresses.
+func (p *envoyProcess) awaitLive(t testing.TB) *realEnvoy {
+	t.Helper()
 	// Startup compiles the module in V8 once per VM; allow a generous bound.
 	deadline := time.Now().Add(2 * time.Minute)
 	var admin string
 	for {
 		select {
-		case err := <-exited:
-			b, _ := os.ReadFile(logPath)
+		case err := <-p.exited:
+			p.exited <- err
+			b, _ := os.ReadFile(p.logPath)
 			t.Fatalf("envoy exited during startup: %v\n%s", err, b)
 		default:
 		}
 		if admin == "" {
-			if b, err := os.ReadFile(adminPath); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			if b, err := os.ReadFile(p.adminPath); err == nil && len(bytes.TrimSpace(b)) > 0 {
 				admin = string(bytes.TrimSpace(b))
 			}
 		}
@@ -475,7 +612,7 @@ func startRealEnvoy(t *testing.T, bin string, bootstrap []byte) *realEnvoy {
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, &ls); err != nil {
 		t.Fatalf("envoy /listeners: %v\n%s", err, body)
 	}
-	env := &realEnvoy{listeners: map[string]string{}, pid: cmd.Process.Pid}
+	env := &realEnvoy{pid: p.cmd.Process.Pid, admin: admin, listeners: map[string]string{}}
 	for _, st := range ls.GetListenerStatuses() {
 		sa := st.GetLocalAddress().GetSocketAddress()
 		env.listeners[st.GetName()] = net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(sa.GetPortValue())))
@@ -488,12 +625,6 @@ func startRealEnvoy(t *testing.T, bin string, bootstrap []byte) *realEnvoy {
 // what the case expects. run keeps the store's counts of different runs apart.
 func runTablesThroughEnvoy(t *testing.T, run string, env *realEnvoy, tables []casetable.Table, store *realEnvoyStore, adjust func(casetable.Case) casetable.Case) {
 	t.Helper()
-	client := &http.Client{
-		Transport: &http.Transport{DisableCompression: true, Proxy: nil},
-		// A redirect is an answer to check, never to follow.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       30 * time.Second,
-	}
 	for ti, tb := range tables {
 		addr, ok := env.listeners[fmt.Sprintf("s3-%d", ti)]
 		if !ok {
@@ -502,7 +633,7 @@ func runTablesThroughEnvoy(t *testing.T, run string, env *realEnvoy, tables []ca
 		for ci, c := range tb.Cases {
 			id := fmt.Sprintf("%s/%d/%d", run, ti, ci)
 			t.Run(realEnvoyName(tb.Name)+"/"+realEnvoyName(c.Name), func(t *testing.T) {
-				got, err := realEnvoyDo(client, addr, id, c.Request)
+				got, err := realEnvoyDo(addr, id, c.Request)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -518,30 +649,25 @@ func runTablesThroughEnvoy(t *testing.T, run string, env *realEnvoy, tables []ca
 	}
 }
 
-// withoutConnectionClose drops S3's "Connection: close" (on its 400s) from a case, for the
-// harness check through wasmhost: a real Envoy closes an HTTP/1 connection after a 400 local
-// reply and says so (its connection manager's onLocalReply), which wasmhost's HTTP adapter does
-// not reproduce; it drops the filter's Connection header, as Envoy's connection manager does.
-func withoutConnectionClose(c casetable.Case) casetable.Case {
-	if _, ok := c.Want.Headers["connection"]; !ok {
-		return c
-	}
-	h := make(map[string]string, len(c.Want.Headers))
-	for k, v := range c.Want.Headers {
-		if k != "connection" {
-			h[k] = v
-		}
-	}
-	c.Want.Headers = h
-	return c
-}
-
 var realEnvoyNameRe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
 func realEnvoyName(s string) string { return realEnvoyNameRe.ReplaceAllString(s, "_") }
 
-func realEnvoyDo(client *http.Client, addr, id string, r casetable.Request) (casetable.Response, error) {
-	// The path goes on the wire exactly as the case writes it.
+// realEnvoyDo sends a case's request over HTTP/1.1 exactly as written (casetable.Exchange):
+// Go's client would turn a target starting with "//" into absolute-form and refuse others.
+func realEnvoyDo(addr, id string, r casetable.Request) (casetable.Response, error) {
+	r.Headers = append(slices.Clone(r.Headers), casetable.Header{realEnvoyCaseHeader, id})
+	status, headers, body, err := casetable.Exchange(addr, r)
+	if err != nil {
+		return casetable.Response{}, err
+	}
+	return casetable.Response{Status: status, Headers: headers, Body: body}, nil
+}
+
+// realEnvoyDoProto sends a case's request through client (HTTP/1.1 or h2c) and also returns the
+// major HTTP version of the answer. The path goes on the wire as the case writes it, as far as
+// Go's client allows (realEnvoyDo has no such limit, over HTTP/1.1).
+func realEnvoyDoProto(client *http.Client, addr, id string, r casetable.Request) (casetable.Response, int, error) {
 	req := &http.Request{
 		Method:     r.Method,
 		URL:        &url.URL{Scheme: "http", Host: addr, Opaque: r.Path},
@@ -557,12 +683,12 @@ func realEnvoyDo(client *http.Client, addr, id string, r casetable.Request) (cas
 	req.Header.Set(realEnvoyCaseHeader, id)
 	resp, err := client.Do(req)
 	if err != nil {
-		return casetable.Response{}, err
+		return casetable.Response{}, 0, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return casetable.Response{}, err
+		return casetable.Response{}, 0, err
 	}
 	got := casetable.Response{Status: resp.StatusCode, Body: body}
 	for k, vs := range resp.Header {
@@ -574,5 +700,5 @@ func realEnvoyDo(client *http.Client, addr, id string, r casetable.Request) (cas
 		// net/http moves an HTTP/1.1 "Connection: close" out of the header into resp.Close.
 		got.Headers = append(got.Headers, casetable.Header{"Connection", "close"})
 	}
-	return got, nil
+	return got, resp.ProtoMajor, nil
 }

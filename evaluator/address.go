@@ -13,67 +13,69 @@ import (
 //
 // The bucket segment and the key are percent-decoded after the path is split at the first
 // "/", so "%2F" inside the key is part of the key and "%2F" in the first segment does not
-// split it (such a bucket name is rejected). The query string is ignored.
+// split it (such a bucket name is rejected, and the request is ambiguous: attribution.go).
+// The query string is ignored.
 //
-// Returned strings may point into s (see Decision); bp is the bucket's policy when listed.
-func (p *Policy) locate(r *Request, s *decisionScratch) (bucket, key string, bp *bucketPolicy, ok bool) {
-	path := r.Path
+// Returned strings may point into s (see Decision), which locate only appends to; bp is the
+// bucket's policy when listed; vhost says the bucket came from the host.
+//
+// sc is scanTarget(path): one pass over the target finds the query or fragment, the bucket
+// segment's end and whether anything is percent-encoded, instead of one IndexByte for each,
+// and serves every reading of the same target.
+func (p *Policy) locate(authority, path string, sc targetScan, s *decisionScratch) (bucket, key string, bp *bucketPolicy, vhost, ok bool) {
 	if path == "" || path[0] != '/' {
-		return "", "", nil, false
+		return "", "", nil, false, false
 	}
-	// One pass over the target finds the query or fragment, the bucket segment's end and
-	// whether anything is percent-encoded, instead of one IndexByte for each.
-	end, slash, pct := scanTarget(path)
-	path = path[:end]
-	s.addr = s.addr[:0]
+	slash, pct := sc.slash, sc.pct
+	path = path[:sc.end]
 	if len(p.suffixes) > 0 {
-		if name, ok := p.virtualHost(r.Authority, s); ok {
+		if name, ok := p.virtualHost(authority, s); ok {
 			key := path[1:]
 			if pct >= 0 {
 				if key, ok = p.decode(s, key); !ok {
-					return "", "", nil, false
+					return "", "", nil, true, false
 				}
 			}
 			if bp := p.lookup(name, s); bp != nil {
-				return bp.name, key, bp, true
+				return bp.name, key, bp, true, true
 			}
-			return name, key, nil, true
+			return name, key, nil, true, true
 		}
 	}
 	if !p.path {
-		return "", "", nil, false
+		return "", "", nil, false, false
 	}
 	seg, key := path[1:], ""
 	if slash >= 0 {
 		seg, key = path[1:slash], path[slash+1:]
 	}
 	if seg == "" {
-		return "", "", nil, false
+		return "", "", nil, false, false
 	}
 	name := seg
 	if pct >= 0 {
 		if pct < slash || slash < 0 {
 			if name, ok = p.decode(s, seg); !ok || name == "" {
-				return "", "", nil, false
+				return "", "", nil, false, false
 			}
 		}
 		if slash >= 0 {
 			if key, ok = p.decode(s, key); !ok {
-				return "", "", nil, false
+				return "", "", nil, false, false
 			}
 		}
 	}
 	if bp := p.lookup(name, s); bp != nil {
 		if !bp.pathName {
-			return "", "", nil, false
+			return "", "", nil, false, false
 		}
 		// The configuration's own copy of the name outlives the scratch buffer.
-		return bp.name, key, bp, true
+		return bp.name, key, bp, false, true
 	}
 	if !isPathBucketName(name) {
-		return "", "", nil, false
+		return "", "", nil, false, false
 	}
-	return name, key, nil, true
+	return name, key, nil, false, true
 }
 
 // isPathBucketName reports whether a decoded path segment can name a bucket: no "/" (from
@@ -104,37 +106,58 @@ func (p *Policy) lookup(name string, s *decisionScratch) *bucketPolicy {
 	return p.buckets[name]
 }
 
-// scanTarget scans a request target eight bytes at a time. end is the offset of the first
-// '?' or '#' (len(path) when none); slash is the offset of the first '/' after offset 0 and
-// before end, pct that of the first '%' before end, each -1 when none.
+// targetScan is what one pass over a request target finds (scanTarget).
+type targetScan struct {
+	end   int  // offset of the first '?' or '#', len(path) when none
+	slash int  // offset of the first '/' after offset 0 and before end, -1 when none
+	pct   int  // offset of the first '%' before end, -1 when none
+	odd   bool // a byte the attribution rule must look at closely (targetAmbiguity)
+}
+
+// scanTarget scans a request target eight bytes at a time. odd is set by a '%', '#', ';',
+// '\\', a control or non-ASCII byte, or a '.' starting a segment, before end.
 //
-// One test per word marks a superset of the four characters: h|0x10 is 0x3f for '/' and
-// '?' only, h|0x06 is 0x27 for '!', '#', '%' and the apostrophe only. Marked bytes, a few
-// per path, are then told apart one by one.
-func scanTarget(path string) (end, slash, pct int) {
+// One test per word marks a superset of those characters: h|0x10 is 0x3f for '/' and '?'
+// only, h|0x06 is 0x27 for '!', '#', '%' and the apostrophe only, then '.', ';', '\\', DEL,
+// controls and non-ASCII bytes each. Marked bytes, a few per path (a '.' in "cat.jpg"), are
+// then told apart one by one.
+func scanTarget(path string) (sc targetScan) {
 	b := bytesOf(path)
-	slash, pct = -1, -1
+	sc.slash, sc.pct = -1, -1
 	for i := 1; i < len(b); i += 8 {
 		w, t := wordAt(b, i)
 		h := w & low7
-		m := ^(((h|0x10*lsb)^0x3f*lsb+low7)&((h|0x06*lsb)^0x27*lsb+low7) | w) & msb & below(t)
-		for ; m != 0; m &= m - 1 {
+		fine := ((h | 0x10*lsb) ^ 0x3f*lsb + low7) & ((h | 0x06*lsb) ^ 0x27*lsb + low7) &
+			(h ^ '.'*lsb + low7) & (h ^ ';'*lsb + low7) & (h ^ '\\'*lsb + low7) & (h ^ 0x7f*lsb + low7) &
+			(h + (0x80-0x20)*lsb) &^ w
+		for m := ^fine & msb & below(t); m != 0; m &= m - 1 {
 			k := firstByte(m)
-			switch byte(w >> (8 * uint(k))) {
+			switch c := byte(w >> (8 * uint(k))); c {
 			case '/':
-				if slash < 0 {
-					slash = i + k
+				if sc.slash < 0 {
+					sc.slash = i + k
 				}
 			case '%':
-				if pct < 0 {
-					pct = i + k
+				if sc.pct < 0 {
+					sc.pct = i + k
 				}
-			case '?', '#':
-				return i + k, slash, pct
+				sc.odd = true
+			case '?':
+				sc.end = i + k
+				return sc
+			case '#':
+				sc.end, sc.odd = i+k, true
+				return sc
+			case '.':
+				sc.odd = sc.odd || b[i+k-1] == '/'
+			case '!', '\'':
+			default: // ';', '\\', a control, DEL or non-ASCII byte
+				sc.odd = true
 			}
 		}
 	}
-	return len(b), slash, pct
+	sc.end = len(b)
+	return sc
 }
 
 // virtualHost returns the bucket of a "<bucket>.<suffix>" authority, lower case (host names

@@ -140,6 +140,17 @@ type Request struct {
 	HasRequestMethod  bool
 	RequestHeaders    string // Access-Control-Request-Headers
 	HasRequestHeaders bool
+
+	// What else may name a bucket to the store (see Ambiguity); adapters report what they
+	// see, the evaluator decides. Host is a Host header besides Authority (an HTTP/2 "host"
+	// beside ":authority", the Host line of an absolute-form request); RepeatedHost says the
+	// request carried more than one Host or :authority; ForwardedHost is X-Forwarded-Host,
+	// its values joined by ",".
+	Host             string
+	HasHost          bool
+	RepeatedHost     bool
+	ForwardedHost    string
+	HasForwardedHost bool
 }
 
 // Outcome is what the proxy does with a request.
@@ -176,6 +187,8 @@ const (
 	ReasonNotAllowed                         // preflight, no rule matched: 403
 	ReasonActualNoOrigin                     // actual request without Origin: forwarded, no CORS
 	ReasonActualNoMatch                      // actual request, no rule matched or no CORS: forwarded
+	ReasonAmbiguous                          // preflight, the store may serve another bucket: 403
+	ReasonActualAmbiguous                    // actual request, the store may serve another bucket: forwarded, stripped
 )
 
 var reasonNames = [...]string{
@@ -189,6 +202,8 @@ var reasonNames = [...]string{
 	ReasonNotAllowed:           "not_allowed",
 	ReasonActualNoOrigin:       "actual_no_origin",
 	ReasonActualNoMatch:        "actual_no_match",
+	ReasonAmbiguous:            "ambiguous",
+	ReasonActualAmbiguous:      "actual_ambiguous",
 }
 
 // String returns the reason's snake_case name, as used in metric names and logs.
@@ -250,6 +265,9 @@ type Decision struct {
 	// StripUpstream: for Decorate and Forward, remove the upstream's own Access-Control-*
 	// headers from its response.
 	StripUpstream bool
+	// Ambiguity says why the bucket is uncertain for ReasonAmbiguous and
+	// ReasonActualAmbiguous; AmbiguityNone otherwise.
+	Ambiguity Ambiguity
 
 	scratch decisionScratch
 }

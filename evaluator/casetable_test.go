@@ -41,6 +41,9 @@ func RequestOf(c casetable.Request) *evaluator.Request {
 	r.Origin, r.HasOrigin = c.Get("Origin")
 	r.RequestMethod, r.HasRequestMethod = c.Get("Access-Control-Request-Method")
 	r.RequestHeaders, r.HasRequestHeaders = c.Get("Access-Control-Request-Headers")
+	r.ForwardedHost, r.HasForwardedHost = c.Joined("X-Forwarded-Host")
+	// A Host header in a case is a second Host line beside the authority.
+	_, r.RepeatedHost = c.Get("Host")
 	return r
 }
 

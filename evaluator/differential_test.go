@@ -189,7 +189,7 @@ func checkSameDecision(t *testing.T, p *Policy, r *Request, d *Decision, rd *ref
 	}
 	p.refEvaluate(r, rd, seed)
 	if d.Outcome != rd.Outcome || d.Reason != rd.Reason || d.Bucket != rd.Bucket || d.Key != rd.Key ||
-		d.Rule != rd.Rule || d.Status != rd.Status || d.StripUpstream != rd.StripUpstream ||
+		d.Rule != rd.Rule || d.Status != rd.Status || d.StripUpstream != rd.StripUpstream || d.Ambiguity != rd.Ambiguity ||
 		!bytes.Equal(d.Body, rd.Body) || (d.Body == nil) != (rd.Body == nil) ||
 		!slices.Equal(d.Headers, rd.Headers) || (d.Headers == nil) != (rd.Headers == nil) {
 		t.Fatalf("request %+v:\ngot  %v %v %q %q rule %d status %d strip %v\n     %q\n     %s\nwant %v %v %q %q rule %d status %d strip %v\n     %q\n     %s",
@@ -261,6 +261,7 @@ func TestDifferentialCaseTables(t *testing.T) {
 			r.Origin, r.HasOrigin = c.Request.Get("Origin")
 			r.RequestMethod, r.HasRequestMethod = c.Request.Get("Access-Control-Request-Method")
 			r.RequestHeaders, r.HasRequestHeaders = c.Request.Get("Access-Control-Request-Headers")
+			r.ForwardedHost, r.HasForwardedHost = c.Request.Joined("X-Forwarded-Host")
 			for _, p := range []*Policy{pols[i], pols[len(pols)-1], pols[len(pols)-2]} {
 				p.Evaluate(r, &d)
 				checkSameDecision(t, p, r, &d, &rd)

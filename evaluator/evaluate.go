@@ -82,9 +82,15 @@ func (s *decisionScratch) name(i int) string {
 // overwritten.
 func (p *Policy) Evaluate(r *Request, d *Decision) {
 	d.Outcome, d.Reason, d.Bucket, d.Key, d.Rule, d.HeaderSet = PassThrough, ReasonNotBucket, "", "", -1, -1
-	d.Status, d.Headers, d.Body, d.StripUpstream = 0, nil, nil, false
+	d.Status, d.Headers, d.Body, d.StripUpstream, d.Ambiguity = 0, nil, nil, false, AmbiguityNone
 	s := &d.scratch
-	bucket, key, bp, ok := p.locate(r, s)
+	s.addr = s.addr[:0]
+	sc := scanTarget(r.Path)
+	bucket, key, bp, vhost, ok := p.locate(r.Authority, r.Path, sc, s)
+	if a := p.ambiguity(r, sc, reading{bucket, ok}, vhost, s); a != AmbiguityNone {
+		p.ambiguous(r, d, a, key != "")
+		return
+	}
 	if !ok {
 		return
 	}
@@ -130,6 +136,25 @@ func (p *Policy) Evaluate(r *Request, d *Decision) {
 	}
 	d.Outcome, d.Reason, d.Rule, d.HeaderSet = Decorate, ReasonAllowed, i, bp.rules[i].fixed
 	d.Headers = decorateHeaders(s, &bp.rules[i], r.Origin)
+}
+
+// ambiguous decides a request whose bucket is uncertain (a): no CORS at all. A preflight gets
+// S3's 403 for a CORS request no rule allows, naming the requested method (OPTIONS when
+// none) and OBJECT when s3cors's own reading names a key; an actual request is forwarded
+// with the store's Access-Control-* headers stripped whatever upstreamCORSHeaders says, as
+// nothing the store sends can be checked against a bucket. Bucket and Key stay empty.
+func (p *Policy) ambiguous(r *Request, d *Decision, a Ambiguity, object bool) {
+	d.Ambiguity = a
+	if r.Method != "OPTIONS" {
+		d.Outcome, d.Reason, d.StripUpstream = Forward, ReasonActualAmbiguous, true
+		return
+	}
+	method := "OPTIONS"
+	if r.HasRequestMethod && r.RequestMethod != "" {
+		method = r.RequestMethod
+	}
+	d.Outcome, d.Reason = Reply, ReasonAmbiguous
+	replyError(d, rand.Uint64(), &errNotAllowed, method, object)
 }
 
 // varyOnly is what a Forward response of a bucket with rules gets under "vary": "always".

@@ -30,7 +30,7 @@ func (p *Policy) Explain(r *Request) *Explanation {
 	if d.Body != nil {
 		e.Decision.Body = append([]byte(nil), d.Body...)
 	}
-	if d.Outcome == PassThrough && d.Reason == ReasonNotBucket {
+	if d.Outcome == PassThrough && d.Reason == ReasonNotBucket || d.Ambiguity != AmbiguityNone {
 		return e
 	}
 	var s decisionScratch
@@ -70,7 +70,7 @@ func (p *Policy) Explain(r *Request) *Explanation {
 
 // bucketFor returns the policy that applies to the bucket r names (listed or fallback).
 func (p *Policy) bucketFor(r *Request, s *decisionScratch) (*bucketPolicy, bool) {
-	_, _, bp, ok := p.locate(r, s)
+	_, _, bp, _, ok := p.locate(r.Authority, r.Path, scanTarget(r.Path), s)
 	if !ok {
 		return nil, false
 	}

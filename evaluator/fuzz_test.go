@@ -250,6 +250,15 @@ func FuzzAddressing(f *testing.F) {
 	f.Fuzz(func(t *testing.T, authority, path string) {
 		var d evaluator.Decision
 		pol.Evaluate(&evaluator.Request{Method: "GET", Authority: authority, Path: path, Origin: "o", HasOrigin: true}, &d)
+		if d.Reason == evaluator.ReasonActualAmbiguous {
+			if d.Outcome != evaluator.Forward || !d.StripUpstream || d.Ambiguity == evaluator.AmbiguityNone || d.Bucket != "" || len(d.Headers) != 0 {
+				t.Fatalf("ambiguous decision carries %+v", d)
+			}
+			return
+		}
+		if d.Ambiguity != evaluator.AmbiguityNone {
+			t.Fatalf("%q %q: decision %v with ambiguity %v", authority, path, d.Reason, d.Ambiguity)
+		}
 		if d.Reason == evaluator.ReasonNotBucket {
 			if d.Outcome != evaluator.PassThrough || d.Bucket != "" || d.Key != "" || len(d.Headers) != 0 {
 				t.Fatalf("not-bucket decision carries %+v", d)

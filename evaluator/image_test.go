@@ -50,8 +50,8 @@ func sameDecision(a, b *evaluator.Decision) error {
 		return s
 	}
 	show := func(d *evaluator.Decision) string {
-		return norm(d, fmt.Sprintf("%v %v %q %q rule=%d set=%d status=%d strip=%v sets=%v headers=%q body=%q allow=%q",
-			d.Outcome, d.Reason, d.Bucket, d.Key, d.Rule, d.HeaderSet, d.Status, d.StripUpstream, d.SetsHeaders(), d.Headers, d.Body, d.AllowHeaders()))
+		return norm(d, fmt.Sprintf("%v %v %v %q %q rule=%d set=%d status=%d strip=%v sets=%v headers=%q body=%q allow=%q",
+			d.Outcome, d.Reason, d.Ambiguity, d.Bucket, d.Key, d.Rule, d.HeaderSet, d.Status, d.StripUpstream, d.SetsHeaders(), d.Headers, d.Body, d.AllowHeaders()))
 	}
 	if x, y := show(a), show(b); x != y {
 		return fmt.Errorf("decisions differ:\n  json:  %s\n  image: %s", x, y)

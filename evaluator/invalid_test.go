@@ -15,7 +15,7 @@ var update = flag.Bool("update", false, "rewrite the golden .err files of testda
 
 // TestInvalidConfigs parses each fixture of testdata/invalid and compares the error with its
 // golden .err file: *.json are s3cors configurations (ParseConfig), *.xml and *.bucket.json
-// bare bucket documents (ParseBucketCORS). Regenerate with go test ./evaluator -update.
+// bare bucket documents (ParseBucketCORS). Regenerate with make generate.
 func TestInvalidConfigs(t *testing.T) {
 	dir := filepath.Join("..", "testdata", "invalid")
 	files, err := filepath.Glob(filepath.Join(dir, "*"))
@@ -63,7 +63,7 @@ func TestInvalidConfigs(t *testing.T) {
 			}
 			want, err := os.ReadFile(golden)
 			if err != nil {
-				t.Fatalf("%v (run go test ./evaluator -update to create it)", err)
+				t.Fatalf("%v (run make generate to create it)", err)
 			}
 			if got != string(want) {
 				t.Errorf("error differs from %s:\ngot:\n%s\nwant:\n%s", golden, got, want)

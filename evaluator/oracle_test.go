@@ -8,6 +8,8 @@ package evaluator
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"net/url"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 	"unsafe"
@@ -40,15 +42,33 @@ type refDecision struct {
 	Headers       []Header
 	Body          []byte
 	StripUpstream bool
+	Ambiguity     Ambiguity
 	scratch       refScratch
 }
 
 // refEvaluate is Evaluate as it was, with the ids taken from seed.
 func (p *Policy) refEvaluate(r *Request, d *refDecision, seed uint64) {
 	d.Outcome, d.Reason, d.Bucket, d.Key, d.Rule = PassThrough, ReasonNotBucket, "", "", -1
-	d.Status, d.Headers, d.Body, d.StripUpstream = 0, nil, nil, false
+	d.Status, d.Headers, d.Body, d.StripUpstream, d.Ambiguity = 0, nil, nil, false, AmbiguityNone
 	s := &d.scratch
 	bucket, key, bp, ok := p.refLocate(r, s)
+	if a := p.refAmbiguity(r); a != AmbiguityNone {
+		d.Ambiguity, d.Bucket, d.Key = a, "", ""
+		if r.Method != "OPTIONS" {
+			d.Outcome, d.Reason, d.StripUpstream = Forward, ReasonActualAmbiguous, true
+			return
+		}
+		d.Outcome, d.Reason = Reply, ReasonAmbiguous
+		method, resource := "OPTIONS", "BUCKET"
+		if r.HasRequestMethod && r.RequestMethod != "" {
+			method = r.RequestMethod
+		}
+		if key != "" {
+			resource = "OBJECT"
+		}
+		refReplyError(d, seed, 403, "AccessForbidden", msgNotAllowed, method, resource)
+		return
+	}
 	if !ok {
 		return
 	}
@@ -485,3 +505,90 @@ func refDecode(s *refScratch, v string) (string, bool) {
 	}
 	return unsafe.String(&out[0], len(out)), true
 }
+
+// refAmbiguity is the attribution rule (attribution.go) written plainly, with the standard
+// library's helpers and a fresh scratch for every reading.
+func (p *Policy) refAmbiguity(r *Request) Ambiguity {
+	read := func(authority string) (string, bool, bool) {
+		var s refScratch
+		b, _, _, ok := p.refLocate(&Request{Authority: authority, Path: r.Path}, &s)
+		_, vhost := p.refVirtualHost(authority, &s)
+		return strings.Clone(b), ok, vhost && strings.HasPrefix(r.Path, "/")
+	}
+	own, ownOK, vhost := read(r.Authority)
+	if t := r.Path; t != "" && t != "*" {
+		if t[0] != '/' {
+			return AmbiguityAbsoluteForm
+		}
+		path, _, _ := strings.Cut(t, "?")
+		if strings.HasPrefix(path, "//") || strings.HasPrefix(path, "/\\") {
+			return AmbiguityEmptySegment
+		}
+		for i := 0; i < len(path); i++ {
+			if c := path[i]; c < 0x20 || c >= 0x7f || c == '#' {
+				return AmbiguityPathBytes
+			}
+			if path[i] == '%' && (i+2 >= len(path) || unhex(path[i+1]) < 0 || unhex(path[i+2]) < 0) {
+				return AmbiguityPathBytes
+			}
+		}
+		seps := strings.NewReplacer("%2F", "/", "%2f", "/", "%5C", "/", "%5c", "/", "\\", "/")
+		dots := strings.NewReplacer("%2e", ".", "%2E", ".")
+		for _, seg := range strings.Split(seps.Replace(path[1:]), "/") {
+			seg, _, _ = strings.Cut(seg, ";")
+			if seg = dots.Replace(seg); seg == "." || seg == ".." {
+				return AmbiguityDotSegment
+			}
+		}
+		if !vhost {
+			seg, _, _ := strings.Cut(path[1:], "/")
+			name, err := url.PathUnescape(seg)
+			if err != nil || strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != "" {
+				return AmbiguityBucketSegment
+			}
+		}
+	}
+	if r.RepeatedHost || strings.Contains(r.Authority, ",") {
+		return AmbiguityRepeatedHost
+	}
+	differs := func(authority string) bool {
+		b, ok, _ := read(authority)
+		return b != own || ok != ownOK
+	}
+	inside := func(authority string) bool {
+		m := refAuthority.FindStringSubmatch(authority)
+		host := strings.TrimSuffix(m[1], ".")
+		for _, sfx := range p.suffixes {
+			for i := 0; i+len(sfx) < len(host); i++ {
+				if (i == 0 || host[i-1] == '.') && strings.EqualFold(host[i:i+len(sfx)], sfx) && differs(host[:i+len(sfx)]) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if !refAuthority.MatchString(r.Authority) {
+		return AmbiguityMalformedHost
+	}
+	if inside(r.Authority) {
+		return AmbiguitySuffixInHost
+	}
+	other := func(a string) bool {
+		return strings.Contains(a, ",") || !refAuthority.MatchString(a) || differs(a) || inside(a)
+	}
+	if r.HasHost && r.Host != r.Authority && other(r.Host) {
+		return AmbiguityHostMismatch
+	}
+	if r.HasForwardedHost {
+		for _, v := range strings.Split(r.ForwardedHost, ",") {
+			if other(strings.Trim(v, " \t")) {
+				return AmbiguityForwardedHost
+			}
+		}
+	}
+	return AmbiguityNone
+}
+
+// refAuthority is an empty authority, or a DNS name (non-empty labels of letters, digits,
+// "-" and "_", one trailing dot at most) or an IPv6 literal, with an optional port.
+var refAuthority = regexp.MustCompile(`^(|\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?)(?::[0-9]*)?$`)

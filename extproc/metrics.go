@@ -24,7 +24,7 @@ import (
 // Label values: outcome is reply, decorate, forward or pass_through; reason is one of the
 // evaluator's reasons ([evaluator.Reason]); kind is one of out_of_order, missing_header,
 // unknown_message, no_policy, unexpected_phase, recv, send, observability_mode. The outcome
-// and reason pairs the server can produce today (decisionPairs, eleven; docs/deploy.md lists
+// and reason pairs the server can produce today (decisionPairs, thirteen; docs/deploy.md lists
 // them) are exported from the start at zero, as are every reload error reason and error kind:
 // rate() and absent() queries behave before the first request, and no series exists that no
 // request can move. A pair outside decisionPairs (one a newer evaluator adds) is still
@@ -48,7 +48,7 @@ type Metrics struct {
 
 const (
 	outcomeCount = int(evaluator.Forward) + 1
-	reasonCount  = int(evaluator.ReasonActualNoMatch) + 1
+	reasonCount  = int(evaluator.ReasonActualAmbiguous) + 1
 )
 
 // Error kinds counted in s3cors_extproc_errors_total.
@@ -84,6 +84,8 @@ var decisionPairs = []struct {
 	{evaluator.Decorate, evaluator.ReasonAllowed},
 	{evaluator.Forward, evaluator.ReasonActualNoOrigin},
 	{evaluator.Forward, evaluator.ReasonActualNoMatch},
+	{evaluator.Reply, evaluator.ReasonAmbiguous},
+	{evaluator.Forward, evaluator.ReasonActualAmbiguous},
 }
 
 var outcomeNames = [outcomeCount]string{

@@ -23,10 +23,14 @@ import (
 	"google.golang.org/grpc/keepalive"
 )
 
-// Defaults of [Options].
+// Defaults of [Options] and of `s3cors extproc`'s flags. Both addresses are loopback: a
+// server reachable from every interface would answer anyone who can reach the host. In a pod,
+// where Envoy connects from elsewhere, pass the address explicitly (the generated Istio
+// Deployment gives ":50051" and ":9090").
 const (
-	DefaultListen       = ":50051"
-	DefaultDrainTimeout = 15 * time.Second
+	DefaultListen        = "127.0.0.1:50051"
+	DefaultMetricsListen = "127.0.0.1:9090"
+	DefaultDrainTimeout  = 15 * time.Second
 )
 
 // Options configures [Run]. Only ConfigPath is required.
@@ -34,7 +38,7 @@ type Options struct {
 	// ConfigPath is the s3cors configuration file, JSON or YAML (see [LoadConfigFile]). It is
 	// reloaded when it changes and on SIGHUP.
 	ConfigPath string
-	// Listen is the gRPC address Envoy connects to. Default ":50051".
+	// Listen is the gRPC address Envoy connects to. Default "127.0.0.1:50051".
 	Listen string
 	// MetricsListen is the HTTP address serving /metrics (Prometheus), /healthz (the process
 	// is up) and /readyz (serving; 503 once shutdown began). Default "": no HTTP server.

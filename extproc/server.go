@@ -348,7 +348,7 @@ func (s *Server) requestHeaders(ctx context.Context, st *stream, hs []header) (d
 // denied (the Access-Control-Request-Method and -Headers the rules were matched against). A
 // header the request did not carry is left out, so absent and empty stay apart.
 func (s *Server) logDecision(ctx context.Context, req *evaluator.Request, d *evaluator.Decision) {
-	attrs := make([]slog.Attr, 0, 12)
+	attrs := make([]slog.Attr, 0, 16)
 	attrs = append(attrs,
 		slog.String("bucket", bounded(d.Bucket)), slog.String("origin", bounded(req.Origin)),
 		slog.String("method", bounded(req.Method)), slog.String("path", bounded(withoutQuery(req.Path))))
@@ -363,6 +363,15 @@ func (s *Server) logDecision(ctx context.Context, req *evaluator.Request, d *eva
 		slog.Int("rule", d.Rule))
 	if d.Outcome == evaluator.Reply {
 		attrs = append(attrs, slog.Int("status", d.Status), slog.String("request_id", d.RequestID()))
+	}
+	if d.Ambiguity != evaluator.AmbiguityNone {
+		attrs = append(attrs, slog.String("ambiguity", d.Ambiguity.String()), slog.String("authority", bounded(req.Authority)))
+		if req.HasHost {
+			attrs = append(attrs, slog.String("host", bounded(req.Host)))
+		}
+		if req.HasForwardedHost {
+			attrs = append(attrs, slog.String("x_forwarded_host", bounded(req.ForwardedHost)))
+		}
 	}
 	s.log.LogAttrs(ctx, slog.LevelDebug, "decision", attrs...)
 }
@@ -385,6 +394,7 @@ const (
 	fieldOrigin
 	fieldRequestMethod
 	fieldRequestHeaders
+	fieldForwardedHost
 	fieldCount
 )
 
@@ -404,6 +414,8 @@ func requestField(key []byte) int {
 		return fieldRequestMethod
 	case "access-control-request-headers":
 		return fieldRequestHeaders
+	case "x-forwarded-host":
+		return fieldForwardedHost
 	}
 	return -1
 }
@@ -433,19 +445,39 @@ func lowerKey(key []byte, buf *[64]byte) []byte {
 }
 
 // readRequest fills r from Envoy's request headers. A repeated header counts with its first
-// value. The values are gathered in scratch and turned into one string, which r's fields
-// slice: one allocation whatever the number of headers.
+// value, except that a repeated :authority or host is reported (Request.RepeatedHost) and
+// repeated X-Forwarded-Host values are joined by ",", as Envoy joins them. The values are
+// gathered in scratch and turned into one string, which r's fields slice: one allocation
+// whatever the number of headers.
 func readRequest(hs []header, r *evaluator.Request, scratch *[]byte) error {
 	var (
-		spans [fieldCount][2]int
-		seen  [fieldCount]bool
-		low   [64]byte
+		spans    [fieldCount][2]int
+		seen     [fieldCount]bool
+		low      [64]byte
+		repeated bool
 	)
 	buf := (*scratch)[:0]
 	for _, h := range hs {
 		// A key lowerKey leaves to bytes.ToLower (long, or not ASCII) is none of those read.
 		f := requestField(lowerKey(h.key, &low))
-		if f < 0 || seen[f] {
+		if f < 0 {
+			continue
+		}
+		if seen[f] {
+			switch f {
+			case fieldAuthority, fieldHost:
+				repeated = true
+			case fieldForwardedHost:
+				// Join the values at the end of buf; the first copy stays unused.
+				sp := spans[f]
+				if sp[1] != len(buf) {
+					start := len(buf)
+					buf = append(buf, buf[sp[0]:sp[1]]...)
+					sp = [2]int{start, len(buf)}
+				}
+				buf = append(append(buf, ','), h.value...)
+				spans[f] = [2]int{sp[0], len(buf)}
+			}
 			continue
 		}
 		seen[f] = true
@@ -460,9 +492,10 @@ func readRequest(hs []header, r *evaluator.Request, scratch *[]byte) error {
 			vals[f] = all[spans[f][0]:spans[f][1]]
 		}
 	}
+	hasHost := seen[fieldHost]
 	if !seen[fieldAuthority] && seen[fieldHost] {
 		// Envoy always sends :authority; a hand-written client may send host instead.
-		vals[fieldAuthority], seen[fieldAuthority] = vals[fieldHost], true
+		vals[fieldAuthority], seen[fieldAuthority], hasHost = vals[fieldHost], true, false
 	}
 	*r = evaluator.Request{
 		Method:            vals[fieldMethod],
@@ -474,6 +507,11 @@ func readRequest(hs []header, r *evaluator.Request, scratch *[]byte) error {
 		HasRequestMethod:  seen[fieldRequestMethod],
 		RequestHeaders:    vals[fieldRequestHeaders],
 		HasRequestHeaders: seen[fieldRequestHeaders],
+		Host:              vals[fieldHost],
+		HasHost:           hasHost,
+		RepeatedHost:      repeated,
+		ForwardedHost:     vals[fieldForwardedHost],
+		HasForwardedHost:  seen[fieldForwardedHost],
 	}
 	switch {
 	case r.Method == "":

@@ -378,3 +378,43 @@ func TestWireRequestPooledHeaders(t *testing.T) {
 		}
 	}
 }
+
+// readRequest reports what else may name the bucket: a host header beside :authority, a
+// repeated :authority or host, and every X-Forwarded-Host value joined by ",", wherever the
+// repeats stand among the other headers.
+func TestReadRequestReportsHosts(t *testing.T) {
+	hs := func(kv ...string) []header {
+		var out []header
+		for i := 0; i < len(kv); i += 2 {
+			out = append(out, header{[]byte(kv[i]), []byte(kv[i+1])})
+		}
+		return out
+	}
+	var r evaluator.Request
+	var scratch []byte
+	for _, c := range []struct {
+		name            string
+		in              []header
+		host            string
+		hasHost, repeat bool
+		forwarded       string
+	}{
+		{"plain", hs(":method", "GET", ":authority", "a.s3.local", ":path", "/k"), "", false, false, ""},
+		{"host only stands in for :authority", hs(":method", "GET", "host", "a.s3.local", ":path", "/k"), "a.s3.local", false, false, ""},
+		{"host beside :authority", hs(":method", "GET", ":authority", "a.s3.local", "host", "b.s3.local", ":path", "/k"), "b.s3.local", true, false, ""},
+		{"repeated :authority", hs(":method", "GET", ":authority", "a.s3.local", ":path", "/k", ":authority", "b.s3.local"), "", false, true, ""},
+		{"repeated host", hs(":method", "GET", ":authority", "a", "host", "a", "Host", "b", ":path", "/k"), "a", true, true, ""},
+		{"X-Forwarded-Host values joined", hs(":method", "GET", ":authority", "a", "x-forwarded-host", "b", "origin", "o", ":path", "/k", "X-Forwarded-Host", "c"), "", false, false, "b,c"},
+	} {
+		if err := readRequest(c.in, &r, &scratch); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if c.name == "host only stands in for :authority" && r.Authority != c.host || c.name != "host only stands in for :authority" && r.Host != c.host ||
+			r.HasHost != c.hasHost || r.RepeatedHost != c.repeat || r.ForwardedHost != c.forwarded || r.HasForwardedHost != (c.forwarded != "") {
+			t.Errorf("%s: authority %q host %q (%v) repeated %v forwarded %q (%v)", c.name, r.Authority, r.Host, r.HasHost, r.RepeatedHost, r.ForwardedHost, r.HasForwardedHost)
+		}
+		if c.name == "X-Forwarded-Host values joined" && (r.Origin != "o" || r.Path != "/k") {
+			t.Errorf("%s: origin %q path %q: joining moved another value", c.name, r.Origin, r.Path)
+		}
+	}
+}

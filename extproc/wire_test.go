@@ -267,6 +267,7 @@ func FuzzWireEncoding(f *testing.F) {
 			req.Origin, req.HasOrigin = c.Request.Get("Origin")
 			req.RequestMethod, req.HasRequestMethod = c.Request.Get("Access-Control-Request-Method")
 			req.RequestHeaders, req.HasRequestHeaders = c.Request.Get("Access-Control-Request-Headers")
+			req.ForwardedHost, req.HasForwardedHost = c.Request.Joined("X-Forwarded-Host")
 			pol.Evaluate(&req, &d)
 			var hs, up []string
 			for _, h := range d.Headers {

@@ -13,9 +13,11 @@ const (
 	metricPreflightDeniedNotAllowed
 	metricPreflightBadRequestNoOrigin
 	metricPreflightBadRequestNoMethod
+	metricPreflightDeniedAmbiguous
 	metricActualDecorated
 	metricActualUndecoratedNoOrigin
 	metricActualUndecoratedNoMatch
+	metricActualUndecoratedAmbiguous
 	metricPassThroughNotBucket
 	metricPassThroughUnlistedForward
 	metricConfigAccepted
@@ -36,9 +38,11 @@ var MetricNames = [metricCount]string{
 	metricPreflightDeniedNotAllowed:     "s3cors.preflight.denied.not_allowed",
 	metricPreflightBadRequestNoOrigin:   "s3cors.preflight.bad_request.no_origin",
 	metricPreflightBadRequestNoMethod:   "s3cors.preflight.bad_request.missing_request_method",
+	metricPreflightDeniedAmbiguous:      "s3cors.preflight.denied.ambiguous",
 	metricActualDecorated:               "s3cors.actual.decorated",
 	metricActualUndecoratedNoOrigin:     "s3cors.actual.undecorated.no_origin",
 	metricActualUndecoratedNoMatch:      "s3cors.actual.undecorated.no_match",
+	metricActualUndecoratedAmbiguous:    "s3cors.actual.undecorated.ambiguous",
 	metricPassThroughNotBucket:          "s3cors.passthrough.not_bucket",
 	metricPassThroughUnlistedForward:    "s3cors.passthrough.unlisted_forward",
 	metricConfigAccepted:                "s3cors.config.accepted",
@@ -61,6 +65,8 @@ var reasonMetric = func() (m [16]int) {
 	m[evaluator.ReasonMissingRequestMethod] = metricPreflightBadRequestNoMethod
 	m[evaluator.ReasonActualNoOrigin] = metricActualUndecoratedNoOrigin
 	m[evaluator.ReasonActualNoMatch] = metricActualUndecoratedNoMatch
+	m[evaluator.ReasonAmbiguous] = metricPreflightDeniedAmbiguous
+	m[evaluator.ReasonActualAmbiguous] = metricActualUndecoratedAmbiguous
 	m[evaluator.ReasonNotBucket] = metricPassThroughNotBucket
 	m[evaluator.ReasonUnlistedForward] = metricPassThroughUnlistedForward
 	return m

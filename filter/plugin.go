@@ -281,6 +281,9 @@ func (p *Plugin) OnRequestHeaders(ctx, _ uint32, _ bool) abi.Action {
 		s.state = streamPass
 		r.metrics.incReason(p.host, d.Reason)
 	}
+	if d.Reason == evaluator.ReasonActualAmbiguous {
+		p.logAmbiguous(&r.req, d)
+	}
 	return abi.Continue
 }
 
@@ -304,6 +307,12 @@ func (p *Plugin) readRequest(req *evaluator.Request) error {
 	get("origin", &req.Origin, &req.HasOrigin)
 	get("access-control-request-method", &req.RequestMethod, &req.HasRequestMethod)
 	get("access-control-request-headers", &req.RequestHeaders, &req.HasRequestHeaders)
+	// What else may name the bucket to the store (evaluator.Ambiguity). Envoy turns an
+	// HTTP/1 Host line into :authority and joins repeated ones with ","; a "host" header
+	// left beside :authority (HTTP/2) is read here. X-Forwarded-Host is read with its
+	// first value: repeated ones are joined by Envoy too.
+	get("host", &req.Host, &req.HasHost)
+	get("x-forwarded-host", &req.ForwardedHost, &req.HasForwardedHost)
 	return err
 }
 
@@ -489,6 +498,9 @@ func (p *Plugin) logDenied(req *evaluator.Request, d *evaluator.Decision) {
 	b = strconv.AppendInt(b, int64(d.Status), 10)
 	b = append(b, ' ')
 	b = append(b, d.Reason.String()...)
+	if d.Ambiguity != evaluator.AmbiguityNone {
+		b = p.appendAmbiguity(b, req, d)
+	}
 	b = append(b, ": bucket "...)
 	b = appendBounded(b, d.Bucket)
 	b = append(b, ", key "...)
@@ -503,6 +515,40 @@ func (p *Plugin) logDenied(req *evaluator.Request, d *evaluator.Decision) {
 	b = strconv.AppendQuote(b, d.RequestID())
 	p.line = b
 	_ = p.host.Log(abi.LogDebug, unsafe.String(unsafe.SliceData(b), len(b)))
+}
+
+// logAmbiguous says at debug level why an actual request got no CORS: the store may serve
+// it from another bucket than the one s3cors reads (evaluator.Ambiguity). Like logDenied it
+// stays at debug, as anyone can send such requests.
+func (p *Plugin) logAmbiguous(req *evaluator.Request, d *evaluator.Decision) {
+	if !p.enabled(abi.LogDebug) {
+		return
+	}
+	b := append(p.line[:0], "s3cors: actual request undecorated: "...)
+	b = append(b, d.Reason.String()...)
+	b = p.appendAmbiguity(b, req, d)
+	p.line = b
+	_ = p.host.Log(abi.LogDebug, unsafe.String(unsafe.SliceData(b), len(b)))
+}
+
+// appendAmbiguity appends why the bucket is uncertain and what the request said about it:
+// " (suffix_in_host): authority "...", path "...", host ..., x-forwarded-host ...". The
+// path is cut before its query, which may hold a presigned URL's signature.
+func (p *Plugin) appendAmbiguity(b []byte, req *evaluator.Request, d *evaluator.Decision) []byte {
+	b = append(b, " ("...)
+	b = append(b, d.Ambiguity.String()...)
+	b = append(b, "): authority "...)
+	b = appendBounded(b, req.Authority)
+	b = append(b, ", path "...)
+	path := req.Path
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	b = appendBounded(b, path)
+	b = append(b, ", host "...)
+	b = appendOptional(b, req.Host, req.HasHost)
+	b = append(b, ", x-forwarded-host "...)
+	return appendOptional(b, req.ForwardedHost, req.HasForwardedHost)
 }
 
 func appendOptional(b []byte, v string, ok bool) []byte {

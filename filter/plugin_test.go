@@ -282,3 +282,45 @@ func sha256Hex(data []byte) string {
 	sum := sha256.Sum256(data)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
+
+// A request whose bucket is uncertain (evaluator.Ambiguity) is counted under its own metric,
+// preflight and actual alike, and logged at debug with why: the ambiguity, the authority, the
+// path without its query, Host and X-Forwarded-Host.
+func TestAmbiguousRequestsAreCountedAndLogged(t *testing.T) {
+	vm, root := startVM(t, []byte(siteConfig))
+	h := vm.Host()
+	h.Level = abi.LogDebug
+	pre := append(preflight("/site/k", "https://app.example", "GET"), abi.Header{Name: "x-forwarded-host", Value: "other.internal:9000"})
+	pre[1].Value = "site.internal"
+	if got := statusOf(t, vm, root, preflight("/site%2Fk?X-Amz-Signature=secret", "https://app.example", "GET")); got != 403 {
+		t.Fatalf("preflight with %%2F in the bucket segment: status %d, want 403", got)
+	}
+	if got := statusOf(t, vm, root, pre); got != 200 {
+		t.Fatalf("preflight whose X-Forwarded-Host reads the same bucket: status %d, want 200", got)
+	}
+	s := vm.NewStream(root)
+	s.RequestHeaders([]abi.Header{{Name: ":method", Value: "GET"}, {Name: ":authority", Value: "s3.internal"},
+		{Name: ":path", Value: "/site/k"}, {Name: "origin", Value: "https://app.example"},
+		{Name: "x-forwarded-host", Value: "site.s3.other"}}, true)
+	s.End()
+	m := h.Metrics()
+	// Without virtual-host suffixes an X-Forwarded-Host reads the same /site: not ambiguous.
+	if m["s3cors.preflight.denied.ambiguous"] != 1 || m["s3cors.actual.undecorated.ambiguous"] != 0 {
+		t.Errorf("metrics %v: want one ambiguous preflight and no ambiguous actual request", m)
+	}
+	logs := logText(h.Logs())
+	want := `debug: s3cors: preflight denied: 403 ambiguous (bucket_segment): authority "s3.internal", path "/site%2Fk", host (none), x-forwarded-host (none): bucket "", key ""`
+	if !strings.Contains(logs, want) || strings.Contains(logs, "secret") {
+		t.Errorf("logs lack %q, or hold the query:\n%s", want, logs)
+	}
+	s = vm.NewStream(root)
+	s.RequestHeaders([]abi.Header{{Name: ":method", Value: "GET"}, {Name: ":authority", Value: "s3.internal"},
+		{Name: ":path", Value: "/site/../other/k"}, {Name: "origin", Value: "https://app.example"}}, true)
+	s.End()
+	if got := h.Metrics()["s3cors.actual.undecorated.ambiguous"]; got != 1 {
+		t.Errorf("s3cors.actual.undecorated.ambiguous = %d, want 1", got)
+	}
+	if want := `debug: s3cors: actual request undecorated: actual_ambiguous (dot_segment): authority "s3.internal", path "/site/../other/k"`; !strings.Contains(logText(h.Logs()), want) {
+		t.Errorf("logs lack %q:\n%s", want, logText(h.Logs()))
+	}
+}

@@ -15,6 +15,7 @@ package httpcors
 
 import (
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -189,12 +190,20 @@ func requestOf(r *http.Request, origin []string) (q evaluator.Request) {
 	q.Authority = r.Host
 	q.Path = r.RequestURI
 	if q.Path == "" || q.Path[0] != '/' {
-		// A client-side request, or an absolute-form target from a forward proxy client.
+		// A client-side request, or an absolute-form target from a forward proxy client:
+		// net/http took r.Host from the target and dropped the Host line, so the handler
+		// can read no other host than the evaluator does.
 		q.Path = r.URL.RequestURI()
 	}
 	q.Origin, q.HasOrigin = first(origin)
 	q.RequestMethod, q.HasRequestMethod = first(r.Header["Access-Control-Request-Method"])
 	q.RequestHeaders, q.HasRequestHeaders = first(r.Header["Access-Control-Request-Headers"])
+	if fh := r.Header["X-Forwarded-Host"]; len(fh) > 0 {
+		q.ForwardedHost, q.HasForwardedHost = fh[0], true
+		if len(fh) > 1 {
+			q.ForwardedHost = strings.Join(fh, ",")
+		}
+	}
 	return q
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 var failStreamReply = &Reply{Status: 503, Headers: Headers{{":status", "503"}}, Details: "wasm_fail_stream", GRPCStatus: 14, ViaFilterChain: true}
@@ -80,10 +81,10 @@ func TestTrapFailOpen(t *testing.T) {
 	}
 }
 
-// TestTrapFailReload: the trapping stream fails closed; the next stream gets a new VM with a
-// fresh _initialize and root sequence.
+// TestTrapFailReload: the trapping stream fails closed; without a backoff the next stream
+// gets a new VM with a fresh _initialize and root sequence.
 func TestTrapFailReload(t *testing.T) {
-	h := newHost(t, "probe", Options{FailurePolicy: FailReload})
+	h := newHost(t, "probe", Options{FailurePolicy: FailReload, ReloadBackoff: NoReloadBackoff})
 	if r := h.NewStream().RequestHeaders(req("panic"), true); !reflect.DeepEqual(r.Reply, failStreamReply) {
 		t.Fatalf("trapping stream: %+v", r)
 	}
@@ -101,12 +102,48 @@ func TestTrapFailReload(t *testing.T) {
 	}
 }
 
+// TestReloadBackoff: Envoy's default (e2e's TestRealEnvoyFailurePolicies shows it in 1.36.2
+// and 1.40.0): a VM that traps within a second of its load stays failed, and its streams fail
+// closed, until the backoff has passed since that load; the next stream then gets a new VM,
+// and the backoff counts again from that reload.
+func TestReloadBackoff(t *testing.T) {
+	h := newHost(t, "probe", Options{FailurePolicy: FailReload})
+	if h.opts.ReloadBackoff != DefaultReloadBackoff {
+		t.Fatalf("default ReloadBackoff %v, want Envoy's %v", h.opts.ReloadBackoff, DefaultReloadBackoff)
+	}
+	h.NewStream().RequestHeaders(req("panic"), true)
+	if r := h.NewStream().RequestHeaders(req(""), true); !reflect.DeepEqual(r.Reply, failStreamReply) {
+		t.Fatalf("a stream within the backoff: %+v, want the failed VM's 503", r)
+	}
+	// The load 1.5 s ago: past any draw from [1 s, 1.5 s).
+	h.workers[0].mu.Lock()
+	h.workers[0].lastLoad = time.Now().Add(-3 * DefaultReloadBackoff / 2)
+	h.workers[0].mu.Unlock()
+	if r := h.NewStream().RequestHeaders(req(""), true); r.Action != Continue {
+		t.Fatalf("a stream after the backoff: %+v, want a reloaded VM", r)
+	}
+	h.NewStream().RequestHeaders(req("panic"), true)
+	if r := h.NewStream().RequestHeaders(req(""), true); !reflect.DeepEqual(r.Reply, failStreamReply) {
+		t.Fatalf("a stream right after the reloaded VM trapped: %+v, want the 503 (backoff from the reload)", r)
+	}
+	for range 1000 {
+		if w := reloadWait(DefaultReloadBackoff); w < DefaultReloadBackoff || w >= 3*DefaultReloadBackoff/2 {
+			t.Fatalf("reloadWait(1s) = %v, want [1s, 1.5s)", w)
+		}
+	}
+	if w := reloadWait(NoReloadBackoff); w != 0 {
+		t.Errorf("reloadWait(NoReloadBackoff) = %v", w)
+	}
+	if _, err := tryHost(t, "probe", Options{ReloadBackoff: -time.Second}); err == nil || !strings.Contains(err.Error(), "Options.ReloadBackoff -1s") {
+		t.Errorf("ReloadBackoff -1s: %v, want an error naming it", err)
+	}
+}
+
 // TestReloadFailureReported: under FailReload, a failed VM whose replacement cannot be made
 // (here: the plugin now rejects its configuration) is reported by ReloadFailed until an
 // attempt succeeds, and its requests fail meanwhile.
 func TestReloadFailureReported(t *testing.T) {
-	h := newHost(t, "probe", Options{FailurePolicy: FailReload})
-	h.opts.ReloadBackoff = 0
+	h := newHost(t, "probe", Options{FailurePolicy: FailReload, ReloadBackoff: NoReloadBackoff})
 	if f := h.ReloadFailed(); len(f) != 1 || f[0] != "" {
 		t.Fatalf("ReloadFailed before any failure: %q", f)
 	}

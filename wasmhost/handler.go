@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Handler returns an http.Handler that runs each request through the plugin as Envoy's HTTP
@@ -23,9 +24,13 @@ import (
 //
 //   - A plugin that stops a stream and continues it later (from on_tick) is waited for up to
 //     Options.StreamIdleTimeout; then the client gets Envoy's 408 "stream timeout".
-//   - Envoy's own request headers (x-request-id, x-forwarded-proto, x-envoy-*) and response
-//     headers (server, date, x-envoy-upstream-service-time) are not added: a request the plugin
-//     does not touch reaches upstream unchanged.
+//   - Envoy's own request headers (x-request-id, x-forwarded-proto, x-envoy-*) are not added:
+//     a request the plugin does not touch reaches upstream unchanged. Its response headers
+//     server and x-envoy-upstream-service-time are added with Options.EnvoyHeaders; Date is
+//     net/http's.
+//   - A repeated O(1) header (Origin, Vary, Access-Control-*, Content-Type, ...) reaches the
+//     plugin, upstream and the client folded into one line, as Envoy's header maps hold it.
+//   - A 400 local reply to an HTTP/1 request closes the connection with "Connection: close".
 //   - A failure inside the host itself is answered 500 and logged; the plugin's failures follow
 //     Options.FailurePolicy (503 "wasm_fail_stream" when failing closed).
 func (h *Host) Handler(upstream http.Handler) http.Handler {
@@ -86,6 +91,8 @@ type exchange struct {
 	timeout bool
 	// wrote: response headers went to the client.
 	wrote bool
+	// upstreamStart is when the request went to upstream.
+	upstreamStart time.Time
 }
 
 func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -138,6 +145,7 @@ func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	upReq.Body = body
 	fw := &filterWriter{x: x, header: http.Header{}, contentLength: -1}
+	x.upstreamStart = time.Now()
 	hd.upstream.ServeHTTP(fw, upReq)
 	fw.finish()
 
@@ -162,8 +170,29 @@ func (x *exchange) writeStatus(code int, body string) {
 	x.wrote = true
 	x.w.Header().Set("Content-Type", "text/plain")
 	x.w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	x.w.WriteHeader(code)
+	x.writeHead(code, true)
 	_, _ = io.WriteString(x.w, body)
+}
+
+// writeHead sends the response headers with what Envoy's connection manager adds after the
+// filters: "Server: envoy" with Options.EnvoyHeaders (server_header_transformation
+// OVERWRITE), and, for a 400 local reply to an HTTP/1 request, "Connection: close" and the
+// connection closed (onLocalReply; the plugin's own Connection header never reaches the
+// client, as hop-by-hop headers do not). Date is net/http's, as Envoy's is its own. Over
+// HTTP/2 no content-length is made up for a response whose headers have none.
+func (x *exchange) writeHead(code int, local bool) {
+	if x.host.opts.EnvoyHeaders {
+		x.w.Header().Set("Server", "envoy")
+	}
+	if code == http.StatusBadRequest && x.r.ProtoMajor == 1 && local {
+		x.w.Header().Set("Connection", "close")
+	}
+	if _, ok := x.w.Header()["Content-Length"]; !ok && x.r.ProtoMajor == 2 {
+		// Envoy's HTTP/2 codec sends the header map as it is; net/http's would add a
+		// content-length (0 for a reply without a body) unless the key is there.
+		x.w.Header()["Content-Length"] = nil
+	}
+	x.w.WriteHeader(code)
 }
 
 // writeTimeout is Envoy's stream idle timeout reply (408 "stream timeout").
@@ -177,7 +206,7 @@ func (x *exchange) writeReply(rep *Reply) {
 	x.setDetails(rep.Details)
 	x.wrote = true
 	writeHeaders(x.w.Header(), rep.Headers)
-	x.w.WriteHeader(rep.Status)
+	x.writeHead(rep.Status, true)
 	if len(rep.Body) > 0 && x.r.Method != http.MethodHead {
 		_, _ = x.w.Write(rep.Body)
 	}
@@ -469,6 +498,12 @@ func (fw *filterWriter) sendHeaders(eos bool) bool {
 		fw.status = http.StatusOK
 	}
 	h := responseHeaders(fw.status, fw.header)
+	if fw.x.host.opts.EnvoyHeaders {
+		// The router's, before the filters see the response (an upstream's own is replaced).
+		m := &headerMap{h: h, inline: inlineResponse}
+		m.set("x-envoy-upstream-service-time", strconv.FormatInt(time.Since(fw.x.upstreamStart).Milliseconds(), 10))
+		h = m.h
+	}
 	if v, ok := h.Get("content-length"); ok {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			fw.contentLength = n
@@ -536,7 +571,7 @@ func (fw *filterWriter) apply(res Result, last bool) bool {
 			// net/http would sniff one; Envoy sends none.
 			x.w.Header()["Content-Type"] = nil
 		}
-		x.w.WriteHeader(status)
+		x.writeHead(status, false)
 	}
 	if len(res.Body) > 0 {
 		if _, err := x.w.Write(res.Body); err != nil {

@@ -375,3 +375,94 @@ func TestHandlerDetails(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlerBadRequestClosesConnection: as Envoy's connection manager does (seen in Envoy
+// 1.36.2 and 1.40.0), a 400 local reply to an HTTP/1 request says "Connection: close" and
+// closes the connection; other local replies keep it open.
+func TestHandlerBadRequestClosesConnection(t *testing.T) {
+	h := newHost(t, "probe", Options{})
+	srv := httptest.NewServer(h.Handler(echoUpstream(&upstreamRecord{}, []byte("abc"))))
+	defer srv.Close()
+	for _, tt := range []struct {
+		scenario string
+		status   int
+		close    bool
+	}{{"reply-bad-headers", 400, true}, {"reply", 403, false}} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+		req.Header.Set("X-Probe", tt.scenario)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || resp.Close != tt.close {
+			t.Errorf("%s: status %d, Connection: close %v; want %d, %v", tt.scenario, resp.StatusCode, resp.Close, tt.status, tt.close)
+		}
+	}
+}
+
+// TestHandlerEnvoyHeaders: with Options.EnvoyHeaders the plugin sees the router's
+// x-envoy-upstream-service-time among upstream's response headers and the client gets
+// "server: envoy" on proxied responses and local replies alike; without it, neither.
+func TestHandlerEnvoyHeaders(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		h := newHost(t, "probe", Options{EnvoyHeaders: on})
+		srv := httptest.NewServer(h.Handler(echoUpstream(&upstreamRecord{}, []byte("abc"))))
+		for _, scenario := range []string{"reply", ""} { // the last response_headers line is upstream's
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+			req.Header.Set("X-Probe", scenario)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if got := resp.Header.Get("Server") == "envoy"; got != on {
+				t.Errorf("EnvoyHeaders %v, %q: server %q", on, scenario, resp.Header.Get("Server"))
+			}
+			if got := resp.Header.Get("X-Envoy-Upstream-Service-Time") != ""; got != (on && scenario == "") {
+				t.Errorf("EnvoyHeaders %v, %q: x-envoy-upstream-service-time %q", on, scenario, resp.Header.Get("X-Envoy-Upstream-Service-Time"))
+			}
+		}
+		seen := strings.Contains(lastLine(t, h, "probe response_headers:"), "x-envoy-upstream-service-time=")
+		if seen != on {
+			t.Errorf("EnvoyHeaders %v: the plugin saw x-envoy-upstream-service-time: %v", on, seen)
+		}
+		srv.Close()
+	}
+}
+
+// TestHandlerHTTP2NoMadeUpContentLength: over HTTP/2 the client gets the headers the plugin
+// passed on and no content-length of the handler's own, as from Envoy's HTTP/2 codec (Envoy
+// 1.36.2 and 1.40.0 answer an h2c preflight without one; over HTTP/1 they say
+// "content-length: 0", as net/http does).
+func TestHandlerHTTP2NoMadeUpContentLength(t *testing.T) {
+	h := newHost(t, "noop", Options{})
+	srv := httptest.NewUnstartedServer(h.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	})))
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetHTTP1(true)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	defer srv.Close()
+	for _, h2 := range []bool{true, false} {
+		tr := &http.Transport{Protocols: new(http.Protocols)}
+		tr.Protocols.SetUnencryptedHTTP2(h2)
+		tr.Protocols.SetHTTP1(!h2)
+		resp, err := (&http.Client{Transport: tr}).Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		tr.CloseIdleConnections()
+		want := "0"
+		if h2 {
+			want = ""
+		}
+		if resp.Header.Get("Content-Length") != want || (resp.ProtoMajor == 2) != h2 {
+			t.Errorf("%s: content-length %q, want %q", resp.Proto, resp.Header.Get("Content-Length"), want)
+		}
+	}
+}

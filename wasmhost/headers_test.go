@@ -53,7 +53,7 @@ func TestParsePairsStrict(t *testing.T) {
 // TestHeaderMapOps: lower-case keys, pseudo-headers kept first, setCopy replaces every value
 // (remove then add), byte size is keys plus values.
 func TestHeaderMapOps(t *testing.T) {
-	m := newHeaderMap(Headers{{"X-A", "1"}, {":path", "/"}, {"x-a", "2"}, {":method", "GET"}})
+	m := newHeaderMap(Headers{{"X-A", "1"}, {":path", "/"}, {"x-a", "2"}, {":method", "GET"}}, inlineRequest)
 	if want := (Headers{{":path", "/"}, {":method", "GET"}, {"x-a", "1"}, {"x-a", "2"}}); !equalHeaders(m.h, want) {
 		t.Fatalf("map = %v, want %v", m.h, want)
 	}
@@ -128,4 +128,27 @@ func FuzzParseModule(f *testing.F) {
 		_ = linkMessage(info, abi021, profiles[Envoy133])
 		_, _, _ = exportMessages(info, abi021, profiles[Envoy139])
 	})
+}
+
+// TestHeaderMapInline: a repeated O(1) header is folded into its first line with a comma, as
+// Envoy's codecs and addCopy do (seen in Envoy 1.36.2 and 1.40.0: two Origin lines reach a
+// filter as "a,b", two Vary lines from the store reach the client as one); other headers keep
+// their repeats; an empty value adds nothing and an empty line takes the value as it is.
+func TestHeaderMapInline(t *testing.T) {
+	m := RequestHeaderMap(Headers{{"Origin", "https://a"}, {"x-amz-meta-a", "1"}, {"origin", "https://b"},
+		{"x-amz-meta-a", "2"}, {"user-agent", ""}, {"User-Agent", "ua"}, {"accept", "x"}, {"accept", ""}})
+	want := Headers{{"origin", "https://a,https://b"}, {"x-amz-meta-a", "1"}, {"x-amz-meta-a", "2"}, {"user-agent", "ua"}, {"accept", "x"}}
+	if !equalHeaders(m, want) {
+		t.Errorf("request map = %v, want %v", m, want)
+	}
+	if got := ResponseHeaderMap(Headers{{"Vary", "a"}, {"vary", "b"}, {"origin", "a"}, {"origin", "b"}}); !equalHeaders(got, Headers{{"vary", "a,b"}, {"origin", "a"}, {"origin", "b"}}) {
+		t.Errorf("ResponseHeaderMap = %v", got)
+	}
+	r := newHeaderMap(Headers{{":status", "200"}, {"vary", "Accept-Encoding"}, {"Vary", "Origin"}, {"origin", "a"}, {"origin", "b"}}, inlineResponse)
+	r.add("access-control-allow-origin", "*")
+	r.add("access-control-allow-origin", "https://a")
+	want = Headers{{":status", "200"}, {"vary", "Accept-Encoding,Origin"}, {"origin", "a"}, {"origin", "b"}, {"access-control-allow-origin", "*,https://a"}}
+	if !equalHeaders(r.h, want) {
+		t.Errorf("response map = %v, want %v", r.h, want)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -394,7 +395,7 @@ func (w *worker) current(h *Host) (v *vm, skip bool) {
 	case FailOpen, FailOpenLegacy:
 		return nil, true
 	case FailReload:
-		if time.Since(w.lastLoad) < h.opts.ReloadBackoff {
+		if time.Since(w.lastLoad) < reloadWait(h.opts.ReloadBackoff) {
 			h.logf(LevelDebug, SourceHost, v.label, "VM reload backing off")
 			return nil, false
 		}
@@ -411,6 +412,19 @@ func (w *worker) current(h *Host) (v *vm, skip bool) {
 		return nv, false
 	}
 	return nil, false
+}
+
+// reloadWait is the least time since a worker's last load before its failed VM is replaced:
+// Envoy's JitteredLowerBoundBackOffStrategy, a draw from [base, 1.5×base) at each stream
+// (PluginConfig::maybeReloadHandleIfNeeded); 0 for NoReloadBackoff.
+func reloadWait(base time.Duration) time.Duration {
+	if base <= 0 {
+		return 0
+	}
+	if half := int64(base / 2); half > 0 {
+		base += time.Duration(rand.Int64N(half))
+	}
+	return base
 }
 
 // Close shuts the plugin down: each healthy worker VM gets on_done(R) and, if that answers

@@ -172,6 +172,12 @@ func (p FailurePolicy) String() string {
 	return fmt.Sprintf("FailurePolicy(%d)", int(p))
 }
 
+// DefaultReloadBackoff is Envoy's reload backoff base interval when reload_config sets none.
+const DefaultReloadBackoff = time.Second
+
+// NoReloadBackoff as Options.ReloadBackoff replaces a failed VM for the very next stream.
+const NoReloadBackoff time.Duration = -1
+
 // LogLevel is an Envoy log level. The zero value, LevelDefault, means Envoy's default, info.
 type LogLevel int
 
@@ -262,9 +268,12 @@ type Options struct {
 	Workers int
 	// FailurePolicy applies once a VM has failed. Default FailClosed.
 	FailurePolicy FailurePolicy
-	// ReloadBackoff is the least time between two reloads of one worker under FailReload
-	// (Envoy's reload_config.backoff.base_interval, default 1s there, jittered). Default 0:
-	// reload for the very next stream, which keeps tests deterministic.
+	// ReloadBackoff is Envoy's reload_config.backoff.base_interval under FailReload: a failed
+	// worker VM is replaced by the first stream that finds at least a wait drawn from
+	// [ReloadBackoff, 1.5×ReloadBackoff) (Envoy's JitteredLowerBoundBackOffStrategy, drawn
+	// again at each stream) gone since that worker's VM was last loaded, created or reloaded;
+	// the streams before fail closed. Default 1 s, Envoy's. NoReloadBackoff replaces the VM
+	// for the very next stream, which keeps tests deterministic.
 	ReloadBackoff time.Duration
 	// Logger receives guest and host log lines at or above LogLevel. Nil discards them; they
 	// are recorded for Logs either way.
@@ -285,6 +294,11 @@ type Options struct {
 	// CompilationCache is shared by hosts that compile the same module (tests, reloads of the
 	// gateway). Default: a cache private to the Host.
 	CompilationCache wazero.CompilationCache
+	// EnvoyHeaders adds the response headers Envoy's router and connection manager add:
+	// x-envoy-upstream-service-time to upstream's response before the plugin sees it, and
+	// "server: envoy" to every response the client gets. Default off: upstream's response
+	// reaches the client without them.
+	EnvoyHeaders bool
 	// PluginName, RootID and VMID are the plugin's name, root_id and vm_id, as properties
 	// plugin_name, plugin_root_id and plugin_vm_id report them. Default "s3cors", "" and "".
 	PluginName string
@@ -320,8 +334,11 @@ func (o Options) resolve() (*resolved, error) {
 	if o.FailurePolicy < FailClosed || o.FailurePolicy > FailOpenLegacy {
 		return nil, fmt.Errorf("wasmhost: Options.FailurePolicy %d: want FailClosed, FailOpen, FailReload or FailOpenLegacy", int(o.FailurePolicy))
 	}
-	if o.ReloadBackoff < 0 {
-		return nil, fmt.Errorf("wasmhost: Options.ReloadBackoff %v: must not be negative", o.ReloadBackoff)
+	switch {
+	case o.ReloadBackoff < 0 && o.ReloadBackoff != NoReloadBackoff:
+		return nil, fmt.Errorf("wasmhost: Options.ReloadBackoff %v: must not be negative (NoReloadBackoff: none)", o.ReloadBackoff)
+	case o.ReloadBackoff == 0:
+		r.ReloadBackoff = DefaultReloadBackoff
 	}
 	if o.LogLevel < LevelDefault || o.LogLevel > LevelOff {
 		return nil, fmt.Errorf("wasmhost: Options.LogLevel %d: want LevelTrace ... LevelOff", int(o.LogLevel))

@@ -166,6 +166,9 @@ func (h *half) heldTrailers() *headerMap {
 func (h *half) trailersForWrite(eos bool) *headerMap {
 	if h.trailers == nil && h.holdBody && eos && !h.eosSent {
 		h.trailers = &headerMap{}
+		if h.response {
+			h.trailers.inline = inlineResponseTrailers
+		}
 		h.holdTrailers = true
 	}
 	return h.heldTrailers()
@@ -278,7 +281,7 @@ func (s *Stream) RequestHeaders(headers Headers, endOfStream bool) Result {
 	if !ok {
 		return *r
 	}
-	m := newHeaderMap(headers)
+	m := newHeaderMap(headers, inlineRequest)
 	s.req.headers = m
 	method, _ := m.get(":method")
 	s.isHead = method == "HEAD"
@@ -326,7 +329,7 @@ func (s *Stream) RequestTrailers(trailers Headers) Result {
 	if !ok {
 		return *r
 	}
-	s.req.trailers = newHeaderMap(trailers)
+	s.req.trailers = newHeaderMap(trailers, nil)
 	s.req.eosIn = true
 	s.trailersStep(&s.req, r)
 	return s.end(r)
@@ -342,7 +345,7 @@ func (s *Stream) ResponseHeaders(headers Headers, endOfStream bool) Result {
 		return *r
 	}
 	s.respStarted = true
-	s.resp.headers = newHeaderMap(headers)
+	s.resp.headers = newHeaderMap(headers, inlineResponse)
 	s.resp.eosIn = endOfStream
 	s.encodeHeaders(r)
 	return s.end(r)
@@ -368,7 +371,7 @@ func (s *Stream) ResponseTrailers(trailers Headers) Result {
 	if !ok {
 		return *r
 	}
-	s.resp.trailers = newHeaderMap(trailers)
+	s.resp.trailers = newHeaderMap(trailers, inlineResponseTrailers)
 	s.resp.eosIn = true
 	s.trailersStep(&s.resp, r)
 	return s.end(r)
@@ -976,7 +979,7 @@ type preparedReply struct {
 // content-type was given; with no body both are removed. A gRPC request gets a trailers-only
 // reply: status 200, content-type application/grpc, grpc-status and grpc-message.
 func (s *Stream) prepareLocalReply(code int, body []byte, add Headers, grpc *int) preparedReply {
-	m := &headerMap{}
+	m := &headerMap{inline: inlineResponse}
 	m.add(":status", strconv.Itoa(code))
 	for _, kv := range add {
 		m.add(kv[0], kv[1])

@@ -15,10 +15,10 @@ import (
 )
 
 type bannerInfo struct {
-	configPath, gateway, demo, upstream string
-	profile                             wasmhost.Profile
-	workers                             int
-	policy                              *evaluator.Policy
+	configPath, gateway, debug, demo, upstream string
+	profile                                    wasmhost.Profile
+	workers                                    int
+	policy                                     *evaluator.Policy
 }
 
 // printBanner tells a newcomer what is running and what to try.
@@ -27,6 +27,9 @@ func printBanner(w io.Writer, b bannerInfo) {
 	fmt.Fprintf(&s, "s3cors gateway on %s\n", b.gateway)
 	fmt.Fprintf(&s, "  filter:   s3cors.wasm in wasmhost (%s, %d worker(s)), configuration %s\n", b.profile, b.workers, b.configPath)
 	fmt.Fprintf(&s, "  upstream: %s\n", b.upstream)
+	if b.debug != "" {
+		fmt.Fprintf(&s, "  debug:    %s (stats, explain; never on the gateway's address)\n", b.debug)
+	}
 	if b.demo != "" {
 		fmt.Fprintf(&s, "  demo:     open %s in a browser (a different origin from the gateway)\n", b.demo)
 	}
@@ -40,7 +43,9 @@ func printBanner(w io.Writer, b bannerInfo) {
 		fmt.Fprintf(&s, "  # a denied preflight: S3's 403 XML error\n  %s\n", curlLine(b.gateway, cfg, denied))
 		fmt.Fprintf(&s, "  # why it is denied, rule by rule\n  %s\n", explainLine(b.configPath, b.gateway, cfg, denied))
 	}
-	fmt.Fprintf(&s, "  # counters: answered at the proxy, reached the store, filter metrics\n  curl -s %s%s\n", b.gateway, gateway.StatsPath)
+	if b.debug != "" {
+		fmt.Fprintf(&s, "  # counters: answered at the proxy, reached the store, filter metrics\n  curl -s %s%s\n", b.debug, gateway.StatsPath)
+	}
 	s.WriteString("\nPress Ctrl-C to stop.\n")
 	_, _ = io.WriteString(w, s.String())
 }

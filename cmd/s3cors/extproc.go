@@ -12,7 +12,7 @@ func newExtprocCmd() *cobra.Command {
 	var o extproc.Options
 	var logLevel, logFormat string
 	cmd := &cobra.Command{
-		Use:   "extproc --config FILE [--listen :50051] [--metrics-listen :9090]",
+		Use:   "extproc --config FILE [--listen ADDR] [--metrics-listen ADDR]",
 		Short: "Run the Envoy ext_proc gRPC server over the same evaluator",
 		Long: `Extproc serves Envoy's external processing protocol (envoy.service.ext_proc.v3) on --listen:
 preflights are answered with an ImmediateResponse exactly as S3 answers them, actual responses
@@ -20,10 +20,14 @@ get S3's CORS headers. The --config file (JSON or YAML) is reloaded when it chan
 SIGHUP; a bad new configuration is logged and the last good one kept. A configuration that
 does not load at startup is logged (one record, every problem) and the command exits 1.
 
---metrics-listen serves /metrics (Prometheus), /healthz and /readyz. SIGINT or SIGTERM drains
-open streams (after --shutdown-delay, for at most --drain-timeout), then exits.`,
-		Example: `  s3cors extproc --config cors.yaml --listen :50051 --metrics-listen :9090`,
-		Args:    exactArgs(0, "no arguments (flags only)"),
+--metrics-listen serves /metrics (Prometheus), /healthz and /readyz. Both listen on loopback
+unless told otherwise: where Envoy or Prometheus connect from another host (a pod), pass
+--listen :50051 --metrics-listen :9090 and restrict who may connect (docs/deploy.md: Istio mTLS,
+NetworkPolicy). SIGINT or SIGTERM drains open streams (after --shutdown-delay, for at most
+--drain-timeout), then exits.`,
+		Example: `  s3cors extproc --config cors.yaml
+  s3cors extproc --config cors.yaml --listen :50051 --metrics-listen :9090   # in a pod`,
+		Args: exactArgs(0, "no arguments (flags only)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.ConfigPath == "" {
 				return usageErrorf("extproc: --config is required")
@@ -54,7 +58,7 @@ open streams (after --shutdown-delay, for at most --drain-timeout), then exits.`
 	f := cmd.Flags()
 	f.StringVar(&o.ConfigPath, "config", "", "s3cors configuration file, JSON or YAML (required)")
 	f.StringVar(&o.Listen, "listen", extproc.DefaultListen, "gRPC address Envoy connects to")
-	f.StringVar(&o.MetricsListen, "metrics-listen", ":9090", `HTTP address for /metrics, /healthz and /readyz ("" for none)`)
+	f.StringVar(&o.MetricsListen, "metrics-listen", extproc.DefaultMetricsListen, `HTTP address for /metrics, /healthz and /readyz ("" for none)`)
 	f.DurationVar(&o.DrainTimeout, "drain-timeout", extproc.DefaultDrainTimeout, "on SIGINT/SIGTERM, how long open streams may finish before they are cut")
 	f.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "on SIGINT/SIGTERM, keep serving this long with health NOT_SERVING before draining, so load balancers stop sending new streams first (e.g. 5s on Kubernetes)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -403,5 +405,37 @@ func TestIstioExtprocDeploymentArgs(t *testing.T) {
 	}
 	if v, _ := cmd.Flags().GetString("log-format"); v != "json" {
 		t.Errorf("--log-format %q, want json", v)
+	}
+	// In a pod Envoy connects to the pod IP: the loopback defaults would refuse it, so the
+	// Deployment names every interface explicitly.
+	for _, name := range []string{"listen", "metrics-listen"} {
+		if !cmd.Flags().Changed(name) {
+			t.Errorf("Deployment args do not set --%s (its default is loopback)", name)
+		} else if v, _ := cmd.Flags().GetString(name); !strings.HasPrefix(v, ":") {
+			t.Errorf("Deployment --%s %q, want every interface (:port)", name, v)
+		}
+	}
+}
+
+// TestListenDefaultsAreLoopback: every listener a command opens without being told where is
+// on loopback; exposing one is an explicit choice.
+func TestListenDefaultsAreLoopback(t *testing.T) {
+	for _, c := range []struct {
+		cmd   *cobra.Command
+		flags []string
+	}{
+		{newExtprocCmd(), []string{"listen", "metrics-listen"}},
+		{newServeCmd(), []string{"listen", "debug-listen"}},
+	} {
+		for _, name := range c.flags {
+			def := c.cmd.Flags().Lookup(name).DefValue
+			host, _, err := net.SplitHostPort(def)
+			if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+				t.Errorf("%s --%s defaults to %q, want a loopback address", c.cmd.Name(), name, def)
+			}
+		}
+	}
+	if !strings.Contains(newServeCmd().Example, "--listen 127.0.0.1:") || strings.Contains(newServeCmd().Example, "--listen :") {
+		t.Errorf("serve --help's examples should listen on loopback:\n%s", newServeCmd().Example)
 	}
 }

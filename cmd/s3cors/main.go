@@ -1,7 +1,9 @@
 // Command s3cors is the s3cors command line: a local gateway running the wasm filter
-// (serve), the Envoy ext_proc server (extproc), configuration checks for CI (validate), the
-// reasoning behind one request (explain), conversions between S3's CORS forms (convert),
-// policy images for the filter (compile), deployment manifests (manifest), OCI images of the module (oci) and its version (version).
+// (serve), the Envoy ext_proc server (extproc), the bucket CORS API pushed to Envoy over xDS
+// (controlplane), configuration checks for CI (validate), the reasoning behind one request
+// (explain), conversions between S3's CORS forms (convert), policy images for the filter
+// (compile), deployment manifests (manifest), OCI images of the module (oci) and its version
+// (version).
 //
 // Exit codes: 0 success, 1 failure (for validate: a configuration is invalid), 2 usage error.
 package main
@@ -126,6 +128,7 @@ Exit codes: 0 success, 1 failure (validate: invalid configuration), 2 usage erro
 	root.AddCommand(
 		newServeCmd(),
 		newExtprocCmd(),
+		newControlplaneCmd(),
 		newValidateCmd(),
 		newExplainCmd(),
 		newConvertCmd(),

@@ -52,10 +52,10 @@ func golden(t *testing.T, name string, args []string, r result) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run `go test ./cmd/s3cors -run %s -update` to create it)", err, t.Name())
+		t.Fatalf("%v (run make generate to create it; %s)", err, t.Name())
 	}
 	if got != string(want) {
-		t.Errorf("output differs from %s (rerun with -update if the change is intended)\n--- got\n%s\n--- want\n%s", path, got, want)
+		t.Errorf("output differs from %s (run make generate if the change is intended)\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }
 

@@ -113,6 +113,7 @@ every problem as validate prints it.`,
 	f.StringVarP(&outPath, "out", "o", "", "write to this file instead of stdout (- for stdout)")
 	f.StringVar(&o.Upstream, "upstream", "", fmt.Sprintf("S3-compatible store as host:port (envoy-*; default %q)", manifest.DefaultUpstream))
 	f.BoolVar(&o.UpstreamTLS, "upstream-tls", false, "speak TLS to the store, the host as SNI (envoy-*)")
+	f.StringArrayVar(&o.Hosts, "host", nil, "a path-style host Envoy routes to the store besides <suffix> and *.<suffix> of each virtual-host suffix, without a port; repeat for more (envoy-*)")
 	f.IntVar(&o.ListenPort, "listen-port", 0, fmt.Sprintf("port Envoy serves S3 on (envoy-*; default %d)", manifest.DefaultListenPort))
 	f.IntVar(&o.AdminPort, "admin-port", 0, fmt.Sprintf("Envoy admin port on 127.0.0.1 (envoy-*; default %d)", manifest.DefaultAdminPort))
 	f.StringVar(&o.WasmPath, "wasm-path", "", fmt.Sprintf("where Envoy reads the module (envoy-wasm; default %q)", manifest.DefaultWasmPath))

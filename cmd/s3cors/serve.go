@@ -44,15 +44,15 @@ func embeddedModule() ([]byte, error) {
 const shutdownGrace = 10 * time.Second
 
 type serveFlags struct {
-	config, listen, upstream, wasm, profile, failurePolicy, demoListen string
-	logLevel, logFormat                                                string
-	workers                                                            int
+	config, listen, upstream, wasm, profile, failurePolicy, demoListen, debugListen string
+	logLevel, logFormat                                                             string
+	workers                                                                         int
 }
 
 func newServeCmd() *cobra.Command {
 	var f serveFlags
 	cmd := &cobra.Command{
-		Use:   "serve --config FILE [--listen ADDR] [--upstream embedded|URL] [--demo-listen ADDR]",
+		Use:   "serve --config FILE [--listen ADDR] [--upstream embedded|URL] [--debug-listen ADDR|off] [--demo-listen ADDR]",
 		Short: "Run the local gateway: the s3cors wasm filter, as Envoy runs it, in front of a store",
 		Long: `Serve runs the s3cors.wasm filter in wasmhost, an Envoy-faithful proxy-wasm host, in front of an
 object store, and serves HTTP on --listen. The plugin configuration is the --config file (JSON,
@@ -62,24 +62,30 @@ or YAML converted to JSON). The module is the one embedded in this binary by ` +
 --upstream embedded (the default) is a small in-memory S3-style store holding the buckets named
 in the configuration (GET, PUT, HEAD, DELETE of objects, path-style and virtual-hosted
 addressing, S3 XML errors). --upstream http://host:port forwards to any S3-compatible store,
-keeping the client's Host header, path and headers, so signed requests stay valid.
+keeping the client's Host header, request-target (path and query, byte for byte) and headers,
+so signed requests stay valid and the store serves what the filter evaluated.
 
-The gateway answers a few endpoints itself, never through the filter:
+On --listen the gateway answers one endpoint itself, never through the filter:
   GET /healthz                200 "ok" while the filter can serve; 503 "unavailable: ..." once a
                               wasm VM has failed under fail-closed (its requests all get 503),
                               or under reload while replacing a failed VM fails too; 200
                               "ok: ..." naming the failure under fail-open and reload
+It is answered only when the request cannot be for a bucket of the configuration: the Host is
+not a virtual-hosted bucket host and the first path segment is not a listed bucket. List a
+store bucket named healthz in the configuration to reach it.
+
+--debug-listen (default 127.0.0.1:0, a free loopback port shown in the banner; "off" disables
+it) serves /healthz and the debug endpoints, which show any bucket's rules and so are never on
+--listen (there they are paths like any other, for the store):
   GET /debug/s3cors/stats     counters (answered at the proxy, reached the store, by method,
                               answered by a failed VM), failed VMs and the filter's metrics, JSON
   GET /debug/s3cors/explain   ?method=&url=&origin=[&request-method=][&request-headers=],
                               the JSON of ` + "`s3cors explain`" + `
-They are answered only when the request cannot be for a bucket of the configuration: the Host is
-not a virtual-hosted bucket host and the first path segment is not a listed bucket. List a
-store bucket named healthz or debug in the configuration to reach it.
+Keep it on loopback: give it a non-loopback address only on a network you trust.
 
 --demo-listen serves a demo page on a second origin that plays S3's two CORS scenarios (a site
-uploading to its bucket, a web font) against the gateway; it seeds hello.txt and pixel.ttf into
-every bucket of the embedded store.
+uploading to its bucket, a web font) against the gateway, and asks the debug listener why a
+request failed; it seeds hello.txt and pixel.ttf into every bucket of the embedded store.
 
 Each request is logged (method, host, path, query_keys, origin, status, answered_by
 proxy|upstream|gateway|failed_vm, duration) to stderr; failed_vm is the 503 of a VM that has
@@ -87,8 +93,8 @@ failed, not the filter's answer (with store_status when the store had answered b
 failed: its answer was replaced, but a PUT may have been stored). The path is logged without its query and query_keys lists the
 parameter names only: a presigned URL's credentials never reach the log. SIGINT or SIGTERM
 shuts down gracefully.`,
-		Example: `  s3cors serve --config testdata/demo/config.json --demo-listen 127.0.0.1:8081
-  s3cors serve --config cors.yaml --listen :8080 --upstream http://127.0.0.1:9000 --workers 2`,
+		Example: `  s3cors serve --config testdata/demo/config.json --debug-listen 127.0.0.1:8082 --demo-listen 127.0.0.1:8081
+  s3cors serve --config cors.yaml --listen 127.0.0.1:8080 --upstream http://127.0.0.1:9000 --workers 2`,
 		Args: exactArgs(0, "no arguments (flags only)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return serve(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -102,6 +108,7 @@ shuts down gracefully.`,
 	fl.StringVar(&f.profile, "envoy-profile", string(wasmhost.Envoy133), "Envoy release line the host reproduces: envoy-1.33 (Envoy 1.33 to 1.38) or envoy-1.39 (1.39 and later); envoy-1.34 to envoy-1.38 select envoy-1.33, envoy-1.40 and later envoy-1.39")
 	fl.IntVar(&f.workers, "workers", 1, "wasm VMs, as Envoy's --concurrency")
 	fl.StringVar(&f.failurePolicy, "failure-policy", "fail-closed", "after a VM failure: fail-closed (503), fail-open (pass through) or reload (new VM)")
+	fl.StringVar(&f.debugListen, "debug-listen", "127.0.0.1:0", `address of the debug endpoints (stats, explain), loopback by default, or "off"`)
 	fl.StringVar(&f.demoListen, "demo-listen", "", "also serve the demo page on this address, e.g. 127.0.0.1:8081")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -207,6 +214,16 @@ func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 	defer func() { _ = ln.Close() }() // already closed by a clean shutdown
 	gwURL := "http://" + browsable(ln.Addr())
 
+	var debugLn net.Listener
+	debugURL := ""
+	if f.debugListen != "off" {
+		if debugLn, err = net.Listen("tcp", f.debugListen); err != nil {
+			return fmt.Errorf("serve: --debug-listen: %w", err)
+		}
+		defer func() { _ = debugLn.Close() }()
+		debugURL = "http://" + browsable(debugLn.Addr())
+	}
+
 	var demoLn net.Listener
 	demoOrigin := ""
 	if f.demoListen != "" {
@@ -247,22 +264,29 @@ func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 	}()
 
 	printBanner(stdout, bannerInfo{
-		configPath: f.config, gateway: gwURL, demo: demoOrigin, upstream: upstreamDesc,
+		configPath: f.config, gateway: gwURL, debug: debugURL, demo: demoOrigin, upstream: upstreamDesc,
 		profile: profile, workers: f.workers, policy: pol,
 	})
 	if demoOrigin != "" && !originAllowedSomewhere(pol, demoOrigin) {
 		logger.Warn("no rule of the configuration allows the demo page's origin: every action of the page will be blocked; use testdata/demo/config.json with --demo-listen 127.0.0.1:8081", "origin", demoOrigin)
 	}
-	logger.Info("serving", "gateway", gwURL, "demo", demoOrigin, "upstream", upstreamDesc, "profile", string(profile), "workers", f.workers, "failure_policy", f.failurePolicy)
+	if demoOrigin != "" && debugURL == "" {
+		logger.Warn("--debug-listen is off: the demo page cannot ask the explain endpoint why a request failed")
+	}
+	logger.Info("serving", "gateway", gwURL, "debug", debugURL, "demo", demoOrigin, "upstream", upstreamDesc, "profile", string(profile), "workers", f.workers, "failure_policy", f.failurePolicy)
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	servers := 1
 	go func() { errc <- gateway.Serve(sctx, ln, gw, shutdownGrace) }()
+	if debugLn != nil {
+		servers++
+		go func() { errc <- gateway.Serve(sctx, debugLn, gw.Debug(), shutdownGrace) }()
+	}
 	if demoLn != nil {
 		servers++
-		go func() { errc <- gateway.Serve(sctx, demoLn, demo.Handler(gwURL), shutdownGrace) }()
+		go func() { errc <- gateway.Serve(sctx, demoLn, demo.Handler(gwURL, debugURL), shutdownGrace) }()
 	}
 	var first error
 	for range servers {

@@ -60,6 +60,7 @@ func (l *lockedBuffer) waitFor(t *testing.T, re *regexp.Regexp, exited <-chan in
 var (
 	gatewayLine = regexp.MustCompile(`s3cors gateway on (http://127\.0\.0\.1:\d+)\n`)
 	demoLine    = regexp.MustCompile(`demo: +open (http://127\.0\.0\.1:\d+) in a browser`)
+	debugLine   = regexp.MustCompile(`debug: +(http://127\.0\.0\.1:\d+) \(`)
 )
 
 // TestServe is `make run` in-process: the demo configuration, the built module, the embedded
@@ -74,8 +75,9 @@ func TestServe(t *testing.T) {
 	go func() { exited <- runContext(ctx, args, stdout, stderr) }()
 	gw := stdout.waitFor(t, gatewayLine, exited)[1]
 	page := stdout.waitFor(t, demoLine, exited)[1]
+	debug := stdout.waitFor(t, debugLine, exited)[1] // the default --debug-listen, 127.0.0.1:0
 	banner := stdout.String()
-	for _, want := range []string{"Try:", "an allowed preflight", "a denied preflight", "curl -i -X OPTIONS " + gw + "/website/notes/hello.txt", "s3cors explain --config", gw + "/debug/s3cors/stats"} {
+	for _, want := range []string{"Try:", "an allowed preflight", "a denied preflight", "curl -i -X OPTIONS " + gw + "/website/notes/hello.txt", "s3cors explain --config", "curl -s " + debug + "/debug/s3cors/stats"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
 		}
@@ -137,10 +139,20 @@ func TestServe(t *testing.T) {
 	if res, body = do("GET", page+"/", nil); res.StatusCode != 200 || !strings.Contains(body, "s3cors demo") {
 		t.Errorf("demo page: %d", res.StatusCode)
 	}
-	if res, body = do("GET", page+"/config.js", nil); !strings.Contains(body, `"gateway":"`+gw+`"`) {
-		t.Errorf("demo config.js %q does not name the gateway %s", body, gw)
+	if res, body = do("GET", page+"/config.js", nil); !strings.Contains(body, `"gateway":"`+gw+`"`) || !strings.Contains(body, `"debug":"`+debug+`"`) {
+		t.Errorf("demo config.js %q does not name the gateway %s and its debug listener %s", body, gw, debug)
 	}
-	_, body = do("GET", gw+"/debug/s3cors/stats", nil)
+	// The debug endpoints are off the S3 listener: there /debug/... is bucket "debug", which
+	// the embedded store does not hold.
+	for _, path := range []string{"/debug/s3cors/stats", "/debug/s3cors/explain?method=GET&bucket=website&key=a"} {
+		if res, body = do("GET", gw+path, nil); res.StatusCode != 404 || !strings.Contains(body, "<Code>NoSuchBucket</Code>") {
+			t.Errorf("GET %s on the S3 listener: %d %q, want the store's NoSuchBucket", path, res.StatusCode, body)
+		}
+	}
+	if res, body = do("GET", debug+"/debug/s3cors/explain?method=GET&bucket=website&key=a", nil, "Origin", page); res.StatusCode != 200 || res.Header.Get("Access-Control-Allow-Origin") != page || !strings.Contains(body, `"rules"`) {
+		t.Errorf("explain on the debug listener, from the demo page: %d %v %q", res.StatusCode, res.Header, body)
+	}
+	_, body = do("GET", debug+"/debug/s3cors/stats", nil)
 	var st struct {
 		AnsweredAtProxy  int64            `json:"answered_at_proxy"`
 		ReachedUpstream  int64            `json:"reached_upstream"`
@@ -153,7 +165,7 @@ func TestServe(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		t.Fatalf("stats %q: %v", body, err)
 	}
-	if st.AnsweredAtProxy != 2 || st.ReachedUpstream != 3 || st.UpstreamByMethod["OPTIONS"] != 0 || st.Store.ByMethod["OPTIONS"] != 0 || st.Store.ByMethod["PUT"] != 1 || len(st.Wasm) == 0 {
+	if st.AnsweredAtProxy != 2 || st.ReachedUpstream != 5 || st.UpstreamByMethod["OPTIONS"] != 0 || st.Store.ByMethod["OPTIONS"] != 0 || st.Store.ByMethod["PUT"] != 1 || len(st.Wasm) == 0 {
 		t.Errorf("stats: %s", body)
 	}
 
@@ -164,11 +176,35 @@ func TestServe(t *testing.T) {
 	log := stderr.String()
 	for _, want := range []string{
 		`msg=request method=OPTIONS`, `answered_by=proxy`, `answered_by=upstream`, `answered_by=gateway`,
-		`msg=stopped requests=`, `reached_upstream=3`,
+		`msg=stopped requests=`, `reached_upstream=5`,
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
+	}
+}
+
+// TestServeDebugListenOff: --debug-listen off serves no debug endpoints anywhere, and says
+// that the demo page then cannot explain a failure.
+func TestServeDebugListenOff(t *testing.T) {
+	stdout, stderr := newLockedBuffer(), newLockedBuffer()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exited := make(chan int, 1)
+	args := []string{"serve", "--config", filepath.Join("..", "..", "testdata", "demo", "config.json"),
+		"--listen", "127.0.0.1:0", "--debug-listen", "off", "--demo-listen", "127.0.0.1:0", "--wasm", testenv.Module(t)}
+	go func() { exited <- runContext(ctx, args, stdout, stderr) }()
+	stdout.waitFor(t, demoLine, exited)
+	stderr.waitFor(t, regexp.MustCompile(`msg=serving`), exited)
+	cancel()
+	if code := <-exited; code != 0 {
+		t.Errorf("serve exited %d; stderr:\n%s", code, stderr.String())
+	}
+	if banner := stdout.String(); strings.Contains(banner, "debug:") || strings.Contains(banner, "/debug/s3cors/stats") {
+		t.Errorf("banner names a debug listener that is off:\n%s", banner)
+	}
+	if log := stderr.String(); !strings.Contains(log, "--debug-listen is off: the demo page cannot ask the explain endpoint") {
+		t.Errorf("log lacks the warning:\n%s", log)
 	}
 }
 

@@ -54,6 +54,18 @@ func (r Request) Get(name string) (string, bool) {
 	return "", false
 }
 
+// Joined returns every value of the named header (any case) joined by ",", as a proxy joins
+// a repeated header, and whether it is present.
+func (r Request) Joined(name string) (string, bool) {
+	var vs []string
+	for _, h := range r.Headers {
+		if strings.EqualFold(h[0], name) {
+			vs = append(vs, h[1])
+		}
+	}
+	return strings.Join(vs, ","), len(vs) > 0
+}
+
 // Case is one request and what the client must see.
 type Case struct {
 	Name     string   `json:"name"`

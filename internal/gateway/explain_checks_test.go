@@ -30,7 +30,7 @@ func TestExplainEndpointRefusesImpossibleQueries(t *testing.T) {
 		{url.Values{"method": {"GET"}, "url": {"http://a/\x7f"}}, `url "http://a/\x7f": net/url: invalid control character in URL`},
 		{url.Values{"method": {""}, "bucket": {"website"}}, `method "": a method is required`},
 	} {
-		rec := get(t, g, "GET", "127.0.0.1:8080", "/debug/s3cors/explain?"+tc.query.Encode())
+		rec := get(t, g.Debug(), "GET", "127.0.0.1:8080", "/debug/s3cors/explain?"+tc.query.Encode())
 		var body struct {
 			Error string `json:"error"`
 		}
@@ -53,7 +53,7 @@ func TestExplainEndpointNotes(t *testing.T) {
 		"OPTIONS": {},
 	} {
 		q := url.Values{"method": {method}, "bucket": {"website"}, "key": {"a.txt"}, "origin": {"https://app.example"}, "request-method": {"GET"}}
-		rec := get(t, g, "GET", "127.0.0.1:8080", "/debug/s3cors/explain?"+q.Encode())
+		rec := get(t, g.Debug(), "GET", "127.0.0.1:8080", "/debug/s3cors/explain?"+q.Encode())
 		var rep explain.Report
 		if err := json.Unmarshal(rec.Body.Bytes(), &rep); err != nil || rec.Code != http.StatusOK {
 			t.Fatalf("%s: %d %q: %v", method, rec.Code, rec.Body.String(), err)

@@ -2,19 +2,25 @@
 // module, run by wasmhost exactly as Envoy would run it, in front of an upstream object store
 // (the embedded s3mem store or any S3-compatible endpoint).
 //
-// Besides the filtered traffic, the gateway answers a few endpoints of its own, never passed
-// to the filter or the store:
+// Besides the filtered traffic, the gateway answers one endpoint of its own on the S3
+// listener, never passed to the filter or the store:
 //
 //	GET /healthz                 200 "ok" while the filter can serve, 503 when a failed VM
 //	                             fails its requests closed (see Gateway.Health)
+//
+// A bucket name cannot be told apart from it in path-style requests, so the gateway answers it
+// only when it cannot be a bucket request: the Host is not a virtual-hosted bucket host, and
+// the first path segment ("healthz") is not a bucket named in the configuration. A store
+// bucket called healthz is reached by listing it in the configuration ("healthz": null).
+//
+// The debug endpoints are served by Gateway.Debug, on a listener of their own (serve's
+// --debug-listen, loopback by default), never on the S3 listener, where they are paths like
+// any other: the explain endpoint shows any bucket's rules, which S3 gives only to an
+// authorised GetBucketCors.
+//
+//	GET /healthz                 as above
 //	GET /debug/s3cors/stats      request counters and the filter's metrics, JSON
 //	GET /debug/s3cors/explain    why a request is allowed or denied, JSON (see package explain)
-//
-// Bucket names cannot be told apart from these paths in path-style requests, so the gateway
-// answers them only when they cannot be bucket requests: the Host is not a virtual-hosted
-// bucket host, and the first path segment ("healthz", "debug") is not a bucket named in the
-// configuration. A store bucket called healthz or debug is reached by listing it in the
-// configuration (e.g. "healthz": null).
 package gateway
 
 import (
@@ -61,12 +67,15 @@ type Options struct {
 	Workers int
 	// FailurePolicy applies once a VM has failed. Default wasmhost.FailClosed.
 	FailurePolicy wasmhost.FailurePolicy
+	// ReloadBackoff is wasmhost.Options.ReloadBackoff: under FAIL_RELOAD, how long after a
+	// VM's load a failed VM waits for its replacement. Default Envoy's 1 s.
+	ReloadBackoff time.Duration
 	// Upstream receives every request the filter does not answer. Required.
 	Upstream http.Handler
 	// UpstreamStats, when set, adds the store's own counters to the stats endpoint.
 	UpstreamStats func() any
-	// DemoOrigin, when set (e.g. "http://127.0.0.1:8081"), may read the gateway's own
-	// endpoints cross-origin: the demo page asks the explain endpoint why a request failed.
+	// DemoOrigin, when set (e.g. "http://127.0.0.1:8081"), may read the debug endpoints
+	// cross-origin: the demo page asks the explain endpoint why a request failed.
 	DemoOrigin string
 	// Logger receives one line per request and the filter's own log lines. Nil discards them.
 	Logger *slog.Logger
@@ -78,8 +87,8 @@ type Options struct {
 	CompilationCache wazero.CompilationCache
 }
 
-// Gateway is an http.Handler: the wasm filter in front of the upstream, plus the gateway's own
-// endpoints. Safe for concurrent use.
+// Gateway is an http.Handler: the wasm filter in front of the upstream, plus /healthz; Debug
+// is the handler of the debug endpoints. Safe for concurrent use.
 type Gateway struct {
 	policy     *evaluator.Policy
 	host       filterHost
@@ -116,6 +125,7 @@ var newHost = func(ctx context.Context, o Options, logger *slog.Logger) (filterH
 		PluginConfig:     o.Config,
 		Workers:          o.Workers,
 		FailurePolicy:    o.FailurePolicy,
+		ReloadBackoff:    o.ReloadBackoff,
 		Logger:           logger.With("component", "wasm"),
 		LogLevel:         o.FilterLogLevel,
 		CompilationCache: o.CompilationCache,
@@ -226,14 +236,35 @@ func markUnreachable(r *http.Request) {
 	}
 }
 
-// ServeHTTP answers the gateway's own endpoints and sends everything else through the filter.
+// ServeHTTP answers /healthz and sends everything else through the filter.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.serve(w, r, g.ownEndpoint(r))
+}
+
+// Debug returns the handler of the debug listener: /healthz, the stats and the explain
+// endpoint for GET and HEAD, 404 for anything else. Nothing it receives reaches the filter
+// or the store.
+func (g *Gateway) Debug() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := g.debugEndpoint(r)
+		if h == nil {
+			h = func(w http.ResponseWriter, r *http.Request) {
+				http.Error(w, "gateway: the debug listener serves "+HealthPath+", "+StatsPath+" and "+ExplainPath+" (GET)", http.StatusNotFound)
+			}
+		}
+		g.serve(w, r, h)
+	})
+}
+
+// serve answers r with own, the gateway's endpoint, or through the filter when own is nil,
+// counts it and logs it.
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, own http.HandlerFunc) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	g.requests.Add(1)
 	answeredBy := "gateway"
 	storeStatus := 0 // the store's answer, when it was reached
-	if own := g.ownEndpoint(r); own != nil {
+	if own != nil {
 		g.own.Add(1)
 		own(sw, r)
 	} else {
@@ -348,27 +379,29 @@ func queryKeys(raw string) string {
 	return b.String()
 }
 
-// ownEndpoint returns the handler of a gateway endpoint r names, or nil when r is for the
-// filter: see the package documentation for why a bucket always wins.
+// ownEndpoint returns the handler of /healthz when r names it on the S3 listener, or nil when
+// r is for the filter: see the package documentation for why a bucket always wins.
 func (g *Gateway) ownEndpoint(r *http.Request) http.HandlerFunc {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead || r.URL.Path != HealthPath || g.isBucketRequest(r) {
+		return nil
+	}
+	return g.serveHealth
+}
+
+// debugEndpoint returns the handler of the debug endpoint r names, or nil.
+func (g *Gateway) debugEndpoint(r *http.Request) http.HandlerFunc {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return nil
 	}
-	var h http.HandlerFunc
 	switch r.URL.Path {
 	case HealthPath:
-		h = g.serveHealth
+		return g.serveHealth
 	case StatsPath:
-		h = g.serveStats
+		return g.serveStats
 	case ExplainPath:
-		h = g.serveExplain
-	default:
-		return nil
+		return g.serveExplain
 	}
-	if g.isBucketRequest(r) {
-		return nil
-	}
-	return h
+	return nil
 }
 
 // isBucketRequest reports whether r could address a bucket named in the configuration.
@@ -448,7 +481,7 @@ func (g *Gateway) Health() Health {
 		}
 		does = "could not replace them (" + stuck + "), so their requests get 503 until a reload succeeds"
 	case g.failPolicy == wasmhost.FailReload:
-		does = "replaces them on the next request"
+		does = "replaces them on the first request after the reload backoff"
 	case g.failPolicy == wasmhost.FailOpen, g.failPolicy == wasmhost.FailOpenLegacy:
 		does = "passes their requests unfiltered"
 	default:
@@ -493,7 +526,8 @@ type Stats struct {
 	// ReachedUpstream counts requests the upstream received; UpstreamByMethod splits them.
 	ReachedUpstream  int64            `json:"reached_upstream"`
 	UpstreamByMethod map[string]int64 `json:"upstream_by_method"`
-	// Gateway counts requests to the gateway's own endpoints.
+	// Gateway counts requests to the gateway's own endpoints (/healthz on the S3 listener
+	// and everything the debug listener receives).
 	Gateway int64 `json:"gateway_endpoints"`
 	// Wasm are the filter's metrics (proxy_define_metric), by name.
 	Wasm map[string]int64 `json:"wasm_metrics"`
@@ -568,7 +602,7 @@ func (g *Gateway) serveExplain(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, explain.Run(g.policy, req))
 }
 
-// allowDemo lets the demo page read the gateway's endpoints. The endpoints are read-only and
+// allowDemo lets the demo page read the debug endpoints. The endpoints are read-only and
 // carry no credentials, so only the demo origin is echoed.
 func (g *Gateway) allowDemo(w http.ResponseWriter, r *http.Request) {
 	w.Header().Add("Vary", "Origin")
@@ -603,12 +637,6 @@ type statusWriter struct {
 func (s *statusWriter) WriteHeader(code int) {
 	if s.status == 0 {
 		s.status = code
-		// Envoy's HTTP/1 connection manager closes the connection after a 400 local reply and
-		// says so with "Connection: close", which is also what S3 sends on its 400s. The
-		// gateway plays Envoy's part here.
-		if code == http.StatusBadRequest && s.mark != nil && !s.mark.upstream.Load() {
-			s.Header().Set("Connection", "close")
-		}
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
@@ -659,9 +687,11 @@ func RedactURL(raw string) string {
 }
 
 // ProxyTo returns a handler that forwards requests to an S3-compatible endpoint unchanged:
-// same method, Host header, path (raw, as sent), query and headers, so that signed requests
-// stay valid. Only the scheme and address of the connection change. Failures to reach it are
-// answered 502 and logged to logger (nil discards them).
+// same method, Host header, request-target (path and query byte for byte, as received) and
+// headers, so that signed requests stay valid and the store serves what the filter evaluated.
+// Only the scheme and address of the connection change. Failures to reach it, and the rare
+// target Go's client cannot write unchanged ("//" followed by a byte it would escape, such as
+// '|'), are answered 502 and logged to logger (nil discards them).
 func ProxyTo(target *url.URL, logger *slog.Logger) (http.Handler, error) {
 	if target.Scheme != "http" && target.Scheme != "https" || target.Host == "" {
 		return nil, fmt.Errorf("gateway: upstream %q: want http://host[:port] or https://host[:port]", RedactURL(target.String()))

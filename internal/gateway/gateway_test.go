@@ -120,18 +120,54 @@ func TestOwnEndpointsNeverShadowBuckets(t *testing.T) {
 		method, host, target string
 		want                 string // body prefix
 	}{
-		{"HEAD", "127.0.0.1:8080", "/debug/s3cors/stats", ""},
 		// A virtual-hosted bucket request for key "healthz" goes to the store.
 		{"GET", "website.s3.localhost:8080", "/healthz", "store:website.s3.localhost:8080/healthz"},
-		// Bucket "debug" is not listed, so the stats path is the gateway's.
-		{"GET", "127.0.0.1:8080", "/debug/s3cors/stats", "{"},
 		// Only GET and HEAD: anything else is for the filter.
-		{"PUT", "127.0.0.1:8080", "/debug/s3cors/stats", "store:"},
+		{"PUT", "127.0.0.1:8080", "/healthz", "store:"},
 		{"GET", "127.0.0.1:8080", "/healthz/", "store:"},
 	} {
 		rec := get(t, g, tc.method, tc.host, tc.target)
 		if !strings.HasPrefix(rec.Body.String(), tc.want) {
 			t.Errorf("%s %s%s: body %q, want prefix %q", tc.method, tc.host, tc.target, rec.Body.String(), tc.want)
+		}
+	}
+}
+
+// TestDebugEndpointsOffTheS3Listener: on the S3 listener the debug paths are paths like any
+// other (they reach the store, whatever the Host); the debug handler serves them and nothing
+// else.
+func TestDebugEndpointsOffTheS3Listener(t *testing.T) {
+	g, _, _ := newTestGateway(t, routingConfig, http.HandlerFunc(storeStub))
+	explainQuery := "?method=GET&bucket=website&key=a"
+	for _, method := range []string{"GET", "HEAD"} {
+		for _, host := range []string{"127.0.0.1:8080", "localhost", "website.s3.localhost"} {
+			for _, path := range []string{StatsPath, ExplainPath + explainQuery} {
+				rec := get(t, g, method, host, path, "Origin", "http://127.0.0.1:8081")
+				if method == "GET" && !strings.HasPrefix(rec.Body.String(), "store:"+host+"/debug/s3cors/") {
+					t.Errorf("S3 listener: %s %s%s: %d %q, want the store's answer", method, host, path, rec.Code, rec.Body.String())
+				}
+				if rec.Header().Get("Access-Control-Allow-Origin") != "" || rec.Header().Get("Content-Type") == "application/json" {
+					t.Errorf("S3 listener: %s %s%s answered by the gateway: %v", method, host, path, rec.Header())
+				}
+			}
+		}
+	}
+	d := g.Debug()
+	for _, tc := range []struct {
+		method, target string
+		code           int
+		want           string // body prefix
+	}{
+		{"GET", StatsPath, 200, "{"},
+		{"HEAD", StatsPath, 200, ""},
+		{"GET", ExplainPath + explainQuery, 200, "{"},
+		{"GET", HealthPath, 200, "ok"},
+		{"PUT", StatsPath, 404, "gateway: the debug listener serves"},
+		{"GET", "/website/a", 404, "gateway: the debug listener serves"},
+	} {
+		rec := get(t, d, tc.method, "127.0.0.1:8082", tc.target)
+		if rec.Code != tc.code || !strings.HasPrefix(rec.Body.String(), tc.want) {
+			t.Errorf("debug listener: %s %s: %d %q, want %d and prefix %q", tc.method, tc.target, rec.Code, rec.Body.String(), tc.code, tc.want)
 		}
 	}
 }
@@ -154,7 +190,7 @@ func TestStatsAndLog(t *testing.T) {
 	get(t, g, "OPTIONS", "127.0.0.1:8080", "/website/a", "Origin", "https://app.example")
 	get(t, g, "GET", "127.0.0.1:8080", "/website/a", "Origin", "https://app.example")
 	get(t, g, "PUT", "website.s3.localhost", "/b")
-	rec := get(t, g, "GET", "127.0.0.1:8080", "/debug/s3cors/stats", "Origin", "http://127.0.0.1:8081")
+	rec := get(t, g.Debug(), "GET", "127.0.0.1:8080", "/debug/s3cors/stats", "Origin", "http://127.0.0.1:8081")
 	var st Stats
 	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
 		t.Fatalf("stats body %q: %v", rec.Body.String(), err)
@@ -168,7 +204,7 @@ func TestStatsAndLog(t *testing.T) {
 	if got := rec.Header().Get("Access-Control-Allow-Origin"); got != "http://127.0.0.1:8081" {
 		t.Errorf("stats for the demo origin: Access-Control-Allow-Origin %q", got)
 	}
-	if got := get(t, g, "GET", "127.0.0.1:8080", "/debug/s3cors/stats", "Origin", "https://evil.example").Header().Get("Access-Control-Allow-Origin"); got != "" {
+	if got := get(t, g.Debug(), "GET", "127.0.0.1:8080", "/debug/s3cors/stats", "Origin", "https://evil.example").Header().Get("Access-Control-Allow-Origin"); got != "" {
 		t.Errorf("stats for another origin: Access-Control-Allow-Origin %q, want none", got)
 	}
 	log := logs.String()
@@ -190,7 +226,7 @@ func TestStatsAndLog(t *testing.T) {
 func TestExplainEndpoint(t *testing.T) {
 	g, _, _ := newTestGateway(t, routingConfig, http.HandlerFunc(storeStub))
 	q := url.Values{"method": {"OPTIONS"}, "url": {"http://127.0.0.1:8080/website/a.txt"}, "origin": {"https://evil.example"}, "request-method": {"PUT"}}
-	rec := get(t, g, "GET", "127.0.0.1:8080", "/debug/s3cors/explain?"+q.Encode())
+	rec := get(t, g.Debug(), "GET", "127.0.0.1:8080", "/debug/s3cors/explain?"+q.Encode())
 	var rep explain.Report
 	if err := json.Unmarshal(rec.Body.Bytes(), &rep); err != nil {
 		t.Fatalf("explain body %q: %v", rec.Body.String(), err)
@@ -198,7 +234,7 @@ func TestExplainEndpoint(t *testing.T) {
 	if rep.Allowed || rep.Reason != "not_allowed" || rep.Response.Status != 403 || len(rep.Rules) != 1 || rep.Rules[0].Origin.Matched {
 		t.Errorf("explain report %+v", rep)
 	}
-	rec = get(t, g, "GET", "127.0.0.1:8080", "/debug/s3cors/explain?url=http://x/y")
+	rec = get(t, g.Debug(), "GET", "127.0.0.1:8080", "/debug/s3cors/explain?url=http://x/y")
 	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "a method is required") {
 		t.Errorf("explain without method: %d %s", rec.Code, rec.Body.String())
 	}

@@ -36,7 +36,7 @@ func newProbeGatewayTo(t *testing.T, policy wasmhost.FailurePolicy, workers int,
 	logs := &syncBuffer{}
 	g, err := New(context.Background(), Options{
 		Config: []byte(healthConfig), Module: testenv.GuestBytes(t, "probe"), CompilationCache: probeCompilation,
-		Upstream: upstream, FailurePolicy: policy, Workers: workers,
+		Upstream: upstream, FailurePolicy: policy, Workers: workers, ReloadBackoff: wasmhost.NoReloadBackoff,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	})
 	if err != nil {
@@ -48,7 +48,7 @@ func newProbeGatewayTo(t *testing.T, policy wasmhost.FailurePolicy, workers int,
 
 func stats(t *testing.T, g *Gateway) Stats {
 	t.Helper()
-	rec := get(t, g, "GET", "127.0.0.1:8080", StatsPath)
+	rec := get(t, g.Debug(), "GET", "127.0.0.1:8080", StatsPath)
 	var st Stats
 	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
 		t.Fatalf("stats body %q: %v", rec.Body.String(), err)
@@ -123,7 +123,7 @@ func TestHealthzRecoveringPolicies(t *testing.T) {
 		after      int    // status of the next request
 		failedNext int    // failed VMs after it
 	}{
-		{wasmhost.FailReload, "ok: 1 of 1 wasm VMs failed; FAIL_RELOAD replaces them on the next request: Function: proxy_on_request_headers failed", 200, 0},
+		{wasmhost.FailReload, "ok: 1 of 1 wasm VMs failed; FAIL_RELOAD replaces them on the first request after the reload backoff: Function: proxy_on_request_headers failed", 200, 0},
 		{wasmhost.FailOpen, "ok: 1 of 1 wasm VMs failed; FAIL_OPEN passes their requests unfiltered: Function: proxy_on_request_headers failed", 200, 1},
 	} {
 		t.Run(c.policy.String(), func(t *testing.T) {
@@ -235,7 +235,7 @@ func TestHealthzReloadThatFails(t *testing.T) {
 	g, fh, _ := newTestGateway(t, healthConfig, http.HandlerFunc(storeStub))
 	g.failPolicy = wasmhost.FailReload
 	fh.failed = []string{"", "Function: proxy_on_request_headers failed: unreachable"}
-	if h := g.Health(); !h.OK || !strings.Contains(h.Reason, "replaces them on the next request") {
+	if h := g.Health(); !h.OK || !strings.Contains(h.Reason, "replaces them on the first request after the reload backoff") {
 		t.Errorf("a failed VM not yet replaced: %+v, want OK", h)
 	}
 	fh.reload = []string{"", "wasmhost: configure: Failed to configure thread-local Wasm plugin\ndetail"}

@@ -8,15 +8,15 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"time"
 )
 
 // newProxy forwards to target keeping the request as the client sent it.
-func newProxy(target *url.URL, logger *slog.Logger) *httputil.ReverseProxy {
-	return &httputil.ReverseProxy{
+func newProxy(target *url.URL, logger *slog.Logger) http.Handler {
+	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme = target.Scheme
-			pr.Out.URL.Host = target.Host
+			pr.Out.URL = forwardURL(target, pr.In)
 			// Keep the client's Host: virtual-hosted addressing and SigV4 signatures depend
 			// on it.
 			pr.Out.Host = pr.In.Host
@@ -29,6 +29,48 @@ func newProxy(target *url.URL, logger *slog.Logger) *httputil.ReverseProxy {
 			_, _ = w.Write([]byte("gateway: upstream unreachable\n"))
 		},
 	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u := forwardURL(target, r); u.RequestURI() != requestTarget(r) {
+			// Go's client cannot write this target unchanged; forwarding another would let
+			// the store serve something other than what the filter evaluated.
+			logger.Warn("request target cannot be forwarded unchanged", "target", requestTarget(r))
+			markUnreachable(r)
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = w.Write([]byte("gateway: request target cannot be forwarded unchanged\n"))
+			return
+		}
+		rp.ServeHTTP(w, r)
+	})
+}
+
+// requestTarget is r's request-target as received (through wasmhost: the :path the filter
+// passed on).
+func requestTarget(r *http.Request) string {
+	if r.RequestURI != "" {
+		return r.RequestURI
+	}
+	return r.URL.RequestURI() // a request built in-process
+}
+
+// forwardURL is the URL whose request line carries r's request-target byte for byte, sent to
+// target. Go's client writes URL.RequestURI(): from Opaque as is, except that an Opaque
+// starting with "//" gains the scheme; from Path/RawPath re-encoded when RawPath holds a byte
+// Go would escape ('|', '#', '"', non-ASCII). So the target goes in Opaque, or in
+// Path/RawPath when it starts with "//". The query is RawQuery as sent: ReverseProxy's
+// re-encoding of a query with ';' is undone.
+func forwardURL(target *url.URL, r *http.Request) *url.URL {
+	raw := requestTarget(r)
+	path, query, hasQuery := strings.Cut(raw, "?")
+	u := &url.URL{Scheme: target.Scheme, Host: target.Host, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	if !strings.HasPrefix(path, "//") {
+		u.Opaque = path
+		return u
+	}
+	if p, err := url.PathUnescape(path); err == nil {
+		u.Path, u.RawPath = p, path
+	}
+	return u
 }
 
 // MaxHeaderBytes bounds a request's header section, as Envoy's max_request_headers_kb (default

@@ -21,7 +21,7 @@ func BenchmarkGenerate(b *testing.B) {
 			b.ReportAllocs()
 			var n int
 			for b.Loop() {
-				out, err := manifest.Generate(target, cfg, manifest.Options{Source: demoSource})
+				out, err := manifest.Generate(target, cfg, demoOptions(target))
 				if err != nil {
 					b.Fatal(err)
 				}

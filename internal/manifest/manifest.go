@@ -99,6 +99,11 @@ type Options struct {
 	ListenPort int
 	// AdminPort is Envoy's admin port on 127.0.0.1, where /stats lives (envoy-*). Default 9901.
 	AdminPort int
+	// Hosts are the path-style hosts Envoy routes to the store besides the configuration's
+	// "<suffix>" and "*.<suffix>" (envoy-*): DNS names or IP addresses, without a port (any
+	// port matches), e.g. "s3.example.com". Any other Host is answered 404 by Envoy. Default
+	// none: path-style requests reach the store only through a suffix host.
+	Hosts []string
 	// WasmPath is where Envoy reads the module (envoy-wasm). Default "/etc/envoy/s3cors.wasm".
 	WasmPath string
 	// ExtProc is the ext_proc server as host:port (envoy-extproc). Default "127.0.0.1:50051".
@@ -162,6 +167,15 @@ func Generate(target Target, cfg []byte, opts Options) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manifest: refusing to generate from an invalid configuration: %w", err)
 	}
+	if target == EnvoyWasm || target == EnvoyExtProc {
+		if d.Domains, err = storeDomains(pol.Config(), opts.Hosts); err != nil {
+			return nil, err
+		}
+		d.FilterName = "envoy.filters.http.wasm"
+		if target == EnvoyExtProc {
+			d.FilterName = "envoy.filters.http.ext_proc"
+		}
+	}
 	switch target {
 	case EnvoyWasm:
 		var buf bytes.Buffer
@@ -182,6 +196,9 @@ func Generate(target Target, cfg []byte, opts Options) ([]byte, error) {
 			return nil, err
 		}
 		d.ConfigYAML = strings.TrimSuffix(d.ConfigYAML, "\n")
+	}
+	if target == IstioWasmPlugin || target == IstioExtProc {
+		d.suffixHosts = suffixDomains(pol.Config())
 	}
 	d.Header = header(target, d)
 	var out bytes.Buffer
@@ -352,6 +369,8 @@ type data struct {
 	Header string
 
 	ListenPort, AdminPort  int
+	Domains                string // the store's virtual host domains, a YAML flow sequence
+	FilterName             string // s3cors's HTTP filter in an Envoy bootstrap
 	UpstreamHost           string
 	UpstreamPort           int
 	UpstreamTLS            bool
@@ -374,8 +393,9 @@ type data struct {
 	Image                  string
 	Replicas               int
 
-	sourceOpt  string   // Options.Source or its default
-	regenerate []string // the options given, as shell words (flagArg), for the header
+	sourceOpt   string   // Options.Source or its default
+	suffixHosts []string // "<suffix>", "*.<suffix>" of each virtual-host suffix (istio-*, for the header)
+	regenerate  []string // the options given, as shell words (flagArg), for the header
 }
 
 type labelKV struct{ Key, Value string }
@@ -450,6 +470,12 @@ func prepare(target Target, o Options) (*data, error) {
 		d.UpstreamTLS = o.UpstreamTLS
 		if o.UpstreamTLS {
 			d.regenerate = append(d.regenerate, "--upstream-tls")
+		}
+		for _, h := range o.Hosts {
+			d.regenerate = append(d.regenerate, flagArg("host", h))
+			if routeHost(h) == "" {
+				bad("--host %q: want a DNS name or an IP address, without a port (any port matches)", h)
+			}
 		}
 		d.ListenPort = portOr(o.ListenPort, DefaultListenPort, "listen-port", &d.regenerate, bad)
 		d.AdminPort = portOr(o.AdminPort, DefaultAdminPort, "admin-port", &d.regenerate, bad)
@@ -639,6 +665,9 @@ func options(o Options) []option {
 		{"upstream", o.Upstream != "", strconv.Quote(o.Upstream), envoy, notIstio,
 			want("want host:port of the store, e.g. minio.storage:9000")},
 		{"upstream-tls", o.UpstreamTLS, boolShown(o.UpstreamTLS), envoy, notIstio, nil},
+		{"host", len(o.Hosts) > 0, strconv.Quote(strings.Join(o.Hosts, ",")), envoy,
+			"only the envoy-* targets route by host; list the hosts in your Istio Gateway and VirtualService (docs/deploy.md)",
+			want("want a DNS name or an IP address")},
 		{"listen-port", o.ListenPort != 0, strconv.Itoa(o.ListenPort), envoy, notIstio, port},
 		{"admin-port", o.AdminPort != 0, strconv.Itoa(o.AdminPort), envoy, notIstio, port},
 		{"wasm-path", o.WasmPath != "", strconv.Quote(o.WasmPath), []Target{EnvoyWasm},
@@ -732,6 +761,76 @@ func hostPort(s string) (string, int, error) {
 	return h, port, nil
 }
 
+// routeHost is h as an Envoy virtual host domain (lower case, an IPv6 address in brackets), or
+// "" when h is not a DNS name or IP address without a port.
+func routeHost(h string) string {
+	bare := strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if ip := net.ParseIP(bare); ip != nil {
+		if ip.To4() == nil {
+			return "[" + ip.String() + "]"
+		}
+		return ip.String()
+	}
+	if !dnsNameRe.MatchString(h) {
+		return ""
+	}
+	return strings.ToLower(h)
+}
+
+// storeDomains lists the domains of the virtual host that routes to the store: "<suffix>" and
+// "*.<suffix>" for each of the configuration's virtualHostSuffixes, then the path-style hosts,
+// each once, as a YAML flow sequence. Envoy matches them case-insensitively; the route
+// configuration ignores the port. A name with a trailing dot matches none: Envoy answers it
+// 404, the fail-safe side of a Host the store may read differently.
+func storeDomains(cfg *evaluator.Config, hosts []string) (string, error) {
+	if len(hosts) > 0 && !cfg.Addressing.PathStyle {
+		return "", fmt.Errorf("manifest: --host %q: the configuration turns path style off (addressing.pathStyle false), so no request names its bucket in the path", strings.Join(hosts, ","))
+	}
+	var domains []string
+	add := func(d string) {
+		if !slices.Contains(domains, d) {
+			domains = append(domains, d)
+		}
+	}
+	for _, d := range suffixDomains(cfg) {
+		add(d)
+	}
+	for _, h := range hosts {
+		add(routeHost(h))
+	}
+	if len(domains) == 0 {
+		return "", errors.New("manifest: the configuration names no addressing.virtualHostSuffixes and no --host was given: Envoy would route no request to the store; give --host for each host clients use for path-style requests")
+	}
+	quoted := make([]string, len(domains))
+	for i, d := range domains {
+		quoted[i] = strconv.Quote(d)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]", nil
+}
+
+// suffixDomains lists "<suffix>" and "*.<suffix>" for each virtual-host suffix, lower case,
+// without a trailing dot.
+func suffixDomains(cfg *evaluator.Config) []string {
+	var domains []string
+	for _, suf := range cfg.Addressing.VirtualHostSuffixes {
+		suf = strings.ToLower(strings.TrimSuffix(suf, "."))
+		domains = append(domains, suf, "*."+suf)
+	}
+	return domains
+}
+
+// istioHostsAdvice says which hosts the Istio gateway should route to the store: Istio's
+// routing is the user's Gateway and VirtualService (or HTTPRoute), not this file.
+func istioHostsAdvice(w func(string), d *data) {
+	w("Route only the hosts the configuration addresses to the store, never \"*\": in the")
+	w("Gateway's hosts and the VirtualService's (or the HTTPRoute's hostnames) list")
+	if len(d.suffixHosts) > 0 {
+		w("  " + strings.Join(d.suffixHosts, ", ") + ",")
+	}
+	w("  and the hosts clients use for path-style requests; set meshConfig")
+	w("pathNormalization NONE. See docs/deploy.md, \"What is exposed where\".")
+}
+
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -810,11 +909,13 @@ func header(t Target, d *data) string {
 		w("  3. kubectl apply -f istio-wasmplugin.yaml")
 		w("Changing pluginConfig reconfigures the gateways without a restart; a configuration the")
 		w("module rejects is refused by Envoy and the previous one stays. See docs/deploy.md.")
+		istioHostsAdvice(w, d)
 	case IstioExtProc:
 		w("  1. Build and push a container image whose entrypoint is the s3cors binary; set image.")
 		w("  2. kubectl apply -f istio-extproc.yaml")
 		w("Edit the ConfigMap to change the configuration: the server reloads it in place and")
 		w("keeps the last good one if the new one is invalid. See docs/deploy.md.")
+		istioHostsAdvice(w, d)
 	}
 	return b.String()
 }

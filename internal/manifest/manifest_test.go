@@ -49,6 +49,25 @@ var envoyFiles = map[manifest.Target]string{
 	manifest.IstioExtProc:    "istio-extproc.yaml",
 }
 
+// demoHosts are the path-style hosts the files in envoy/ route to the store besides the demo
+// configuration's s3.localhost and *.s3.localhost, so that the documentation's
+// `curl http://localhost:8080/<bucket>/<key>` works.
+var demoHosts = []string{"localhost", "127.0.0.1"}
+
+// demoOptions are the options the files in envoy/ are generated with.
+func demoOptions(target manifest.Target) manifest.Options {
+	return withHosts(target, manifest.Options{Source: demoSource}, demoHosts...)
+}
+
+// withHosts gives o the path-style hosts when target routes by host (envoy-*): a
+// configuration without virtual-host suffixes needs one.
+func withHosts(target manifest.Target, o manifest.Options, hosts ...string) manifest.Options {
+	if target == manifest.EnvoyWasm || target == manifest.EnvoyExtProc {
+		o.Hosts = hosts
+	}
+	return o
+}
+
 func demo(t *testing.T) ([]byte, evaluator.Config) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), demoSource))
@@ -59,13 +78,13 @@ func demo(t *testing.T) ([]byte, evaluator.Config) {
 }
 
 // TestEnvoyDirectoryIsGenerated regenerates every file in envoy/ from the demo configuration
-// and compares byte for byte (go test -update rewrites them), so they never drift from the
+// and compares byte for byte (make generate rewrites them), so they never drift from the
 // generator, and checks envoy/ holds nothing else.
 func TestEnvoyDirectoryIsGenerated(t *testing.T) {
 	cfg, _ := demo(t)
 	dir := filepath.Join(testenv.RepoRoot(t), "envoy")
 	for _, target := range manifest.Targets() {
-		got, err := manifest.Generate(target, cfg, manifest.Options{Source: demoSource})
+		got, err := manifest.Generate(target, cfg, demoOptions(target))
 		if err != nil {
 			t.Fatalf("%s: %v", target, err)
 		}
@@ -81,10 +100,10 @@ func TestEnvoyDirectoryIsGenerated(t *testing.T) {
 		}
 		want, err := os.ReadFile(path)
 		if err != nil {
-			t.Fatalf("%v (run go test ./internal/manifest -update)", err)
+			t.Fatalf("%v (run make generate)", err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("envoy/%s differs from `s3cors manifest --target %s --config %s`; run go test ./internal/manifest -update\n%s",
+			t.Errorf("envoy/%s differs from `s3cors manifest --target %s --config %s`; run make generate\n%s",
 				envoyFiles[target], target, demoSource, firstDiff(want, got))
 		}
 	}
@@ -142,12 +161,14 @@ func checkTarget(t *testing.T, target manifest.Target, data []byte, want evaluat
 	case manifest.EnvoyWasm:
 		b := checkBootstrap(t, name, data)
 		checkAccessLog(t, name, s3Listener(t, b))
+		checkHostRouting(t, name, s3Listener(t, b), want)
 		_, js := wasmPluginConfig(t, b)
 		sameConfig(t, name+" plugin configuration", loadConfig(t, name, js), want)
 		cluster(t, b, "s3")
 	case manifest.EnvoyExtProc:
 		b := checkBootstrap(t, name, data)
 		checkAccessLog(t, name, s3Listener(t, b))
+		checkHostRouting(t, name, s3Listener(t, b), want)
 		ep := extProcFilter(t, firstHTTPFilter(t, s3Listener(t, b)))
 		c := cluster(t, b, ep.GetGrpcService().GetEnvoyGrpc().GetClusterName())
 		var po upstreamhttpv3.HttpProtocolOptions
@@ -492,6 +513,8 @@ func checkHeaderRegenerates(t *testing.T, target manifest.Target, cfg, out []byt
 			o.Upstream = val
 		case "--upstream-tls":
 			o.UpstreamTLS = true
+		case "--host":
+			o.Hosts = append(o.Hosts, val)
 		case "--listen-port":
 			o.ListenPort, _ = strconv.Atoi(val)
 		case "--admin-port":
@@ -575,7 +598,11 @@ func TestVaryAlwaysCarried(t *testing.T) {
 		t.Fatalf("the configuration loads with vary %q", want.Vary)
 	}
 	for _, target := range manifest.Targets() {
-		out, err := manifest.Generate(target, cfg, manifest.Options{})
+		var opts manifest.Options
+		if target == manifest.EnvoyWasm || target == manifest.EnvoyExtProc {
+			opts.Hosts = []string{"s3.example.com"} // Envoy routes only named hosts to the store
+		}
+		out, err := manifest.Generate(target, cfg, opts)
 		if err != nil {
 			t.Fatalf("%s: %v", target, err)
 		}
@@ -589,7 +616,7 @@ func TestMultiLineXMLBucket(t *testing.T) {
 	cfg := []byte(`{"buckets": {"legacy": "<CORSConfiguration>\n  <CORSRule>\n    <AllowedOrigin>https://app.example.com</AllowedOrigin>\n    <AllowedMethod>GET</AllowedMethod>\n    <MaxAgeSeconds>2147483647</MaxAgeSeconds>\n  </CORSRule>\n</CORSConfiguration>\n"}}`)
 	want := loadConfig(t, "xml", cfg)
 	for _, target := range manifest.Targets() {
-		out, err := manifest.Generate(target, cfg, manifest.Options{})
+		out, err := manifest.Generate(target, cfg, withHosts(target, manifest.Options{}, "s3.example.com"))
 		if err != nil {
 			t.Fatalf("%s: %v", target, err)
 		}
@@ -705,7 +732,7 @@ func TestBadInput(t *testing.T) {
 func TestYAMLReadAsTheServerReadsIt(t *testing.T) {
 	y := []byte("buckets:\n  yes: null\n  0123: null\n")
 	for _, target := range manifest.Targets() {
-		out, err := manifest.Generate(target, y, manifest.Options{Source: "cors.yaml"})
+		out, err := manifest.Generate(target, y, withHosts(target, manifest.Options{Source: "cors.yaml"}, "s3.example.com"))
 		if err != nil {
 			t.Fatalf("%s: %v", target, err)
 		}

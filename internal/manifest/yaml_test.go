@@ -139,7 +139,7 @@ func TestEnvoyWasmCarriesAwkwardCharacters(t *testing.T) {
 	// U+2028, U+0085 and a byte-order mark are legal raw inside JSON strings but not safe in a
 	// YAML literal block; a tab is not legal raw in JSON at all.
 	cfg := []byte("{\"buckets\": {\"b\": {\"CORSRules\": [{\"ID\": \"a\u2028b\u0085c\ufeffd\\t\", \"AllowedOrigins\": [\"*\"], \"AllowedMethods\": [\"GET\"]}]}}}")
-	out, err := Generate(EnvoyWasm, cfg, Options{})
+	out, err := Generate(EnvoyWasm, cfg, Options{Hosts: []string{"s3.example.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,11 @@ func TestEnvoyWasmCarriesAwkwardCharacters(t *testing.T) {
 func TestEmbeddedConfigReadsBackCatchesADifference(t *testing.T) {
 	cfg := []byte(`{"buckets": {"b": null}}`)
 	for _, target := range []Target{EnvoyWasm, IstioWasmPlugin, IstioExtProc} {
-		out, err := Generate(target, cfg, Options{})
+		var o Options
+		if target == EnvoyWasm {
+			o.Hosts = []string{"s3.example.com"} // the configuration names no suffix
+		}
+		out, err := Generate(target, cfg, o)
 		if err != nil {
 			t.Fatal(err)
 		}

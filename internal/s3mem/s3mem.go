@@ -313,6 +313,22 @@ func (s *Store) putObject(rw *reply, r *http.Request, bucket, key string) {
 		}
 	}
 	s.mu.Lock()
+	// S3's conditional writes: If-Match must name the current ETag (a missing object is
+	// NoSuchKey), If-None-Match: * wants no object yet. Checked and written under one lock.
+	cur, exists := s.buckets[bucket][key]
+	if im := r.Header.Get("If-Match"); im != "" && !exists {
+		s.mu.Unlock()
+		rw.error(r, http.StatusNotFound, "NoSuchKey", "The specified key does not exist.", [][2]string{{"Key", key}})
+		return
+	} else if im != "" && im != cur.ETag && im != "*" || r.Header.Get("If-None-Match") == "*" && exists {
+		cond := "If-Match"
+		if im == "" {
+			cond = "If-None-Match"
+		}
+		s.mu.Unlock()
+		rw.error(r, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold", [][2]string{{"Condition", cond}})
+		return
+	}
 	s.buckets[bucket][key] = obj
 	s.mu.Unlock()
 	rw.w.Header().Set("ETag", obj.ETag)

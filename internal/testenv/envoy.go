@@ -55,7 +55,7 @@ func findEnvoys() ([]Envoy, error) {
 	if p := os.Getenv("S3CORS_ENVOY"); p != "" {
 		out, err := exec.Command(p, "--version").CombinedOutput()
 		if err != nil {
-			return nil, fmt.Errorf("testenv: S3CORS_ENVOY=%q: %v\n%s", p, err, out)
+			return nil, fmt.Errorf("testenv: S3CORS_ENVOY=%q: %w\n%s", p, err, out)
 		}
 		m := envoyVersionRe.FindSubmatch(out)
 		if m == nil {
@@ -71,7 +71,7 @@ func findEnvoys() ([]Envoy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("testenv: %w", err)
 	}
-	defer pins.Close()
+	defer func() { _ = pins.Close() }()
 	var out []Envoy
 	var missing []string
 	sc := bufio.NewScanner(pins)
@@ -96,7 +96,7 @@ func findEnvoys() ([]Envoy, error) {
 		cmd := exec.Command(filepath.Join(root, "tools", "envoy", "fetch"), missing...)
 		cmd.Dir = root
 		if b, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("testenv: fetching Envoy %s (make envoy): %v\n%s", strings.Join(missing, ", "), err, b)
+			return nil, fmt.Errorf("testenv: fetching Envoy %s (make envoy): %w\n%s", strings.Join(missing, ", "), err, b)
 		}
 	}
 	return out, nil

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // InCI reports whether the tests run in CI (CI=true), where a missing prerequisite must fail.
@@ -127,4 +128,16 @@ func buildWasm(t testing.TB, pkg, out string) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// StopProcess interrupts p, a child process whose exit closes exited, and waits up to grace
+// for it to exit before killing it; it returns once the process is gone.
+func StopProcess(p *os.Process, exited <-chan struct{}, grace time.Duration) {
+	_ = p.Signal(os.Interrupt)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-exited
+	}
 }

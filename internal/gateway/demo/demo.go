@@ -21,10 +21,12 @@ func Files() fs.FS {
 }
 
 // Handler serves the demo page. gatewayURL is the gateway's base URL as the browser reaches
-// it (e.g. http://127.0.0.1:8080); the page learns it from /config.js.
-func Handler(gatewayURL string) http.Handler {
+// it (e.g. http://127.0.0.1:8080), debugURL its debug listener's (e.g.
+// http://127.0.0.1:8082), where the page reads the explain and stats endpoints; the page
+// learns both from /config.js.
+func Handler(gatewayURL, debugURL string) http.Handler {
 	files := http.FileServerFS(Files())
-	cfg, _ := json.Marshal(map[string]string{"gateway": gatewayURL})
+	cfg, _ := json.Marshal(map[string]string{"gateway": gatewayURL, "debug": debugURL})
 	configJS := fmt.Appendf(nil, "window.S3CORS = %s;\n", cfg)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")

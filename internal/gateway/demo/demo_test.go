@@ -21,11 +21,11 @@ func TestFiles(t *testing.T) {
 }
 
 func TestHandler(t *testing.T) {
-	h := Handler("http://127.0.0.1:8080")
+	h := Handler("http://127.0.0.1:8080", "http://127.0.0.1:8082")
 	for path, want := range map[string]string{
 		"/":          "<title>s3cors demo",
-		"/config.js": `window.S3CORS = {"gateway":"http://127.0.0.1:8080"};`,
-		"/app.js":    "debug/s3cors/explain",
+		"/config.js": `window.S3CORS = {"debug":"http://127.0.0.1:8082","gateway":"http://127.0.0.1:8080"};`,
+		"/app.js":    `DEBUG + "/debug/s3cors/explain`,
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))

@@ -1,8 +1,10 @@
 // The s3cors demo page: each action is a real cross-origin request from this page to the
-// gateway; the page shows what the browser allowed and asks the gateway's explain endpoint why.
+// gateway; the page shows what the browser allowed and asks the explain endpoint, on the
+// gateway's debug listener, why.
 "use strict";
 
 const GW = window.S3CORS.gateway; // e.g. http://127.0.0.1:8080
+const DEBUG = window.S3CORS.debug;  // the gateway's debug listener, e.g. http://127.0.0.1:8082
 const ORIGIN = location.origin;    // e.g. http://127.0.0.1:8081
 
 const actions = [
@@ -104,14 +106,14 @@ function needsPreflight(a) {
 
 async function explain(params) {
   const q = new URLSearchParams(params);
-  const res = await fetch(GW + "/debug/s3cors/explain?" + q, { cache: "no-store" });
+  const res = await fetch(DEBUG + "/debug/s3cors/explain?" + q, { cache: "no-store" });
   if (!res.ok) throw new Error("explain: " + res.status + " " + (await res.text()));
   return res.json();
 }
 
 async function refreshStats() {
   try {
-    const res = await fetch(GW + "/debug/s3cors/stats", { cache: "no-store" });
+    const res = await fetch(DEBUG + "/debug/s3cors/stats", { cache: "no-store" });
     const st = await res.json();
     document.getElementById("st-proxy").textContent = st.answered_at_proxy;
     document.getElementById("st-upstream").textContent = st.reached_upstream;
