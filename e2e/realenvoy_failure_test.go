@@ -31,7 +31,8 @@ var realEnvoyPolicies = []struct {
 	// The trapping request still fails closed; the ones after it skip the filter.
 	{"FAIL_OPEN", func(c *wasmv3.PluginConfig) { c.FailurePolicy = wasmv3.FailurePolicy_FAIL_OPEN }, "503 wasm_fail_stream", "unfiltered"},
 	// The deprecated field: the trapping request goes on unfiltered too.
-	{"fail_open", func(c *wasmv3.PluginConfig) { c.FailOpen = true }, "unfiltered", "unfiltered"},
+	{"fail_open", func(c *wasmv3.PluginConfig) { c.FailOpen = true }, "unfiltered", "unfiltered"}, //nolint:staticcheck // SA1019: what Envoy still does with the deprecated field, which users have
+
 	{"FAIL_RELOAD", func(c *wasmv3.PluginConfig) { c.FailurePolicy = wasmv3.FailurePolicy_FAIL_RELOAD }, "503 wasm_fail_stream", ""},
 }
 

@@ -43,7 +43,6 @@ type envoyProc struct {
 	admin   string        // host:port of the admin interface, once known
 	exited  chan struct{} // closed when the process has exited
 	exitErr error         // valid after exited is closed
-	ldsDir  string        // the watched directory of the LDS file, when the bootstrap has one
 }
 
 // launchEnvoy starts bin with the bootstrap and returns without waiting for it; the process is

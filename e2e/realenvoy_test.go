@@ -492,7 +492,7 @@ func realEnvoyCLI(t *testing.T) string {
 		cmd := exec.Command("go", "build", "-o", tmp, "./cmd/s3cors")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("building the CLI: %v\n%s", err, out)
+			b.err = fmt.Errorf("building the CLI: %w\n%s", err, out)
 			return
 		}
 		b.path = filepath.Join(dir, "s3cors")

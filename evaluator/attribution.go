@@ -150,7 +150,7 @@ func splitHost(a string) (string, Ambiguity) {
 			return "", hostFault(a)
 		}
 		for i := 1; i < end; i++ {
-			if c := a[i]; !(c == ':' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			if c := a[i]; c != ':' && c != '.' && (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
 				return "", hostFault(a)
 			}
 		}
@@ -337,7 +337,7 @@ func isBucketSegment(seg string) bool {
 			c, _ = escapeAt(seg, i)
 			i += 2
 		}
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '.' && c != '-' && c != '_' {
 			return false
 		}
 	}

@@ -169,7 +169,7 @@ func (s *VersitygwServer) start(t testing.TB, bin, data, logPath string, o Versi
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		logf.Close()
+		_ = logf.Close()
 		return err
 	}
 	exited := make(chan struct{})
@@ -177,19 +177,19 @@ func (s *VersitygwServer) start(t testing.TB, bin, data, logPath string, o Versi
 	go func() { exitErr = cmd.Wait(); close(exited) }()
 	stop := func() {
 		StopProcess(cmd.Process, exited, 10*time.Second)
-		logf.Close()
+		_ = logf.Close()
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
 		case <-exited:
-			logf.Close()
+			_ = logf.Close()
 			b, _ := os.ReadFile(logPath)
-			return fmt.Errorf("exited: %v\n%s", exitErr, b)
+			return fmt.Errorf("exited: %w\n%s", exitErr, b)
 		default:
 		}
 		if resp, err := http.Get("http://" + s.Addr + "/"); err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.Header.Get("Server") == "VERSITYGW" {
 				break
 			}
@@ -221,8 +221,8 @@ func freeLoopbackPort() (string, error) {
 
 // Do sends a request signed as the root user (AWS Signature Version 4, path style) for
 // bucket and key (key "" for the bucket itself), with query (already canonical, e.g.
-// "policy=") and body, and fails the test unless the answer is 2xx.
-func (s *VersitygwServer) Do(t testing.TB, method, bucket, key, query string, body []byte) *http.Response {
+// "policy=") and body, and returns the answer's body; it fails the test unless the answer is 2xx.
+func (s *VersitygwServer) Do(t testing.TB, method, bucket, key, query string, body []byte) []byte {
 	t.Helper()
 	path := "/" + bucket
 	if key != "" {
@@ -242,12 +242,11 @@ func (s *VersitygwServer) Do(t testing.TB, method, bucket, key, query string, bo
 		t.Fatalf("versitygw %s %s: %v", method, u, err)
 	}
 	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		t.Fatalf("versitygw %s %s: %s\n%s", method, u, resp.Status, b)
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(b))
-	return resp
+	return b
 }
 
 // sign adds SigV4 headers for region us-east-1, service s3. path and query are used as the
