@@ -249,8 +249,16 @@ func (s *Server) handle(ctx context.Context, st *stream, msg *incoming) (any, an
 		return &st.out, answeredRequestHeaders, nil
 
 	case kindResponseHeaders:
-		if st.phase != awaitResponseHeaders {
-			return nil, answeredOther, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: response_headers received before request_headers")
+		if st.phase == awaitRequestHeaders {
+			// Envoy sends the response headers alone when it answered the request itself
+			// before the filter chain ran: a codec error (a raw "#", control or non-ASCII
+			// bytes), a path it refuses. That reply is Envoy's, and it should reach the
+			// client as Envoy wrote it. Nothing was decided, so nothing is granted: any
+			// Access-Control-* header goes, none is added.
+			s.log.LogAttrs(ctx, slog.LevelDebug, "ext_proc response_headers without request_headers: Envoy's own reply; no CORS headers")
+			d := &st.dec
+			d.Outcome, d.Reason, d.Bucket, d.Key, d.Rule, d.HeaderSet = evaluator.Forward, evaluator.ReasonNotBucket, "", "", -1, -1
+			d.Status, d.Headers, d.Body, d.StripUpstream = 0, nil, nil, true
 		}
 		st.responseHeaders(msg.headers)
 		return &st.out, answeredResponseHeaders, errStreamDone

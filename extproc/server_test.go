@@ -101,8 +101,6 @@ func TestProtocolErrors(t *testing.T) {
 		kind string
 		log  string
 	}{
-		{"response headers before request headers", []*extprocv3.ProcessingRequest{respHeaders(":status", "200")},
-			codes.FailedPrecondition, errKindOutOfOrder, "response_headers received before request_headers"},
 		{"request headers twice", []*extprocv3.ProcessingRequest{headers(decorateRequest...), headers(decorateRequest...)},
 			codes.FailedPrecondition, errKindOutOfOrder, "request_headers received twice"},
 		{"no :authority", []*extprocv3.ProcessingRequest{headers(":method", "GET", ":path", "/site/a")},
@@ -494,5 +492,25 @@ func TestBounded(t *testing.T) {
 		if got := bounded(tc.in); got != tc.want {
 			t.Errorf("bounded(%d bytes) = %q, want %q", len(tc.in), got, tc.want)
 		}
+	}
+}
+
+// TestResponseHeadersAlone: Envoy sends only the response headers when it answered the request
+// itself before the filter chain ran (a codec error); the server lets that reply through
+// without granting anything, instead of failing the stream (which Envoy turns into a 500).
+func TestResponseHeadersAlone(t *testing.T) {
+	noLeaks(t)
+	srv, _ := testServer(t)
+	c := startFake(t, srv)
+	mustSend(t, c, respHeaders(":status", "400", "content-type", "text/plain", "access-control-allow-origin", "*"))
+	r := mustRecv(t, c)
+	mut := r.GetResponseHeaders().GetResponse().GetHeaderMutation()
+	if r.GetResponseHeaders() == nil || len(mut.GetSetHeaders()) != 0 ||
+		len(mut.GetRemoveHeaders()) != 1 || mut.GetRemoveHeaders()[0] != "access-control-allow-origin" {
+		t.Fatalf("answer %v, want response headers removing access-control-allow-origin and setting nothing", r)
+	}
+	wantCode(t, c.wait(), codes.OK)
+	if got := testutil.ToFloat64(srv.metrics.errors.WithLabelValues(errKindOutOfOrder)); got != 0 {
+		t.Errorf("counted %v out-of-order errors, want 0", got)
 	}
 }
