@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -22,15 +21,7 @@ import (
 // resident memory before and after (BENCHMARKS.md, "Policy images"); the bound it asserts is
 // a generous one, against a hang, not a target.
 func TestRealEnvoyImagePush(t *testing.T) {
-	var bin string
-	for _, e := range testenv.Envoys(t) {
-		if strings.HasPrefix(e.Version, "1.40.") {
-			bin = e.Path
-		}
-	}
-	if bin == "" {
-		t.Fatal("no Envoy 1.40 among the pinned releases")
-	}
+	bin := realEnvoy140(t)
 	const n = 10000
 	small := evaluator.WrapImage(stressImage(t, filterStressConfig(1)))
 	large := evaluator.WrapImage(stressImage(t, filterStressConfig(n)))

@@ -45,15 +45,7 @@ func TestRealEnvoyImage(t *testing.T) {
 // last bucket's rules are served on fresh connections (spread over the workers), and logs
 // Envoy's resident memory against a one-bucket image (BENCHMARKS.md, "Policy images").
 func TestRealEnvoyImageMemory(t *testing.T) {
-	var bin string
-	for _, e := range testenv.Envoys(t) {
-		if strings.HasPrefix(e.Version, "1.40.") {
-			bin = e.Path
-		}
-	}
-	if bin == "" {
-		t.Fatal("no Envoy 1.40 among the pinned releases")
-	}
+	bin := realEnvoy140(t)
 	store := startRealEnvoyStore(t, nil)
 	var floor int
 	for _, c := range []struct {
@@ -108,4 +100,16 @@ func envoyRSS(t *testing.T, pid int) int {
 	}
 	t.Fatalf("no VmRSS in /proc/%d/status", pid)
 	return 0
+}
+
+// realEnvoy140 is the pinned Envoy 1.40 release, which the image measurements use.
+func realEnvoy140(t *testing.T) string {
+	t.Helper()
+	for _, e := range testenv.Envoys(t) {
+		if strings.HasPrefix(e.Version, "1.40.") {
+			return e.Path
+		}
+	}
+	t.Fatal("no Envoy 1.40 among the pinned releases")
+	return ""
 }
