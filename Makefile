@@ -16,7 +16,7 @@ GUESTS := $(patsubst wasmhost/testdata/guests/%/main.go,build/guests/%.wasm,$(GU
 FUZZTIME ?= 10s
 LONG_FUZZTIME ?= 10m
 
-.PHONY: all build wasm cli guests run run-controlplane test test-go test-fuzz check generate bench bench-envoy fuzz fuzz-long soak plot oci envoy e2e-envoy clean FORCE
+.PHONY: all build wasm cli guests run run-controlplane test test-go test-fuzz check generate bench bench-envoy fuzz fuzz-long soak plot oci envoy chromium e2e-envoy clean FORCE
 
 all: build
 
@@ -55,9 +55,17 @@ run-controlplane: cli
 envoy:
 	tools/envoy/fetch
 
+## chromium: Debian's Chromium for the browser tests, installed with apt-get when neither
+## S3CORS_CHROMIUM nor `chromium` on PATH gives one
+chromium:
+	@if [ -z "$$S3CORS_CHROMIUM" ] && ! command -v chromium >/dev/null 2>&1; then \
+	  echo "installing chromium (Debian package) for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
 ## test: everything (unit, wasm in the host, real Envoy with the filter and ext_proc, ext_proc over
 ## gRPC, gateway, real browser, short fuzz)
-test: build envoy test-go test-fuzz
+test: build envoy chromium test-go test-fuzz
 
 test-go:
 	$(GO) test -count=1 -timeout 40m ./...
