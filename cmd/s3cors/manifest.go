@@ -127,6 +127,7 @@ every problem as validate prints it.`,
 	f.StringVar(&o.GatewayName, "gateway-name", "", "attach to this Kubernetes Gateway by targetRefs instead of a selector (istio-wasmplugin)")
 	f.StringVar(&o.Namespace, "namespace", "", fmt.Sprintf("namespace of the ext_proc server (istio-extproc; default %q)", manifest.DefaultNamespace))
 	f.IntVar(&o.Replicas, "replicas", 0, fmt.Sprintf("ext_proc server replicas (istio-extproc; default %d)", manifest.DefaultReplicas))
+	f.StringVar(&o.PolicyImage, "policy-image", "", fmt.Sprintf("carry the configuration as a compiled policy image: on, off, or auto, when its JSON is over %d KiB (*-wasm*; default auto)", manifest.PolicyImageThreshold>>10))
 	return cmd
 }
 

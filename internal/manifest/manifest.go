@@ -20,6 +20,7 @@ package manifest
 import (
 	"bytes"
 	"embed"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,6 +112,12 @@ type Options struct {
 	// MessageTimeout bounds Envoy's wait for each ext_proc answer; past it the request fails
 	// with 504 (envoy-extproc, istio-extproc). Default 200ms, Envoy's own default.
 	MessageTimeout time.Duration
+	// PolicyImage says whether the wasm targets carry the configuration as a compiled policy
+	// image (`s3cors compile`) instead of JSON: "on", "off", or "auto" (the default), which
+	// chooses the image when the configuration's JSON is over PolicyImageThreshold. Every VM
+	// then uses the image in place instead of parsing the JSON (envoy-wasm: a BytesValue;
+	// istio-wasmplugin: {"s3corsImage": "<base64>"} as pluginConfig).
+	PolicyImage string
 
 	// Image is, for istio-wasmplugin, the OCI image of the module (`s3cors oci push` prints
 	// it), optionally pinned as REF@sha256:HEX; default
@@ -147,6 +154,11 @@ type Options struct {
 	Given []string
 }
 
+// PolicyImageThreshold is the size of a configuration's JSON above which PolicyImage "auto"
+// embeds a policy image: about 600 buckets of three rules, where parsing the JSON starts to
+// cost each VM tens of milliseconds on every push (BENCHMARKS.md, "Policy images").
+const PolicyImageThreshold = 256 << 10
+
 // Generate returns the deployment file for target, built from the s3cors configuration cfg
 // (JSON, or YAML with the same keys, told apart by Options.Source's extension or the content,
 // as `s3cors validate` does). It refuses an invalid configuration with an error that
@@ -176,14 +188,23 @@ func Generate(target Target, cfg []byte, opts Options) ([]byte, error) {
 			d.FilterName = "envoy.filters.http.ext_proc"
 		}
 	}
-	switch target {
-	case EnvoyWasm:
+	var img []byte
+	if policyImage(target, opts.PolicyImage, len(js)) {
+		if img, err = evaluator.CompileImage(pol.Config()); err != nil {
+			return nil, fmt.Errorf("manifest: compiling the policy image: %w", err)
+		}
+		d.PluginImage = base64.StdEncoding.EncodeToString(img)
+	}
+	switch {
+	case img != nil:
+		// The image replaces the JSON; nothing else of the file changes.
+	case target == EnvoyWasm:
 		var buf bytes.Buffer
 		if err := json.Indent(&buf, js, "", "  "); err != nil {
 			return nil, fmt.Errorf("manifest: %w", err)
 		}
 		d.PluginJSON = indentLines(strings.TrimRight(yamlSafeJSON(buf.String()), "\n"), strings.Repeat(" ", 20))
-	case IstioWasmPlugin:
+	case target == IstioWasmPlugin:
 		if err := survivesStruct(js, pol.Config()); err != nil {
 			return nil, err
 		}
@@ -191,7 +212,7 @@ func Generate(target Target, cfg []byte, opts Options) ([]byte, error) {
 			return nil, err
 		}
 		d.PluginYAML = strings.TrimSuffix(d.PluginYAML, "\n")
-	case IstioExtProc:
+	case target == IstioExtProc:
 		if d.ConfigYAML, err = toYAML(js, 4); err != nil {
 			return nil, err
 		}
@@ -212,7 +233,7 @@ func Generate(target Target, cfg []byte, opts Options) ([]byte, error) {
 			return nil, fmt.Errorf("manifest: generated %s document %d is not YAML (a bug): %w", target, i, err)
 		}
 	}
-	if err := embeddedConfigReadsBack(target, out.Bytes(), js); err != nil {
+	if err := embeddedConfigReadsBack(target, out.Bytes(), js, img); err != nil {
 		return nil, err
 	}
 	return out.Bytes(), nil
@@ -233,12 +254,38 @@ func yamlSafeJSON(s string) string {
 	return b.String()
 }
 
+// policyImage reports whether target carries the configuration (js bytes of JSON) as a policy
+// image under the PolicyImage option mode (checked by prepare).
+func policyImage(target Target, mode string, js int) bool {
+	if target != EnvoyWasm && target != IstioWasmPlugin {
+		return false
+	}
+	return mode == "on" || (mode == "" || mode == "auto") && js > PolicyImageThreshold
+}
+
 // embeddedConfigReadsBack checks that the configuration inside a generated file, read as its
 // consumer reads the file, is the configuration it was generated from: the envoy-wasm plugin
 // configuration (JSON text), the WasmPlugin's pluginConfig (a YAML mapping) and the ext_proc
-// ConfigMap's config.yaml (YAML text, read as the server reads it).
-func embeddedConfigReadsBack(target Target, out, js []byte) error {
+// ConfigMap's config.yaml (YAML text, read as the server reads it); or, when img is not nil,
+// the policy image (base64 in either wasm target) is img byte for byte.
+func embeddedConfigReadsBack(target Target, out, js, img []byte) error {
 	docs := splitDocs(out)
+	if img != nil {
+		var doc any
+		if err := yaml.Unmarshal(docs[0], &doc); err != nil {
+			return fmt.Errorf("manifest: generated %s: %w", target, err)
+		}
+		v := dig(doc, "spec", "pluginConfig", "s3corsImage")
+		if target == EnvoyWasm {
+			v = dig(doc, "static_resources", "listeners", 0, "filter_chains", 0, "filters", 0, "typed_config",
+				"http_filters", 0, "typed_config", "config", "configuration", "value")
+		}
+		s, _ := v.(string)
+		if got, err := base64.StdEncoding.DecodeString(s); err != nil || !bytes.Equal(got, img) {
+			return fmt.Errorf("manifest: the policy image embedded in %s does not read back (a bug)", target)
+		}
+		return nil
+	}
 	var doc any
 	var got []byte
 	switch target {
@@ -377,6 +424,7 @@ type data struct {
 	UpstreamIsIP           bool
 	WasmPath               string
 	PluginJSON             string
+	PluginImage            string // base64 of the policy image, when the wasm targets carry one
 	ExtProcHost            string
 	ExtProcPort            int
 	ExtProcCluster         string
@@ -454,6 +502,15 @@ func prepare(target Target, o Options) (*data, error) {
 	slices.Sort(unknown)
 	for _, name := range unknown {
 		bad("--%s: not an option of s3cors manifest", name)
+	}
+
+	if (target == EnvoyWasm || target == IstioWasmPlugin) && o.PolicyImage != "" {
+		switch o.PolicyImage {
+		case "auto", "on", "off":
+			d.regenerate = append(d.regenerate, flagArg("policy-image", o.PolicyImage))
+		default:
+			bad("--policy-image %q: want auto, on or off", o.PolicyImage)
+		}
 	}
 
 	if envoy {
@@ -703,6 +760,8 @@ func options(o Options) []option {
 			"only the istio-extproc target deploys a server (the WasmPlugin goes to --gateway-namespace)", namespace},
 		{"replicas", o.Replicas != 0, strconv.Itoa(o.Replicas), []Target{IstioExtProc},
 			"only the istio-extproc target deploys a server", want("want 1 to 100")},
+		{"policy-image", o.PolicyImage != "", strconv.Quote(o.PolicyImage), []Target{EnvoyWasm, IstioWasmPlugin},
+			"only the wasm targets carry a policy image (the ext_proc server reads JSON or YAML)", want("want auto, on or off")},
 	}
 }
 

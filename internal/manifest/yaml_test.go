@@ -143,7 +143,7 @@ func TestEnvoyWasmCarriesAwkwardCharacters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := embeddedConfigReadsBack(EnvoyWasm, out, cfg); err != nil {
+	if err := embeddedConfigReadsBack(EnvoyWasm, out, cfg, nil); err != nil {
 		t.Fatal(err)
 	}
 	if strings.ContainsRune(string(out), 0x2028) {
@@ -162,10 +162,10 @@ func TestEmbeddedConfigReadsBackCatchesADifference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := embeddedConfigReadsBack(target, out, []byte(`{"buckets": {"c": null}}`)); err == nil {
+		if err := embeddedConfigReadsBack(target, out, []byte(`{"buckets": {"c": null}}`), nil); err == nil {
 			t.Errorf("%s: a different configuration reads back as the same", target)
 		}
-		if err := embeddedConfigReadsBack(target, out, cfg); err != nil {
+		if err := embeddedConfigReadsBack(target, out, cfg, nil); err != nil {
 			t.Errorf("%s: %v", target, err)
 		}
 	}
