@@ -17,7 +17,7 @@ import (
 )
 
 // BenchmarkRealEnvoyStart is the wasm filter's start in real Envoy at --concurrency 2 (envoy/
-// wasm.yaml with filterStressConfig(buckets)): the time from starting the process until the
+// wasm.yaml with testenv.StressConfig(buckets)): the time from starting the process until the
 // first preflight is answered (first-preflight-ms; polled every 5 ms), the CPU time Envoy used
 // until then (cpu-ms, all threads: what a shared machine cannot inflate the way it does wall
 // time) and Envoy's VmRSS then (rss-MiB), medians over the iterations (-benchtime 3x: three
@@ -47,7 +47,7 @@ func BenchmarkRealEnvoyStart(b *testing.B) {
 // address.
 func benchStartBootstrap(t testing.TB, module, upstream string, n int) ([]byte, string) {
 	t.Helper()
-	boot := benchUnmarshal(t, realEnvoyBootstrap(t, "wasm.yaml", []casetable.Table{{Config: json.RawMessage(filterStressConfig(n))}}, upstream, module, nil))
+	boot := benchUnmarshal(t, realEnvoyBootstrap(t, "wasm.yaml", []casetable.Table{{Config: json.RawMessage(testenv.StressConfig(n))}}, upstream, module, nil))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ import (
 func BenchmarkWasmFilterStart(b *testing.B) {
 	module := testenv.ModuleBytes(b)
 	for _, buckets := range []int{1, 1000, 10000} {
-		config := filterStressConfig(buckets)
+		config := testenv.StressConfig(buckets)
 		start := func(b *testing.B) uint64 { return startFilter(b, module, config) }
 		b.Run("buckets="+strconv.Itoa(buckets), func(b *testing.B) {
 			start(b) // compiles the module into the shared cache: not part of the measure
@@ -74,7 +74,7 @@ func BenchmarkWasmFilter(b *testing.B) {
 			{"user-agent", "Mozilla/5.0"}, {"accept", "image/*"}}, 0},
 	}
 	for _, buckets := range []int{1, 1000} {
-		config := filterStressConfig(buckets)
+		config := testenv.StressConfig(buckets)
 		h := newFilterHost(b, wasmhost.Envoy133, config)
 		pol, err := evaluator.Load(config)
 		if err != nil {

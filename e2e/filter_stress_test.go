@@ -8,31 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/s3cors/s3cors/internal/testenv"
 	"github.com/s3cors/s3cors/wasmhost"
 )
-
-// filterStressConfig is an s3cors configuration with n buckets "b0" … "b<n-1>", three rules
-// each (exact origin with header patterns, partial wildcard, any origin), in the three forms.
-func filterStressConfig(n int) []byte {
-	var b strings.Builder
-	b.WriteString(`{"buckets": {`)
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteString(",\n")
-		}
-		fmt.Fprintf(&b, `"b%d": `, i)
-		switch i % 3 {
-		case 0:
-			fmt.Fprintf(&b, `{"CORSRules": [{"ID": "upload", "AllowedOrigins": ["https://a%d.example"], "AllowedMethods": ["PUT", "POST", "DELETE"], "AllowedHeaders": ["x-amz-*", "content-type", "content-md5"], "ExposeHeaders": ["ETag", "x-amz-version-id"], "MaxAgeSeconds": 3000}, {"AllowedOrigins": ["https://*.app.example"], "AllowedMethods": ["GET", "HEAD"], "AllowedHeaders": ["*"]}, {"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}]}`, i)
-		case 1:
-			fmt.Fprintf(&b, `[{"AllowedOrigins": ["https://a%d.example"], "AllowedMethods": ["PUT", "POST", "DELETE"], "AllowedHeaders": ["x-amz-*", "content-type", "content-md5"], "ExposeHeaders": ["ETag"]}, {"AllowedOrigins": ["https://*.app.example"], "AllowedMethods": ["GET", "HEAD"], "AllowedHeaders": ["*"]}, {"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}]`, i)
-		default:
-			fmt.Fprintf(&b, `"<CORSConfiguration><CORSRule><AllowedOrigin>https://a%d.example</AllowedOrigin><AllowedMethod>PUT</AllowedMethod><AllowedMethod>POST</AllowedMethod><AllowedMethod>DELETE</AllowedMethod><AllowedHeader>x-amz-*</AllowedHeader><AllowedHeader>content-type</AllowedHeader><AllowedHeader>content-md5</AllowedHeader><ExposeHeader>ETag</ExposeHeader></CORSRule><CORSRule><AllowedOrigin>https://*.app.example</AllowedOrigin><AllowedMethod>GET</AllowedMethod><AllowedMethod>HEAD</AllowedMethod><AllowedHeader>*</AllowedHeader></CORSRule><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>"`, i)
-		}
-	}
-	b.WriteString("}}")
-	return []byte(b.String())
-}
 
 // stressKind is one kind of request of the stress mix.
 type stressKind int
@@ -96,7 +74,7 @@ func TestWasmFilterStress(t *testing.T) {
 func filterStress(t *testing.T, profile wasmhost.Profile, total int) {
 	// gctrace makes the Go runtime print a line per collection (to stderr, which Envoy logs),
 	// so the test can count the cycles that completed.
-	h := newFilterHost(t, profile, filterStressConfig(1000), func(o *wasmhost.Options) {
+	h := newFilterHost(t, profile, testenv.StressConfig(1000), func(o *wasmhost.Options) {
 		o.Env = map[string]string{"GODEBUG": "gctrace=1"}
 		o.LogCapacity = 1 << 16
 	})

@@ -14,20 +14,7 @@ import (
 // sharedStressConfig is filterStressConfig with one origin for every bucket: its buckets
 // share three rule lists (one per form), as buckets that follow a few policies do.
 func sharedStressConfig(n int) []byte {
-	return regexp.MustCompile(`https://a\d+\.example`).ReplaceAll(filterStressConfig(n), []byte("https://a.example"))
-}
-
-func stressImage(tb testing.TB, doc []byte) []byte {
-	tb.Helper()
-	cfg, err := evaluator.ParseConfig(doc)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	img, err := evaluator.CompileImage(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return img
+	return regexp.MustCompile(`https://a\d+\.example`).ReplaceAll(testenv.StressConfig(n), []byte("https://a.example"))
 }
 
 // BenchmarkWasmImageStart is BenchmarkWasmFilterStart (a base VM, a canary and one worker:
@@ -61,17 +48,17 @@ func BenchmarkWasmImageStart(b *testing.B) {
 			b.ReportMetric((float64(mem)-floorMem)/float64(img), "mem/image")
 		}
 	}
-	b.Run("buckets=1/rules=distinct/form=json", func(b *testing.B) { measure(b, filterStressConfig(1), 0) })
+	b.Run("buckets=1/rules=distinct/form=json", func(b *testing.B) { measure(b, testenv.StressConfig(1), 0) })
 	for _, n := range []int{1, 10000, 100000} {
 		for _, rules := range []string{"distinct", "shared"} {
 			if n == 1 && rules == "shared" {
 				continue
 			}
-			doc := filterStressConfig(n)
+			doc := testenv.StressConfig(n)
 			if rules == "shared" {
 				doc = sharedStressConfig(n)
 			}
-			img := stressImage(b, doc)
+			img := testenv.PolicyImage(b, doc)
 			prefix := "buckets=" + strconv.Itoa(n) + "/rules=" + rules
 			b.Run(prefix+"/form=image", func(b *testing.B) { measure(b, img, len(img)) })
 			if n == 10000 && rules == "distinct" {
@@ -88,8 +75,8 @@ func BenchmarkWasmImageStart(b *testing.B) {
 // through 1,000 buckets, whose rule sets stay compiled.
 func BenchmarkWasmImageRequest(b *testing.B) {
 	for _, n := range []int{1, 10000, 100000} {
-		doc := filterStressConfig(n)
-		forms := map[string][]byte{"image": stressImage(b, doc)}
+		doc := testenv.StressConfig(n)
+		forms := map[string][]byte{"image": testenv.PolicyImage(b, doc)}
 		if n == 1 {
 			forms["json"] = doc
 		}

@@ -23,8 +23,8 @@ import (
 func TestRealEnvoyImagePush(t *testing.T) {
 	bin := realEnvoy140(t)
 	const n = 10000
-	small := evaluator.WrapImage(stressImage(t, filterStressConfig(1)))
-	large := evaluator.WrapImage(stressImage(t, filterStressConfig(n)))
+	small := evaluator.WrapImage(testenv.PolicyImage(t, testenv.StressConfig(1)))
+	large := evaluator.WrapImage(testenv.PolicyImage(t, testenv.StressConfig(n)))
 	store := startRealEnvoyStore(t, nil)
 
 	b := wasmBootstrap(t, small, testenv.Module(t), store.addr)

@@ -26,7 +26,7 @@ func TestRealEnvoyImage(t *testing.T) {
 				t.Run(form, func(t *testing.T) {
 					images := slices.Clone(tables)
 					for i := range images {
-						images[i].Config = stressImage(t, tables[i].Config)
+						images[i].Config = testenv.PolicyImage(t, tables[i].Config)
 						if form == "wrapped" {
 							images[i].Config = evaluator.WrapImage(images[i].Config)
 						}
@@ -53,9 +53,9 @@ func TestRealEnvoyImageMemory(t *testing.T) {
 		buckets int
 		json    bool
 	}{{"image-1", 1, false}, {"image-10000", 10000, false}, {"json-10000", 10000, true}, {"image-100000", 100000, false}} {
-		config := filterStressConfig(c.buckets)
+		config := testenv.StressConfig(c.buckets)
 		if !c.json {
-			config = stressImage(t, config)
+			config = testenv.PolicyImage(t, config)
 		}
 		boot := realEnvoyBootstrap(t, "wasm.yaml", []casetable.Table{{Config: config}}, store.addr, testenv.Module(t), nil)
 		env := startRealEnvoy(t, bin, boot)

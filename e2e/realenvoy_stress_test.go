@@ -60,7 +60,7 @@ func TestRealEnvoyStress(t *testing.T) {
 	store := startStressStore(t, in)
 	for _, e := range testenv.Envoys(t) {
 		t.Run(e.Version, func(t *testing.T) {
-			b := wasmBootstrap(t, filterStressConfig(1000), module, store)
+			b := wasmBootstrap(t, testenv.StressConfig(1000), module, store)
 			b.StaticResources.Listeners[0] = withWasm(t, b.StaticResources.Listeners[0], func(w *httpwasmv3.Wasm) {
 				w.Config.GetVmConfig().EnvironmentVariables = &wasmv3.EnvironmentVariables{KeyValues: map[string]string{"GODEBUG": "gctrace=1"}}
 			})

@@ -13,7 +13,7 @@ import (
 )
 
 // imageBenchConfig is n buckets of three rules each, every bucket with an origin of its own
-// (n distinct rule sets), as e2e's filterStressConfig.
+// (n distinct rule sets), as testenv.StressConfig.
 func imageBenchConfig(n int) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"buckets": {`)

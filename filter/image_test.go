@@ -11,26 +11,14 @@ import (
 	"github.com/s3cors/s3cors/filter"
 	"github.com/s3cors/s3cors/filter/abi"
 	"github.com/s3cors/s3cors/filter/abi/abitest"
+	"github.com/s3cors/s3cors/internal/testenv"
 )
-
-func compileImage(t *testing.T, doc []byte) []byte {
-	t.Helper()
-	cfg, err := evaluator.ParseConfig(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := evaluator.CompileImage(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
 
 // TestImageCaseTable runs the case tables through the plugin configured with each table's
 // policy image, raw (a BytesValue) and wrapped in JSON (Istio's pluginConfig).
 func TestImageCaseTable(t *testing.T) {
 	for _, tbl := range loadTables(t) {
-		img := compileImage(t, tbl.Config)
+		img := testenv.PolicyImage(t, tbl.Config)
 		for form, config := range map[string][]byte{"raw": img, "wrapped": evaluator.WrapImage(img)} {
 			t.Run(filepath.Base(tbl.File)+"/"+form, func(t *testing.T) { runTable(t, tbl, config) })
 		}
@@ -40,7 +28,7 @@ func TestImageCaseTable(t *testing.T) {
 // TestBadImagesAreRefused: a malformed image is refused with the evaluator's reason at
 // critical level, and the configuration the root had keeps serving.
 func TestBadImagesAreRefused(t *testing.T) {
-	img := compileImage(t, []byte(siteConfig))
+	img := testenv.PolicyImage(t, []byte(siteConfig))
 	flipped := bytes.Clone(img)
 	flipped[len(flipped)/2] ^= 4
 	version := bytes.Clone(img)
@@ -91,7 +79,7 @@ func TestLargeImageIsKeptWithoutCopy(t *testing.T) {
 		fmt.Fprintf(&b, `"bucket-%d": [{"AllowedOrigins": ["https://app-%d.example"], "AllowedMethods": ["GET", "PUT"], "ExposeHeaders": ["ETag"]}]`, i, i)
 	}
 	b.WriteString(`}}`)
-	img := compileImage(t, []byte(b.String()))
+	img := testenv.PolicyImage(t, []byte(b.String()))
 	if len(img) <= abi.LargeData {
 		t.Fatalf("image of %d bytes, want one over abi.LargeData", len(img))
 	}

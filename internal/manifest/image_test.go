@@ -12,28 +12,15 @@ import (
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/internal/manifest"
+	"github.com/s3cors/s3cors/internal/testenv"
 )
-
-// imageTestConfig is n buckets "b0"…, each allowing its own origin to PUT, in JSON.
-func imageTestConfig(n int) []byte {
-	var b strings.Builder
-	b.WriteString(`{"buckets": {`)
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, `"b%d": {"CORSRules": [{"AllowedOrigins": ["https://a%d.example"], "AllowedMethods": ["PUT", "GET"], "AllowedHeaders": ["content-type", "x-amz-*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3000}]}`, i, i)
-	}
-	b.WriteString("}}")
-	return []byte(b.String())
-}
 
 // TestPolicyImage: the wasm targets carry a policy image when asked ("on"), or under "auto"
 // when the JSON is over the threshold; what the module then receives (a BytesValue from Envoy,
 // Istio's pluginConfig as JSON) loads and decides as the JSON configuration does.
 func TestPolicyImage(t *testing.T) {
-	small := imageTestConfig(3)
-	large := imageTestConfig(2000)
+	small := testenv.StressConfig(3)
+	large := testenv.StressConfig(2000)
 	if len(small) > manifest.PolicyImageThreshold || len(large) <= manifest.PolicyImageThreshold {
 		t.Fatalf("test configurations of %d and %d bytes do not straddle the threshold %d", len(small), len(large), manifest.PolicyImageThreshold)
 	}
@@ -153,7 +140,7 @@ func TestPolicyImageOptions(t *testing.T) {
 		{manifest.IstioExtProc, "auto", `--policy-image "auto": only the wasm targets carry a policy image`},
 		{manifest.EnvoyWasm, "maybe", `--policy-image "maybe": want auto, on or off`},
 	} {
-		_, err := manifest.Generate(tc.target, imageTestConfig(1), manifest.Options{PolicyImage: tc.mode, Hosts: []string{"s3.example.com"}})
+		_, err := manifest.Generate(tc.target, testenv.StressConfig(1), manifest.Options{PolicyImage: tc.mode, Hosts: []string{"s3.example.com"}})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s --policy-image %s: %v, want an error containing %q", tc.target, tc.mode, err, tc.want)
 		}
