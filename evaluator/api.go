@@ -6,6 +6,24 @@
 // It imports only the standard library and builds for GOOS=wasip1, so the proxy-wasm filter,
 // the ext_proc server and the CLI all share one implementation.
 //
+// # Performance design
+//
+// Load compiles each bucket's rules: per rule a method bitmask, exact origins, one-star patterns
+// split into prefix and suffix, allowed headers as two-word keys (a map from seventeen names up),
+// and prebuilt header lists in S3's order; per bucket, 128-bit rule sets by method and, from nine
+// entries up, maps from exact origin and from a dotted wildcard suffix to the rules listing it.
+// A request intersects those sets and visits only candidates, in document order, so the first
+// match is S3's (TestIndexAgreesWithPlainScan). Buckets with equal rules share one compiled
+// configuration, keyed by a seeded maphash and confirmed member by member. ParseConfig hands each
+// bucket over as soon as it is read, reusing the parser's memory (FuzzLazyConfig holds it to the
+// whole-tree parse).
+//
+// The scans that grow with the input (Access-Control-Request-Headers, requested names, the request
+// target) test eight bytes at a time as a uint64 (swar.go), exact per byte, without assembly.
+// Error bodies are joined from constant pieces; ids are formatted without encoding/base64 from
+// the same math/rand/v2 draw. Each rewritten routine keeps its previous implementation in
+// oracle_test.go and a differential fuzz target demanding byte-identical output.
+//
 // Typical use:
 //
 //	pol, err := evaluator.Load(configJSON) // parse, validate, compile once
