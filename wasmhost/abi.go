@@ -13,6 +13,7 @@ const (
 	resultNotFound            wasmResult = 1
 	resultBadArgument         wasmResult = 2
 	resultSerializationFailed wasmResult = 3
+	resultParseFailure        wasmResult = 4
 	resultInvalidMemAccess    wasmResult = 6
 	resultInternalFailure     wasmResult = 10
 	resultUnimplemented       wasmResult = 12

@@ -202,3 +202,73 @@ func TestWASI(t *testing.T) {
 		})
 	}
 }
+
+// TestHostArgs: the argument helper answers with the first failure in argument order, reads
+// nothing and writes nothing after it, and each host function checks in Envoy's order (a bad
+// type before the memory it names, except proxy_define_metric, which reads the name first).
+func TestHostArgs(t *testing.T) {
+	h := newHost(t, "noop", Options{})
+	v := h.workers[0].vm
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := uint64(v.mem.Size()) // one past the end of guest memory
+	const scratch = 16          // a guest address in the module's data
+	orig, _ := v.mem.ReadUint32Le(scratch)
+
+	a := hostArgs{v: v, s: []uint64{9, out, 4, scratch, 0xffffffff_00000007}}
+	if typ := a.enum(mapMax); typ != 9 || a.res != resultBadArgument {
+		t.Fatalf("enum(9) = %d, %d; want 9, BadArgument", typ, a.res)
+	}
+	if b := a.bytes(); b != nil || a.res != resultBadArgument {
+		t.Fatalf("bytes after a failure = %v, %d; want nil and the first failure", b, a.res)
+	}
+	if r := a.putU32(0xdeadbeef); r != resultBadArgument {
+		t.Fatalf("putU32 after a failure = %d", r)
+	}
+	if got, _ := v.mem.ReadUint32Le(scratch); got != orig {
+		t.Fatalf("putU32 after a failure wrote %#x", got)
+	}
+	if x := a.u32(); x != 7 {
+		t.Fatalf("u32 of an i32 with upper bits set = %#x, want 7", x)
+	}
+
+	a = hostArgs{v: v, s: []uint64{1, out, 4, 99}}
+	if a.enum(mapMax); !a.ok() {
+		t.Fatalf("enum(1) failed: %d", a.res)
+	}
+	if a.bytes(); a.res != resultInvalidMemAccess {
+		t.Fatalf("bytes out of memory = %d, want InvalidMemoryAccess", a.res)
+	}
+
+	a = hostArgs{v: v, s: []uint64{scratch, 4, out - 2}}
+	if s := a.string(); len(s) != 4 || !a.ok() {
+		t.Fatalf("string(scratch, 4) = %q, %d", s, a.res)
+	}
+	if r := a.putU32(1); r != resultInvalidMemAccess {
+		t.Fatalf("putU32 across the end of memory = %d, want InvalidMemoryAccess", r)
+	}
+
+	for _, c := range []struct {
+		fn   string
+		args []uint64
+		want wasmResult
+	}{
+		{"proxy_log", []uint64{9, out, 4}, resultBadArgument},
+		{"proxy_log", []uint64{1, out, 4}, resultInvalidMemAccess},
+		{"proxy_get_header_map_value", []uint64{9, out, 4, 0, 0}, resultBadArgument},
+		{"proxy_define_metric", []uint64{9, out, 4, 0}, resultInvalidMemAccess},
+		{"proxy_define_metric", []uint64{9, scratch, 4, 0}, resultBadArgument},
+		{"proxy_send_local_response", []uint64{200, 0, 0, out, 4, 0, 0, 0}, resultInvalidMemAccess},
+		{"proxy_http_call", []uint64{0, 0, 0, 0, 0, 0, 0, 0, 1000, out}, resultInvalidMemAccess},
+		{"proxy_http_call", []uint64{0, 0, 0, 0, 0, 0, 0, 0, 1000, scratch}, resultBadArgument},
+		{"proxy_grpc_send", []uint64{2, out, 4, 0}, resultInvalidMemAccess},
+		{"proxy_grpc_send", []uint64{1, scratch, 4, 0}, resultBadArgument},
+		{"proxy_set_shared_data", []uint64{out, 4, 0, 0, 0}, resultInvalidMemAccess},
+	} {
+		s := append([]uint64(nil), c.args...)
+		envImpls[c.fn](v, s)
+		if got := wasmResult(s[0]); got != c.want {
+			t.Errorf("%s%v = %d, want %d", c.fn, c.args, got, c.want)
+		}
+	}
+}

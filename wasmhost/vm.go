@@ -71,6 +71,9 @@ type vm struct {
 	stopIter   bool
 	stacks     [][]uint64
 	depth      int
+	// args are the arguments of the proxy_* host call in progress; a host call made while
+	// another runs (from the guest allocator) saves and restores them.
+	args hostArgs
 
 	metrics     map[uint32]*stat
 	nextMetric  [3]uint32
