@@ -1,19 +1,3 @@
-// Package abi is s3cors' own thin binding of the proxy-wasm ABI v0.2.1, as Envoy (>= 1.33) and
-// Istio (>= 1.25) implement it, for modules built by the standard Go toolchain
-// (GOOS=wasip1 -buildmode=c-shared, go:wasmexport / go:wasmimport).
-//
-// The package has two halves:
-//
-//   - Host is the small set of host calls a plugin needs (headers, buffers, local replies,
-//     metrics, logs). In the wasm build, ProxyHost implements it on the env.proxy_* imports; in
-//     tests, package abitest implements it natively with Envoy's semantics.
-//   - Plugin is what the exported proxy_on_* callbacks call into. Register installs one from a
-//     package init; the exports recover every panic (log, then carry on), so a plugin bug
-//     never traps the VM.
-//
-// Everything that touches wasm memory lives in files built only for wasip1; the rest (enums,
-// the header-pairs codec, the dispatch and allocator logic) builds everywhere, so it is tested
-// natively.
 package abi
 
 import "strconv"
