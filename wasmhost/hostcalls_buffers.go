@@ -5,12 +5,9 @@ package wasmhost
 var bufferCalls = map[string]proxyImpl{
 	"proxy_get_buffer_bytes": func(a *hostArgs) wasmResult {
 		typ, start, length := a.enum(bufferMax), uint64(a.u32()), uint64(a.u32())
-		if !a.ok() {
-			return a.res
-		}
-		b := a.v.buffer(a.v.effectiveContext(), typ)
+		b, r := lookupBuffer(a, typ)
 		if b == nil {
-			return resultNotFound
+			return r
 		}
 		// A range past the end is cut to what the buffer holds.
 		data := b.bytes()
@@ -19,25 +16,18 @@ var bufferCalls = map[string]proxyImpl{
 		return a.copyOut(data[start : start+length])
 	},
 	"proxy_get_buffer_status": func(a *hostArgs) wasmResult {
-		typ := a.enum(bufferMax)
-		if !a.ok() {
-			return a.res
-		}
-		b := a.v.buffer(a.v.effectiveContext(), typ)
+		b, r := lookupBuffer(a, a.enum(bufferMax))
 		if b == nil {
-			return resultNotFound
+			return r
 		}
 		a.putU32(uint32(len(b.bytes())))
 		return a.putU32(0)
 	},
 	"proxy_set_buffer_bytes": func(a *hostArgs) wasmResult {
 		typ, start, length := a.enum(bufferMax), a.u32(), a.u32()
-		if !a.ok() {
-			return a.res
-		}
-		b := a.v.buffer(a.v.effectiveContext(), typ)
+		b, r := lookupBuffer(a, typ)
 		if b == nil {
-			return resultNotFound
+			return r
 		}
 		data := a.bytes()
 		if !a.ok() {
@@ -45,6 +35,18 @@ var bufferCalls = map[string]proxyImpl{
 		}
 		return b.copyFrom(start, length, data)
 	},
+}
+
+// lookupBuffer opens the buffer functions: the buffer typ names in the effective context, or
+// nil and the call's answer (the first argument failure, else NotFound).
+func lookupBuffer(a *hostArgs, typ uint32) (*wasmBuffer, wasmResult) {
+	if !a.ok() {
+		return nil, a.res
+	}
+	if b := a.v.buffer(a.v.effectiveContext(), typ); b != nil {
+		return b, resultOk
+	}
+	return nil, resultNotFound
 }
 
 // wasmBuffer is a buffer as proxy_*_buffer_* see it: an Envoy Buffer::Instance (mutable, ref

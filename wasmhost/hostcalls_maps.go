@@ -36,12 +36,9 @@ var mapCalls = map[string]proxyImpl{
 	},
 	"proxy_remove_header_map_value": func(a *hostArgs) wasmResult {
 		typ, key := a.enum(mapMax), a.string()
-		if !a.ok() {
-			return a.res
-		}
-		m := a.v.mutMap(a.v.effectiveContext(), typ)
+		m, r := changeableMap(a, typ)
 		if m == nil {
-			return resultBadArgument
+			return r
 		}
 		m.remove(key)
 		return resultOk
@@ -62,28 +59,20 @@ var mapCalls = map[string]proxyImpl{
 	// leaves the map empty.
 	"proxy_set_header_map_pairs": func(a *hostArgs) wasmResult {
 		typ, data := a.enum(mapMax), a.bytes()
-		if !a.ok() {
-			return a.res
-		}
-		pairs := parsePairs(data)
-		m := a.v.mutMap(a.v.effectiveContext(), typ)
+		m, r := changeableMap(a, typ)
 		if m == nil {
-			return resultBadArgument
+			return r
 		}
 		m.h = m.h[:0]
-		for _, kv := range pairs {
+		for _, kv := range parsePairs(data) {
 			m.add(kv[0], kv[1])
 		}
 		return resultOk
 	},
 	"proxy_get_header_map_size": func(a *hostArgs) wasmResult {
-		typ := a.enum(mapMax)
-		if !a.ok() {
-			return a.res
-		}
-		m := a.v.mutMap(a.v.effectiveContext(), typ)
+		m, r := changeableMap(a, a.enum(mapMax))
 		if m == nil {
-			return resultBadArgument
+			return r
 		}
 		return a.putU32(m.byteSize())
 	},
@@ -92,15 +81,25 @@ var mapCalls = map[string]proxyImpl{
 // mutateMap is the common part of add and replace.
 func mutateMap(a *hostArgs, op func(m *headerMap, k, val string)) wasmResult {
 	typ, key, val := a.enum(mapMax), a.string(), a.string()
-	if !a.ok() {
-		return a.res
-	}
-	m := a.v.mutMap(a.v.effectiveContext(), typ)
+	m, r := changeableMap(a, typ)
 	if m == nil {
-		return resultBadArgument
+		return r
 	}
 	op(m, key, val)
 	return resultOk
+}
+
+// changeableMap opens the functions that change or size a map: the map typ names in the
+// effective context (mutMap), or nil and the call's answer (the first argument failure, else
+// BadArgument).
+func changeableMap(a *hostArgs, typ uint32) (*headerMap, wasmResult) {
+	if !a.ok() {
+		return nil, a.res
+	}
+	if m := a.v.mutMap(a.v.effectiveContext(), typ); m != nil {
+		return m, resultOk
+	}
+	return nil, resultBadArgument
 }
 
 // constMap is Context::getConstMap: what the guest may read.

@@ -25,19 +25,17 @@ const (
 	Reset
 )
 
+var actionNames = [...]string{"continue", "stop", "replied", "reset"}
+
 // String returns the action's name.
-func (a Action) String() string {
-	switch a {
-	case Continue:
-		return "continue"
-	case Stop:
-		return "stop"
-	case Replied:
-		return "replied"
-	case Reset:
-		return "reset"
+func (a Action) String() string { return enumString(actionNames[:], int(a), "Action") }
+
+// enumString names v from names, or spells it typ(v) past them.
+func enumString(names []string, v int, typ string) string {
+	if v >= 0 && v < len(names) {
+		return names[v]
 	}
-	return "Action(" + strconv.Itoa(int(a)) + ")"
+	return typ + "(" + strconv.Itoa(v) + ")"
 }
 
 // Result is the outcome of one step of a Stream.

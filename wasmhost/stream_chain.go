@@ -1,7 +1,5 @@
 package wasmhost
 
-import "strconv"
-
 // half is one direction of the stream as the plugin sees it.
 type half struct {
 	response bool
@@ -131,16 +129,10 @@ const (
 	kindTrailers
 )
 
+var callbackKindNames = [...]string{"headers", "data", "trailers"}
+
 func (k callbackKind) String() string {
-	switch k {
-	case kindHeaders:
-		return "headers"
-	case kindData:
-		return "data"
-	case kindTrailers:
-		return "trailers"
-	}
-	return "callbackKind(" + strconv.Itoa(int(k)) + ")"
+	return enumString(callbackKindNames[:], int(k), "callbackKind")
 }
 
 // callState is the filter-manager iteration a callback runs in; a local reply sent from it
@@ -153,17 +145,9 @@ const (
 	callEncoding
 )
 
-func (c callState) String() string {
-	switch c {
-	case callIdle:
-		return "idle"
-	case callDecoding:
-		return "decoding"
-	case callEncoding:
-		return "encoding"
-	}
-	return "callState(" + strconv.Itoa(int(c)) + ")"
-}
+var callStateNames = [...]string{"idle", "decoding", "encoding"}
+
+func (c callState) String() string { return enumString(callStateNames[:], int(c), "callState") }
 
 // direction is the callState of a callback on h.
 func (h *half) direction() callState {
