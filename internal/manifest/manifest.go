@@ -46,10 +46,19 @@ const (
 	// IstioExtProc is the ext_proc server (Namespace, ServiceAccount, ConfigMap, Deployment,
 	// PodDisruptionBudget, Service) and the EnvoyFilter that puts it in an ingress gateway.
 	IstioExtProc Target = "istio-extproc"
+	// EnvoyControlPlane is an Envoy bootstrap whose Wasm filter takes its configuration from
+	// `s3cors controlplane` by ECDS, and whose bucket ?cors requests go to that control plane.
+	EnvoyControlPlane Target = "envoy-controlplane"
+	// IstioControlPlane is the control plane (Namespace, ServiceAccount, ConfigMap,
+	// PersistentVolumeClaim, Deployment, Service) and the EnvoyFilter that puts the Wasm
+	// filter, configured by it over ECDS, into an ingress gateway.
+	IstioControlPlane Target = "istio-controlplane"
 )
 
 // Targets lists every target, in the order the CLI documents them.
-func Targets() []Target { return []Target{EnvoyWasm, EnvoyExtProc, IstioWasmPlugin, IstioExtProc} }
+func Targets() []Target {
+	return []Target{EnvoyWasm, EnvoyExtProc, IstioWasmPlugin, IstioExtProc, EnvoyControlPlane, IstioControlPlane}
+}
 
 // Defaults of Options, also named in the CLI's help.
 const (
@@ -67,6 +76,8 @@ const (
 	DefaultNamespace        = "s3cors"
 	DefaultReplicas         = 2
 	DefaultFailStrategy     = "FAIL_CLOSE"
+	DefaultControlPlane     = "127.0.0.1:8090"  // `s3cors controlplane`'s default --listen
+	DefaultControlPlaneXDS  = "127.0.0.1:18000" // and --xds-listen
 )
 
 // DefaultGatewaySelector selects the ingress gateway of Istio's default installation.
@@ -95,9 +106,17 @@ type Options struct {
 	// none: path-style requests reach the store only through a suffix host.
 	Hosts []string
 	// WasmPath is where Envoy reads the module (envoy-wasm). Default "/etc/envoy/s3cors.wasm".
+	// For the *-controlplane targets, the default configuration's module, which must be the
+	// control plane's --module: the file on the Envoys (the gateway's pods for Istio).
 	WasmPath string
 	// ExtProc is the ext_proc server as host:port (envoy-extproc). Default "127.0.0.1:50051".
 	ExtProc string
+	// ControlPlane is the control plane's S3 API as host:port, where Envoy sends a bucket's
+	// ?cors requests (envoy-controlplane). Default "127.0.0.1:8090".
+	ControlPlane string
+	// ControlPlaneXDS is the control plane's ECDS (gRPC) as host:port (envoy-controlplane).
+	// Default "127.0.0.1:18000".
+	ControlPlaneXDS string
 	// MessageTimeout bounds Envoy's wait for each ext_proc answer; past it the request fails
 	// with 504 (envoy-extproc, istio-extproc). Default 200ms, Envoy's own default.
 	MessageTimeout time.Duration
@@ -223,6 +242,9 @@ var specs = map[Target]targetSpec{
 	EnvoyExtProc:    envoyExtProc,
 	IstioWasmPlugin: istioWasmPlugin,
 	IstioExtProc:    istioExtProc,
+
+	EnvoyControlPlane: envoyControlPlane,
+	IstioControlPlane: istioControlPlane,
 }
 
 // badFunc records one bad option, as fmt.Errorf would word it.
@@ -288,6 +310,13 @@ type data struct {
 	PluginYAML, ConfigYAML string
 	Image                  string
 	Replicas               int
+	APICluster             string // the control plane's S3 API cluster, for the ?cors route
+	APIHost                string
+	APIPort                int
+	XDSCluster             string // the control plane's ECDS cluster
+	XDSHost                string
+	XDSPort                int
+	StateSize              string // the control plane's state volume (istio-controlplane)
 
 	sourceOpt   string   // Options.Source or its default
 	suffixHosts []string // "<suffix>", "*.<suffix>" of each virtual-host suffix (istio-*, for the header)

@@ -47,6 +47,9 @@ var envoyFiles = map[manifest.Target]string{
 	manifest.EnvoyExtProc:    "extproc.yaml",
 	manifest.IstioWasmPlugin: "istio-wasmplugin.yaml",
 	manifest.IstioExtProc:    "istio-extproc.yaml",
+
+	manifest.EnvoyControlPlane: "controlplane.yaml",
+	manifest.IstioControlPlane: "istio-controlplane.yaml",
 }
 
 // demoHosts are the path-style hosts the files in envoy/ route to the store besides the demo
@@ -62,7 +65,7 @@ func demoOptions(target manifest.Target) manifest.Options {
 // withHosts gives o the path-style hosts when target routes by host (envoy-*): a
 // configuration without virtual-host suffixes needs one.
 func withHosts(target manifest.Target, o manifest.Options, hosts ...string) manifest.Options {
-	if target == manifest.EnvoyWasm || target == manifest.EnvoyExtProc {
+	if target == manifest.EnvoyWasm || target == manifest.EnvoyExtProc || target == manifest.EnvoyControlPlane {
 		o.Hosts = hosts
 	}
 	return o
@@ -191,6 +194,12 @@ func checkTarget(t *testing.T, target manifest.Target, data []byte, want evaluat
 		checkWasmPlugin(t, objs[0].Obj.(*extensionsclient.WasmPlugin), want)
 	case manifest.IstioExtProc:
 		checkExtProcObjects(t, checkK8s(t, name, data), want)
+	case manifest.EnvoyControlPlane:
+		checkEnvoyControlPlane(t, name, data, want)
+	case manifest.IstioControlPlane:
+		checkIstioControlPlane(t, checkK8s(t, name, data), want)
+	default:
+		t.Fatalf("no check for target %s", target)
 	}
 }
 
@@ -598,11 +607,8 @@ func TestVaryAlwaysCarried(t *testing.T) {
 		t.Fatalf("the configuration loads with vary %q", want.Vary)
 	}
 	for _, target := range manifest.Targets() {
-		var opts manifest.Options
-		if target == manifest.EnvoyWasm || target == manifest.EnvoyExtProc {
-			opts.Hosts = []string{"s3.example.com"} // Envoy routes only named hosts to the store
-		}
-		out, err := manifest.Generate(target, cfg, opts)
+		// Envoy routes only named hosts to the store.
+		out, err := manifest.Generate(target, cfg, withHosts(target, manifest.Options{}, "s3.example.com"))
 		if err != nil {
 			t.Fatalf("%s: %v", target, err)
 		}
@@ -714,7 +720,7 @@ func TestBadInput(t *testing.T) {
 		cfg    []byte
 		want   string
 	}{
-		{"envoy", "", cfg, `unknown target "envoy" (want one of envoy-wasm, envoy-extproc, istio-wasmplugin, istio-extproc)`},
+		{"envoy", "", cfg, `unknown target "envoy" (want one of envoy-wasm, envoy-extproc, istio-wasmplugin, istio-extproc, envoy-controlplane, istio-controlplane)`},
 		{manifest.EnvoyWasm, "", nil, "the configuration is empty"},
 		{manifest.EnvoyWasm, "cors.json", []byte(`{"buckets": {}`), "refusing to generate from an invalid configuration"},
 		{manifest.EnvoyWasm, "cors.json", []byte("buckets: {}\n"), "refusing to generate from an invalid configuration"},
@@ -789,7 +795,7 @@ func TestTargetsAreDocumented(t *testing.T) {
 	for _, tg := range manifest.Targets() {
 		names = append(names, string(tg))
 	}
-	if want := []string{"envoy-wasm", "envoy-extproc", "istio-wasmplugin", "istio-extproc"}; !slices.Equal(names, want) {
+	if want := []string{"envoy-wasm", "envoy-extproc", "istio-wasmplugin", "istio-extproc", "envoy-controlplane", "istio-controlplane"}; !slices.Equal(names, want) {
 		t.Errorf("targets %v, want %v (the CLI and docs/deploy.md name these)", names, want)
 	}
 }

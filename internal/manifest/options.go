@@ -129,8 +129,8 @@ type option struct {
 
 // options lists every option of o, with the targets that read it.
 func options(o Options) []option {
-	envoy := []Target{EnvoyWasm, EnvoyExtProc}
-	istio := []Target{IstioWasmPlugin, IstioExtProc}
+	envoy := []Target{EnvoyWasm, EnvoyExtProc, EnvoyControlPlane}
+	istio := []Target{IstioWasmPlugin, IstioExtProc, IstioControlPlane}
 	const notIstio = "only the envoy-* targets use it; Istio's gateway routes to your store"
 	want := func(s string) func(Target) string { return func(Target) string { return s } }
 	port := want("want a TCP port, 1 to 65535")
@@ -148,12 +148,18 @@ func options(o Options) []option {
 			want("want a DNS name or an IP address")},
 		{"listen-port", o.ListenPort != 0, strconv.Itoa(o.ListenPort), envoy, notIstio, port},
 		{"admin-port", o.AdminPort != 0, strconv.Itoa(o.AdminPort), envoy, notIstio, port},
-		{"wasm-path", o.WasmPath != "", strconv.Quote(o.WasmPath), []Target{EnvoyWasm},
-			"only the envoy-wasm target loads a module from a file",
+		{"wasm-path", o.WasmPath != "", strconv.Quote(o.WasmPath), []Target{EnvoyWasm, EnvoyControlPlane, IstioControlPlane},
+			"only the envoy-wasm and *-controlplane targets load the module from a file",
 			want("want an absolute file path, e.g. " + DefaultWasmPath)},
 		{"extproc", o.ExtProc != "", strconv.Quote(o.ExtProc), []Target{EnvoyExtProc},
 			"only the envoy-extproc target calls a server at an address of your choice (istio-extproc deploys one)",
 			want("want host:port of the ext_proc server, e.g. " + DefaultExtProc)},
+		{"controlplane", o.ControlPlane != "", strconv.Quote(o.ControlPlane), []Target{EnvoyControlPlane},
+			"only the envoy-controlplane target calls a control plane at an address of your choice (istio-controlplane deploys one)",
+			want("want host:port of the control plane's S3 API, e.g. " + DefaultControlPlane)},
+		{"controlplane-xds", o.ControlPlaneXDS != "", strconv.Quote(o.ControlPlaneXDS), []Target{EnvoyControlPlane},
+			"only the envoy-controlplane target calls a control plane at an address of your choice (istio-controlplane deploys one)",
+			want("want host:port of the control plane's xDS, e.g. " + DefaultControlPlaneXDS)},
 		{"message-timeout", o.MessageTimeout != 0, strconv.Quote(o.MessageTimeout.String()), []Target{EnvoyExtProc, IstioExtProc},
 			"only the ext_proc targets use it",
 			want("want whole milliseconds between 1ms and 10s")},
@@ -177,12 +183,12 @@ func options(o Options) []option {
 		{"gateway-name", o.GatewayName != "", strconv.Quote(o.GatewayName), []Target{IstioWasmPlugin},
 			"only the istio-wasmplugin target attaches to a Kubernetes Gateway by targetRefs (istio-extproc selects the gateway with --gateway-selector)",
 			want("want the name of a Kubernetes Gateway")},
-		{"namespace", o.Namespace != "", strconv.Quote(o.Namespace), []Target{IstioExtProc},
-			"only the istio-extproc target deploys a server (the WasmPlugin goes to --gateway-namespace)", namespace},
+		{"namespace", o.Namespace != "", strconv.Quote(o.Namespace), []Target{IstioExtProc, IstioControlPlane},
+			"only the istio-extproc and istio-controlplane targets deploy a server (the WasmPlugin goes to --gateway-namespace)", namespace},
 		{"replicas", o.Replicas != 0, strconv.Itoa(o.Replicas), []Target{IstioExtProc},
 			"only the istio-extproc target deploys a server", want("want 1 to 100")},
 		{"policy-image", o.PolicyImage != "", strconv.Quote(o.PolicyImage), []Target{EnvoyWasm, IstioWasmPlugin},
-			"only the wasm targets carry a policy image (the ext_proc server reads JSON or YAML)", want("want auto, on or off")},
+			"only the envoy-wasm and istio-wasmplugin targets carry a policy image (the ext_proc server reads JSON or YAML; the control plane pushes JSON)", want("want auto, on or off")},
 	}
 }
 

@@ -57,6 +57,11 @@ func embeddedConfigReadsBack(target Target, out, js, img []byte) error {
 		}
 		return nil
 	}
+	if target == EnvoyControlPlane || target == IstioControlPlane {
+		if err := defaultConfigReadsBack(target, docs, js); err != nil {
+			return err
+		}
+	}
 	var doc any
 	var got []byte
 	switch target {
@@ -76,32 +81,64 @@ func embeddedConfigReadsBack(target Target, out, js, img []byte) error {
 		if got, err = json.Marshal(v); err != nil || v == nil {
 			return fmt.Errorf("manifest: generated %s has no pluginConfig (a bug)", target)
 		}
-	case IstioExtProc:
-		for _, d := range docs {
-			var m any
-			if err := yaml.Unmarshal(d, &m); err == nil && dig(m, "kind") == "ConfigMap" {
-				doc = m
-			}
-		}
-		v, _ := dig(doc, "data", "config.yaml").(string)
+	case IstioExtProc, IstioControlPlane:
+		v, _ := dig(docOfKind(docs, "ConfigMap"), "data", "config.yaml").(string)
 		var err error
 		if got, err = extproc.ConfigJSON("config.yaml", []byte(v)); err != nil {
 			return fmt.Errorf("manifest: generated %s: the ConfigMap's config.yaml: %w", target, err)
 		}
 	default:
-		return nil // envoy-extproc carries no configuration
+		return nil // envoy-extproc carries no configuration; envoy-controlplane, its default
 	}
+	return readsBackAs(target, "the configuration", got, js)
+}
+
+// defaultConfigReadsBack checks that the default configuration of the ECDS filter in a
+// *-controlplane file (docs) is denyAll(js).
+func defaultConfigReadsBack(target Target, docs [][]byte, js []byte) error {
+	want, err := denyAll(js)
+	if err != nil {
+		return err
+	}
+	var filter any
+	if target == EnvoyControlPlane {
+		var doc any
+		if err := yaml.Unmarshal(docs[0], &doc); err != nil {
+			return fmt.Errorf("manifest: generated %s: %w", target, err)
+		}
+		filter = dig(doc, "static_resources", "listeners", 0, "filter_chains", 0, "filters", 0, "typed_config", "http_filters", 0)
+	} else {
+		filter = dig(docOfKind(docs, "EnvoyFilter"), "spec", "configPatches", 0, "patch", "value")
+	}
+	got, _ := dig(filter, "config_discovery", "default_config", "config", "configuration", "value").(string)
+	return readsBackAs(target, "the default configuration", []byte(got), want)
+}
+
+// readsBackAs checks that the JSON document got, what the file embeds, is want.
+func readsBackAs(target Target, what string, got, want []byte) error {
 	var g, w any
 	if err := json.Unmarshal(got, &g); err != nil {
-		return fmt.Errorf("manifest: the configuration embedded in %s is not readable (a bug): %w", target, err)
+		return fmt.Errorf("manifest: %s embedded in %s is not readable (a bug): %w", what, target, err)
 	}
-	if err := json.Unmarshal(js, &w); err != nil {
+	if err := json.Unmarshal(want, &w); err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
 	if !reflect.DeepEqual(g, w) {
-		return fmt.Errorf("manifest: the configuration embedded in %s does not read back as the configuration (a bug)", target)
+		return fmt.Errorf("manifest: %s embedded in %s does not read back as the configuration (a bug)", what, target)
 	}
 	return nil
+}
+
+// docOfKind is the last document of docs whose kind is kind, decoded; nil if none.
+func docOfKind(docs [][]byte, kind string) any {
+	var doc any
+	for _, d := range docs {
+		var m any
+		if err := yaml.Unmarshal(d, &m); err == nil && dig(m, "kind") == kind {
+			doc = m
+		}
+	}
+	return doc
 }
 
 // splitDocs splits a multi-document YAML file at its "---" lines. Each document keeps the line
