@@ -71,14 +71,7 @@ var istioControlPlane = targetSpec{
 	prepare: func(d *data, o Options, bad badFunc) {
 		prepareIstio(d, o, bad)
 		prepareWasmPath(d, o, bad)
-		d.Image = stringOpt(d, "image", o.Image, DefaultServerImage)
-		if !imageRe.MatchString(d.Image) {
-			bad("--image %q: want a container image reference such as %s", d.Image, exampleServerImage)
-		}
-		d.Namespace = stringOpt(d, "namespace", o.Namespace, DefaultNamespace)
-		if !k8sNameRe.MatchString(d.Namespace) {
-			bad("--namespace %q: not a Kubernetes namespace name", d.Namespace)
-		}
+		prepareServer(d, o, bad)
 		d.FilterName = ecdsName
 		d.APIPort, d.XDSPort, d.MetricsPort = controlPlaneAPIPort, controlPlaneXDSPort, controlPlaneMetricsPort
 		d.APICluster = istioCluster(d.APIPort, controlPlaneSA, d.Namespace)

@@ -165,20 +165,12 @@ func checkEnvoyControlPlane(t *testing.T, name string, data []byte, want evaluat
 
 func checkIstioControlPlane(t *testing.T, objs []k8sObject, want evaluator.Config) {
 	t.Helper()
-	if got, exp := kinds(objs), []string{"Namespace", "ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Deployment", "Service", "EnvoyFilter"}; !slices.Equal(got, exp) {
-		t.Fatalf("objects %v, want %v", got, exp)
-	}
-	ns := objs[0].Obj.(*corev1.Namespace)
+	checkServerObjects(t, objs, "Namespace", "ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Deployment", "Service", "EnvoyFilter")
 	cm := objs[2].Obj.(*corev1.ConfigMap)
 	pvc := objs[3].Obj.(*corev1.PersistentVolumeClaim)
 	dep := objs[4].Obj.(*appsv1.Deployment)
 	svc := objs[5].Obj.(*corev1.Service)
 	ef := objs[6].Obj.(*networkingclient.EnvoyFilter)
-	for _, o := range objs[1:6] {
-		if m := metaOf(o.Obj); m.Namespace != ns.Name {
-			t.Errorf("%s %s in namespace %q, want %q", o.Kind, m.Name, m.Namespace, ns.Name)
-		}
-	}
 	pod := dep.Spec.Template
 	if !labelsMatch(dep.Spec.Selector.MatchLabels, pod.Labels) || !labelsMatch(svc.Spec.Selector, pod.Labels) {
 		t.Errorf("selectors do not select the pods (labels %v)", pod.Labels)

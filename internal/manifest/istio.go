@@ -70,11 +70,16 @@ var istioExtProc = targetSpec{
 	prepare: func(d *data, o Options, bad badFunc) {
 		prepareMessageTimeout(d, o, bad)
 		prepareIstio(d, o, bad)
-		d.Image = stringOpt(d, "image", o.Image, DefaultServerImage)
-		if !imageRe.MatchString(d.Image) {
-			bad("--image %q: want a container image reference such as %s", d.Image, exampleServerImage)
-		}
 		prepareServer(d, o, bad)
+		d.Replicas = o.Replicas
+		if d.Replicas == 0 {
+			d.Replicas = DefaultReplicas
+		} else {
+			d.regenerate = append(d.regenerate, flagArg("replicas", strconv.Itoa(o.Replicas)))
+		}
+		if d.Replicas < 1 || d.Replicas > 100 {
+			bad("--replicas %d: want 1 to 100", o.Replicas)
+		}
 		d.ExtProcPort = DefaultExtProcPort
 		d.ExtProcCluster = istioCluster(d.ExtProcPort, "s3cors-extproc", d.Namespace)
 	},
@@ -137,20 +142,15 @@ func prepareIstio(d *data, o Options, bad badFunc) {
 	}
 }
 
-// prepareServer checks the options of a server the file deploys: its namespace and replicas.
+// prepareServer checks the options of a server the file deploys: its image and namespace.
 func prepareServer(d *data, o Options, bad badFunc) {
+	d.Image = stringOpt(d, "image", o.Image, DefaultServerImage)
+	if !imageRe.MatchString(d.Image) {
+		bad("--image %q: want a container image reference such as %s", d.Image, exampleServerImage)
+	}
 	d.Namespace = stringOpt(d, "namespace", o.Namespace, DefaultNamespace)
 	if !k8sNameRe.MatchString(d.Namespace) {
 		bad("--namespace %q: not a Kubernetes namespace name", d.Namespace)
-	}
-	d.Replicas = o.Replicas
-	if d.Replicas == 0 {
-		d.Replicas = DefaultReplicas
-	} else {
-		d.regenerate = append(d.regenerate, flagArg("replicas", strconv.Itoa(o.Replicas)))
-	}
-	if d.Replicas < 1 || d.Replicas > 100 {
-		bad("--replicas %d: want 1 to 100", o.Replicas)
 	}
 }
 

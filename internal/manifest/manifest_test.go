@@ -258,21 +258,13 @@ func checkWasmPlugin(t *testing.T, wp *extensionsclient.WasmPlugin, want evaluat
 
 func checkExtProcObjects(t *testing.T, objs []k8sObject, want evaluator.Config) {
 	t.Helper()
-	if got, exp := kinds(objs), []string{"Namespace", "ServiceAccount", "ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "EnvoyFilter"}; !slices.Equal(got, exp) {
-		t.Fatalf("objects %v, want %v", got, exp)
-	}
-	ns := objs[0].Obj.(*corev1.Namespace)
+	checkServerObjects(t, objs, "Namespace", "ServiceAccount", "ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "EnvoyFilter")
 	sa := objs[1].Obj.(*corev1.ServiceAccount)
 	cm := objs[2].Obj.(*corev1.ConfigMap)
 	dep := objs[3].Obj.(*appsv1.Deployment)
 	pdb := objs[4].Obj.(*policyv1.PodDisruptionBudget)
 	svc := objs[5].Obj.(*corev1.Service)
 	ef := objs[6].Obj.(*networkingclient.EnvoyFilter)
-	for _, o := range objs[1:6] {
-		if m := metaOf(o.Obj); m.Namespace != ns.Name {
-			t.Errorf("%s %s in namespace %q, want %q", o.Kind, m.Name, m.Namespace, ns.Name)
-		}
-	}
 
 	pod := dep.Spec.Template
 	if !labelsMatch(dep.Spec.Selector.MatchLabels, pod.Labels) || !labelsMatch(pdb.Spec.Selector.MatchLabels, pod.Labels) || !labelsMatch(svc.Spec.Selector, pod.Labels) {
@@ -386,6 +378,22 @@ func checkExtProcObjects(t *testing.T, objs []k8sObject, want evaluator.Config) 
 	wantCluster := fmt.Sprintf("outbound|%d||%s.%s.svc.cluster.local", svc.Spec.Ports[0].Port, svc.Name, svc.Namespace)
 	if got := ep.GetGrpcService().GetEnvoyGrpc().GetClusterName(); got != wantCluster {
 		t.Errorf("ext_proc calls cluster %q, want the Service's %q", got, wantCluster)
+	}
+}
+
+// checkServerObjects checks that objs, the objects of a file deploying a server, are of the
+// kinds exp, a Namespace first, and that all but the first and the last (the gateway's
+// EnvoyFilter) are in that namespace.
+func checkServerObjects(t *testing.T, objs []k8sObject, exp ...string) {
+	t.Helper()
+	if got := kinds(objs); !slices.Equal(got, exp) || exp[0] != "Namespace" {
+		t.Fatalf("objects %v, want %v", got, exp)
+	}
+	ns := objs[0].Obj.(*corev1.Namespace)
+	for _, o := range objs[1 : len(objs)-1] {
+		if m := metaOf(o.Obj); m.Namespace != ns.Name {
+			t.Errorf("%s %s in namespace %q, want %q", o.Kind, m.Name, m.Namespace, ns.Name)
+		}
 	}
 }
 
