@@ -14,7 +14,6 @@ import (
 	httpwasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networkingapi "istio.io/api/networking/v1alpha3"
@@ -227,28 +226,8 @@ func checkIstioControlPlane(t *testing.T, objs []k8sObject, want evaluator.Confi
 		t.Error("the xDS port is not appProtocol grpc: Istio would not speak HTTP/2 to it")
 	}
 
-	s := &ef.Spec
-	if len(s.GetWorkloadSelector().GetLabels()) == 0 || len(s.GetConfigPatches()) != 1 {
-		t.Fatalf("EnvoyFilter %v: want a workload selector and one patch", s)
-	}
-	p := s.GetConfigPatches()[0]
-	if p.GetApplyTo() != networkingapi.EnvoyFilter_HTTP_FILTER || p.GetMatch().GetContext() != networkingapi.EnvoyFilter_GATEWAY ||
-		p.GetPatch().GetOperation() != networkingapi.EnvoyFilter_Patch_INSERT_FIRST {
-		t.Errorf("patch %v: want the first HTTP filter of the gateway's connection managers", p)
-	}
-	vjs, err := protojson.Marshal(p.GetPatch().GetValue())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var hf hcmv3.HttpFilter
-	if err := strictJSON.Unmarshal(vjs, &hf); err != nil {
-		t.Fatalf("patch value is not an Envoy HttpFilter: %v", err)
-	}
-	if err := hf.ValidateAll(); err != nil {
-		t.Error(err)
-	}
-	walkAnys(t, "EnvoyFilter patch", hf.ProtoReflect())
-	checkECDSFilter(t, &hf, fmt.Sprintf("outbound|%d||%s.%s.svc.cluster.local", xds.Port, svc.Name, svc.Namespace), flags["--module"], want)
+	hf := gatewayFilter(t, ef)
+	checkECDSFilter(t, hf, fmt.Sprintf("outbound|%d||%s.%s.svc.cluster.local", xds.Port, svc.Name, svc.Namespace), flags["--module"], want)
 }
 
 // TestDeployDocsCORSRoute: the VirtualService route docs/deploy.md gives Istio users for the

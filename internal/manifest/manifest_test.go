@@ -349,6 +349,19 @@ func checkExtProcObjects(t *testing.T, objs []k8sObject, want evaluator.Config) 
 	}
 
 	// The EnvoyFilter: ext_proc first in the gateway's chain, calling the Service's cluster.
+	hf := gatewayFilter(t, ef)
+	ep := extProcFilter(t, hf.GetTypedConfig())
+	wantCluster := fmt.Sprintf("outbound|%d||%s.%s.svc.cluster.local", svc.Spec.Ports[0].Port, svc.Name, svc.Namespace)
+	if got := ep.GetGrpcService().GetEnvoyGrpc().GetClusterName(); got != wantCluster {
+		t.Errorf("ext_proc calls cluster %q, want the Service's %q", got, wantCluster)
+	}
+}
+
+// gatewayFilter checks that the EnvoyFilter ef selects its gateway's pods and makes one
+// patch, which inserts an HTTP filter first in the gateway's connection managers, and returns
+// that filter, checked through go-control-plane's types.
+func gatewayFilter(t *testing.T, ef *networkingclient.EnvoyFilter) *hcmv3.HttpFilter {
+	t.Helper()
 	s := &ef.Spec
 	if len(s.GetWorkloadSelector().GetLabels()) == 0 {
 		t.Error("the EnvoyFilter has no workload selector: it would patch every proxy in its namespace")
@@ -374,11 +387,7 @@ func checkExtProcObjects(t *testing.T, objs []k8sObject, want evaluator.Config) 
 		t.Error(err)
 	}
 	walkAnys(t, "EnvoyFilter patch", hf.ProtoReflect())
-	ep := extProcFilter(t, hf.GetTypedConfig())
-	wantCluster := fmt.Sprintf("outbound|%d||%s.%s.svc.cluster.local", svc.Spec.Ports[0].Port, svc.Name, svc.Namespace)
-	if got := ep.GetGrpcService().GetEnvoyGrpc().GetClusterName(); got != wantCluster {
-		t.Errorf("ext_proc calls cluster %q, want the Service's %q", got, wantCluster)
-	}
+	return &hf
 }
 
 // checkServerObjects checks that objs, the objects of a file deploying a server, are of the
