@@ -98,7 +98,7 @@ var istioControlPlane = targetSpec{
 		w("       s3cors-controlplane-credentials --from-file=keys.json")
 		w("  4. kubectl apply -f istio-controlplane.yaml")
 		w("  5. Route a bucket's ?cors requests to the Service s3cors-controlplane, port " + strconv.Itoa(d.APIPort) + ", ahead")
-		w("     of the store, in your VirtualService (docs/deploy.md, \"The control plane\").")
+		w("     of the store, in your VirtualService (docs/deploy.md, \"Control-plane mode\").")
 		w("The ConfigMap is the seed; the API's changes are kept on the volume. See docs/deploy.md.")
 		istioHostsAdvice(w, d)
 	},
