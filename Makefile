@@ -45,7 +45,9 @@ run: build
 
 ## run-controlplane: the bucket CORS API for the demo buckets on 127.0.0.1:8090 (ECDS on :18000),
 ## key AKIAS3CORSDEMO / s3cors-demo-secret (testdata/demo/keys.json); try it with
-## aws s3api get-bucket-cors --endpoint-url http://127.0.0.1:8090 --bucket website
+## aws s3api get-bucket-cors --endpoint-url http://127.0.0.1:8090 --bucket website; or through an
+## Envoy: build/s3cors manifest --target envoy-controlplane --config testdata/demo/config.json
+## --host localhost --wasm-path $(CURDIR)/build/s3cors.wasm > build/controlplane.yaml
 run-controlplane: cli
 	$(CLI) controlplane --config testdata/demo/config.json --credentials testdata/demo/keys.json \
 		--state build/controlplane-state.json --module $(CURDIR)/build/s3cors.wasm

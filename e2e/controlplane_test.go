@@ -26,17 +26,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
-	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	httpwasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/types/known/anypb"
-	"sigs.k8s.io/yaml"
 
 	"github.com/s3cors/s3cors/internal/controlplane"
 	"github.com/s3cors/s3cors/internal/s3mem"
@@ -49,82 +42,47 @@ const (
 	cpSeed   = `{"buckets": {"website": null, "photos": null}, "unlistedBuckets": "not-found"}`
 )
 
-// cpBootstrap derives a bootstrap from envoy/wasm.yaml for the control-plane mode: the wasm
-// filter is discovered by ECDS from the cluster s3cors_controlplane (gRPC at xds), a route
-// ahead of the store's sends ?cors requests to the control plane's API at api, and the store
-// is at store.
+// cpBootstrap is envoy/controlplane.yaml (`s3cors manifest --target envoy-controlplane`) as
+// generated, routes, ECDS filter and default configuration included, for this test: node id
+// node, the listener and admin on ephemeral loopback ports, the store at store, the control
+// plane's S3 API at api and its ECDS at xds, and the module built from this tree.
 func cpBootstrap(t *testing.T, node, store, api, xds string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "envoy", "wasm.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bootstrapv3.Bootstrap
-	if err := protojson.Unmarshal(js, &b); err != nil {
-		t.Fatal(err)
-	}
+	b := realEnvoyManifest(t, "controlplane.yaml")
 	b.Node = &corev3.Node{Id: node, Cluster: "s3cors-e2e"}
 	sr := b.GetStaticResources()
 	l := sr.GetListeners()[0]
 	l.Address = realEnvoyAddress("127.0.0.1", 0)
 	hcm := realEnvoyHCM(t, l)
-	hcm.HttpFilters[0] = &hcmv3.HttpFilter{
-		Name: "s3cors",
-		ConfigType: &hcmv3.HttpFilter_ConfigDiscovery{ConfigDiscovery: &corev3.ExtensionConfigSource{
-			ConfigSource: &corev3.ConfigSource{
-				ResourceApiVersion: corev3.ApiVersion_V3,
-				ConfigSourceSpecifier: &corev3.ConfigSource_ApiConfigSource{ApiConfigSource: &corev3.ApiConfigSource{
-					ApiType:             corev3.ApiConfigSource_GRPC,
-					TransportApiVersion: corev3.ApiVersion_V3,
-					GrpcServices: []*corev3.GrpcService{{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
-						EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: "s3cors_controlplane"}}}},
-				}},
-			},
-			TypeUrls: []string{"type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"},
-		}},
+	cd := hcm.GetHttpFilters()[0].GetConfigDiscovery()
+	var w httpwasmv3.Wasm
+	if err := cd.GetDefaultConfig().UnmarshalTo(&w); err != nil {
+		t.Fatalf("envoy/controlplane.yaml: the default config: %v", err)
 	}
-	vh := hcm.GetRouteConfig().GetVirtualHosts()[0]
-	cors := &routev3.Route{
-		Match: &routev3.RouteMatch{
-			PathSpecifier:   &routev3.RouteMatch_Prefix{Prefix: "/"},
-			QueryParameters: []*routev3.QueryParameterMatcher{{Name: "cors", QueryParameterMatchSpecifier: &routev3.QueryParameterMatcher_PresentMatch{PresentMatch: true}}},
-		},
-		Action: &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "s3cors_api"}}},
-	}
-	vh.Routes = append([]*routev3.Route{cors}, vh.Routes...)
+	w.GetConfig().GetVmConfig().GetCode().GetLocal().Specifier = &corev3.DataSource_Filename{Filename: testenv.Module(t)}
+	cd.DefaultConfig = realEnvoyAny(t, &w)
 	l.FilterChains[0].Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: realEnvoyAny(t, hcm)}
-	realEnvoySetEndpoint(t, sr.GetClusters()[0], store)
-	h2 := realEnvoyAny(t, &upstreamhttpv3.HttpProtocolOptions{UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
-		ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}}}}})
-	sr.Clusters = append(sr.Clusters,
-		cpCluster(t, "s3cors_controlplane", xds, map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": h2}),
-		cpCluster(t, "s3cors_api", api, nil))
+	for _, c := range sr.GetClusters() {
+		switch c.GetName() {
+		case "s3":
+			realEnvoySetEndpoint(t, c, store)
+		case "s3cors_controlplane":
+			realEnvoySetEndpoint(t, c, xds)
+		case "s3cors_controlplane_api":
+			realEnvoySetEndpoint(t, c, api)
+		default:
+			t.Fatalf("envoy/controlplane.yaml: unexpected cluster %q", c.GetName())
+		}
+	}
 	b.Admin.Address = realEnvoyAddress("127.0.0.1", 0)
 	if err := b.ValidateAll(); err != nil {
 		t.Fatal(err)
 	}
-	out, err := protojson.Marshal(&b)
+	out, err := protojson.Marshal(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
-}
-
-func cpCluster(t *testing.T, name, addr string, opts map[string]*anypb.Any) *clusterv3.Cluster {
-	t.Helper()
-	c := &clusterv3.Cluster{
-		Name:                          name,
-		TypedExtensionProtocolOptions: opts,
-		LoadAssignment: &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{{
-			LbEndpoints: []*endpointv3.LbEndpoint{{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{}}}},
-		}}},
-	}
-	realEnvoySetEndpoint(t, c, addr)
-	return c
 }
 
 // runningPlane is a control plane started by startPlane.

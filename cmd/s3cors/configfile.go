@@ -16,9 +16,9 @@ import (
 type docKind string
 
 const (
-	kindConfig      docKind = "config"      // a whole s3cors configuration
-	kindBucketCORS  docKind = "bucket-cors" // a bare bucket CORS document
-	kindUnsupported docKind = ""
+	kindConfig     docKind = "config"      // a whole s3cors configuration
+	kindBucketCORS docKind = "bucket-cors" // a bare bucket CORS document
+	kindAuto       docKind = "auto"        // --kind auto: detectKind tells
 )
 
 // detectKind tells an s3cors configuration from a bare bucket CORS document by what the

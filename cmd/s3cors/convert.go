@@ -32,7 +32,7 @@ The document is validated first; an invalid one is reported as validate would, w
   s3cors convert testdata/demo/config.json --bucket website --to xml`,
 		Args: exactArgs(1, "one FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := oneOf("to", to, "xml", "json", "console"); err != nil {
+			if err := oneOf("to", to, formNames()...); err != nil {
 				return err
 			}
 			path := args[0]
@@ -52,7 +52,7 @@ The document is validated first; an invalid one is reported as validate would, w
 			}
 			if bucket != "" {
 				if detectKind(data) == kindBucketCORS {
-					return usageErrorf("convert: %q is a bucket CORS document (%s), not an s3cors configuration: drop --bucket to convert it", path, formName(formOf(data)))
+					return usageErrorf("convert: %q is a bucket CORS document (%s), not an s3cors configuration: drop --bucket to convert it", path, formOf(data).name())
 				}
 				pol, _, err := loadPolicy(path)
 				if err != nil {
@@ -83,15 +83,7 @@ The document is validated first; an invalid one is reported as validate would, w
 					return fmt.Errorf("%s: %w", path, err)
 				}
 			}
-			var out []byte
-			switch to {
-			case "xml":
-				out = b.XML()
-			case "json":
-				out = b.JSON()
-			case "console":
-				out = b.ConsoleJSON()
-			}
+			out := bucketForm(to).render(b)
 			if !bytes.HasSuffix(out, []byte("\n")) {
 				out = append(out, '\n')
 			}
@@ -135,4 +127,50 @@ func readableConfig(path string, data []byte) []byte {
 		return nil
 	}
 	return doc
+}
+
+// bucketForm is one of the three forms of a bucket CORS document (--to, validate's "form").
+type bucketForm string
+
+const (
+	formXML     bucketForm = "xml"     // <CORSConfiguration> (the S3 API)
+	formJSON    bucketForm = "json"    // {"CORSRules": [...]} (the AWS CLI, the SDKs)
+	formConsole bucketForm = "console" // [...] (the S3 console's CORS editor)
+)
+
+// bucketForms lists the forms in the order the help names them.
+var bucketForms = []bucketForm{formXML, formJSON, formConsole}
+
+func formNames() []string {
+	names := make([]string, len(bucketForms))
+	for i, f := range bucketForms {
+		names[i] = string(f)
+	}
+	return names
+}
+
+// name is how text output names the form.
+func (f bucketForm) name() string {
+	switch f {
+	case formXML:
+		return "S3 XML"
+	case formJSON:
+		return "AWS JSON"
+	case formConsole:
+		return "console JSON"
+	}
+	return ""
+}
+
+// render writes b in the form f.
+func (f bucketForm) render(b *evaluator.BucketCORS) []byte {
+	switch f {
+	case formXML:
+		return b.XML()
+	case formJSON:
+		return b.JSON()
+	case formConsole:
+		return b.ConsoleJSON()
+	}
+	return nil
 }

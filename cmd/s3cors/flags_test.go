@@ -72,8 +72,8 @@ func TestManifestApplicabilityFirst(t *testing.T) {
 		{"istio-extproc", []string{"--upstream-tls=false"}, "--upstream-tls=false: only the envoy-* targets use it"},
 		{"istio-extproc", []string{"--upstream-tls"}, "--upstream-tls: only the envoy-* targets use it"},
 		{"istio-extproc", []string{"--gateway-name", ""}, `--gateway-name "": only the istio-wasmplugin target attaches`},
-		{"envoy-extproc", []string{"--wasm-path", ""}, `--wasm-path "": only the envoy-wasm target`},
-		{"istio-wasmplugin", []string{"--namespace", "x"}, `--namespace "x": only the istio-extproc target`},
+		{"envoy-extproc", []string{"--wasm-path", ""}, `--wasm-path "": only the envoy-wasm and *-controlplane targets`},
+		{"istio-wasmplugin", []string{"--namespace", "x"}, `--namespace "x": only the istio-extproc and istio-controlplane targets`},
 		{"envoy-wasm", []string{"--message-timeout", "0"}, `--message-timeout "0s": only the ext_proc targets use it`},
 		{"envoy-extproc", []string{"--fail-strategy", "FAIL_OPEN"}, `--fail-strategy "FAIL_OPEN": only the istio-wasmplugin target has one`},
 		{"envoy-wasm", []string{"--gateway-selector", "a=b"}, `--gateway-selector "a=b": only the istio-* targets use it`},
@@ -103,7 +103,7 @@ func TestManifestApplicabilityFirst(t *testing.T) {
 // value.
 func TestManifestRequiredFlags(t *testing.T) {
 	r := runCLI(t, "manifest", "--config", filepath.Join("testdata", "in", "config.json"))
-	if r.code != 2 || !strings.Contains(r.stderr, "--target is required (one of envoy-wasm, envoy-extproc, istio-wasmplugin, istio-extproc)") {
+	if r.code != 2 || !strings.Contains(r.stderr, "--target is required (one of envoy-wasm, envoy-extproc, istio-wasmplugin, istio-extproc, envoy-controlplane, istio-controlplane)") {
 		t.Errorf("manifest without --target: exit %d, stderr %q", r.code, r.stderr)
 	}
 	r = runCLI(t, "manifest", "--target", "envoy-wasm")

@@ -35,6 +35,10 @@ func newManifestCmd() *cobra.Command {
                     into an ingress gateway, the configuration as pluginConfig
   istio-extproc     the ext_proc server (Deployment, Service, ConfigMap...) and the
                     EnvoyFilter that inserts it into an ingress gateway
+  envoy-controlplane  an Envoy bootstrap whose Wasm filter takes its rules from
+                    ` + "`s3cors controlplane`" + ` (ECDS) and whose bucket ?cors requests go to it
+  istio-controlplane  the control plane (Deployment, Service, ConfigMap...) and the
+                    EnvoyFilter that inserts the filter, configured by it, into an ingress gateway
 
 The configuration is validated first: an invalid one yields no manifest, exit code 1, and
 every problem as validate prints it.`,
@@ -116,16 +120,18 @@ every problem as validate prints it.`,
 	f.StringArrayVar(&o.Hosts, "host", nil, "a path-style host Envoy routes to the store besides <suffix> and *.<suffix> of each virtual-host suffix, without a port; repeat for more (envoy-*)")
 	f.IntVar(&o.ListenPort, "listen-port", 0, fmt.Sprintf("port Envoy serves S3 on (envoy-*; default %d)", manifest.DefaultListenPort))
 	f.IntVar(&o.AdminPort, "admin-port", 0, fmt.Sprintf("Envoy admin port on 127.0.0.1 (envoy-*; default %d)", manifest.DefaultAdminPort))
-	f.StringVar(&o.WasmPath, "wasm-path", "", fmt.Sprintf("where Envoy reads the module (envoy-wasm; default %q)", manifest.DefaultWasmPath))
+	f.StringVar(&o.WasmPath, "wasm-path", "", fmt.Sprintf("where Envoy reads the module (envoy-wasm, *-controlplane; default %q)", manifest.DefaultWasmPath))
+	f.StringVar(&o.ControlPlane, "controlplane", "", fmt.Sprintf("the control plane's S3 API as host:port, for ?cors requests (envoy-controlplane; default %q)", manifest.DefaultControlPlane))
+	f.StringVar(&o.ControlPlaneXDS, "controlplane-xds", "", fmt.Sprintf("the control plane's ECDS as host:port (envoy-controlplane; default %q)", manifest.DefaultControlPlaneXDS))
 	f.StringVar(&o.ExtProc, "extproc", "", fmt.Sprintf("ext_proc server as host:port (envoy-extproc; default %q)", manifest.DefaultExtProc))
 	f.DurationVar(&o.MessageTimeout, "message-timeout", 0, fmt.Sprintf("Envoy's wait for each ext_proc answer (*-extproc; default %s)", manifest.DefaultMessageTimeout))
-	f.StringVar(&o.Image, "image", "", fmt.Sprintf("OCI image of the module (istio-wasmplugin; default %q) or of the s3cors binary (istio-extproc; default %q)", manifest.DefaultWasmImage, manifest.DefaultServerImage))
+	f.StringVar(&o.Image, "image", "", fmt.Sprintf("OCI image of the module (istio-wasmplugin; default %q) or of the s3cors binary (istio-extproc, istio-controlplane; default %q)", manifest.DefaultWasmImage, manifest.DefaultServerImage))
 	f.StringVar(&o.WasmSHA256, "wasm-sha256", "", "image manifest digest (hex) Istio checks (istio-wasmplugin; default from an @sha256 image)")
 	f.StringVar(&o.FailStrategy, "fail-strategy", "", fmt.Sprintf("WasmPlugin failStrategy: FAIL_CLOSE or FAIL_RELOAD (istio-wasmplugin; default %s)", manifest.DefaultFailStrategy))
 	f.StringVar(&o.GatewayNamespace, "gateway-namespace", "", fmt.Sprintf("ingress gateway namespace (istio-*; default %q)", manifest.DefaultGatewayNamespace))
 	f.StringSliceVar(&selector, "gateway-selector", nil, "gateway pod labels key=value,... (istio-*; default istio=ingressgateway)")
 	f.StringVar(&o.GatewayName, "gateway-name", "", "attach to this Kubernetes Gateway by targetRefs instead of a selector (istio-wasmplugin)")
-	f.StringVar(&o.Namespace, "namespace", "", fmt.Sprintf("namespace of the ext_proc server (istio-extproc; default %q)", manifest.DefaultNamespace))
+	f.StringVar(&o.Namespace, "namespace", "", fmt.Sprintf("namespace of the ext_proc server or the control plane (istio-extproc, istio-controlplane; default %q)", manifest.DefaultNamespace))
 	f.IntVar(&o.Replicas, "replicas", 0, fmt.Sprintf("ext_proc server replicas (istio-extproc; default %d)", manifest.DefaultReplicas))
 	f.StringVar(&o.PolicyImage, "policy-image", "", fmt.Sprintf("carry the configuration as a compiled policy image: on, off, or auto, when its JSON is over %d KiB (*-wasm*; default auto)", manifest.PolicyImageThreshold>>10))
 	return cmd
@@ -135,15 +141,18 @@ every problem as validate prints it.`,
 // --image was not given. For istio-wasmplugin, the gateway's Istio agent cannot pull the
 // module, and under the WasmPlugin's FAIL_CLOSE the gateway refuses every request it serves;
 // for istio-extproc, the kubelet cannot pull the server's image, so its pods never start and
-// the ext_proc filter, failing closed, refuses every request. The file itself stays as
-// documented, so the committed examples regenerate unchanged.
+// the ext_proc filter, failing closed, refuses every request; for istio-controlplane, the
+// control plane never starts, so the gateway grants no CORS and ?cors requests fail. The file
+// itself stays as documented, so the committed examples regenerate unchanged.
 func warnPlaceholderImage(cmd *cobra.Command, target manifest.Target, image string) {
-	var def, puller, what string
+	def, puller, what := manifest.DefaultServerImage, "Kubernetes cannot pull for the server's pods", "the s3cors container image"
+	effect := "the gateway fails closed and refuses every request"
 	switch target {
 	case manifest.IstioWasmPlugin:
 		def, puller, what = manifest.DefaultWasmImage, "the gateway's Istio agent cannot pull", "the module's OCI image (`s3cors oci push` prints it)"
 	case manifest.IstioExtProc:
-		def, puller, what = manifest.DefaultServerImage, "Kubernetes cannot pull for the server's pods", "the s3cors container image"
+	case manifest.IstioControlPlane:
+		effect = "the gateway grants no CORS and the bucket CORS API fails"
 	default:
 		return
 	}
@@ -151,5 +160,5 @@ func warnPlaceholderImage(cmd *cobra.Command, target manifest.Target, image stri
 		return
 	}
 	_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "s3cors: warning: no --image given: the manifest names the placeholder %q, which %s; "+
-		"applied as is, the gateway fails closed and refuses every request. Regenerate with --image set to %s.\n", def, puller, what)
+		"applied as is, %s. Regenerate with --image set to %s.\n", def, puller, effect, what)
 }

@@ -25,9 +25,9 @@ type validateFile struct {
 	File string `json:"file"`
 	// Kind is "config" (an s3cors configuration) or "bucket-cors" (a bare bucket CORS
 	// document).
-	Kind string `json:"kind"`
+	Kind docKind `json:"kind"`
 	// Form, for a bucket CORS document, is "xml", "json" (AWS CLI/SDK) or "console".
-	Form     string          `json:"form,omitempty"`
+	Form     bucketForm      `json:"form,omitempty"`
 	Valid    bool            `json:"valid"`
 	Problems []problemReport `json:"problems"`
 	// Error is set when the file could not be read; Problems is then empty.
@@ -130,10 +130,10 @@ func validateOne(path string, kind docKind) validateFile {
 	if kind == kindConfig && detectKind(data) == kindBucketCORS {
 		forcedBare = bareDocument(data, nil)
 	}
-	if kind == "auto" {
+	if kind == kindAuto {
 		kind = detectKind(data)
 	}
-	f.Kind = string(kind)
+	f.Kind = kind
 	switch {
 	case isEmpty(data) && kind == kindBucketCORS:
 		err = errors.New(msgEmptyBucketDocument)
@@ -173,25 +173,20 @@ func validateOne(path string, kind docKind) validateFile {
 
 // formOf names the form of a bucket CORS document by its first character, as
 // evaluator.ParseBucketCORS tells them apart; it works for invalid documents too.
-func formOf(data []byte) string {
+func formOf(data []byte) bucketForm {
 	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
 	if len(trimmed) == 0 {
 		return ""
 	}
 	switch trimmed[0] {
 	case '<':
-		return "xml"
+		return formXML
 	case '[':
-		return "console"
+		return formConsole
 	case '{':
-		return "json"
+		return formJSON
 	}
 	return ""
-}
-
-// formName is how the text output names a form of formOf.
-func formName(form string) string {
-	return map[string]string{"xml": "S3 XML", "json": "AWS JSON", "console": "console JSON"}[form]
 }
 
 func plural(n int, noun string) string {
@@ -209,10 +204,10 @@ func writeValidateText(out, errOut io.Writer, rep validateReport) error {
 			continue
 		}
 		what := "s3cors configuration"
-		if f.Kind == string(kindBucketCORS) {
+		if f.Kind == kindBucketCORS {
 			what = "bucket CORS"
 			if f.Form != "" {
-				what += ", " + formName(f.Form)
+				what += ", " + f.Form.name()
 			}
 		}
 		if f.Valid {

@@ -412,6 +412,8 @@ func checkK8s(t *testing.T, name string, data []byte) []k8sObject {
 			obj = &corev1.ConfigMap{}
 		case "v1 Service":
 			obj = &corev1.Service{}
+		case "v1 PersistentVolumeClaim":
+			obj = &corev1.PersistentVolumeClaim{}
 		case "apps/v1 Deployment":
 			obj = &appsv1.Deployment{}
 		case "policy/v1 PodDisruptionBudget":

@@ -136,8 +136,8 @@ func TestPolicyImageOptions(t *testing.T) {
 		mode   string
 		want   string
 	}{
-		{manifest.EnvoyExtProc, "on", `--policy-image "on": only the wasm targets carry a policy image`},
-		{manifest.IstioExtProc, "auto", `--policy-image "auto": only the wasm targets carry a policy image`},
+		{manifest.EnvoyExtProc, "on", `--policy-image "on": only the envoy-wasm and istio-wasmplugin targets carry a policy image`},
+		{manifest.IstioExtProc, "auto", `--policy-image "auto": only the envoy-wasm and istio-wasmplugin targets carry a policy image`},
 		{manifest.EnvoyWasm, "maybe", `--policy-image "maybe": want auto, on or off`},
 	} {
 		_, err := manifest.Generate(tc.target, testenv.StressConfig(1), manifest.Options{PolicyImage: tc.mode, Hosts: []string{"s3.example.com"}})

@@ -47,6 +47,9 @@ var envoyFiles = map[manifest.Target]string{
 	manifest.EnvoyExtProc:    "extproc.yaml",
 	manifest.IstioWasmPlugin: "istio-wasmplugin.yaml",
 	manifest.IstioExtProc:    "istio-extproc.yaml",
+
+	manifest.EnvoyControlPlane: "controlplane.yaml",
+	manifest.IstioControlPlane: "istio-controlplane.yaml",
 }
 
 // demoHosts are the path-style hosts the files in envoy/ route to the store besides the demo
@@ -62,7 +65,7 @@ func demoOptions(target manifest.Target) manifest.Options {
 // withHosts gives o the path-style hosts when target routes by host (envoy-*): a
 // configuration without virtual-host suffixes needs one.
 func withHosts(target manifest.Target, o manifest.Options, hosts ...string) manifest.Options {
-	if target == manifest.EnvoyWasm || target == manifest.EnvoyExtProc {
+	if target == manifest.EnvoyWasm || target == manifest.EnvoyExtProc || target == manifest.EnvoyControlPlane {
 		o.Hosts = hosts
 	}
 	return o
@@ -191,6 +194,12 @@ func checkTarget(t *testing.T, target manifest.Target, data []byte, want evaluat
 		checkWasmPlugin(t, objs[0].Obj.(*extensionsclient.WasmPlugin), want)
 	case manifest.IstioExtProc:
 		checkExtProcObjects(t, checkK8s(t, name, data), want)
+	case manifest.EnvoyControlPlane:
+		checkEnvoyControlPlane(t, name, data, want)
+	case manifest.IstioControlPlane:
+		checkIstioControlPlane(t, checkK8s(t, name, data), want)
+	default:
+		t.Fatalf("no check for target %s", target)
 	}
 }
 
@@ -249,21 +258,13 @@ func checkWasmPlugin(t *testing.T, wp *extensionsclient.WasmPlugin, want evaluat
 
 func checkExtProcObjects(t *testing.T, objs []k8sObject, want evaluator.Config) {
 	t.Helper()
-	if got, exp := kinds(objs), []string{"Namespace", "ServiceAccount", "ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "EnvoyFilter"}; !slices.Equal(got, exp) {
-		t.Fatalf("objects %v, want %v", got, exp)
-	}
-	ns := objs[0].Obj.(*corev1.Namespace)
+	checkServerObjects(t, objs, "Namespace", "ServiceAccount", "ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "EnvoyFilter")
 	sa := objs[1].Obj.(*corev1.ServiceAccount)
 	cm := objs[2].Obj.(*corev1.ConfigMap)
 	dep := objs[3].Obj.(*appsv1.Deployment)
 	pdb := objs[4].Obj.(*policyv1.PodDisruptionBudget)
 	svc := objs[5].Obj.(*corev1.Service)
 	ef := objs[6].Obj.(*networkingclient.EnvoyFilter)
-	for _, o := range objs[1:6] {
-		if m := metaOf(o.Obj); m.Namespace != ns.Name {
-			t.Errorf("%s %s in namespace %q, want %q", o.Kind, m.Name, m.Namespace, ns.Name)
-		}
-	}
 
 	pod := dep.Spec.Template
 	if !labelsMatch(dep.Spec.Selector.MatchLabels, pod.Labels) || !labelsMatch(pdb.Spec.Selector.MatchLabels, pod.Labels) || !labelsMatch(svc.Spec.Selector, pod.Labels) {
@@ -348,6 +349,19 @@ func checkExtProcObjects(t *testing.T, objs []k8sObject, want evaluator.Config) 
 	}
 
 	// The EnvoyFilter: ext_proc first in the gateway's chain, calling the Service's cluster.
+	hf := gatewayFilter(t, ef)
+	ep := extProcFilter(t, hf.GetTypedConfig())
+	wantCluster := fmt.Sprintf("outbound|%d||%s.%s.svc.cluster.local", svc.Spec.Ports[0].Port, svc.Name, svc.Namespace)
+	if got := ep.GetGrpcService().GetEnvoyGrpc().GetClusterName(); got != wantCluster {
+		t.Errorf("ext_proc calls cluster %q, want the Service's %q", got, wantCluster)
+	}
+}
+
+// gatewayFilter checks that the EnvoyFilter ef selects its gateway's pods and makes one
+// patch, which inserts an HTTP filter first in the gateway's connection managers, and returns
+// that filter, checked through go-control-plane's types.
+func gatewayFilter(t *testing.T, ef *networkingclient.EnvoyFilter) *hcmv3.HttpFilter {
+	t.Helper()
 	s := &ef.Spec
 	if len(s.GetWorkloadSelector().GetLabels()) == 0 {
 		t.Error("the EnvoyFilter has no workload selector: it would patch every proxy in its namespace")
@@ -373,10 +387,22 @@ func checkExtProcObjects(t *testing.T, objs []k8sObject, want evaluator.Config) 
 		t.Error(err)
 	}
 	walkAnys(t, "EnvoyFilter patch", hf.ProtoReflect())
-	ep := extProcFilter(t, hf.GetTypedConfig())
-	wantCluster := fmt.Sprintf("outbound|%d||%s.%s.svc.cluster.local", svc.Spec.Ports[0].Port, svc.Name, svc.Namespace)
-	if got := ep.GetGrpcService().GetEnvoyGrpc().GetClusterName(); got != wantCluster {
-		t.Errorf("ext_proc calls cluster %q, want the Service's %q", got, wantCluster)
+	return &hf
+}
+
+// checkServerObjects checks that objs, the objects of a file deploying a server, are of the
+// kinds exp, a Namespace first, and that all but the first and the last (the gateway's
+// EnvoyFilter) are in that namespace.
+func checkServerObjects(t *testing.T, objs []k8sObject, exp ...string) {
+	t.Helper()
+	if got := kinds(objs); !slices.Equal(got, exp) || exp[0] != "Namespace" {
+		t.Fatalf("objects %v, want %v", got, exp)
+	}
+	ns := objs[0].Obj.(*corev1.Namespace)
+	for _, o := range objs[1 : len(objs)-1] {
+		if m := metaOf(o.Obj); m.Namespace != ns.Name {
+			t.Errorf("%s %s in namespace %q, want %q", o.Kind, m.Name, m.Namespace, ns.Name)
+		}
 	}
 }
 
@@ -598,11 +624,8 @@ func TestVaryAlwaysCarried(t *testing.T) {
 		t.Fatalf("the configuration loads with vary %q", want.Vary)
 	}
 	for _, target := range manifest.Targets() {
-		var opts manifest.Options
-		if target == manifest.EnvoyWasm || target == manifest.EnvoyExtProc {
-			opts.Hosts = []string{"s3.example.com"} // Envoy routes only named hosts to the store
-		}
-		out, err := manifest.Generate(target, cfg, opts)
+		// Envoy routes only named hosts to the store.
+		out, err := manifest.Generate(target, cfg, withHosts(target, manifest.Options{}, "s3.example.com"))
 		if err != nil {
 			t.Fatalf("%s: %v", target, err)
 		}
@@ -714,7 +737,7 @@ func TestBadInput(t *testing.T) {
 		cfg    []byte
 		want   string
 	}{
-		{"envoy", "", cfg, `unknown target "envoy" (want one of envoy-wasm, envoy-extproc, istio-wasmplugin, istio-extproc)`},
+		{"envoy", "", cfg, `unknown target "envoy" (want one of envoy-wasm, envoy-extproc, istio-wasmplugin, istio-extproc, envoy-controlplane, istio-controlplane)`},
 		{manifest.EnvoyWasm, "", nil, "the configuration is empty"},
 		{manifest.EnvoyWasm, "cors.json", []byte(`{"buckets": {}`), "refusing to generate from an invalid configuration"},
 		{manifest.EnvoyWasm, "cors.json", []byte("buckets: {}\n"), "refusing to generate from an invalid configuration"},
@@ -789,7 +812,7 @@ func TestTargetsAreDocumented(t *testing.T) {
 	for _, tg := range manifest.Targets() {
 		names = append(names, string(tg))
 	}
-	if want := []string{"envoy-wasm", "envoy-extproc", "istio-wasmplugin", "istio-extproc"}; !slices.Equal(names, want) {
+	if want := []string{"envoy-wasm", "envoy-extproc", "istio-wasmplugin", "istio-extproc", "envoy-controlplane", "istio-controlplane"}; !slices.Equal(names, want) {
 		t.Errorf("targets %v, want %v (the CLI and docs/deploy.md name these)", names, want)
 	}
 }
