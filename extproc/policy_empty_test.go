@@ -1,7 +1,6 @@
 package extproc_test
 
 import (
-	"bytes"
 	"errors"
 	"testing"
 
@@ -33,22 +32,14 @@ func TestLoadConfigBlank(t *testing.T) {
 		{"config", "# no extension: read as YAML\n"},
 		{"config", ""},
 	} {
-		doc, err := extproc.ConfigJSON(tc.name, []byte(tc.data))
-		if err != nil || len(bytes.TrimSpace(doc)) != 0 {
-			t.Errorf("ConfigJSON(%q, %q) = %q, %v; want blank input, not a document", tc.name, tc.data, doc, err)
-		}
-		_, err = extproc.LoadConfig(tc.name, []byte(tc.data))
+		_, err := extproc.LoadConfig(tc.name, []byte(tc.data))
 		var ve *evaluator.ValidationError
 		if !errors.As(err, &ve) || len(ve.Problems) != 1 || ve.Problems[0] != want.Problems[0] {
 			t.Errorf("LoadConfig(%q, %q) = %v, want the one problem %q", tc.name, tc.data, err, want.Problems[0])
 		}
 	}
 	for _, data := range []string{"null\n", "~\n", "--- null\n", "# a comment\nnull\n"} {
-		doc, err := extproc.ConfigJSON("config.yaml", []byte(data))
-		if err != nil || string(doc) != "null" {
-			t.Errorf("ConfigJSON(%q) = %q, %v; want null", data, doc, err)
-		}
-		_, err = extproc.LoadConfig("config.yaml", []byte(data))
+		_, err := extproc.LoadConfig("config.yaml", []byte(data))
 		var ve *evaluator.ValidationError
 		if !errors.As(err, &ve) || len(ve.Problems) != 1 || ve.Problems[0].Message != "the configuration must be a JSON object, not null" {
 			t.Errorf("LoadConfig(%q) = %v, want a JSON object asked for", data, err)

@@ -38,7 +38,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/extproc"
+	"github.com/s3cors/s3cors/internal/configfile"
 	"github.com/s3cors/s3cors/internal/shell"
 )
 
@@ -314,7 +314,7 @@ func embeddedConfigReadsBack(target Target, out, js, img []byte) error {
 		}
 		v, _ := dig(doc, "data", "config.yaml").(string)
 		var err error
-		if got, err = extproc.ConfigJSON("config.yaml", []byte(v)); err != nil {
+		if got, err = configfile.JSON("config.yaml", []byte(v)); err != nil {
 			return fmt.Errorf("manifest: generated %s: the ConfigMap's config.yaml: %w", target, err)
 		}
 	default:
@@ -373,12 +373,12 @@ func targetList() string {
 }
 
 // configJSON returns the configuration as JSON, read exactly as `s3cors validate` and the
-// ext_proc server read it (extproc.ConfigJSON): JSON unchanged, YAML (by the source's extension
+// ext_proc server read it (configfile.JSON): JSON unchanged, YAML (by the source's extension
 // or the content) as YAML 1.2 with key order and bucket names kept as written. A blank or
 // comment-only file comes back blank, for the evaluator to call empty in the words every
 // other surface uses.
 func configJSON(source string, cfg []byte) ([]byte, error) {
-	js, err := extproc.ConfigJSON(source, cfg)
+	js, err := configfile.JSON(source, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
