@@ -10,6 +10,19 @@ import (
 	"github.com/s3cors/s3cors/evaluator"
 )
 
+const (
+	// configA allows https://a.example on bucket "site"; configB allows https://b.example.
+	configA = `{"buckets": {"site": {"CORSRules": [{"AllowedOrigins": ["https://a.example"], "AllowedMethods": ["GET"]}]}}}`
+	configB = `{"buckets": {"site": {"CORSRules": [{"AllowedOrigins": ["https://b.example"], "AllowedMethods": ["GET"]}]}}}`
+)
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestLoadConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")

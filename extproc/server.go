@@ -27,9 +27,8 @@ type ServerOptions struct {
 	// (each value cut at 256 bytes, marked), outcome, reason and rule, and for a reply its
 	// status and x-amz-request-id. Default slog.Default().
 	Logger *slog.Logger
-	// Metrics records decisions, errors and latencies. Default: a fresh [NewMetrics], reachable
-	// through [Server.Metrics].
-	Metrics *Metrics
+	// Observer is told decisions, errors and latencies, for metrics. Default: none.
+	Observer Observer
 }
 
 // Server is the s3cors ExternalProcessorServer. It is safe for concurrent use: every stream
@@ -38,7 +37,7 @@ type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
 
 	policy  *PolicyHolder
-	metrics *Metrics
+	metrics Observer
 	log     *slog.Logger
 
 	active atomic.Int64 // open streams
@@ -52,18 +51,15 @@ var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
 
 // NewServer returns a server answering from the policy live in policy.
 func NewServer(policy *PolicyHolder, opts ServerOptions) *Server {
-	s := &Server{policy: policy, metrics: opts.Metrics, log: opts.Logger}
+	s := &Server{policy: policy, metrics: opts.Observer, log: opts.Logger}
 	if s.metrics == nil {
-		s.metrics = NewMetrics()
+		s.metrics = nopObserver{}
 	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	return s
 }
-
-// Metrics returns the metrics the server records into.
-func (s *Server) Metrics() *Metrics { return s.metrics }
 
 // ActiveStreams returns the number of streams open now.
 func (s *Server) ActiveStreams() int64 { return s.active.Load() }
@@ -162,7 +158,7 @@ const (
 func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 	start := time.Now()
 	s.active.Add(1)
-	s.metrics.streamsActive.Inc()
+	s.metrics.StreamStarted()
 	st := streamPool.Get().(*stream)
 	st.phase = awaitRequestHeaders
 	defer s.endStream(st, start)
@@ -179,7 +175,7 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 			// Envoy resets the stream whenever the downstream request goes away; that is not
 			// an error of ours.
 			if c := status.Code(err); c != codes.Canceled && c != codes.DeadlineExceeded && ctx.Err() == nil {
-				s.metrics.countError(errKindRecv)
+				s.metrics.Failed(ErrorRecv)
 				s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream receive failed", slog.String("error", err.Error()))
 			}
 			return err
@@ -194,16 +190,16 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 			// rare phases (see wire.go).
 			if serr := srv.SendMsg(resp); serr != nil {
 				if ctx.Err() == nil {
-					s.metrics.countError(errKindSend)
+					s.metrics.Failed(ErrorSend)
 					s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream send failed", slog.String("error", serr.Error()))
 				}
 				return serr
 			}
 			switch kind {
 			case answeredRequestHeaders:
-				s.metrics.requestLatency.Observe(time.Since(received).Seconds())
+				s.metrics.Answered(PhaseRequestHeaders, time.Since(received))
 			case answeredResponseHeaders:
-				s.metrics.responseLatency.Observe(time.Since(received).Seconds())
+				s.metrics.Answered(PhaseResponseHeaders, time.Since(received))
 			}
 		}
 		if err != nil { // errStreamDone
@@ -216,8 +212,7 @@ func (s *Server) endStream(st *stream, start time.Time) {
 	st.reset()
 	streamPool.Put(st)
 	s.active.Add(-1)
-	s.metrics.streamsActive.Dec()
-	s.metrics.streamDuration.Observe(time.Since(start).Seconds())
+	s.metrics.StreamEnded(time.Since(start))
 }
 
 // handle answers one message. It returns the message to send (nil for none), which message it
@@ -227,7 +222,7 @@ func (s *Server) handle(ctx context.Context, st *stream, msg *incoming) (any, an
 	if msg.observability {
 		// Envoy ignores every answer in observability mode, so CORS cannot be enforced. Close
 		// the stream, which the protocol allows, and say why once.
-		s.metrics.countError(errKindObservability)
+		s.metrics.Failed(ErrorObservability)
 		if !s.warnedObservability.Swap(true) {
 			s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc filter runs in observability_mode: s3cors cannot answer preflights or decorate responses; set observability_mode: false")
 		}
@@ -236,7 +231,7 @@ func (s *Server) handle(ctx context.Context, st *stream, msg *incoming) (any, an
 	switch msg.kind {
 	case kindRequestHeaders:
 		if st.phase != awaitRequestHeaders {
-			return nil, answeredOther, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: request_headers received twice on one stream")
+			return nil, answeredOther, s.protocolError(ctx, codes.FailedPrecondition, ErrorOutOfOrder, "extproc: request_headers received twice on one stream")
 		}
 		done, err := s.requestHeaders(ctx, st, msg.headers)
 		if err != nil {
@@ -269,18 +264,18 @@ func (s *Server) handle(ctx context.Context, st *stream, msg *incoming) (any, an
 	// it. They never come before the request headers.
 	case kindRequestBody, kindResponseBody, kindRequestTrailers, kindResponseTrailers:
 		if st.phase == awaitRequestHeaders {
-			return nil, answeredOther, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: %s received before request_headers", kindNames[msg.kind])
+			return nil, answeredOther, s.protocolError(ctx, codes.FailedPrecondition, ErrorOutOfOrder, "extproc: %s received before request_headers", kindNames[msg.kind])
 		}
 		return s.continuePhase(ctx, msg.kind), answeredOther, nil
 
 	default:
-		return nil, answeredOther, s.protocolError(ctx, codes.InvalidArgument, errKindUnknownMessage, "extproc: processing request carries no request, headers, body or trailers")
+		return nil, answeredOther, s.protocolError(ctx, codes.InvalidArgument, ErrorUnknownMessage, "extproc: processing request carries no request, headers, body or trailers")
 	}
 }
 
 // continuePhase answers a body or trailers message with CONTINUE and no change.
 func (s *Server) continuePhase(ctx context.Context, kind requestKind) *extprocv3.ProcessingResponse {
-	s.metrics.countError(errKindUnexpectedPhase)
+	s.metrics.Failed(ErrorUnexpectedPhase)
 	if !s.warnedPhase.Swap(true) {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc filter sends a phase s3cors does not use; answering CONTINUE. Set processing_mode request_body_mode/response_body_mode NONE and request_trailer_mode/response_trailer_mode SKIP",
 			slog.String("phase", kindNames[kind]))
@@ -299,9 +294,9 @@ func (s *Server) continuePhase(ctx context.Context, kind requestKind) *extprocv3
 	return resp
 }
 
-func (s *Server) protocolError(ctx context.Context, code codes.Code, kind, format string, args ...any) error {
+func (s *Server) protocolError(ctx context.Context, code codes.Code, kind ErrorKind, format string, args ...any) error {
 	err := status.Errorf(code, format, args...)
-	s.metrics.countError(kind)
+	s.metrics.Failed(kind)
 	s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc protocol error", slog.String("code", code.String()), slog.String("error", status.Convert(err).Message()))
 	return err
 }
@@ -316,7 +311,7 @@ func (s *Server) protocolError(ctx context.Context, code codes.Code, kind, forma
 func (s *Server) requestHeaders(ctx context.Context, st *stream, hs []header) (done bool, err error) {
 	req := &st.req
 	if err := readRequest(hs, req, &st.scratch); err != nil {
-		return false, s.protocolError(ctx, codes.InvalidArgument, errKindMissingHeader, "%s", err.Error())
+		return false, s.protocolError(ctx, codes.InvalidArgument, ErrorMissingHeader, "%s", err.Error())
 	}
 	d := &st.dec
 	if req.Method == "CONNECT" && req.Path == "" {
@@ -328,12 +323,12 @@ func (s *Server) requestHeaders(ctx context.Context, st *stream, hs []header) (d
 	} else {
 		live := s.policy.Load()
 		if live == nil {
-			s.metrics.countError(errKindNoPolicy)
+			s.metrics.Failed(ErrorNoPolicy)
 			return false, status.Error(codes.Unavailable, "extproc: no configuration loaded")
 		}
 		live.Policy.Evaluate(req, d)
 	}
-	s.metrics.decision(d)
+	s.metrics.Decided(d)
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		s.logDecision(ctx, req, d)
 	}

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
-	"github.com/s3cors/s3cors/extproc"
+	"github.com/s3cors/s3cors/internal/extprocd"
 )
 
 func newExtprocCmd() *cobra.Command {
-	var o extproc.Options
+	var o extprocd.Options
 	var logLevel, logFormat string
 	cmd := &cobra.Command{
 		Use:   "extproc --config FILE [--listen ADDR] [--metrics-listen ADDR]",
@@ -32,7 +37,7 @@ NetworkPolicy). SIGINT or SIGTERM drains open streams (after --shutdown-delay, f
 			if o.ConfigPath == "" {
 				return usageErrorf("extproc: --config is required")
 			}
-			// Checked here, before anything listens: extproc.Run reads a zero drain timeout
+			// Checked here, before anything listens: extprocd.New reads a zero drain timeout
 			// as its default, which a user who typed --drain-timeout 0 did not ask for.
 			if o.DrainTimeout <= 0 {
 				return usageErrorf("extproc: --drain-timeout %s: want a positive duration", o.DrainTimeout)
@@ -45,23 +50,52 @@ NetworkPolicy). SIGINT or SIGTERM drains open streams (after --shutdown-delay, f
 				return err
 			}
 			o.Logger = logger
-			err = extproc.Run(cmd.Context(), o)
-			if ce := (*extproc.ConfigLoadError)(nil); errors.As(err, &ce) {
-				// Run logged it, as one record in --log-format with every problem: printed
+			d, err := extprocd.New(cmd.Context(), o)
+			if ce := (*extprocd.ConfigLoadError)(nil); errors.As(err, &ce) {
+				// New logged it, as one record in --log-format with every problem: printed
 				// again in plain text, a JSON log pipeline would get a second, multi-line
 				// copy it cannot parse.
 				return &exitError{code: exitFailure}
 			}
-			return err
+			if err != nil {
+				return err
+			}
+			stop := reloadOnSIGHUP(cmd.Context(), d)
+			defer stop()
+			return d.Serve(cmd.Context())
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.ConfigPath, "config", "", "s3cors configuration file, JSON or YAML (required)")
-	f.StringVar(&o.Listen, "listen", extproc.DefaultListen, "gRPC address Envoy connects to")
-	f.StringVar(&o.MetricsListen, "metrics-listen", extproc.DefaultMetricsListen, `HTTP address for /metrics, /healthz and /readyz ("" for none)`)
-	f.DurationVar(&o.DrainTimeout, "drain-timeout", extproc.DefaultDrainTimeout, "on SIGINT/SIGTERM, how long open streams may finish before they are cut")
+	f.StringVar(&o.Listen, "listen", extprocd.DefaultListen, "gRPC address Envoy connects to")
+	f.StringVar(&o.MetricsListen, "metrics-listen", extprocd.DefaultMetricsListen, `HTTP address for /metrics, /healthz and /readyz ("" for none)`)
+	f.DurationVar(&o.DrainTimeout, "drain-timeout", extprocd.DefaultDrainTimeout, "on SIGINT/SIGTERM, how long open streams may finish before they are cut")
 	f.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "on SIGINT/SIGTERM, keep serving this long with health NOT_SERVING before draining, so load balancers stop sending new streams first (e.g. 5s on Kubernetes)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
+}
+
+// reloadOnSIGHUP reloads d's configuration on every SIGHUP until stop is called; stop waits
+// for a reload in progress.
+func reloadOnSIGHUP(ctx context.Context, d *extprocd.Daemon) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				d.Reload(ctx, "SIGHUP")
+			}
+		}
+	})
+	return func() {
+		signal.Stop(hup)
+		cancel()
+		wg.Wait()
+	}
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -53,5 +56,30 @@ func TestExtprocStartupConfigLogged(t *testing.T) {
 				t.Errorf("%s: problem %d = %q, want one line with %q", tc.name, i, rec.Problems[i], w)
 			}
 		}
+	}
+}
+
+// TestExtprocSIGHUP: the command turns SIGHUP into a reload of the configuration file (the
+// daemon installs no signal handler of its own).
+func TestExtprocSIGHUP(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cors.json")
+	writeFile(t, path, `{"buckets": {"site": null}}`)
+	stdout, stderr := newLockedBuffer(), newLockedBuffer()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exited := make(chan int, 1)
+	go func() {
+		exited <- runContext(ctx, []string{"extproc", "--config", path,
+			"--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-format", "json", "--log-level", "debug"}, stdout, stderr)
+	}()
+	stderr.waitFor(t, regexp.MustCompile(`"msg":"s3cors ext_proc serving"`), exited)
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	// Reloaded or, the file being the same, found unchanged: either way by the signal.
+	stderr.waitFor(t, regexp.MustCompile(`"msg":"configuration file unchanged".*"trigger":"SIGHUP"`), exited)
+	cancel()
+	if code := <-exited; code != 0 {
+		t.Errorf("extproc exited %d:\n%s", code, stderr.String())
 	}
 }

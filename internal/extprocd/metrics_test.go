@@ -1,4 +1,4 @@
-package extproc
+package extprocd
 
 import (
 	"slices"
@@ -7,6 +7,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/extproc"
 	"github.com/s3cors/s3cors/extproc/extproctest"
 )
 
@@ -49,7 +50,7 @@ func TestDecisionSeriesMatchCaseTables(t *testing.T) {
 	m := NewMetrics()
 	var want []string
 	for _, p := range decisionPairs {
-		want = append(want, outcomeNames[p.outcome]+"/"+p.reason.String())
+		want = append(want, extproc.OutcomeName(p.outcome)+"/"+p.reason.String())
 	}
 	slices.Sort(want)
 	var fresh []string
@@ -65,9 +66,10 @@ func TestDecisionSeriesMatchCaseTables(t *testing.T) {
 	}
 
 	for _, tb := range tables(t) {
-		srv := NewServer(NewPolicyHolder(tablePolicy(t, tb)), ServerOptions{Logger: discardLogger(), Metrics: m})
+		srv := extproc.NewServer(extproc.NewPolicyHolder(tablePolicy(t, tb)), extproc.ServerOptions{Logger: discardLogger(), Observer: m})
+		client := extproctest.Loopback(t, srv, extproc.ServerCodecOption())
 		for _, c := range tb.Cases {
-			if _, err := (extproctest.Envoy{AllowModeOverride: true}).Exchange(startFake(t, srv), c); err != nil {
+			if _, err := (extproctest.Envoy{AllowModeOverride: true}).Do(t.Context(), client, c); err != nil {
 				t.Fatalf("%s/%s: %v", tb.File, c.Name, err)
 			}
 		}
@@ -86,8 +88,8 @@ func TestDecisionSeriesMatchCaseTables(t *testing.T) {
 // list) is counted in a series of its own, not dropped.
 func TestDecisionOutsidePairsCounted(t *testing.T) {
 	m := NewMetrics()
-	m.decision(&evaluator.Decision{Outcome: evaluator.Reply, Reason: evaluator.ReasonActualNoMatch})
-	m.decision(&evaluator.Decision{Outcome: evaluator.Outcome(9), Reason: evaluator.Reason(99)})
+	m.Decided(&evaluator.Decision{Outcome: evaluator.Reply, Reason: evaluator.ReasonActualNoMatch})
+	m.Decided(&evaluator.Decision{Outcome: evaluator.Outcome(9), Reason: evaluator.Reason(99)})
 	got := decisionSeries(t, m)
 	if got["reply/actual_no_match"] != 1 || got["unknown/unknown"] != 1 {
 		t.Errorf("series %v: want reply/actual_no_match and unknown/unknown counted once", got)
