@@ -331,7 +331,7 @@ func TestConnectPassesThrough(t *testing.T) {
 func TestConnectDecisionIsItsOwn(t *testing.T) {
 	srv, logs := testServer(t)
 	st := new(stream)
-	if _, err := srv.requestHeaders(t.Context(), st, wireIncoming(t, headers(decorateRequest...)).headers); err != nil {
+	if _, err := srv.requestHeaders(t.Context(), st, wireIncoming(t, headers(decorateRequest...)).Headers); err != nil {
 		t.Fatal(err)
 	}
 	if st.dec.Outcome != evaluator.Decorate || st.dec.Rule != 0 {
@@ -339,7 +339,7 @@ func TestConnectDecisionIsItsOwn(t *testing.T) {
 	}
 	st.reset() // as endStream does before the stream goes back to the pool
 	before := len(logs.String())
-	if _, err := srv.requestHeaders(t.Context(), st, wireIncoming(t, headers(":method", "CONNECT", ":authority", "site.example:443")).headers); err != nil {
+	if _, err := srv.requestHeaders(t.Context(), st, wireIncoming(t, headers(":method", "CONNECT", ":authority", "site.example:443")).Headers); err != nil {
 		t.Fatal(err)
 	}
 	d := &st.dec
