@@ -1,10 +1,7 @@
 package extprocd
 
 import (
-	"bytes"
 	"log/slog"
-	"path/filepath"
-	"sync"
 	"testing"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -25,23 +22,8 @@ func noLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
 }
 
-// tables returns the shared case tables (testdata/cases) and extproc's own
-// (extproc/testdata/cases).
-func tables(t testing.TB) []casetable.Table {
-	t.Helper()
-	var all []casetable.Table
-	for _, dir := range []string{filepath.Join(testenv.RepoRoot(t), "testdata", "cases"), filepath.Join(testenv.RepoRoot(t), "extproc", "testdata", "cases")} {
-		ts, err := casetable.LoadDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ts) == 0 {
-			t.Fatalf("no case tables in %q", dir)
-		}
-		all = append(all, ts...)
-	}
-	return all
-}
+// tables returns the case tables (extproctest.Tables).
+func tables(t testing.TB) []casetable.Table { return extproctest.Tables(t) }
 
 func tablePolicy(t testing.TB, tb casetable.Table) *extproc.LoadedPolicy {
 	t.Helper()
@@ -62,25 +44,7 @@ func respHeaders(kv ...string) *extprocv3.ProcessingRequest {
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// syncBuffer is a log sink tests can read while the daemon writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// syncBuffer and bufferLogger are testenv's.
+type syncBuffer = testenv.SyncBuffer
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func bufferLogger(level slog.Level) (*slog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: level})), buf
-}
+func bufferLogger(level slog.Level) (*slog.Logger, *syncBuffer) { return testenv.BufferLogger(level) }

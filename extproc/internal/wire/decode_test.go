@@ -3,7 +3,6 @@ package wire
 import (
 	"bytes"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -15,28 +14,12 @@ import (
 
 	"github.com/s3cors/s3cors/extproc/extproctest"
 	"github.com/s3cors/s3cors/internal/casetable"
-	"github.com/s3cors/s3cors/internal/testenv"
 )
 
 var testCodec = Codec()
 
-// tables returns the shared case tables (testdata/cases) and extproc's own
-// (extproc/testdata/cases).
-func tables(t testing.TB) []casetable.Table {
-	t.Helper()
-	var all []casetable.Table
-	for _, dir := range []string{filepath.Join(testenv.RepoRoot(t), "testdata", "cases"), filepath.Join(testenv.RepoRoot(t), "extproc", "testdata", "cases")} {
-		ts, err := casetable.LoadDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ts) == 0 {
-			t.Fatalf("no case tables in %q", dir)
-		}
-		all = append(all, ts...)
-	}
-	return all
-}
+// tables returns the case tables (extproctest.Tables).
+func tables(t testing.TB) []casetable.Table { return extproctest.Tables(t) }
 
 // feedRequest puts m into v, a RecvMsg target, as gRPC does with ServerCodecOption's codec:
 // marshalled, then handed to the codec's Unmarshal.
