@@ -17,7 +17,7 @@ func newExtprocCmd() *cobra.Command {
 	var o extprocd.Options
 	var logLevel, logFormat string
 	cmd := &cobra.Command{
-		Use:   "extproc --config FILE [--listen ADDR] [--metrics-listen ADDR]",
+		Use:   "extproc (--config FILE | --config-from ADDR) [--listen ADDR] [--metrics-listen ADDR]",
 		Short: "Run the Envoy ext_proc gRPC server over the same evaluator",
 		Long: `Extproc serves Envoy's external processing protocol (envoy.service.ext_proc.v3) on --listen:
 preflights are answered with an ImmediateResponse exactly as S3 answers them, actual responses
@@ -25,17 +25,26 @@ get S3's CORS headers. The --config file (JSON or YAML) is reloaded when it chan
 SIGHUP; a bad new configuration is logged and the last good one kept. A configuration that
 does not load at startup is logged (one record, every problem) and the command exits 1.
 
+--config-from takes the configuration from a control plane instead (s3cors controlplane
+--xds-listen), as the wasm filter's Envoys do, over ECDS: the command waits for the first
+configuration, then applies every change the control plane pushes; one that does not load is
+refused (NACKed, logged, counted) and the last good one kept.
+
 --metrics-listen serves /metrics (Prometheus), /healthz and /readyz. Both listen on loopback
 unless told otherwise: where Envoy or Prometheus connect from another host (a pod), pass
 --listen :50051 --metrics-listen :9090 and restrict who may connect (docs/deploy.md: Istio mTLS,
 NetworkPolicy). SIGINT or SIGTERM drains open streams (after --shutdown-delay, for at most
 --drain-timeout), then exits.`,
 		Example: `  s3cors extproc --config cors.yaml
-  s3cors extproc --config cors.yaml --listen :50051 --metrics-listen :9090   # in a pod`,
+  s3cors extproc --config cors.yaml --listen :50051 --metrics-listen :9090   # in a pod
+  s3cors extproc --config-from 127.0.0.1:18000                               # from s3cors controlplane`,
 		Args: exactArgs(0, "no arguments (flags only)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.ConfigPath == "" {
-				return usageErrorf("extproc: --config is required")
+			switch {
+			case o.ConfigPath == "" && o.ConfigFrom == "":
+				return usageErrorf("extproc: --config is required (or --config-from)")
+			case o.ConfigPath != "" && o.ConfigFrom != "":
+				return usageErrorf("extproc: --config %q and --config-from %q: give one", o.ConfigPath, o.ConfigFrom)
 			}
 			// Checked here, before anything listens: extprocd.New reads a zero drain timeout
 			// as its default, which a user who typed --drain-timeout 0 did not ask for.
@@ -66,7 +75,9 @@ NetworkPolicy). SIGINT or SIGTERM drains open streams (after --shutdown-delay, f
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.ConfigPath, "config", "", "s3cors configuration file, JSON or YAML (required)")
+	f.StringVar(&o.ConfigPath, "config", "", "s3cors configuration file, JSON or YAML")
+	f.StringVar(&o.ConfigFrom, "config-from", "", "take the configuration from this control plane's xDS address (s3cors controlplane --xds-listen) instead of a file")
+	f.StringVar(&o.ConfigName, "config-name", extprocd.DefaultConfigName, "with --config-from: the filter configuration to ask for (the control plane's plugin name)")
 	f.StringVar(&o.Listen, "listen", extprocd.DefaultListen, "gRPC address Envoy connects to")
 	f.StringVar(&o.MetricsListen, "metrics-listen", extprocd.DefaultMetricsListen, `HTTP address for /metrics, /healthz and /readyz ("" for none)`)
 	f.DurationVar(&o.DrainTimeout, "drain-timeout", extprocd.DefaultDrainTimeout, "on SIGINT/SIGTERM, how long open streams may finish before they are cut")

@@ -10,6 +10,11 @@
 //     rename-replace and Kubernetes' ConfigMap symlink swap are seen) and reloaded by atomic
 //     swap; [Daemon.Reload] reloads it on demand. A file that does not load is logged and
 //     counted, and the last good configuration stays live.
+//   - Or, with Options.ConfigFrom, the configuration comes from a control plane (s3cors
+//     controlplane) over ECDS, as the wasm filter's Envoys get theirs: the plugin
+//     configuration of the filter's TypedExtensionConfig, JSON or a compiled policy image.
+//     Each one that loads is swapped in and ACKed; one that does not is NACKed, logged and
+//     counted, the last good one kept; a broken stream is reopened every second.
 //
 // The package installs no signal handler: the command maps SIGINT and SIGTERM to the
 // context it passes to Serve and SIGHUP to Reload (cmd/s3cors/extproc.go).

@@ -33,11 +33,18 @@ const (
 	DefaultDrainTimeout  = 15 * time.Second
 )
 
-// Options configures [New]. Only ConfigPath is required.
+// Options configures [New]. ConfigPath or ConfigFrom is required, not both.
 type Options struct {
 	// ConfigPath is the s3cors configuration file, JSON or YAML (see extproc.LoadConfigFile).
 	// It is reloaded when it changes and when [Daemon.Reload] is called.
 	ConfigPath string
+	// ConfigFrom is the address of a control plane's ECDS listener (`s3cors controlplane
+	// --xds-listen`) to take the configuration from instead, as the wasm filter's Envoys do:
+	// the plugin configuration of the filter named ConfigName (default "s3cors"). New waits
+	// for the first configuration that loads; every later one is applied as it comes, and one
+	// that does not load is refused (NACKed) with the last good one kept live.
+	ConfigFrom string
+	ConfigName string
 	// Listen is the gRPC address Envoy connects to. Default "127.0.0.1:50051".
 	Listen string
 	// MetricsListen is the HTTP address serving /metrics (Prometheus), /healthz (the process
@@ -119,10 +126,12 @@ type Daemon struct {
 	grpc         *grpc.Server
 	health       *health.Server
 	reloader     *reloader
+	xds          *xdsSource // the control plane, with ConfigFrom
 	serveStarted atomic.Bool
 }
 
-// New loads the configuration file and opens the listeners. It returns an error, with nothing
+// New loads the configuration file, or waits for the control plane's first configuration
+// (Options.ConfigFrom) until ctx ends, and opens the listeners. It returns an error, with nothing
 // left open, when an option is invalid, the configuration does not load (a
 // [*ConfigLoadError], already logged; its message lists every problem) or a listener cannot
 // be opened.
@@ -131,8 +140,11 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if opts.ConfigPath == "" {
+	switch {
+	case opts.ConfigPath == "" && opts.ConfigFrom == "":
 		return nil, errors.New("extprocd: no configuration file given")
+	case opts.ConfigPath != "" && opts.ConfigFrom != "":
+		return nil, fmt.Errorf("extprocd: a configuration file (%q) and a control plane (%q) given; want one", opts.ConfigPath, opts.ConfigFrom)
 	}
 	drain := opts.DrainTimeout
 	switch {
@@ -145,14 +157,38 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("extprocd: Options.ShutdownDelay %s: want a duration of 0 or more", opts.ShutdownDelay)
 	}
 
-	live, err := loadInitial(ctx, log, opts.ConfigPath)
-	if err != nil {
+	d := &Daemon{log: log, path: opts.ConfigPath, drain: drain, delay: opts.ShutdownDelay, metrics: NewMetrics()}
+	if opts.ConfigFrom != "" {
+		var err error
+		if d.xds, err = newXDSSource(opts.ConfigFrom, opts.ConfigName, d.metrics, log); err != nil {
+			return nil, err
+		}
+		if _, err := d.xds.first(ctx); err != nil {
+			d.xds.close()
+			return nil, err
+		}
+		d.holder, d.path = d.xds.holder, d.xds.source()
+	} else {
+		live, err := loadInitial(ctx, log, opts.ConfigPath)
+		if err != nil {
+			return nil, err
+		}
+		d.holder = extproc.NewPolicyHolder(live)
+		d.metrics.configLoaded(live, false)
+	}
+	if err := d.listen(opts); err != nil {
+		if d.xds != nil {
+			d.xds.close()
+		}
 		return nil, err
 	}
-	d := &Daemon{log: log, path: opts.ConfigPath, drain: drain, delay: opts.ShutdownDelay,
-		holder: extproc.NewPolicyHolder(live), metrics: NewMetrics()}
-	d.metrics.configLoaded(live, false)
+	d.buildServer()
+	return d, nil
+}
 
+// listen opens the listeners opts asks for.
+func (d *Daemon) listen(opts Options) error {
+	var err error
 	d.lis = opts.Listener
 	if d.lis == nil {
 		addr := opts.Listen
@@ -160,17 +196,21 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 			addr = DefaultListen
 		}
 		if d.lis, err = net.Listen("tcp", addr); err != nil {
-			return nil, fmt.Errorf("extprocd: listening on %q: %w", addr, err)
+			return fmt.Errorf("extprocd: listening on %q: %w", addr, err)
 		}
 	}
 	d.mlis = opts.MetricsListener
 	if d.mlis == nil && opts.MetricsListen != "" {
 		if d.mlis, err = net.Listen("tcp", opts.MetricsListen); err != nil {
 			_ = d.lis.Close()
-			return nil, fmt.Errorf("extprocd: metrics listening on %q: %w", opts.MetricsListen, err)
+			return fmt.Errorf("extprocd: metrics listening on %q: %w", opts.MetricsListen, err)
 		}
 	}
+	return nil
+}
 
+// buildServer builds the gRPC server: ext_proc and health.
+func (d *Daemon) buildServer() {
 	d.grpc = grpc.NewServer(
 		// The server's answers are already protobuf bytes; the codec sends them as they are.
 		extproc.ServerCodecOption(),
@@ -178,15 +218,14 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		// default policy would answer pings more frequent than 5 minutes with GOAWAY.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
-	d.server = extproc.NewServer(d.holder, extproc.ServerOptions{Logger: log, Observer: d.metrics})
+	d.server = extproc.NewServer(d.holder, extproc.ServerOptions{Logger: d.log, Observer: d.metrics})
 	extprocv3.RegisterExternalProcessorServer(d.grpc, d.server)
 	d.health = health.NewServer()
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	d.health.SetServingStatus(extprocv3.ExternalProcessor_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 
-	d.reloader = &reloader{path: opts.ConfigPath, holder: d.holder, metrics: d.metrics, log: log}
-	return d, nil
+	d.reloader = &reloader{path: d.path, holder: d.holder, metrics: d.metrics, log: d.log}
 }
 
 // Addr is the address the gRPC listener serves on.
@@ -211,7 +250,15 @@ func (d *Daemon) Metrics() *Metrics { return d.metrics }
 // counted, and the last good configuration stays live. trigger names the cause in the log
 // (`s3cors extproc` passes "SIGHUP"). Reloads are serialised; Reload may be called at any
 // time, before, during or after Serve.
+//
+// With ConfigFrom there is no file: the control plane pushes every change, and Reload
+// returns an error saying so.
 func (d *Daemon) Reload(ctx context.Context, trigger string) ReloadResult {
+	if d.xds != nil {
+		d.log.LogAttrs(ctx, slog.LevelInfo, "reload asked for; the configuration comes from the control plane",
+			slog.String("config_from", d.xds.addr), slog.String("trigger", trigger))
+		return ReloadResult{Trigger: trigger, Err: errFromControlPlane}
+	}
 	return d.reloader.reload(ctx, trigger)
 }
 
@@ -250,12 +297,12 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 
-	wg.Go(func() {
-		if err := d.reloader.watch(bg); err != nil {
-			log.LogAttrs(bg, slog.LevelWarn, "cannot watch the configuration file; it reloads on SIGHUP only",
-				slog.String("file", d.path), slog.String("error", err.Error()))
-		}
-	})
+	if d.xds != nil {
+		wg.Go(d.xds.follow)
+		defer d.xds.close() // before wg.Wait, which it ends
+	} else {
+		wg.Go(func() { d.watch(bg) })
+	}
 
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- d.grpc.Serve(lis) }()
@@ -306,6 +353,14 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 	log.LogAttrs(bg, slog.LevelInfo, "s3cors ext_proc stopped")
 	return result
+}
+
+// watch reloads the configuration file when it changes, until ctx ends.
+func (d *Daemon) watch(ctx context.Context) {
+	if err := d.reloader.watch(ctx); err != nil {
+		d.log.LogAttrs(ctx, slog.LevelWarn, "cannot watch the configuration file; it reloads on SIGHUP only",
+			slog.String("file", d.path), slog.String("error", err.Error()))
+	}
 }
 
 // Run is [New] and [Daemon.Serve]: the whole process but for its signals, which the caller
