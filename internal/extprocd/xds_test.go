@@ -61,22 +61,6 @@ func sample(t *testing.T, m *controlplane.Metrics, name string) float64 {
 	return 0
 }
 
-// awaitResult waits for a configuration result that satisfies ok.
-func awaitResult(t *testing.T, results <-chan ReloadResult, what string, ok func(ReloadResult) bool) {
-	t.Helper()
-	deadline := time.After(30 * time.Second) // a hang guard, not a performance bound
-	for {
-		select {
-		case res := <-results:
-			if ok(res) {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("no configuration result for %s", what)
-		}
-	}
-}
-
 // TestConfigFromControlPlane: with ConfigFrom the daemon takes its configuration from a
 // control plane's ECDS, as the wasm filter's Envoys do: the first one before it serves, every
 // push after while serving; a push that does not load is refused and counted, the last good
@@ -110,7 +94,7 @@ func TestConfigFromControlPlane(t *testing.T) {
 	if err := x.Push([]byte(configB), 2); err != nil {
 		t.Fatal(err)
 	}
-	awaitResult(t, results, "configB", func(r ReloadResult) bool { return r.Swapped })
+	awaitReload(t, results, "configB", func(r ReloadResult) bool { return r.Swapped })
 	if got := allowedOrigin(t, d.holder); got != "https://b.example" {
 		t.Errorf("after a push the live configuration allows %q, want https://b.example", got)
 	}
@@ -118,7 +102,7 @@ func TestConfigFromControlPlane(t *testing.T) {
 	if err := x.Push([]byte(configBad), 3); err != nil {
 		t.Fatal(err)
 	}
-	awaitResult(t, results, "configBad refused", func(r ReloadResult) bool { return r.Refused == reloadInvalid })
+	awaitReload(t, results, "configBad refused", func(r ReloadResult) bool { return r.Refused == reloadInvalid })
 	if got := allowedOrigin(t, d.holder); got != "https://b.example" {
 		t.Errorf("after a bad push the live configuration allows %q, want https://b.example", got)
 	}
