@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,8 +24,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/extproc"
 	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/extprocd"
 )
 
 // progressDeadline bounds the waits of these tests for something that must happen (a
@@ -200,7 +199,7 @@ func TestFaultExtprocClientCancel(t *testing.T) {
 			}
 		})
 	}
-	if n := counterValue(t, s.server.Metrics(), `s3cors_extproc_errors_total{kind="recv"}`); n != 0 {
+	if n := counterValue(t, s.metrics, `s3cors_extproc_errors_total{kind="recv"}`); n != 0 {
 		t.Errorf("%v receive errors counted for cancellations, want 0", n)
 	}
 }
@@ -318,7 +317,7 @@ func localReplyView(resp *extprocv3.ProcessingResponse) (casetable.Response, err
 }
 
 // counterValue reads one sample of the server's registry, by its text-format name and labels.
-func counterValue(t testing.TB, m *extproc.Metrics, sample string) float64 {
+func counterValue(t testing.TB, m *extprocd.Metrics, sample string) float64 {
 	t.Helper()
 	mfs, err := m.Registry().Gather()
 	if err != nil {
@@ -367,7 +366,7 @@ var stormBad = [][]byte{
 }
 
 // TestFaultExtprocReloadStorm rewrites the configuration file of a running `s3cors extproc`
-// (extproc.Run) hundreds of times, good and bad, in place and by rename, while streams run.
+// (an extprocd.Daemon) hundreds of times, good and bad, in place and by rename, while streams run.
 // Every answer must come whole from one configuration (run it under -race as well), and when
 // the storm ends on a bad file, the last good configuration is the one live.
 func TestFaultExtprocReloadStorm(t *testing.T) {
@@ -385,14 +384,16 @@ func TestFaultExtprocReloadStorm(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, stopRun := context.WithCancel(context.Background())
+	d, err := extprocd.New(ctx, extprocd.Options{ConfigPath: path, Listener: lis, MetricsListener: mlis, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	runErr := make(chan error, 1)
-	go func() {
-		runErr <- extproc.Run(ctx, extproc.Options{ConfigPath: path, Listener: lis, MetricsListener: mlis, Logger: slog.New(slog.DiscardHandler)})
-	}()
+	go func() { runErr <- d.Serve(ctx) }()
 	defer func() {
 		stopRun()
 		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
+			t.Errorf("Serve: %v", err)
 		}
 	}()
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -458,8 +459,8 @@ func TestFaultExtprocReloadStorm(t *testing.T) {
 
 	// The storm: every configuration in turn, each followed by a bad file, alternately
 	// written in place (a reader may see it half written) and renamed over the old one, each
-	// write followed by a SIGHUP (which reloads at once; the file watcher reloads too, once
-	// writes pause for its debounce).
+	// write followed by a reload as SIGHUP asks for one (Daemon.Reload, at once; the file
+	// watcher reloads too, once writes pause for its debounce).
 	lastGood := 0
 	for round := range 400 {
 		var data []byte
@@ -480,9 +481,7 @@ func TestFaultExtprocReloadStorm(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
+		d.Reload(ctx, "SIGHUP")
 		time.Sleep(2 * time.Millisecond)
 	}
 	// End on a known good file, wait for it, then a bad one: the good one must stay.

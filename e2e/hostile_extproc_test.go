@@ -20,17 +20,19 @@ import (
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/extproc"
 	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/extprocd"
 	"github.com/s3cors/s3cors/wasmhost"
 )
 
 // extprocServer is an ext_proc server on a loopback port and a client connected to it.
 type extprocServer struct {
-	addr   string
-	server *extproc.Server
-	holder *extproc.PolicyHolder
-	grpc   *grpc.Server
-	conn   *grpc.ClientConn
-	client extprocv3.ExternalProcessorClient
+	addr    string
+	server  *extproc.Server
+	metrics *extprocd.Metrics
+	holder  *extproc.PolicyHolder
+	grpc    *grpc.Server
+	conn    *grpc.ClientConn
+	client  extprocv3.ExternalProcessorClient
 }
 
 // startExtproc serves cfg over real gRPC on 127.0.0.1 until the test ends.
@@ -62,7 +64,8 @@ func listenExtproc(t testing.TB, cfg []byte) *extprocServer {
 }
 
 func (s *extprocServer) serve(t testing.TB, lis net.Listener) {
-	s.server = extproc.NewServer(s.holder, extproc.ServerOptions{Logger: slog.New(slog.DiscardHandler)})
+	s.metrics = extprocd.NewMetrics()
+	s.server = extproc.NewServer(s.holder, extproc.ServerOptions{Logger: slog.New(slog.DiscardHandler), Observer: s.metrics})
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(16<<20), extproc.ServerCodecOption())
 	extprocv3.RegisterExternalProcessorServer(s.grpc, s.server)
 	go func() { _ = s.grpc.Serve(lis) }()

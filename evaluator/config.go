@@ -42,7 +42,7 @@ func parseConfig(data []byte, stream bool) (*Config, error) {
 		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: bareDocument(FormXML)}}}
 	}
 	if bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte(byteOrderMark)) {
-		// File loaders drop it (extproc.ConfigJSON); here it is in a configuration handed over
+		// File loaders drop it (configfile.JSON); here it is in a configuration handed over
 		// as written, and a JSON reader would only say "invalid character 'ï'".
 		return nil, &ValidationError{Problems: []Problem{{Code: CodeInvalidConfiguration, Message: msgByteOrderMark}}}
 	}

@@ -26,7 +26,7 @@ func TestWireAnswerAllocations(t *testing.T) {
 	}
 	st := new(stream)
 	msg := extproctest.RequestHeaders(benchPreflight)
-	if err := readRequest(wireIncoming(t, msg).headers, &st.req, &st.scratch); err != nil {
+	if err := readRequest(wireIncoming(t, msg).Headers, &st.req, &st.scratch); err != nil {
 		t.Fatal(err)
 	}
 	lp.Policy.Evaluate(&st.req, &st.dec)
@@ -83,7 +83,7 @@ func TestRequestHeadersAllocations(t *testing.T) {
 		{"actual request", actual, evaluator.Decorate, evaluator.ReasonAllowed},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			hs := wireIncoming(t, extproctest.RequestHeaders(c.req)).headers
+			hs := wireIncoming(t, extproctest.RequestHeaders(c.req)).Headers
 			st := new(stream)
 			handle := func() {
 				if _, err := srv.requestHeaders(t.Context(), st, hs); err != nil {

@@ -351,7 +351,7 @@ func BenchmarkAnswerCodec(b *testing.B) {
 		b.Fatal(err)
 	}
 	var st stream
-	if err := readRequest(wireIncoming(b, extproctest.RequestHeaders(benchPreflight)).headers, &st.req, &st.scratch); err != nil {
+	if err := readRequest(wireIncoming(b, extproctest.RequestHeaders(benchPreflight)).Headers, &st.req, &st.scratch); err != nil {
 		b.Fatal(err)
 	}
 	lp.Policy.Evaluate(&st.req, &st.dec)

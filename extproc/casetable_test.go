@@ -1,12 +1,10 @@
 package extproc
 
 import (
-	"bytes"
 	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
@@ -15,30 +13,8 @@ import (
 	"github.com/s3cors/s3cors/internal/testenv"
 )
 
-// tables returns the shared case tables (testdata/cases) and this package's own
-// (extproc/testdata/cases: response-header mutation in detail).
-func tables(t testing.TB) []casetable.Table {
-	t.Helper()
-	shared := filepath.Join(testenv.RepoRoot(t), "testdata", "cases")
-	var all []casetable.Table
-	if matches, _ := filepath.Glob(filepath.Join(shared, "*.json")); len(matches) == 0 {
-		if testenv.InCI() {
-			t.Fatalf("no shared case tables in %q", shared)
-		}
-		t.Logf("no shared case tables in %q yet; running extproc's own", shared)
-	} else {
-		ts, err := casetable.LoadDir(shared)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, ts...)
-	}
-	own, err := casetable.LoadDir(filepath.Join("testdata", "cases"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(all, own...)
-}
+// tables returns the case tables (extproctest.Tables).
+func tables(t testing.TB) []casetable.Table { return extproctest.Tables(t) }
 
 func tablePolicy(t testing.TB, tb casetable.Table) *LoadedPolicy {
 	t.Helper()
@@ -158,25 +134,7 @@ func sameIgnoringIDs(got, want string) bool {
 	return mask(got) == mask(want)
 }
 
-// syncBuffer is a log sink tests can read while servers write to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// syncBuffer and bufferLogger are testenv's.
+type syncBuffer = testenv.SyncBuffer
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func bufferLogger(level slog.Level) (*slog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: level})), buf
-}
+func bufferLogger(level slog.Level) (*slog.Logger, *syncBuffer) { return testenv.BufferLogger(level) }

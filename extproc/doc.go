@@ -16,34 +16,26 @@
 //
 // The server never asks for bodies or trailers.
 //
-// [Run] is the whole process as `s3cors extproc` runs it: configuration loaded from a JSON or
-// YAML file and reloaded on change or SIGHUP by atomic swap (an invalid file keeps the last good
-// configuration live), gRPC health, Prometheus metrics, structured logs and a bounded graceful
-// drain on shutdown. [NewServer] is the ExternalProcessorServer alone, for embedding; register
-// it in a grpc.Server built with [ServerCodecOption], which lets the server read requests and
-// write answers as protobuf wire bytes (without it the server works the same, through gRPC's
-// proto codec, at some CPU cost).
+// This package is the library: [NewServer] is the ExternalProcessorServer, answering from the
+// policy live in a [PolicyHolder] (swap it with [PolicyHolder.Store] at any time; a stream in
+// flight keeps the policy it started with), built from a file or bytes with [LoadConfigFile]
+// or [LoadConfig]. Register it in a grpc.Server built with [ServerCodecOption], which lets the
+// server read requests and write answers as protobuf wire bytes (without it the server works
+// the same, through gRPC's proto codec, at some CPU cost). It counts nothing itself: pass an
+// [Observer] in [ServerOptions] to be told decisions, errors and latencies. It installs no
+// signal handler, opens no listener and watches no file.
+//
+// The process `s3cors extproc` runs around it (listeners, gRPC health, Prometheus /metrics,
+// the configuration file watched and reloaded, SIGHUP, a bounded graceful drain) is
+// internal/extprocd.
 //
 // The Envoy-side settings this server is written for are in RATIONALE.md, section "ext_proc".
 //
 // # Wire codec
 //
 // The hot answers (a preflight's ImmediateResponse, the response-header mutation of an actual
-// request, the two constant CONTINUEs) are written as protobuf wire bytes (wire.go), and request
-// headers are read from the received bytes (wire_request.go): which oneof member it is,
-// observability_mode, and each header's key and raw_value (or value); everything else is stepped
-// over. [ServerCodecOption] installs a codec named "proto" that sends a *wireResponse as its bytes,
-// copied into a pooled 4 KiB buffer that gRPC frees once written (constant answers are shared
-// without a copy), and hands a *wireRequest the message's bytes; every other message goes to
-// gRPC's proto codec. Without the codec a wireResponse is a proto.Message whose unknown fields
-// are its bytes and a wireRequest a ProcessingRequest, so any proto codec gives the same wire.
-// A pooled stream drops buffers over 16 KiB and header lists over 256 entries when it is reused.
-//
-// Equivalence is tested, not assumed: the typed builders kept in wire_test.go are the reference;
-// for every case-table decision and FuzzWireEncoding the bytes unmarshal proto.Equal to the typed
-// message and equal deterministic marshalling byte for byte (fields are written in protobuf-go's
-// order); FuzzWireRequest and TestWireRequestShapes hold the parse to proto.Unmarshal (merges,
-// oneof switches, unknown fields, non-minimal varints, UTF-8 checks on keys and value); and
-// TestWireFieldsMatchDescriptors derives every field number, type, cardinality and enum value from
-// go-control-plane's generated descriptors.
+// request, the two constant CONTINUEs) are written as protobuf wire bytes, and request headers
+// are read from the received bytes, by extproc/internal/wire; its package comment says how,
+// and how the bytes are held equal to protobuf-go's. The server's own tests hold every
+// case-table answer to the typed messages it replaced (wire_test.go, FuzzWireEncoding).
 package extproc

@@ -2,12 +2,10 @@ package extproc
 
 import (
 	"context"
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -172,28 +170,6 @@ func checkMutation(m *extprocv3.HeaderMutation) error {
 		seen[k] = true
 	}
 	return nil
-}
-
-// FuzzYAMLToJSON: any input converts to valid JSON or fails with an error, never a panic; and
-// JSON (a subset of YAML) converts to the same value.
-func FuzzYAMLToJSON(f *testing.F) {
-	for _, s := range []string{configA, configB, configC, configBad, "a: &x [1, 2]\nb: *x\nc: {<<: {d: 1}}\n", "- 1\n- 'two'\n- ~\n"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, in string) {
-		out, err := yamlToJSON([]byte(in))
-		if err != nil {
-			return
-		}
-		var v any
-		if err := json.Unmarshal(out, &v); err != nil {
-			t.Fatalf("%q converted to invalid JSON %q: %v", in, out, err)
-		}
-		var direct any
-		if json.Unmarshal([]byte(in), &direct) == nil && !strings.Contains(in, "\t") && !reflect.DeepEqual(direct, v) {
-			t.Fatalf("JSON %q read as YAML gives %s, as JSON %v", in, out, direct)
-		}
-	})
 }
 
 func tablesForFuzz(f *testing.F) []casetable.Table {

@@ -1,21 +1,16 @@
 package extproc
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/internal/configfile"
 )
 
 // LoadedPolicy is one compiled configuration together with where it came from. It is
@@ -54,12 +49,9 @@ func (h *PolicyHolder) Load() *LoadedPolicy { return h.cur.Load() }
 // Store makes p live and returns the policy it replaced (nil for the first).
 func (h *PolicyHolder) Store(p *LoadedPolicy) *LoadedPolicy { return h.cur.Swap(p) }
 
-// LoadConfigFile reads, parses, validates and compiles the s3cors configuration at path. The
-// format follows the file name: ".json" is JSON, ".yaml" and ".yml" are YAML, anything else is
-// JSON when its first non-blank byte is '{' and YAML otherwise. YAML is converted to the JSON
-// document that says the same (keys as written and in order, a key given twice an error; see
-// yamlToJSON) and then read exactly as JSON is, so both spell the same keys (see the shared
-// configuration contract).
+// LoadConfigFile reads, parses, validates and compiles the s3cors configuration at path, JSON
+// or YAML as the file name or content says, read as every s3cors surface reads a
+// configuration file (internal/configfile).
 //
 // A configuration that PutBucketCors or s3cors would refuse yields an error wrapping the
 // *evaluator.ValidationError, whose message lists every problem with its path.
@@ -74,9 +66,10 @@ func LoadConfigFile(path string) (*LoadedPolicy, error) {
 // LoadConfig is [LoadConfigFile] for bytes already read; name picks the format as the file
 // name does there and labels errors.
 func LoadConfig(name string, data []byte) (*LoadedPolicy, error) {
-	doc, err := ConfigJSON(name, data)
+	doc, err := configfile.JSON(name, data)
 	if err != nil {
-		return nil, err
+		// The only error: YAML that does not parse. Named as the server always named it.
+		return nil, fmt.Errorf("extproc: config %q: invalid YAML: %w", name, errors.Unwrap(err))
 	}
 	pol, err := evaluator.Load(doc)
 	if err != nil {
@@ -89,55 +82,4 @@ func LoadConfig(name string, data []byte) (*LoadedPolicy, error) {
 		Source:   name,
 		LoadedAt: time.Now(),
 	}, nil
-}
-
-// ConfigJSON returns the configuration document in data as JSON, converting YAML when name or
-// content says it is YAML (see [LoadConfigFile]). JSON is returned unchanged but for a leading
-// UTF-8 byte-order mark, which some Windows editors write and JSON does not allow.
-//
-// A YAML file with no document in it (nothing, blanks, comments, a bare "---") is returned as
-// no bytes at all, not as the null YAML reads it as: evaluator.ParseConfig then reports it as
-// an empty configuration, as it does an empty JSON file, where null would be refused as "not
-// a JSON object". A document that says null ("null", "~") stays null.
-func ConfigJSON(name string, data []byte) ([]byte, error) {
-	if !isYAML(name, data) {
-		return bytes.TrimPrefix(data, []byte("\ufeff")), nil
-	}
-	if len(bytes.TrimLeft(data, " \t\r\n\ufeff")) == 0 {
-		return []byte{}, nil // a tab, blank as it is, is no YAML
-	}
-	doc, err := yamlToJSON(data)
-	if err != nil {
-		return nil, fmt.Errorf("extproc: config %q: invalid YAML: %w", name, err)
-	}
-	if string(doc) == "null" && yamlBlank(data) {
-		return []byte{}, nil
-	}
-	return doc, nil
-}
-
-// yamlBlank reports YAML that holds no value: no document at all, or one that writes nothing
-// after its "---". It is asked only of data that already converted to null, so the second
-// read costs nothing worth saving.
-func yamlBlank(data []byte) bool {
-	var doc yaml.Node
-	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
-		return errors.Is(err, io.EOF)
-	}
-	if len(doc.Content) != 1 {
-		return len(doc.Content) == 0
-	}
-	n := doc.Content[0]
-	return n.Kind == yaml.ScalarNode && n.Tag == "!!null" && n.Value == ""
-}
-
-func isYAML(name string, data []byte) bool {
-	switch strings.ToLower(filepath.Ext(name)) {
-	case ".json":
-		return false
-	case ".yaml", ".yml":
-		return true
-	}
-	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
-	return len(trimmed) == 0 || trimmed[0] != '{'
 }

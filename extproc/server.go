@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/extproc/internal/wire"
 	"github.com/s3cors/s3cors/internal/logcut"
 )
 
@@ -27,9 +28,8 @@ type ServerOptions struct {
 	// (each value cut at 256 bytes, marked), outcome, reason and rule, and for a reply its
 	// status and x-amz-request-id. Default slog.Default().
 	Logger *slog.Logger
-	// Metrics records decisions, errors and latencies. Default: a fresh [NewMetrics], reachable
-	// through [Server.Metrics].
-	Metrics *Metrics
+	// Observer is told decisions, errors and latencies, for metrics. Default: none.
+	Observer Observer
 }
 
 // Server is the s3cors ExternalProcessorServer. It is safe for concurrent use: every stream
@@ -38,7 +38,7 @@ type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
 
 	policy  *PolicyHolder
-	metrics *Metrics
+	metrics Observer
 	log     *slog.Logger
 
 	active atomic.Int64 // open streams
@@ -52,18 +52,15 @@ var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
 
 // NewServer returns a server answering from the policy live in policy.
 func NewServer(policy *PolicyHolder, opts ServerOptions) *Server {
-	s := &Server{policy: policy, metrics: opts.Metrics, log: opts.Logger}
+	s := &Server{policy: policy, metrics: opts.Observer, log: opts.Logger}
 	if s.metrics == nil {
-		s.metrics = NewMetrics()
+		s.metrics = nopObserver{}
 	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	return s
 }
-
-// Metrics returns the metrics the server records into.
-func (s *Server) Metrics() *Metrics { return s.metrics }
 
 // ActiveStreams returns the number of streams open now.
 func (s *Server) ActiveStreams() int64 { return s.active.Load() }
@@ -86,13 +83,13 @@ type stream struct {
 
 	// The answer being built: its headers, the upstream headers to remove, the upstream's
 	// Vary lines, and its wire bytes (in buf) as handed to SendMsg.
-	set    []wireHeader
+	set    []wire.SetHeader
 	remove []string
 	vary   []string
 	buf    []byte
-	out    wireResponse
+	out    wire.Response
 
-	in wireRequest // the message received last
+	in wire.Request // the message received last
 }
 
 // maxPooledBuffer bounds the buffers a pooled stream keeps: an answer to a hostile request
@@ -113,12 +110,8 @@ func (st *stream) reset() {
 	clear(st.remove[:cap(st.remove)])
 	clear(st.vary[:cap(st.vary)])
 	st.set, st.remove, st.vary = st.set[:0], st.remove[:0], st.vary[:0]
-	st.out.set(nil)
-	clear(st.in.in.headers[:cap(st.in.in.headers)])
-	st.in.in.headers = st.in.in.headers[:0]
-	if cap(st.in.in.headers) > maxPooledHeaders {
-		st.in.in.headers = nil
-	}
+	st.out.Set(nil)
+	st.in.Trim(maxPooledHeaders, maxPooledBuffer)
 	if cap(st.set) > maxPooledHeaders {
 		st.set = nil
 	}
@@ -128,14 +121,8 @@ func (st *stream) reset() {
 	if cap(st.vary) > maxPooledHeaders {
 		st.vary = nil
 	}
-	if !st.in.parsed {
-		st.in.msg.Reset()
-	}
 	if cap(st.buf) > maxPooledBuffer {
 		st.buf = nil
-	}
-	if cap(st.in.buf) > maxPooledBuffer {
-		st.in.buf = nil
 	}
 	if cap(st.scratch) > maxPooledBuffer {
 		st.scratch = nil
@@ -162,15 +149,15 @@ const (
 func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 	start := time.Now()
 	s.active.Add(1)
-	s.metrics.streamsActive.Inc()
+	s.metrics.StreamStarted()
 	st := streamPool.Get().(*stream)
 	st.phase = awaitRequestHeaders
 	defer s.endStream(st, start)
 
 	ctx := srv.Context()
 	for {
-		// RecvMsg, not Recv: the message is read from its wire bytes (see wire_request.go).
-		st.in.parsed = false
+		// RecvMsg, not Recv: the message is read from its wire bytes (see wire.Request).
+		st.in.Prepare()
 		err := srv.RecvMsg(&st.in)
 		if errors.Is(err, io.EOF) {
 			return nil // Envoy closed its side: the request is over
@@ -179,31 +166,31 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 			// Envoy resets the stream whenever the downstream request goes away; that is not
 			// an error of ours.
 			if c := status.Code(err); c != codes.Canceled && c != codes.DeadlineExceeded && ctx.Err() == nil {
-				s.metrics.countError(errKindRecv)
+				s.metrics.Failed(ErrorRecv)
 				s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream receive failed", slog.String("error", err.Error()))
 			}
 			return err
 		}
 		received := time.Now()
-		resp, kind, err := s.handle(ctx, st, st.in.received())
+		resp, kind, err := s.handle(ctx, st, st.in.Received())
 		if err != nil && !errors.Is(err, errStreamDone) {
 			return err
 		}
 		if resp != nil {
-			// SendMsg, not Send: resp is a *wireResponse, or a *ProcessingResponse for the
-			// rare phases (see wire.go).
+			// SendMsg, not Send: resp is a *wire.Response, or a *ProcessingResponse for the
+			// rare phases.
 			if serr := srv.SendMsg(resp); serr != nil {
 				if ctx.Err() == nil {
-					s.metrics.countError(errKindSend)
+					s.metrics.Failed(ErrorSend)
 					s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream send failed", slog.String("error", serr.Error()))
 				}
 				return serr
 			}
 			switch kind {
 			case answeredRequestHeaders:
-				s.metrics.requestLatency.Observe(time.Since(received).Seconds())
+				s.metrics.Answered(PhaseRequestHeaders, time.Since(received))
 			case answeredResponseHeaders:
-				s.metrics.responseLatency.Observe(time.Since(received).Seconds())
+				s.metrics.Answered(PhaseResponseHeaders, time.Since(received))
 			}
 		}
 		if err != nil { // errStreamDone
@@ -216,29 +203,28 @@ func (s *Server) endStream(st *stream, start time.Time) {
 	st.reset()
 	streamPool.Put(st)
 	s.active.Add(-1)
-	s.metrics.streamsActive.Dec()
-	s.metrics.streamDuration.Observe(time.Since(start).Seconds())
+	s.metrics.StreamEnded(time.Since(start))
 }
 
 // handle answers one message. It returns the message to send (nil for none), which message it
 // answers, and errStreamDone when the stream should end after the send, or a gRPC status error
 // for a protocol violation.
-func (s *Server) handle(ctx context.Context, st *stream, msg *incoming) (any, answered, error) {
-	if msg.observability {
+func (s *Server) handle(ctx context.Context, st *stream, msg *wire.Incoming) (any, answered, error) {
+	if msg.Observability {
 		// Envoy ignores every answer in observability mode, so CORS cannot be enforced. Close
 		// the stream, which the protocol allows, and say why once.
-		s.metrics.countError(errKindObservability)
+		s.metrics.Failed(ErrorObservability)
 		if !s.warnedObservability.Swap(true) {
 			s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc filter runs in observability_mode: s3cors cannot answer preflights or decorate responses; set observability_mode: false")
 		}
 		return nil, answeredOther, errStreamDone
 	}
-	switch msg.kind {
-	case kindRequestHeaders:
+	switch msg.Kind {
+	case wire.KindRequestHeaders:
 		if st.phase != awaitRequestHeaders {
-			return nil, answeredOther, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: request_headers received twice on one stream")
+			return nil, answeredOther, s.protocolError(ctx, codes.FailedPrecondition, ErrorOutOfOrder, "extproc: request_headers received twice on one stream")
 		}
-		done, err := s.requestHeaders(ctx, st, msg.headers)
+		done, err := s.requestHeaders(ctx, st, msg.Headers)
 		if err != nil {
 			return nil, answeredOther, err
 		}
@@ -248,7 +234,7 @@ func (s *Server) handle(ctx context.Context, st *stream, msg *incoming) (any, an
 		st.phase = awaitResponseHeaders
 		return &st.out, answeredRequestHeaders, nil
 
-	case kindResponseHeaders:
+	case wire.KindResponseHeaders:
 		if st.phase == awaitRequestHeaders {
 			// Envoy sends the response headers alone when it answered the request itself
 			// before the filter chain ran: a codec error (a raw "#", control or non-ASCII
@@ -260,48 +246,48 @@ func (s *Server) handle(ctx context.Context, st *stream, msg *incoming) (any, an
 			d.Outcome, d.Reason, d.Bucket, d.Key, d.Rule, d.HeaderSet = evaluator.Forward, evaluator.ReasonNotBucket, "", "", -1, -1
 			d.Status, d.Headers, d.Body, d.StripUpstream = 0, nil, nil, true
 		}
-		st.responseHeaders(msg.headers)
+		st.responseHeaders(msg.Headers)
 		return &st.out, answeredResponseHeaders, errStreamDone
 
 	// Bodies and trailers reach us only if the filter's processing_mode asks for them, which
 	// s3cors never needs. Answering CONTINUE keeps such a misconfigured Envoy working (it
 	// would otherwise wait for message_timeout on every request); the warning says how to fix
 	// it. They never come before the request headers.
-	case kindRequestBody, kindResponseBody, kindRequestTrailers, kindResponseTrailers:
+	case wire.KindRequestBody, wire.KindResponseBody, wire.KindRequestTrailers, wire.KindResponseTrailers:
 		if st.phase == awaitRequestHeaders {
-			return nil, answeredOther, s.protocolError(ctx, codes.FailedPrecondition, errKindOutOfOrder, "extproc: %s received before request_headers", kindNames[msg.kind])
+			return nil, answeredOther, s.protocolError(ctx, codes.FailedPrecondition, ErrorOutOfOrder, "extproc: %s received before request_headers", msg.Kind)
 		}
-		return s.continuePhase(ctx, msg.kind), answeredOther, nil
+		return s.continuePhase(ctx, msg.Kind), answeredOther, nil
 
 	default:
-		return nil, answeredOther, s.protocolError(ctx, codes.InvalidArgument, errKindUnknownMessage, "extproc: processing request carries no request, headers, body or trailers")
+		return nil, answeredOther, s.protocolError(ctx, codes.InvalidArgument, ErrorUnknownMessage, "extproc: processing request carries no request, headers, body or trailers")
 	}
 }
 
 // continuePhase answers a body or trailers message with CONTINUE and no change.
-func (s *Server) continuePhase(ctx context.Context, kind requestKind) *extprocv3.ProcessingResponse {
-	s.metrics.countError(errKindUnexpectedPhase)
+func (s *Server) continuePhase(ctx context.Context, kind wire.Kind) *extprocv3.ProcessingResponse {
+	s.metrics.Failed(ErrorUnexpectedPhase)
 	if !s.warnedPhase.Swap(true) {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc filter sends a phase s3cors does not use; answering CONTINUE. Set processing_mode request_body_mode/response_body_mode NONE and request_trailer_mode/response_trailer_mode SKIP",
-			slog.String("phase", kindNames[kind]))
+			slog.String("phase", kind.String()))
 	}
 	resp := &extprocv3.ProcessingResponse{}
 	switch kind {
-	case kindRequestBody:
+	case wire.KindRequestBody:
 		resp.Response = &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}
-	case kindResponseBody:
+	case wire.KindResponseBody:
 		resp.Response = &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}
-	case kindRequestTrailers:
+	case wire.KindRequestTrailers:
 		resp.Response = &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}
-	case kindResponseTrailers:
+	case wire.KindResponseTrailers:
 		resp.Response = &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}
 	}
 	return resp
 }
 
-func (s *Server) protocolError(ctx context.Context, code codes.Code, kind, format string, args ...any) error {
+func (s *Server) protocolError(ctx context.Context, code codes.Code, kind ErrorKind, format string, args ...any) error {
 	err := status.Errorf(code, format, args...)
-	s.metrics.countError(kind)
+	s.metrics.Failed(kind)
 	s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc protocol error", slog.String("code", code.String()), slog.String("error", status.Convert(err).Message()))
 	return err
 }
@@ -313,10 +299,10 @@ func (s *Server) protocolError(ctx context.Context, code codes.Code, kind, forma
 // headers) get CONTINUE with the mode_override {response_header_mode: SKIP}, so that Envoy
 // does not send the response headers. Every other field of the override is left at its
 // default, so that it equals `{response_header_mode: SKIP}` in an allowed_override_modes list.
-func (s *Server) requestHeaders(ctx context.Context, st *stream, hs []header) (done bool, err error) {
+func (s *Server) requestHeaders(ctx context.Context, st *stream, hs []wire.Header) (done bool, err error) {
 	req := &st.req
 	if err := readRequest(hs, req, &st.scratch); err != nil {
-		return false, s.protocolError(ctx, codes.InvalidArgument, errKindMissingHeader, "%s", err.Error())
+		return false, s.protocolError(ctx, codes.InvalidArgument, ErrorMissingHeader, "%s", err.Error())
 	}
 	d := &st.dec
 	if req.Method == "CONNECT" && req.Path == "" {
@@ -328,12 +314,12 @@ func (s *Server) requestHeaders(ctx context.Context, st *stream, hs []header) (d
 	} else {
 		live := s.policy.Load()
 		if live == nil {
-			s.metrics.countError(errKindNoPolicy)
+			s.metrics.Failed(ErrorNoPolicy)
 			return false, status.Error(codes.Unavailable, "extproc: no configuration loaded")
 		}
 		live.Policy.Evaluate(req, d)
 	}
-	s.metrics.decision(d)
+	s.metrics.Decided(d)
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		s.logDecision(ctx, req, d)
 	}
@@ -343,10 +329,10 @@ func (s *Server) requestHeaders(ctx context.Context, st *stream, hs []header) (d
 		st.immediateResponse()
 		return true, nil
 	case d.EditsResponse():
-		st.out.setStatic(answerContinue)
+		st.out.SetStatic(wire.Continue)
 		return false, nil
 	default: // PassThrough, or a Forward that keeps the upstream's own CORS headers and sets none
-		st.out.setStatic(answerContinueSkip)
+		st.out.SetStatic(wire.ContinueSkip)
 		return true, nil
 	}
 }
@@ -457,7 +443,7 @@ func lowerKey(key []byte, buf *[64]byte) []byte {
 // repeated X-Forwarded-Host values are joined by ",", as Envoy joins them. The values are
 // gathered in scratch and turned into one string, which r's fields slice: one allocation
 // whatever the number of headers.
-func readRequest(hs []header, r *evaluator.Request, scratch *[]byte) error {
+func readRequest(hs []wire.Header, r *evaluator.Request, scratch *[]byte) error {
 	var (
 		spans    [fieldCount][2]int
 		seen     [fieldCount]bool
@@ -467,7 +453,7 @@ func readRequest(hs []header, r *evaluator.Request, scratch *[]byte) error {
 	buf := (*scratch)[:0]
 	for _, h := range hs {
 		// A key lowerKey leaves to bytes.ToLower (long, or not ASCII) is none of those read.
-		f := requestField(lowerKey(h.key, &low))
+		f := requestField(lowerKey(h.Key, &low))
 		if f < 0 {
 			continue
 		}
@@ -483,14 +469,14 @@ func readRequest(hs []header, r *evaluator.Request, scratch *[]byte) error {
 					buf = append(buf, buf[sp[0]:sp[1]]...)
 					sp = [2]int{start, len(buf)}
 				}
-				buf = append(append(buf, ','), h.value...)
+				buf = append(append(buf, ','), h.Value...)
 				spans[f] = [2]int{sp[0], len(buf)}
 			}
 			continue
 		}
 		seen[f] = true
-		spans[f] = [2]int{len(buf), len(buf) + len(h.value)}
-		buf = append(buf, h.value...)
+		spans[f] = [2]int{len(buf), len(buf) + len(h.Value)}
+		buf = append(buf, h.Value...)
 	}
 	*scratch = buf
 	var vals [fieldCount]string
@@ -559,33 +545,33 @@ func (st *stream) immediateResponse() {
 	set := st.set[:0]
 	for _, h := range d.Headers {
 		if key, ok := wireKey(h.Name); ok {
-			set = append(set, wireHeader{key: key, value: h.Value})
+			set = append(set, wire.SetHeader{Key: key, Value: h.Value})
 		}
 	}
 	st.set = set
 	// The typed message took the status as an envoy.type.v3.StatusCode, an int32.
-	st.buf = appendImmediateResponse(st.buf[:0], int32(d.Status), set, d.Body, d.Reason.ReplyDetails())
-	st.out.set(st.buf)
+	st.buf = wire.AppendImmediateResponse(st.buf[:0], int32(d.Status), set, d.Body, d.Reason.ReplyDetails())
+	st.out.Set(st.buf)
 }
 
 // responseHeaders puts in st.out the mutation of the upstream's response headers hs for a
 // Decorate, or a Forward that strips the upstream's own CORS headers or sets S3's Vary
 // ("vary": "always").
-func (st *stream) responseHeaders(hs []header) {
+func (st *stream) responseHeaders(hs []wire.Header) {
 	d := &st.dec
 	decorate := d.SetsHeaders()
 	remove, vary := st.remove[:0], st.vary[:0]
 	var low [64]byte
 	for _, u := range hs {
-		key := lowerKey(u.key, &low)
+		key := lowerKey(u.Key, &low)
 		if key == nil {
-			key = bytes.ToLower(u.key)
+			key = bytes.ToLower(u.Key)
 		}
 		if d.StripUpstream && evaluator.IsCORSHeader(string(key)) && !contains(remove, string(key)) {
 			remove = append(remove, string(key))
 		}
 		if decorate && string(key) == "vary" {
-			vary = append(vary, string(u.value))
+			vary = append(vary, string(u.Value))
 		}
 	}
 
@@ -605,12 +591,12 @@ func (st *stream) responseHeaders(hs []header) {
 					remove = append(remove, "vary")
 				}
 			}
-			set = append(set, wireHeader{key: key, value: value})
+			set = append(set, wire.SetHeader{Key: key, Value: value})
 		}
 	}
 	st.set, st.remove, st.vary = set, remove, vary
-	st.buf = appendResponseHeadersResponse(st.buf[:0], set, remove)
-	st.out.set(st.buf)
+	st.buf = wire.AppendResponseHeadersResponse(st.buf[:0], set, remove)
+	st.out.Set(st.buf)
 }
 
 func contains(ss []string, s string) bool {

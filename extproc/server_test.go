@@ -12,7 +12,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
@@ -51,7 +50,7 @@ func testServer(t testing.TB) (*Server, *syncBuffer) {
 		t.Fatal(err)
 	}
 	log, buf := bufferLogger(slog.LevelDebug)
-	return NewServer(NewPolicyHolder(lp), ServerOptions{Logger: log}), buf
+	return NewServer(NewPolicyHolder(lp), ServerOptions{Logger: log, Observer: &countingObserver{}}), buf
 }
 
 // headers builds a request_headers message from key/value pairs, values in raw_value.
@@ -98,21 +97,21 @@ func TestProtocolErrors(t *testing.T) {
 		name string
 		msgs []*extprocv3.ProcessingRequest // the last one is the offence
 		code codes.Code
-		kind string
+		kind ErrorKind
 		log  string
 	}{
 		{"request headers twice", []*extprocv3.ProcessingRequest{headers(decorateRequest...), headers(decorateRequest...)},
-			codes.FailedPrecondition, errKindOutOfOrder, "request_headers received twice"},
+			codes.FailedPrecondition, ErrorOutOfOrder, "request_headers received twice"},
 		{"no :authority", []*extprocv3.ProcessingRequest{headers(":method", "GET", ":path", "/site/a")},
-			codes.InvalidArgument, errKindMissingHeader, "lack :authority"},
+			codes.InvalidArgument, ErrorMissingHeader, "lack :authority"},
 		{"no :path", []*extprocv3.ProcessingRequest{headers(":method", "GET", ":authority", "store.local")},
-			codes.InvalidArgument, errKindMissingHeader, "lack :path"},
+			codes.InvalidArgument, ErrorMissingHeader, "lack :path"},
 		{"no :method", []*extprocv3.ProcessingRequest{headers(":authority", "store.local", ":path", "/site/a")},
-			codes.InvalidArgument, errKindMissingHeader, "lack :method"},
+			codes.InvalidArgument, ErrorMissingHeader, "lack :method"},
 		{"body before request headers", []*extprocv3.ProcessingRequest{{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{}}}},
-			codes.FailedPrecondition, errKindOutOfOrder, "request_body received before request_headers"},
+			codes.FailedPrecondition, ErrorOutOfOrder, "request_body received before request_headers"},
 		{"empty message", []*extprocv3.ProcessingRequest{{}},
-			codes.InvalidArgument, errKindUnknownMessage, "carries no request"},
+			codes.InvalidArgument, ErrorUnknownMessage, "carries no request"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,8 +129,8 @@ func TestProtocolErrors(t *testing.T) {
 				}
 			}
 			wantCode(t, c.wait(), tt.code)
-			if got := testutil.ToFloat64(srv.metrics.errors.WithLabelValues(tt.kind)); got != 1 {
-				t.Errorf("s3cors_extproc_errors_total{kind=%q} = %v, want 1", tt.kind, got)
+			if got := observed(srv).failures(tt.kind); got != 1 {
+				t.Errorf("%s errors counted: %v, want 1", tt.kind, got)
 			}
 			if l := logs.String(); !strings.Contains(l, "ext_proc protocol error") || !strings.Contains(l, tt.log) {
 				t.Errorf("log lacks the protocol error %q:\n%s", tt.log, l)
@@ -290,7 +289,7 @@ func TestBodyAndTrailersAnsweredContinue(t *testing.T) {
 	if err := c.wait(); err != nil {
 		t.Errorf("stream ended with %v", err)
 	}
-	if got := testutil.ToFloat64(srv.metrics.errors.WithLabelValues(errKindUnexpectedPhase)); got != 2 {
+	if got := observed(srv).failures(ErrorUnexpectedPhase); got != 2 {
 		t.Errorf("unexpected_phase errors = %v, want 2", got)
 	}
 	if n := strings.Count(logs.String(), "phase s3cors does not use"); n != 1 {
@@ -332,7 +331,7 @@ func TestConnectPassesThrough(t *testing.T) {
 func TestConnectDecisionIsItsOwn(t *testing.T) {
 	srv, logs := testServer(t)
 	st := new(stream)
-	if _, err := srv.requestHeaders(t.Context(), st, wireIncoming(t, headers(decorateRequest...)).headers); err != nil {
+	if _, err := srv.requestHeaders(t.Context(), st, wireIncoming(t, headers(decorateRequest...)).Headers); err != nil {
 		t.Fatal(err)
 	}
 	if st.dec.Outcome != evaluator.Decorate || st.dec.Rule != 0 {
@@ -340,7 +339,7 @@ func TestConnectDecisionIsItsOwn(t *testing.T) {
 	}
 	st.reset() // as endStream does before the stream goes back to the pool
 	before := len(logs.String())
-	if _, err := srv.requestHeaders(t.Context(), st, wireIncoming(t, headers(":method", "CONNECT", ":authority", "site.example:443")).headers); err != nil {
+	if _, err := srv.requestHeaders(t.Context(), st, wireIncoming(t, headers(":method", "CONNECT", ":authority", "site.example:443")).Headers); err != nil {
 		t.Fatal(err)
 	}
 	d := &st.dec
@@ -382,7 +381,7 @@ func TestStreamEnds(t *testing.T) {
 	mustRecv(t, c)
 	c.cancel()
 	wantCode(t, c.wait(), codes.Canceled)
-	if got := testutil.ToFloat64(srv.metrics.errors.WithLabelValues(errKindRecv)); got != 0 {
+	if got := observed(srv).failures(ErrorRecv); got != 0 {
 		t.Errorf("a cancelled stream counted as a receive error")
 	}
 	if n := srv.ActiveStreams(); n != 0 {
@@ -409,7 +408,7 @@ func TestDecisionsLoggedAndCounted(t *testing.T) {
 	if strings.Contains(line, "X-Amz-Signature") {
 		t.Errorf("decision log holds a presigned URL's signature:\n%s", line)
 	}
-	if got := testutil.ToFloat64(srv.metrics.decisions[evaluator.Reply][evaluator.ReasonNotAllowed]); got != 1 {
+	if got := observed(srv).decisions(evaluator.Reply, evaluator.ReasonNotAllowed); got != 1 {
 		t.Errorf("s3cors_decisions_total{outcome=reply,reason=not_allowed} = %v, want 1", got)
 	}
 }
@@ -510,7 +509,7 @@ func TestResponseHeadersAlone(t *testing.T) {
 		t.Fatalf("answer %v, want response headers removing access-control-allow-origin and setting nothing", r)
 	}
 	wantCode(t, c.wait(), codes.OK)
-	if got := testutil.ToFloat64(srv.metrics.errors.WithLabelValues(errKindOutOfOrder)); got != 0 {
+	if got := observed(srv).failures(ErrorOutOfOrder); got != 0 {
 		t.Errorf("counted %v out-of-order errors, want 0", got)
 	}
 }

@@ -8,59 +8,9 @@ import (
 	"os"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/extproc"
+	"github.com/s3cors/s3cors/internal/configfile"
 	"github.com/s3cors/s3cors/internal/shell"
 )
-
-// docKind is what a file passed to validate or convert holds.
-type docKind string
-
-const (
-	kindConfig     docKind = "config"      // a whole s3cors configuration
-	kindBucketCORS docKind = "bucket-cors" // a bare bucket CORS document
-	kindAuto       docKind = "auto"        // --kind auto: detectKind tells
-)
-
-// detectKind tells an s3cors configuration from a bare bucket CORS document by what the
-// evaluator calls a bare document where a configuration belongs (evaluator.BareDocument): S3
-// XML, an array of rules, an object with "CORSRules" and no "buckets". An array that does not
-// parse is taken for a bucket document too, for the bucket parser to report its syntax error
-// in the form it has. Anything else (other JSON, YAML, a blank file) is an s3cors
-// configuration, as the ext_proc server reads it.
-func detectKind(data []byte) docKind {
-	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
-	if len(trimmed) == 0 {
-		return kindConfig
-	}
-	switch trimmed[0] {
-	case '<', '{', '[':
-		if _, _, ok := evaluator.BareDocument(trimmed); ok {
-			return kindBucketCORS
-		}
-		if trimmed[0] == '[' && !json.Valid(trimmed) {
-			return kindBucketCORS
-		}
-	}
-	return kindConfig
-}
-
-// isEmpty reports a file with nothing but blanks (and a byte-order mark) in it.
-func isEmpty(data []byte) bool {
-	return len(bytes.TrimLeft(data, " \t\r\n\ufeff")) == 0
-}
-
-// bareDocument returns the evaluator's problem for a bare bucket CORS document given where
-// an s3cors configuration belongs, or "" when data is not one. data is the file as read
-// and doc (may be nil) the JSON it converts to, which tells a YAML bucket document.
-func bareDocument(data, doc []byte) string {
-	if _, msg, ok := evaluator.BareDocument(data); ok {
-		return msg
-	}
-	if _, msg, ok := evaluator.BareDocument(doc); ok {
-		return msg
-	}
-	return ""
-}
 
 // configBuckets returns the names under the top-level "buckets" of a JSON configuration, in
 // the order written, and whether there is such a key. It reads what it can of a document
@@ -92,11 +42,11 @@ func configBuckets(doc []byte) ([]string, bool) {
 	return names, true
 }
 
-// configJSON returns an s3cors configuration file's content as JSON. YAML is converted the
-// way the extproc server converts it, so that every command accepts exactly what the server
-// accepts.
+// configJSON returns an s3cors configuration file's content as JSON, read by configfile as
+// every surface reads it. A YAML syntax error is reported as "invalid YAML: CAUSE", the file
+// being named by the caller.
 func configJSON(path string, data []byte) ([]byte, error) {
-	doc, err := extproc.ConfigJSON(path, data)
+	doc, err := configfile.JSON(path, data)
 	if err != nil {
 		if cause := errors.Unwrap(err); cause != nil {
 			return nil, fmt.Errorf("invalid YAML: %w", cause)
@@ -122,12 +72,10 @@ func loadPolicy(path string) (*evaluator.Policy, []byte, error) {
 		}
 	}
 	err = fmt.Errorf("configuration %q: %w", path, err)
-	// An XML file is no YAML a converter can be relied on to read, so the file as read is
-	// asked first.
-	if msg := bareDocument(data, doc); msg != "" {
-		// validate reads the file as a bucket document only when detectKind says it is one
+	if msg := configfile.BareDocument(data, doc); msg != "" {
+		// validate reads the file as a bucket document only when Detect says it is one
 		// (not a YAML one, nor a JSON string of XML): only then is it worth running.
-		if detectKind(data) == kindBucketCORS {
+		if configfile.Detect(data) == configfile.KindBucketCORS {
 			msg += " (s3cors validate " + shell.Quote(path) + " checks it as it is)"
 		}
 		return nil, nil, fmt.Errorf("configuration %q: %s", path, msg)

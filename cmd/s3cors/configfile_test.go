@@ -227,27 +227,6 @@ func TestValidateBareDocumentWithoutRules(t *testing.T) {
 	}
 }
 
-func TestDetectKind(t *testing.T) {
-	for doc, want := range map[string]docKind{
-		"<CORSConfiguration/>":              kindBucketCORS,
-		"\ufeff  [{}]":                      kindBucketCORS,
-		"[]":                                kindBucketCORS,
-		`[{"AllowedOrigins": ["*"]}]`:       kindBucketCORS,
-		`[{"AllowedOrigins": ["*"],}]`:      kindBucketCORS, // the bucket parser reports the syntax
-		`[{"buckets": {}}]`:                 kindConfig,     // a configuration in the wrong brackets
-		`["*"]`:                             kindConfig,
-		`{"CORSRules": []}`:                 kindBucketCORS,
-		`{"buckets": {}, "CORSRules": []}`:  kindConfig, // a configuration with a stray key
-		`{"buckets": {}}`:                   kindConfig,
-		"CORSRules:\n  - AllowedOrigins: x": kindConfig, // YAML is read as a configuration
-		"":                                  kindConfig,
-	} {
-		if got := detectKind([]byte(doc)); got != want {
-			t.Errorf("detectKind(%q) = %q, want %q", doc, got, want)
-		}
-	}
-}
-
 // TestBareDocumentAdviceOnlyWhenItHelps: a JSON string holding XML is a bucket document the
 // evaluator names, but validate reads it as a configuration: no command points the user at
 // validating it "as it is" or with --kind auto, which would say the same again.

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/cobra"
 
-	"github.com/s3cors/s3cors/extproc"
+	"github.com/s3cors/s3cors/internal/configfile"
 	"github.com/s3cors/s3cors/internal/controlplane"
 )
 
@@ -61,9 +61,9 @@ Envoys keep the last rules they got and reconnect.`,
 			if err != nil {
 				return fmt.Errorf("controlplane: --config: %w", err)
 			}
-			seed, err := extproc.ConfigJSON(configPath, data)
+			seed, err := configfile.JSON(configPath, data)
 			if err != nil {
-				return err
+				return fmt.Errorf("controlplane: --config: %w", err)
 			}
 			cdata, err := os.ReadFile(credentialsPath)
 			if err != nil {

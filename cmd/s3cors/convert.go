@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/internal/configfile"
 )
 
 func newConvertCmd() *cobra.Command {
@@ -47,11 +48,11 @@ The document is validated first; an invalid one is reported as validate would, w
 				}
 				return fmt.Errorf("convert: reading %q: %w", path, err)
 			}
-			if isEmpty(data) && bucket == "" {
+			if configfile.Blank(data) && bucket == "" {
 				return &exitError{code: exitFailure, err: fmt.Errorf("convert: %q: %s", path, msgEmptyBucketDocument)}
 			}
 			if bucket != "" {
-				if detectKind(data) == kindBucketCORS {
+				if configfile.Detect(data) == configfile.KindBucketCORS {
 					return usageErrorf("convert: %q is a bucket CORS document (%s), not an s3cors configuration: drop --bucket to convert it", path, formOf(data).name())
 				}
 				pol, _, err := loadPolicy(path)
@@ -99,7 +100,7 @@ The document is validated first; an invalid one is reported as validate would, w
 // needsBucket refuses an s3cors configuration given without --bucket, naming the buckets it
 // lists, rather than reporting its keys as unknown members of a bucket CORS document.
 func needsBucket(path string, data []byte) error {
-	if detectKind(data) != kindConfig {
+	if configfile.Detect(data) != configfile.KindConfig {
 		return nil
 	}
 	// A document not readable as a configuration either is left to the bucket parser, which

@@ -1,10 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"net"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+
+	"google.golang.org/grpc"
+
+	"github.com/s3cors/s3cors/internal/controlplane"
 )
 
 // TestExtprocStartupConfigLogged: a configuration that does not load at startup (a broken
@@ -53,5 +61,67 @@ func TestExtprocStartupConfigLogged(t *testing.T) {
 				t.Errorf("%s: problem %d = %q, want one line with %q", tc.name, i, rec.Problems[i], w)
 			}
 		}
+	}
+}
+
+// TestExtprocSIGHUP: the command turns SIGHUP into a reload of the configuration file (the
+// daemon installs no signal handler of its own).
+func TestExtprocSIGHUP(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cors.json")
+	writeFile(t, path, `{"buckets": {"site": null}}`)
+	stdout, stderr := newLockedBuffer(), newLockedBuffer()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exited := make(chan int, 1)
+	go func() {
+		exited <- runContext(ctx, []string{"extproc", "--config", path,
+			"--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-format", "json", "--log-level", "debug"}, stdout, stderr)
+	}()
+	stderr.waitFor(t, regexp.MustCompile(`"msg":"s3cors ext_proc serving"`), exited)
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	// Reloaded or, the file being the same, found unchanged: either way by the signal.
+	stderr.waitFor(t, regexp.MustCompile(`"msg":"configuration file unchanged".*"trigger":"SIGHUP"`), exited)
+	cancel()
+	if code := <-exited; code != 0 {
+		t.Errorf("extproc exited %d:\n%s", code, stderr.String())
+	}
+}
+
+// TestExtprocConfigFrom: --config-from takes the configuration from a control plane's ECDS
+// (here internal/controlplane's, on loopback): the command serves once it has one, named by
+// where it came from; --config and --config-from together are a usage error.
+func TestExtprocConfigFrom(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	x := controlplane.NewXDS(ctx, controlplane.Plugin{}, nil, nil)
+	if err := x.Push([]byte(`{"buckets": {"site": null}}`), 1); err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	x.Register(gs)
+	go func() { _ = gs.Serve(lis) }()
+	defer gs.Stop()
+
+	stdout, stderr := newLockedBuffer(), newLockedBuffer()
+	exited := make(chan int, 1)
+	go func() {
+		exited <- runContext(ctx, []string{"extproc", "--config-from", lis.Addr().String(),
+			"--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-format", "json"}, stdout, stderr)
+	}()
+	stderr.waitFor(t, regexp.MustCompile(`"msg":"s3cors ext_proc serving".*"config":"xds://`+regexp.QuoteMeta(lis.Addr().String())+`/s3cors"`), exited)
+	cancel()
+	if code := <-exited; code != 0 {
+		t.Errorf("extproc exited %d:\n%s", code, stderr.String())
+	}
+
+	r := runCLI(t, "extproc", "--config", "x.json", "--config-from", lis.Addr().String())
+	if r.code != 2 || !strings.Contains(r.stderr, "give one") {
+		t.Errorf("--config with --config-from: exit %d, stderr %q; want a usage error", r.code, r.stderr)
 	}
 }

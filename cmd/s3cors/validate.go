@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/internal/configfile"
 )
 
 // validateReport is the JSON output of `validate --format json`. The schema is stable: fields
@@ -21,11 +22,14 @@ type validateReport struct {
 	Files []validateFile `json:"files"`
 }
 
+// kindAuto is --kind auto: configfile.Detect tells what the file holds.
+const kindAuto configfile.Kind = "auto"
+
 type validateFile struct {
 	File string `json:"file"`
 	// Kind is "config" (an s3cors configuration) or "bucket-cors" (a bare bucket CORS
 	// document).
-	Kind docKind `json:"kind"`
+	Kind configfile.Kind `json:"kind"`
 	// Form, for a bucket CORS document, is "xml", "json" (AWS CLI/SDK) or "console".
 	Form     bucketForm      `json:"form,omitempty"`
 	Valid    bool            `json:"valid"`
@@ -86,7 +90,7 @@ set when a file could not be read.`,
 			rep := validateReport{Valid: true, Files: []validateFile{}}
 			code := exitOK
 			for _, path := range args {
-				f := validateOne(path, docKind(kind))
+				f := validateOne(path, configfile.Kind(kind))
 				if f.Error != "" {
 					code = exitUsage
 				} else if !f.Valid && code == exitOK {
@@ -117,7 +121,7 @@ set when a file could not be read.`,
 	return cmd
 }
 
-func validateOne(path string, kind docKind) validateFile {
+func validateOne(path string, kind configfile.Kind) validateFile {
 	f := validateFile{File: path, Problems: []problemReport{}}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -127,19 +131,19 @@ func validateOne(path string, kind docKind) validateFile {
 	// --kind config on a bucket document the bucket parser reads: the evaluator's finding,
 	// and how to validate it as what it is.
 	var forcedBare string
-	if kind == kindConfig && detectKind(data) == kindBucketCORS {
-		forcedBare = bareDocument(data, nil)
+	if kind == configfile.KindConfig && configfile.Detect(data) == configfile.KindBucketCORS {
+		forcedBare = configfile.BareDocument(data, nil)
 	}
 	if kind == kindAuto {
-		kind = detectKind(data)
+		kind = configfile.Detect(data)
 	}
 	f.Kind = kind
 	switch {
-	case isEmpty(data) && kind == kindBucketCORS:
+	case configfile.Blank(data) && kind == configfile.KindBucketCORS:
 		err = errors.New(msgEmptyBucketDocument)
 	case forcedBare != "":
 		err = errors.New(forcedBare + ", or validate it as a bucket document (--kind auto)")
-	case kind == kindBucketCORS:
+	case kind == configfile.KindBucketCORS:
 		var b *evaluator.BucketCORS
 		b, err = evaluator.ParseBucketCORS(data)
 		f.Form = formOf(data)
@@ -204,7 +208,7 @@ func writeValidateText(out, errOut io.Writer, rep validateReport) error {
 			continue
 		}
 		what := "s3cors configuration"
-		if f.Kind == kindBucketCORS {
+		if f.Kind == configfile.KindBucketCORS {
 			what = "bucket CORS"
 			if f.Form != "" {
 				what += ", " + f.Form.name()

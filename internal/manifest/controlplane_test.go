@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/extproc"
+	"github.com/s3cors/s3cors/internal/configfile"
 	"github.com/s3cors/s3cors/internal/controlplane"
 	"github.com/s3cors/s3cors/internal/manifest"
 	"github.com/s3cors/s3cors/internal/testenv"
@@ -203,7 +203,7 @@ func checkIstioControlPlane(t *testing.T, objs []k8sObject, want evaluator.Confi
 	if v := mounts[dirOf(flags["--state"])]; v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != pvc.Name {
 		t.Errorf("--state %s is not on the PersistentVolumeClaim", flags["--state"])
 	}
-	js, err := extproc.ConfigJSON("config.yaml", []byte(cm.Data["config.yaml"]))
+	js, err := configfile.JSON("config.yaml", []byte(cm.Data["config.yaml"]))
 	if err != nil {
 		t.Fatal(err)
 	}

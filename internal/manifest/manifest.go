@@ -28,7 +28,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/extproc"
+	"github.com/s3cors/s3cors/internal/configfile"
 )
 
 // Target names one kind of deployment file.
@@ -268,12 +268,12 @@ func targetList() string {
 }
 
 // configJSON returns the configuration as JSON, read exactly as `s3cors validate` and the
-// ext_proc server read it (extproc.ConfigJSON): JSON unchanged, YAML (by the source's extension
+// ext_proc server read it (configfile.JSON): JSON unchanged, YAML (by the source's extension
 // or the content) as YAML 1.2 with key order and bucket names kept as written. A blank or
 // comment-only file comes back blank, for the evaluator to call empty in the words every
 // other surface uses.
 func configJSON(source string, cfg []byte) ([]byte, error) {
-	js, err := extproc.ConfigJSON(source, cfg)
+	js, err := configfile.JSON(source, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}

@@ -29,8 +29,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/extproc"
 	"github.com/s3cors/s3cors/filter"
+	"github.com/s3cors/s3cors/internal/configfile"
 	"github.com/s3cors/s3cors/internal/manifest"
 	"github.com/s3cors/s3cors/internal/ociwasm"
 	"github.com/s3cors/s3cors/internal/testenv"
@@ -338,7 +338,7 @@ func checkExtProcObjects(t *testing.T, objs []k8sObject, want evaluator.Config) 
 		t.Fatalf("ConfigMap has no %s", filepath.Base(cfgPath))
 	}
 	// Read as the server reads its --config file.
-	js, err := extproc.ConfigJSON(cfgPath, []byte(body))
+	js, err := configfile.JSON(cfgPath, []byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -759,7 +759,7 @@ func TestYAMLReadAsTheServerReadsIt(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", target, err)
 		}
-		js, err := extproc.ConfigJSON("cors.yaml", y)
+		js, err := configfile.JSON("cors.yaml", y)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/extproc"
+	"github.com/s3cors/s3cors/internal/configfile"
 )
 
 // This file checks that what a generated file carries is what its consumer will read.
@@ -84,7 +84,7 @@ func embeddedConfigReadsBack(target Target, out, js, img []byte) error {
 	case IstioExtProc, IstioControlPlane:
 		v, _ := dig(docOfKind(docs, "ConfigMap"), "data", "config.yaml").(string)
 		var err error
-		if got, err = extproc.ConfigJSON("config.yaml", []byte(v)); err != nil {
+		if got, err = configfile.JSON("config.yaml", []byte(v)); err != nil {
 			return fmt.Errorf("manifest: generated %s: the ConfigMap's config.yaml: %w", target, err)
 		}
 	default:

@@ -12,7 +12,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/s3cors/s3cors/extproc"
+	"github.com/s3cors/s3cors/internal/configfile"
 )
 
 // This file turns JSON into block-style YAML that keeps the document's key order (bucket
@@ -276,13 +276,13 @@ func printable(r rune) bool {
 
 // yamlReaders are the two ways our YAML is read: Kubernetes tooling reads manifests with
 // sigs.k8s.io/yaml (YAML 1.1 rules), s3cors reads its configuration file as YAML 1.2
-// (extproc.ConfigJSON). What we write must mean the same to both.
+// (configfile.JSON). What we write must mean the same to both.
 var yamlReaders = []struct {
 	name string
 	read func([]byte) ([]byte, error)
 }{
 	{"YAML 1.1 (sigs.k8s.io/yaml)", func(y []byte) ([]byte, error) { return yaml.YAMLToJSON(y) }},
-	{"YAML 1.2 (s3cors)", func(y []byte) ([]byte, error) { return extproc.ConfigJSON("config.yaml", y) }},
+	{"YAML 1.2 (s3cors)", func(y []byte) ([]byte, error) { return configfile.JSON("config.yaml", y) }},
 }
 
 // sameJSON reports whether the YAML document y reads back, under both readers, as the same

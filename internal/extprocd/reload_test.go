@@ -1,4 +1,4 @@
-package extproc
+package extprocd
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/extproc"
 )
 
 const (
@@ -25,7 +26,7 @@ const (
 )
 
 // allowedOrigin reports which of a, b and c the live policy allows to GET from bucket "site".
-func allowedOrigin(t testing.TB, h *PolicyHolder) string {
+func allowedOrigin(t testing.TB, h *extproc.PolicyHolder) string {
 	t.Helper()
 	var allowed []string
 	for _, o := range []string{"https://a.example", "https://b.example", "https://c.example"} {
@@ -61,14 +62,14 @@ func replaceFile(t testing.TB, path, content string) {
 
 func newTestReloader(t testing.TB, path string) (*reloader, *syncBuffer) {
 	t.Helper()
-	lp, err := LoadConfigFile(path)
+	lp, err := extproc.LoadConfigFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := NewMetrics()
 	m.configLoaded(lp, false)
 	log, buf := bufferLogger(slog.LevelDebug)
-	return &reloader{path: path, holder: NewPolicyHolder(lp), metrics: m, log: log, debounce: 20 * time.Millisecond}, buf
+	return &reloader{path: path, holder: extproc.NewPolicyHolder(lp), metrics: m, log: log, debounce: 20 * time.Millisecond}, buf
 }
 
 func TestReload(t *testing.T) {
@@ -146,7 +147,7 @@ func TestReload(t *testing.T) {
 
 // awaitReload waits for a reload result that satisfies ok, skipping others (an editor's
 // change can take several events, some of which find nothing new).
-func awaitReload(t *testing.T, results <-chan reloadResult, what string, ok func(reloadResult) bool) reloadResult {
+func awaitReload(t *testing.T, results <-chan ReloadResult, what string, ok func(ReloadResult) bool) ReloadResult {
 	t.Helper()
 	deadline := time.After(30 * time.Second) // a hang guard, not a performance bound
 	for {
@@ -161,12 +162,12 @@ func awaitReload(t *testing.T, results <-chan reloadResult, what string, ok func
 	}
 }
 
-func swapped(res reloadResult) bool { return res.Swapped }
+func swapped(res ReloadResult) bool { return res.Swapped }
 
-func startWatch(t *testing.T, r *reloader) <-chan reloadResult {
+func startWatch(t *testing.T, r *reloader) <-chan ReloadResult {
 	t.Helper()
-	results := make(chan reloadResult, 64)
-	r.onResult = func(res reloadResult) { results <- res }
+	results := make(chan ReloadResult, 64)
+	r.onResult = func(res ReloadResult) { results <- res }
 	watching := make(chan struct{})
 	r.onWatching = func() { close(watching) }
 	ctx, cancel := context.WithCancel(context.Background())
@@ -194,13 +195,13 @@ func TestWatchFile(t *testing.T) {
 	results := startWatch(t, r)
 
 	replaceFile(t, path, configB)
-	awaitReload(t, results, "rename-replace", func(res reloadResult) bool { return res.Swapped && allowedOrigin(t, r.holder) == "https://b.example" })
+	awaitReload(t, results, "rename-replace", func(res ReloadResult) bool { return res.Swapped && allowedOrigin(t, r.holder) == "https://b.example" })
 
 	writeFile(t, path, configA)
-	awaitReload(t, results, "in-place write", func(res reloadResult) bool { return res.Swapped && allowedOrigin(t, r.holder) == "https://a.example" })
+	awaitReload(t, results, "in-place write", func(res ReloadResult) bool { return res.Swapped && allowedOrigin(t, r.holder) == "https://a.example" })
 
 	replaceFile(t, path, configBad)
-	awaitReload(t, results, "invalid file", func(res reloadResult) bool { return res.Refused == reloadInvalid })
+	awaitReload(t, results, "invalid file", func(res ReloadResult) bool { return res.Refused == reloadInvalid })
 	if got := allowedOrigin(t, r.holder); got != "https://a.example" {
 		t.Errorf("after an invalid file the live policy allows %q, want the last good one", got)
 	}
@@ -208,7 +209,7 @@ func TestWatchFile(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	awaitReload(t, results, "deletion", func(res reloadResult) bool { return res.Refused == reloadMissing })
+	awaitReload(t, results, "deletion", func(res ReloadResult) bool { return res.Refused == reloadMissing })
 	if got := allowedOrigin(t, r.holder); got != "https://a.example" {
 		t.Errorf("after deletion the live policy allows %q, want the last good one", got)
 	}
@@ -264,7 +265,7 @@ func TestWatchConfigMap(t *testing.T) {
 			t.Fatal(err)
 		}
 		prev = n.gen
-		awaitReload(t, results, "ConfigMap update to "+n.gen, func(res reloadResult) bool {
+		awaitReload(t, results, "ConfigMap update to "+n.gen, func(res ReloadResult) bool {
 			return res.Swapped && allowedOrigin(t, r.holder) == n.want
 		})
 	}

@@ -1,4 +1,4 @@
-package extproc
+package wire
 
 import (
 	"testing"
@@ -12,8 +12,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// wireField is one field the hand-written wire code reads or writes, as wire.go and
-// wire_request.go number it, and what the generated descriptors must say of it.
+// wireField is one field the hand-written wire code reads or writes, as encode.go and
+// decode.go number it, and what the generated descriptors must say of it.
 type wireField struct {
 	msg   proto.Message         // the message the field belongs to
 	name  protoreflect.Name     // the field's name in the .proto
@@ -28,7 +28,7 @@ type wireField struct {
 
 // wireFields is every field number the wire code uses.
 var wireFields = []wireField{
-	// wire.go: the answers.
+	// encode.go: the answers.
 	{msg: &extprocv3.ProcessingResponse{}, name: "request_headers", num: numResponseRequestHeaders, kind: protoreflect.MessageKind, oneof: "response", of: "envoy.service.ext_proc.v3.HeadersResponse", typ: protowire.BytesType},
 	{msg: &extprocv3.ProcessingResponse{}, name: "response_headers", num: numResponseResponseHeaders, kind: protoreflect.MessageKind, oneof: "response", of: "envoy.service.ext_proc.v3.HeadersResponse", typ: protowire.BytesType},
 	{msg: &extprocv3.ProcessingResponse{}, name: "immediate_response", num: numResponseImmediateResponse, kind: protoreflect.MessageKind, oneof: "response", of: "envoy.service.ext_proc.v3.ImmediateResponse", typ: protowire.BytesType},
@@ -48,7 +48,7 @@ var wireFields = []wireField{
 	{msg: &corev3.HeaderValue{}, name: "raw_value", num: numHeaderRawValue, kind: protoreflect.BytesKind, typ: protowire.BytesType},
 	{msg: &filterv3.ProcessingMode{}, name: "response_header_mode", num: numModeResponseHeaderMode, kind: protoreflect.EnumKind, of: "envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.HeaderSendMode", typ: protowire.VarintType},
 
-	// wire_request.go: the requests.
+	// decode.go: the requests.
 	{msg: &extprocv3.ProcessingRequest{}, name: "request_headers", num: numRequestRequestHeaders, kind: protoreflect.MessageKind, oneof: "request", of: "envoy.service.ext_proc.v3.HttpHeaders", typ: protowire.BytesType},
 	{msg: &extprocv3.ProcessingRequest{}, name: "response_trailers", num: numRequestResponseTrailers, kind: protoreflect.MessageKind, oneof: "request", of: "envoy.service.ext_proc.v3.HttpTrailers", typ: protowire.BytesType},
 	{msg: &extprocv3.ProcessingRequest{}, name: "observability_mode", num: numRequestObservabilityMode, kind: protoreflect.BoolKind, typ: protowire.VarintType},
@@ -171,7 +171,7 @@ func TestWireRequestKindsMatchDescriptors(t *testing.T) {
 			t.Errorf("%s is field %d, outside the parser's %d..%d", fd.FullName(), fd.Number(), numRequestRequestHeaders, numRequestResponseTrailers)
 			continue
 		}
-		if k := requestKind(fd.Number() - 1); kindNames[k] != string(fd.Name()) {
+		if k := Kind(fd.Number() - 1); kindNames[k] != string(fd.Name()) {
 			t.Errorf("field %d is %s, the parser reads it as %s", fd.Number(), fd.Name(), kindNames[k])
 		}
 		if fd.Kind() != protoreflect.MessageKind {
@@ -179,7 +179,7 @@ func TestWireRequestKindsMatchDescriptors(t *testing.T) {
 		}
 	}
 	// The headers kinds carry HttpHeaders, whose headers the parser reads.
-	for _, k := range []requestKind{kindRequestHeaders, kindResponseHeaders} {
+	for _, k := range []Kind{KindRequestHeaders, KindResponseHeaders} {
 		fd := md.Fields().ByNumber(protowire.Number(k) + 1)
 		if fd == nil || fd.Message().FullName() != "envoy.service.ext_proc.v3.HttpHeaders" {
 			t.Errorf("kind %s is not an HttpHeaders field: %v", kindNames[k], fd)

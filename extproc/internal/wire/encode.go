@@ -1,4 +1,4 @@
-package extproc
+package wire
 
 import (
 	"slices"
@@ -17,13 +17,13 @@ import (
 // request headers, an actual request's response-header mutation) straight to protobuf wire
 // bytes instead of building messages and marshalling them: S3's nine-header answer is some
 // twenty nested messages, and building plus marshalling them cost more than deciding the
-// request. Rare answers (body and trailer phases) keep the typed messages. wire_test.go
-// proves the bytes equal proto.Marshal's (deterministic) output for the same messages, for
+// request. Rare answers (body and trailer phases) keep the typed messages. The server's
+// extproc/wire_test.go proves the bytes equal proto.Marshal's (deterministic) output for the same messages, for
 // every case-table decision and for fuzzed ones; RATIONALE.md says why.
 //
 // Field numbers are those of the protobuf struct tags in the generated code of
 // github.com/envoyproxy/go-control-plane/envoy v1.40.0; the file of each message is named.
-// wire_descriptor_test.go derives every one, with its type, from the generated descriptors.
+// descriptor_test.go derives every one, with its type, from the generated descriptors.
 // Every message is written in the order proto.Marshal writes it: by field number, except that
 // a oneof's field comes last ("to preserve compatibility with historic wire output",
 // google.golang.org/protobuf internal/impl/codec_message.go). Any order is valid protobuf;
@@ -86,10 +86,11 @@ var (
 	}
 )
 
-// wireHeader is one header of an answer: the key as Envoy gets it (see wireKey), the value,
-// and, once sizeHeaders has run, the encoded sizes of its HeaderValue and HeaderValueOption.
-type wireHeader struct {
-	key, value      string
+// SetHeader is one header of an answer: the key as Envoy gets it (lower case; the server
+// leaves out those Envoy owns), the value, and, once sizeHeaders has run, the encoded sizes of
+// its HeaderValue and HeaderValueOption.
+type SetHeader struct {
+	Key, Value      string
 	hvSize, optSize int
 }
 
@@ -163,11 +164,11 @@ func appendEnum(b []byte, t byte, v int32) []byte {
 // send_header_raw_value, default since 1.27); Envoy rejects a HeaderValue carrying both value
 // and raw_value. S3's headers are the answer and replace any value the header had, as a
 // repeated Access-Control-Allow-Origin would make browsers refuse the response.
-func sizeHeaders(set []wireHeader) int {
+func sizeHeaders(set []SetHeader) int {
 	n := 0
 	for i := range set {
 		h := &set[i]
-		h.hvSize = sizeScalar(len(h.key)) + sizeScalar(len(h.value))
+		h.hvSize = sizeScalar(len(h.Key)) + sizeScalar(len(h.Value))
 		h.optSize = sizeField(h.hvSize) + sizeEnum(appendOverwriteIfExistsOrAdd)
 		n += sizeField(h.optSize)
 	}
@@ -185,13 +186,13 @@ func sizeRemove(remove []string) int {
 
 // appendMutation writes HeaderMutation{set_headers: set, remove_headers: remove}'s fields;
 // sizeHeaders must have run on set.
-func appendMutation(b []byte, set []wireHeader, remove []string) []byte {
+func appendMutation(b []byte, set []SetHeader, remove []string) []byte {
 	for i := range set {
 		h := &set[i]
 		b = appendField(b, tag(numMutationSetHeaders, protowire.BytesType), h.optSize)
 		b = appendField(b, tag(numOptionHeader, protowire.BytesType), h.hvSize)
-		b = appendScalar(b, tag(numHeaderKey, protowire.BytesType), h.key)
-		b = appendScalar(b, tag(numHeaderRawValue, protowire.BytesType), h.value)
+		b = appendScalar(b, tag(numHeaderKey, protowire.BytesType), h.Key)
+		b = appendScalar(b, tag(numHeaderRawValue, protowire.BytesType), h.Value)
 		b = appendEnum(b, tag(numOptionAppendAction, protowire.VarintType), appendOverwriteIfExistsOrAdd)
 	}
 	for _, key := range remove {
@@ -201,10 +202,10 @@ func appendMutation(b []byte, set []wireHeader, remove []string) []byte {
 	return b
 }
 
-// appendImmediateResponse appends ProcessingResponse{immediate_response: {status: {code:
+// AppendImmediateResponse appends ProcessingResponse{immediate_response: {status: {code:
 // status}, headers: {set_headers: set}, body, details}}. headers is left out when set is
 // empty.
-func appendImmediateResponse(b []byte, status int32, set []wireHeader, body []byte, details string) []byte {
+func AppendImmediateResponse(b []byte, status int32, set []SetHeader, body []byte, details string) []byte {
 	statusSize := sizeEnum(status)
 	size := sizeField(statusSize)
 	mutation := 0
@@ -226,10 +227,10 @@ func appendImmediateResponse(b []byte, status int32, set []wireHeader, body []by
 	return appendScalar(b, tag(numImmediateDetails, protowire.BytesType), details)
 }
 
-// appendResponseHeadersResponse appends ProcessingResponse{response_headers: {response:
+// AppendResponseHeadersResponse appends ProcessingResponse{response_headers: {response:
 // {header_mutation: {set_headers: set, remove_headers: remove}}}}: CONTINUE with the
 // mutation; header_mutation is left out when there is nothing to set or remove.
-func appendResponseHeadersResponse(b []byte, set []wireHeader, remove []string) []byte {
+func AppendResponseHeadersResponse(b []byte, set []SetHeader, remove []string) []byte {
 	common, mutation := 0, 0
 	if len(set) > 0 || len(remove) > 0 {
 		mutation = sizeHeaders(set) + sizeRemove(remove)
@@ -246,88 +247,94 @@ func appendResponseHeadersResponse(b []byte, set []wireHeader, remove []string) 
 	return b
 }
 
-// wireResponse is a ProcessingResponse already in wire form, what the server hands to
+// Response is a ProcessingResponse already in wire form, what the server hands to
 // SendMsg. Under [ServerCodecOption]'s codec the bytes go out as they are. Under any other
 // proto codec (a grpc.Server built without the option) it is still a proto.Message that
 // marshals to exactly those bytes: they are its unknown fields, and it has no other field
 // set. So the server works, byte for byte the same, in any grpc.Server.
-type wireResponse struct {
+type Response struct {
 	raw []byte
 	// shared, when set, is raw as an immutable buffer slice the codec may send as it is.
 	shared mem.BufferSlice
 	msg    extprocv3.ProcessingResponse
 	// attached says msg's unknown fields hold raw (ProtoReflect has run). They then keep raw's
-	// buffer alive, so the next set detaches them: a pooled stream that drops an oversized
-	// buffer (maxPooledBuffer) must not keep it through msg.
+	// buffer alive, so the next Set detaches them: a pooled stream that drops an oversized
+	// buffer must not keep it through msg.
 	attached bool
 }
 
-// ProtoReflect makes a wireResponse a proto.Message (see the type's comment): the message with
-// the bytes as its unknown fields. Only a codec other than wireCodec calls it, so the bytes are
+// ProtoReflect makes a Response a proto.Message (see the type's comment): the message with
+// the bytes as its unknown fields. Only a codec other than [Codec] calls it, so the bytes are
 // attached here rather than on every answer.
-func (w *wireResponse) ProtoReflect() protoreflect.Message {
+func (w *Response) ProtoReflect() protoreflect.Message {
 	m := w.msg.ProtoReflect()
 	m.SetUnknown(w.raw)
 	w.attached = true
 	return m
 }
 
-// set makes raw the message. raw must not change until the message is sent.
-func (w *wireResponse) set(raw []byte) {
+// Set makes raw the message. raw must not change until the message is sent.
+func (w *Response) Set(raw []byte) {
 	w.detach()
 	w.raw, w.shared = raw, nil
 }
 
-// setStatic makes a constant answer the message, sent with no copy.
-func (w *wireResponse) setStatic(a *staticAnswer) {
+// Bytes returns the message's wire bytes.
+func (w *Response) Bytes() []byte { return w.raw }
+
+// SetStatic makes a constant answer the message, sent with no copy.
+func (w *Response) SetStatic(a *Constant) {
 	w.detach()
 	w.raw, w.shared = a.raw, a.shared
 }
 
 // detach drops the previous answer from msg's unknown fields, if ProtoReflect put it there.
-func (w *wireResponse) detach() {
+func (w *Response) detach() {
 	if w.attached {
 		w.msg.ProtoReflect().SetUnknown(nil)
 		w.attached = false
 	}
 }
 
-// staticAnswer is a constant answer, with the buffer slice the codec sends for it. A
+// Constant is a constant answer, with the buffer slice the codec sends for it. A
 // SliceBuffer's Ref and Free do nothing and gRPC only reads the bytes, so one slice serves
 // every stream at once.
-type staticAnswer struct {
+type Constant struct {
 	raw    []byte
 	shared mem.BufferSlice
 }
 
-func newStaticAnswer(raw []byte) *staticAnswer {
+func newConstant(raw []byte) *Constant {
 	raw = raw[:len(raw):len(raw)]
-	return &staticAnswer{raw: raw, shared: mem.BufferSlice{mem.SliceBuffer(raw)}}
+	return &Constant{raw: raw, shared: mem.BufferSlice{mem.SliceBuffer(raw)}}
 }
 
 var (
-	answerContinue     = newStaticAnswer(continueRequest)
-	answerContinueSkip = newStaticAnswer(continueSkip)
+	// Continue is CONTINUE to request headers, the response headers wanted.
+	Continue = newConstant(continueRequest)
+	// ContinueSkip is CONTINUE to request headers, and Envoy need not send the response
+	// headers.
+	ContinueSkip = newConstant(continueSkip)
 )
 
-// wireCodec is gRPC's proto codec, except that a *wireResponse goes out as the bytes it
+// codec is gRPC's proto codec, except that a *Response goes out as the bytes it
 // already is.
-type wireCodec struct {
+type codec struct {
 	proto encoding.CodecV2
 }
 
-// Marshal copies a wireResponse's bytes into a pooled buffer (gRPC may still be writing them
+// Marshal copies a Response's bytes into a pooled buffer (gRPC may still be writing them
 // after the stream's state is reused) or, for a constant answer, sends them as they are.
 // Anything else is marshalled by the proto codec.
-func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
-	w, ok := v.(*wireResponse)
+func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	w, ok := v.(*Response)
 	if !ok {
 		return c.proto.Marshal(v)
 	}
 	if w.shared != nil {
 		return w.shared, nil
 	}
-	if len(w.raw) > answerBufferSize {
+	if len(w.raw) > AnswerBufferSize {
 		return mem.BufferSlice{mem.Copy(w.raw, mem.DefaultBufferPool())}, nil
 	}
 	buf := answerBuffers.Get(len(w.raw))
@@ -335,55 +342,55 @@ func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.NewBuffer(buf, answerBuffers)}, nil
 }
 
-// answerBufferSize is the capacity of answerBuffers' buffers: S3's answer to an ordinary
+// AnswerBufferSize is the capacity of answerBuffers' buffers: S3's answer to an ordinary
 // preflight is 400 to 700 bytes. It must exceed gRPC's pooling threshold (1 KiB), below which
 // gRPC treats a buffer as garbage instead of returning it to its pool.
-const answerBufferSize = 4 << 10
+const AnswerBufferSize = 4 << 10
 
 // answerBuffers recycles the buffers the codec copies answers into; gRPC returns each once
 // the answer is written. gRPC's default pool would serve too, but it clears a whole 4 KiB
 // buffer on every Get, and the codec overwrites what it uses.
 var answerBuffers = new(bufferPool)
 
-// bufferPool is a mem.BufferPool of answerBufferSize buffers.
+// bufferPool is a mem.BufferPool of AnswerBufferSize buffers.
 type bufferPool struct{ pool sync.Pool }
 
-// Get returns a buffer of length n <= answerBufferSize, its content unspecified.
+// Get returns a buffer of length n <= AnswerBufferSize, its content unspecified.
 func (p *bufferPool) Get(n int) *[]byte {
 	if b, ok := p.pool.Get().(*[]byte); ok {
 		*b = (*b)[:n]
 		return b
 	}
-	b := make([]byte, n, answerBufferSize)
+	b := make([]byte, n, AnswerBufferSize)
 	return &b
 }
 
 // Put takes back a buffer of Get's.
 func (p *bufferPool) Put(b *[]byte) {
-	if cap(*b) == answerBufferSize {
+	if cap(*b) == AnswerBufferSize {
 		p.pool.Put(b)
 	}
 }
 
-// Unmarshal reads a message into a wireRequest from its wire bytes, and anything else with
+// Unmarshal reads a message into a Request from its wire bytes, and anything else with
 // the proto codec.
-func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	if w, ok := v.(*wireRequest); ok {
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if w, ok := v.(*Request); ok {
 		return w.unmarshal(data)
 	}
 	return c.proto.Unmarshal(data, v)
 }
 
 // Name is "proto": on the wire, the codec is gRPC's proto codec.
-func (wireCodec) Name() string { return grpcproto.Name }
+func (codec) Name() string { return grpcproto.Name }
 
 // ServerCodecOption returns the grpc.ServerOption that lets a grpc.Server send the server's
-// pre-encoded answers as they are (see wireResponse) and hand it the requests' wire bytes (see
-// wireRequest). Without it the server works the same, at the cost of gRPC's proto codec: every
-// answer is copied once more, and every request decoded into generated messages. It replaces the codec of every
-// service on that grpc.Server, leaving their messages to gRPC's proto codec, so health and
-// reflection services registered beside the ext_proc server work as before. [Run] installs
-// it.
-func ServerCodecOption() grpc.ServerOption {
-	return grpc.ForceServerCodecV2(wireCodec{proto: encoding.GetCodecV2(grpcproto.Name)})
-}
+// pre-encoded answers as they are (see Response) and hand it the requests' wire bytes (see
+// Request): the codec of [Codec], for every service on that grpc.Server. extproc's
+// ServerCodecOption is this one.
+func ServerCodecOption() grpc.ServerOption { return grpc.ForceServerCodecV2(Codec()) }
+
+// Codec is gRPC's proto codec, except that a *[Response] goes out as the bytes it already is
+// and a *[Request] is handed the message's bytes. Every other message goes to gRPC's proto
+// codec, so health and reflection services beside the ext_proc server work as before.
+func Codec() encoding.CodecV2 { return codec{proto: encoding.GetCodecV2(grpcproto.Name)} }

@@ -1,12 +1,14 @@
-package extproc
+package extprocd
 
 import (
 	"slices"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/extproc"
 	"github.com/s3cors/s3cors/extproc/extproctest"
 )
 
@@ -49,7 +51,7 @@ func TestDecisionSeriesMatchCaseTables(t *testing.T) {
 	m := NewMetrics()
 	var want []string
 	for _, p := range decisionPairs {
-		want = append(want, outcomeNames[p.outcome]+"/"+p.reason.String())
+		want = append(want, extproc.OutcomeName(p.outcome)+"/"+p.reason.String())
 	}
 	slices.Sort(want)
 	var fresh []string
@@ -65,9 +67,10 @@ func TestDecisionSeriesMatchCaseTables(t *testing.T) {
 	}
 
 	for _, tb := range tables(t) {
-		srv := NewServer(NewPolicyHolder(tablePolicy(t, tb)), ServerOptions{Logger: discardLogger(), Metrics: m})
+		srv := extproc.NewServer(extproc.NewPolicyHolder(tablePolicy(t, tb)), extproc.ServerOptions{Logger: discardLogger(), Observer: m})
+		client := extproctest.Loopback(t, srv, extproc.ServerCodecOption())
 		for _, c := range tb.Cases {
-			if _, err := (extproctest.Envoy{AllowModeOverride: true}).Exchange(startFake(t, srv), c); err != nil {
+			if _, err := (extproctest.Envoy{AllowModeOverride: true}).Do(t.Context(), client, c); err != nil {
 				t.Fatalf("%s/%s: %v", tb.File, c.Name, err)
 			}
 		}
@@ -86,8 +89,8 @@ func TestDecisionSeriesMatchCaseTables(t *testing.T) {
 // list) is counted in a series of its own, not dropped.
 func TestDecisionOutsidePairsCounted(t *testing.T) {
 	m := NewMetrics()
-	m.decision(&evaluator.Decision{Outcome: evaluator.Reply, Reason: evaluator.ReasonActualNoMatch})
-	m.decision(&evaluator.Decision{Outcome: evaluator.Outcome(9), Reason: evaluator.Reason(99)})
+	m.Decided(&evaluator.Decision{Outcome: evaluator.Reply, Reason: evaluator.ReasonActualNoMatch})
+	m.Decided(&evaluator.Decision{Outcome: evaluator.Outcome(9), Reason: evaluator.Reason(99)})
 	got := decisionSeries(t, m)
 	if got["reply/actual_no_match"] != 1 || got["unknown/unknown"] != 1 {
 		t.Errorf("series %v: want reply/actual_no_match and unknown/unknown counted once", got)
@@ -105,5 +108,19 @@ func TestReplyPairsHaveFilterDetails(t *testing.T) {
 		if d := p.reason.ReplyDetails(); d != "s3cors_preflight_allowed" && d != "s3cors_preflight_denied_"+p.reason.String() {
 			t.Errorf("a %s reply has details %q, not the filter's", p.reason, d)
 		}
+	}
+}
+
+// BenchmarkObserver is what the Prometheus metrics add to one stream of the extproc server
+// (its BenchmarkProcess runs without an Observer): the calls a preflight's stream makes.
+func BenchmarkObserver(b *testing.B) {
+	d := &evaluator.Decision{Outcome: evaluator.Reply, Reason: evaluator.ReasonAllowed}
+	var obs extproc.Observer = NewMetrics()
+	b.ReportAllocs()
+	for b.Loop() {
+		obs.StreamStarted()
+		obs.Decided(d)
+		obs.Answered(extproc.PhaseRequestHeaders, time.Microsecond)
+		obs.StreamEnded(time.Microsecond)
 	}
 }

@@ -1,4 +1,4 @@
-package extproc
+package extprocd
 
 import (
 	"context"
@@ -18,8 +18,8 @@ func TestRunOptionChecks(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{Options{DrainTimeout: -time.Second}, "extproc: Options.DrainTimeout -1s: want a positive duration"},
-		{Options{ShutdownDelay: -time.Millisecond}, "extproc: Options.ShutdownDelay -1ms: want a duration of 0 or more"},
+		{Options{DrainTimeout: -time.Second}, "extprocd: Options.DrainTimeout -1s: want a positive duration"},
+		{Options{ShutdownDelay: -time.Millisecond}, "extprocd: Options.ShutdownDelay -1ms: want a duration of 0 or more"},
 	} {
 		tc.opts.ConfigPath, tc.opts.Listen, tc.opts.Logger = good, "127.0.0.1:0", discardLogger()
 		// Cancelled already: without the check Run would start, stop at once and return nil.

@@ -1,4 +1,4 @@
-package extproc
+package wire
 
 import (
 	"errors"
@@ -15,11 +15,11 @@ import (
 // decoding one into generated messages (some twenty of them, every header a message and two
 // strings) cost more than deciding the request. It reads what it needs (which message it is,
 // observability_mode, and the headers' keys and values) and steps over everything else.
-// wire_request_test.go proves that it reads exactly what proto.Unmarshal reads, for every
+// decode_test.go proves that it reads exactly what proto.Unmarshal reads, for every
 // case-table message and for fuzzed bytes; RATIONALE.md says why.
 //
 // Field numbers from the generated code of github.com/envoyproxy/go-control-plane/envoy
-// v1.40.0, as in wire.go.
+// v1.40.0, as in encode.go.
 const (
 	// envoy.service.ext_proc.v3.ProcessingRequest (service/ext_proc/v3/external_processor.pb.go);
 	// fields 2 to 7 are the oneof request.
@@ -33,71 +33,80 @@ const (
 	// envoy.config.core.v3.HeaderMap (config/core/v3/base.pb.go)
 	numHeaderMapHeaders protowire.Number = 1 // headers repeated HeaderValue
 
-	// envoy.config.core.v3.HeaderValue (same file); key and raw_value are in wire.go
+	// envoy.config.core.v3.HeaderValue (same file); key and raw_value are in encode.go
 	numHeaderValue protowire.Number = 2 // value string
 )
 
-// requestKind is which message of the oneof request a ProcessingRequest carries.
-type requestKind uint8
+// Kind is which message of the oneof request a ProcessingRequest carries.
+type Kind uint8
 
 // The kinds, in field-number order: kind k is field number k+1 (request_headers is 2).
 const (
-	kindNone requestKind = iota
-	kindRequestHeaders
-	kindResponseHeaders
-	kindRequestBody
-	kindResponseBody
-	kindRequestTrailers
-	kindResponseTrailers
+	KindNone Kind = iota
+	KindRequestHeaders
+	KindResponseHeaders
+	KindRequestBody
+	KindResponseBody
+	KindRequestTrailers
+	KindResponseTrailers
 )
 
+// String is the kind's field name in ProcessingRequest, "none" for none.
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
 var kindNames = [...]string{
-	kindNone:             "none",
-	kindRequestHeaders:   "request_headers",
-	kindResponseHeaders:  "response_headers",
-	kindRequestBody:      "request_body",
-	kindResponseBody:     "response_body",
-	kindRequestTrailers:  "request_trailers",
-	kindResponseTrailers: "response_trailers",
+	KindNone:             "none",
+	KindRequestHeaders:   "request_headers",
+	KindResponseHeaders:  "response_headers",
+	KindRequestBody:      "request_body",
+	KindResponseBody:     "response_body",
+	KindRequestTrailers:  "request_trailers",
+	KindResponseTrailers: "response_trailers",
 }
 
-// header is one header of a request_headers or response_headers message: its key as sent,
+// Header is one header of a request_headers or response_headers message: its key as sent,
 // and its raw_value, or its value when raw_value is empty (older Envoys and other clients).
-type header struct {
-	key, value []byte
+// Both point into the [Request]'s buffer, valid until its next RecvMsg.
+type Header struct {
+	Key, Value []byte
 }
 
-// incoming is what the server reads of one ProcessingRequest.
-type incoming struct {
-	kind          requestKind
-	observability bool     // observability_mode
-	headers       []header // request_headers' or response_headers' headers
+// Incoming is what the server reads of one ProcessingRequest.
+type Incoming struct {
+	Kind          Kind
+	Observability bool     // observability_mode
+	Headers       []Header // request_headers' or response_headers' headers
 }
 
 // fromMessage reads m, a message some other codec decoded.
-func (in *incoming) fromMessage(m *extprocv3.ProcessingRequest) {
-	in.kind, in.observability, in.headers = kindNone, m.GetObservabilityMode(), in.headers[:0]
+func (in *Incoming) fromMessage(m *extprocv3.ProcessingRequest) {
+	in.Kind, in.Observability, in.Headers = KindNone, m.GetObservabilityMode(), in.Headers[:0]
 	var hs *extprocv3.HttpHeaders
 	switch r := m.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		in.kind, hs = kindRequestHeaders, r.RequestHeaders
+		in.Kind, hs = KindRequestHeaders, r.RequestHeaders
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
-		in.kind, hs = kindResponseHeaders, r.ResponseHeaders
+		in.Kind, hs = KindResponseHeaders, r.ResponseHeaders
 	case *extprocv3.ProcessingRequest_RequestBody:
-		in.kind = kindRequestBody
+		in.Kind = KindRequestBody
 	case *extprocv3.ProcessingRequest_ResponseBody:
-		in.kind = kindResponseBody
+		in.Kind = KindResponseBody
 	case *extprocv3.ProcessingRequest_RequestTrailers:
-		in.kind = kindRequestTrailers
+		in.Kind = KindRequestTrailers
 	case *extprocv3.ProcessingRequest_ResponseTrailers:
-		in.kind = kindResponseTrailers
+		in.Kind = KindResponseTrailers
 	}
 	for _, h := range hs.GetHeaders().GetHeaders() {
 		value := h.GetRawValue()
 		if len(value) == 0 {
 			value = []byte(h.GetValue())
 		}
-		in.headers = append(in.headers, header{key: []byte(h.GetKey()), value: value})
+		in.Headers = append(in.Headers, Header{Key: []byte(h.GetKey()), Value: value})
 	}
 }
 
@@ -126,14 +135,14 @@ func consumeTag(b []byte) (protowire.Number, protowire.Type, int, error) {
 	return num, typ, n, nil
 }
 
-// parse reads the ProcessingRequest in b, which in.headers then point into. It follows
+// parse reads the ProcessingRequest in b, which in.Headers then point into. It follows
 // proto.Unmarshal: the last of the oneof's fields wins, and a field repeated on the wire merges
 // (a second request_headers adds its headers to the first's); a known field with another wire
 // type is an unknown field; every occurrence of a header's key or value must be valid UTF-8.
 // Fields it does not read are stepped over as opaque values, so malformed content inside them
 // (which no Envoy sends) goes unnoticed where proto.Unmarshal would refuse the whole message.
-func (in *incoming) parse(b []byte) error {
-	in.kind, in.observability, in.headers = kindNone, false, in.headers[:0]
+func (in *Incoming) parse(b []byte) error {
+	in.Kind, in.Observability, in.Headers = KindNone, false, in.Headers[:0]
 	for len(b) > 0 {
 		num, typ, n, err := consumeTag(b)
 		if err != nil {
@@ -147,10 +156,10 @@ func (in *incoming) parse(b []byte) error {
 				return wireError(n)
 			}
 			b = b[n:]
-			if kind := requestKind(num - 1); kind != in.kind {
-				in.kind, in.headers = kind, in.headers[:0]
+			if kind := Kind(num - 1); kind != in.Kind {
+				in.Kind, in.Headers = kind, in.Headers[:0]
 			}
-			if in.kind == kindRequestHeaders || in.kind == kindResponseHeaders {
+			if in.Kind == KindRequestHeaders || in.Kind == KindResponseHeaders {
 				if err := in.parseHTTPHeaders(v); err != nil {
 					return err
 				}
@@ -161,7 +170,7 @@ func (in *incoming) parse(b []byte) error {
 				return wireError(n)
 			}
 			b = b[n:]
-			in.observability = protowire.DecodeBool(v)
+			in.Observability = protowire.DecodeBool(v)
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
@@ -174,14 +183,14 @@ func (in *incoming) parse(b []byte) error {
 }
 
 // parseHTTPHeaders reads an HttpHeaders message, and the HeaderMap in it.
-func (in *incoming) parseHTTPHeaders(b []byte) error {
+func (in *Incoming) parseHTTPHeaders(b []byte) error {
 	return eachField(b, numHTTPHeadersHeaders, func(m []byte) error {
 		return eachField(m, numHeaderMapHeaders, in.parseHeaderValue)
 	})
 }
 
 // parseHeaderValue reads one HeaderValue; the last occurrence of each field wins.
-func (in *incoming) parseHeaderValue(b []byte) error {
+func (in *Incoming) parseHeaderValue(b []byte) error {
 	var key, value, raw []byte
 	for len(b) > 0 {
 		num, v, rest, err := bytesField(b, numHeaderKey, numHeaderRawValue)
@@ -207,7 +216,7 @@ func (in *incoming) parseHeaderValue(b []byte) error {
 	if len(raw) == 0 {
 		raw = value
 	}
-	in.headers = append(in.headers, header{key: key, value: raw})
+	in.Headers = append(in.Headers, Header{Key: key, Value: raw})
 	return nil
 }
 
@@ -253,22 +262,22 @@ func eachField(b []byte, num protowire.Number, fn func([]byte) error) error {
 	return nil
 }
 
-// wireRequest is what the server hands to RecvMsg. Under [ServerCodecOption]'s codec, its
+// Request is what the server hands to RecvMsg. Under [ServerCodecOption]'s codec, its
 // Unmarshal copies the message's bytes into buf and parses them into in. Under any other proto
-// codec, wireRequest is a proto.Message (a ProcessingRequest) that the codec decodes into msg;
+// codec, Request is a proto.Message (a ProcessingRequest) that the codec decodes into msg;
 // parsed then stays false and the server reads msg instead.
-type wireRequest struct {
+type Request struct {
 	buf    []byte
 	parsed bool
-	in     incoming
+	in     Incoming
 	msg    extprocv3.ProcessingRequest
 }
 
-// ProtoReflect makes a wireRequest a proto.Message (see the type's comment).
-func (w *wireRequest) ProtoReflect() protoreflect.Message { return w.msg.ProtoReflect() }
+// ProtoReflect makes a Request a proto.Message (see the type's comment).
+func (w *Request) ProtoReflect() protoreflect.Message { return w.msg.ProtoReflect() }
 
 // unmarshal copies data (which gRPC frees once the codec returns) and parses it.
-func (w *wireRequest) unmarshal(data mem.BufferSlice) error {
+func (w *Request) unmarshal(data mem.BufferSlice) error {
 	w.buf = w.buf[:0]
 	for _, b := range data {
 		w.buf = append(w.buf, b.ReadOnlyData()...)
@@ -277,10 +286,30 @@ func (w *wireRequest) unmarshal(data mem.BufferSlice) error {
 	return w.in.parse(w.buf)
 }
 
-// received returns what was read by the last RecvMsg into w.
-func (w *wireRequest) received() *incoming {
+// Prepare readies w for the next RecvMsg: what the last one parsed is forgotten, so that a
+// message another codec decodes into w is read from that message.
+func (w *Request) Prepare() { w.parsed = false }
+
+// Received returns what was read by the last RecvMsg into w.
+func (w *Request) Received() *Incoming {
 	if !w.parsed {
 		w.in.fromMessage(&w.msg)
 	}
 	return &w.in
+}
+
+// Trim makes w ready for a pool: no header kept pointing into its buffer or into a message,
+// and neither a header list longer than maxHeaders nor a buffer larger than maxBuffer kept.
+func (w *Request) Trim(maxHeaders, maxBuffer int) {
+	clear(w.in.Headers[:cap(w.in.Headers)])
+	w.in.Headers = w.in.Headers[:0]
+	if cap(w.in.Headers) > maxHeaders {
+		w.in.Headers = nil
+	}
+	if !w.parsed {
+		w.msg.Reset()
+	}
+	if cap(w.buf) > maxBuffer {
+		w.buf = nil
+	}
 }

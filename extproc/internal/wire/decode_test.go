@@ -1,4 +1,4 @@
-package extproc
+package wire
 
 import (
 	"bytes"
@@ -12,10 +12,14 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/extproc/extproctest"
 	"github.com/s3cors/s3cors/internal/casetable"
 )
+
+var testCodec = Codec()
+
+// tables returns the case tables (extproctest.Tables).
+func tables(t testing.TB) []casetable.Table { return extproctest.Tables(t) }
 
 // feedRequest puts m into v, a RecvMsg target, as gRPC does with ServerCodecOption's codec:
 // marshalled, then handed to the codec's Unmarshal.
@@ -28,24 +32,24 @@ func feedRequest(m *extprocv3.ProcessingRequest, v any) error {
 }
 
 // wireIncoming is what the server reads of m from its wire bytes.
-func wireIncoming(t testing.TB, m *extprocv3.ProcessingRequest) *incoming {
+func wireIncoming(t testing.TB, m *extprocv3.ProcessingRequest) *Incoming {
 	t.Helper()
-	var w wireRequest
+	var w Request
 	if err := feedRequest(m, &w); err != nil {
 		t.Fatal(err)
 	}
-	return w.received()
+	return w.Received()
 }
 
 // sameIncoming says how got differs from want, "" when it does not.
-func sameIncoming(got, want *incoming) string {
-	if got.kind != want.kind || got.observability != want.observability || len(got.headers) != len(want.headers) {
+func sameIncoming(got, want *Incoming) string {
+	if got.Kind != want.Kind || got.Observability != want.Observability || len(got.Headers) != len(want.Headers) {
 		return fmt.Sprintf("read %s (observability %v, %d headers), want %s (%v, %d)",
-			kindNames[got.kind], got.observability, len(got.headers), kindNames[want.kind], want.observability, len(want.headers))
+			kindNames[got.Kind], got.Observability, len(got.Headers), kindNames[want.Kind], want.Observability, len(want.Headers))
 	}
-	for i, h := range got.headers {
-		if w := want.headers[i]; !bytes.Equal(h.key, w.key) || !bytes.Equal(h.value, w.value) {
-			return fmt.Sprintf("header %d is %q: %q, want %q: %q", i, h.key, h.value, w.key, w.value)
+	for i, h := range got.Headers {
+		if w := want.Headers[i]; !bytes.Equal(h.Key, w.Key) || !bytes.Equal(h.Value, w.Value) {
+			return fmt.Sprintf("header %d is %q: %q, want %q: %q", i, h.Key, h.Value, w.Key, w.Value)
 		}
 	}
 	return ""
@@ -54,10 +58,10 @@ func sameIncoming(got, want *incoming) string {
 // checkParse parses raw both ways: with proto.Unmarshal into the generated message, and from
 // the wire. Wherever proto.Unmarshal accepts raw, the wire parse must accept it and read the
 // same; the wire parse may accept what proto.Unmarshal refuses only inside fields it does not
-// read (see incoming.parse). The wire parse runs first, on every input, so that hostile bytes
+// read (see Incoming.parse). The wire parse runs first, on every input, so that hostile bytes
 // proto.Unmarshal refuses still reach it (a panic there fails the fuzz target).
 func checkParse(raw []byte) error {
-	var got incoming
+	var got Incoming
 	werr := got.parse(raw)
 	var typed extprocv3.ProcessingRequest
 	if !protoAccepts(raw, &typed) {
@@ -66,7 +70,7 @@ func checkParse(raw []byte) error {
 	if werr != nil {
 		return fmt.Errorf("proto.Unmarshal accepts %x, the wire parse says %w", raw, werr)
 	}
-	var want incoming
+	var want Incoming
 	want.fromMessage(&typed)
 	if diff := sameIncoming(&got, &want); diff != "" {
 		return fmt.Errorf("%x: %s", raw, diff)
@@ -177,7 +181,7 @@ func TestWireRequestRefusesWhatProtoRefuses(t *testing.T) {
 		{"invalid value", valueBad, false},
 	} {
 		perr := proto.Unmarshal(c.raw, new(extprocv3.ProcessingRequest))
-		var in incoming
+		var in Incoming
 		werr := in.parse(c.raw)
 		if (perr == nil) != c.ok || (werr == nil) != c.ok {
 			t.Errorf("%s: proto.Unmarshal says %v, the wire parse %v; want ok %v", c.name, perr, werr, c.ok)
@@ -242,65 +246,65 @@ func TestWireRequestShapes(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		raw     []byte
-		kind    requestKind
+		kind    Kind
 		headers int  // headers read; -1 when proto.Unmarshal refuses the bytes
 		obs     bool // observability_mode
 	}{
-		{"plain", wBytes(2, wHeaders(method, authority, path)), kindRequestHeaders, 3, false},
+		{"plain", wBytes(2, wHeaders(method, authority, path)), KindRequestHeaders, 3, false},
 		{"request_headers split in two occurrences merges",
-			wCat(wBytes(2, wHeaders(method)), wBytes(2, wHeaders(authority, path))), kindRequestHeaders, 3, false},
+			wCat(wBytes(2, wHeaders(method)), wBytes(2, wHeaders(authority, path))), KindRequestHeaders, 3, false},
 		{"HeaderMap split in two occurrences merges",
-			wBytes(2, wCat(wHeaders(method, authority), wHeaders(path))), kindRequestHeaders, 3, false},
+			wBytes(2, wCat(wHeaders(method, authority), wHeaders(path))), KindRequestHeaders, 3, false},
 		{"oneof changes field and back: the last wins, unmerged",
-			wCat(wBytes(2, wHeaders(method)), wBytes(5, nil), wBytes(2, wHeaders(authority, path))), kindRequestHeaders, 2, false},
+			wCat(wBytes(2, wHeaders(method)), wBytes(5, nil), wBytes(2, wHeaders(authority, path))), KindRequestHeaders, 2, false},
 		{"response_headers after request_headers replaces them",
-			wCat(wBytes(2, wHeaders(method, authority)), wBytes(3, wHeaders(path))), kindResponseHeaders, 1, false},
+			wCat(wBytes(2, wHeaders(method, authority)), wBytes(3, wHeaders(path))), KindResponseHeaders, 1, false},
 		{"observability_mode before the oneof, fields out of order",
-			wCat(wVarint(10, 1), wBytes(3, wHeaders(path))), kindResponseHeaders, 1, true},
-		{"observability_mode as a non-minimal varint", wCat(wBytes(2, nil), []byte{10 << 3, 0x81, 0x80, 0x00}), kindRequestHeaders, 0, true},
-		{"observability_mode repeated: the last wins", wCat(wVarint(10, 1), wBytes(2, nil), wVarint(10, 0)), kindRequestHeaders, 0, false},
-		{"observability_mode as bytes (packed) is unknown", wCat(wBytes(10, []byte{1}), wBytes(2, nil)), kindRequestHeaders, 0, false},
-		{"request_headers as a varint is unknown", wCat(wBytes(3, wHeaders(path)), wVarint(2, 1)), kindResponseHeaders, 1, false},
-		{"request_headers as a group is unknown", wCat(wBytes(3, nil), groupOf(2, wVarint(1, 1))), kindResponseHeaders, 0, false},
+			wCat(wVarint(10, 1), wBytes(3, wHeaders(path))), KindResponseHeaders, 1, true},
+		{"observability_mode as a non-minimal varint", wCat(wBytes(2, nil), []byte{10 << 3, 0x81, 0x80, 0x00}), KindRequestHeaders, 0, true},
+		{"observability_mode repeated: the last wins", wCat(wVarint(10, 1), wBytes(2, nil), wVarint(10, 0)), KindRequestHeaders, 0, false},
+		{"observability_mode as bytes (packed) is unknown", wCat(wBytes(10, []byte{1}), wBytes(2, nil)), KindRequestHeaders, 0, false},
+		{"request_headers as a varint is unknown", wCat(wBytes(3, wHeaders(path)), wVarint(2, 1)), KindResponseHeaders, 1, false},
+		{"request_headers as a group is unknown", wCat(wBytes(3, nil), groupOf(2, wVarint(1, 1))), KindResponseHeaders, 0, false},
 		{"unknown fields of every wire type at every level",
 			wCat(unknowns, wBytes(2, wCat(unknowns, wBytes(numHTTPHeadersHeaders, wCat(unknowns,
-				wBytes(numHeaderMapHeaders, wCat(unknowns, method, unknowns)))))), unknowns), kindRequestHeaders, 1, false},
+				wBytes(numHeaderMapHeaders, wCat(unknowns, method, unknowns)))))), unknowns), KindRequestHeaders, 1, false},
 		{"HeaderValue fields out of order, repeated: the last wins",
 			wBytes(2, wHeaders(wCat(wBytes(numHeaderRawValue, []byte("v1")), wBytes(numHeaderKey, []byte("k1")),
-				wBytes(numHeaderKey, []byte("origin")), wBytes(numHeaderRawValue, []byte("v2"))))), kindRequestHeaders, 1, false},
+				wBytes(numHeaderKey, []byte("origin")), wBytes(numHeaderRawValue, []byte("v2"))))), KindRequestHeaders, 1, false},
 		{"value and raw_value: raw_value wins",
-			wBytes(2, wHeaders(wCat(wBytes(numHeaderKey, []byte("k")), wBytes(numHeaderValue, []byte("v")), wBytes(numHeaderRawValue, []byte("r"))))), kindRequestHeaders, 1, false},
+			wBytes(2, wHeaders(wCat(wBytes(numHeaderKey, []byte("k")), wBytes(numHeaderValue, []byte("v")), wBytes(numHeaderRawValue, []byte("r"))))), KindRequestHeaders, 1, false},
 		{"value only (an Envoy without send_header_raw_value)",
-			wBytes(2, wHeaders(wCat(wBytes(numHeaderKey, []byte("k")), wBytes(numHeaderValue, []byte("v"))))), kindRequestHeaders, 1, false},
-		{"zero-length raw_value after a value: the value stands",
-			wBytes(2, wHeaders(wCat(wBytes(numHeaderValue, []byte("v")), wBytes(numHeaderRawValue, nil), wBytes(numHeaderKey, []byte("k"))))), kindRequestHeaders, 1, false},
-		{"key as a varint is unknown", wBytes(2, wHeaders(wCat(wVarint(numHeaderKey, 5), wBytes(numHeaderRawValue, []byte("r"))))), kindRequestHeaders, 1, false},
-		{"empty HeaderValue", wBytes(2, wHeaders(nil, nil)), kindRequestHeaders, 2, false},
-		{"duplicate keys are kept in order", wBytes(2, wHeaders(wHeader("origin", "a"), wHeader("origin", "b"))), kindRequestHeaders, 2, false},
+			wBytes(2, wHeaders(wCat(wBytes(numHeaderKey, []byte("k")), wBytes(numHeaderValue, []byte("v"))))), KindRequestHeaders, 1, false},
+		{"zero-length raw_value after a Value: the value stands",
+			wBytes(2, wHeaders(wCat(wBytes(numHeaderValue, []byte("v")), wBytes(numHeaderRawValue, nil), wBytes(numHeaderKey, []byte("k"))))), KindRequestHeaders, 1, false},
+		{"key as a varint is unknown", wBytes(2, wHeaders(wCat(wVarint(numHeaderKey, 5), wBytes(numHeaderRawValue, []byte("r"))))), KindRequestHeaders, 1, false},
+		{"empty HeaderValue", wBytes(2, wHeaders(nil, nil)), KindRequestHeaders, 2, false},
+		{"duplicate keys are kept in order", wBytes(2, wHeaders(wHeader("origin", "a"), wHeader("origin", "b"))), KindRequestHeaders, 2, false},
 		{"body and trailers are read as their kind only",
-			wCat(wBytes(4, wCat(wBytes(1, []byte{0xff}), wVarint(2, 1))), wBytes(7, wHeaders(method))), kindResponseTrailers, 0, false},
-		{"nothing", nil, kindNone, 0, false},
-		{"unknown fields only", unknowns, kindNone, 0, false},
+			wCat(wBytes(4, wCat(wBytes(1, []byte{0xff}), wVarint(2, 1))), wBytes(7, wHeaders(method))), KindResponseTrailers, 0, false},
+		{"nothing", nil, KindNone, 0, false},
+		{"unknown fields only", unknowns, KindNone, 0, false},
 
-		{"length past the end", []byte{2<<3 | 2, 5, 0}, kindNone, -1, false},
-		{"varint of 11 bytes", append([]byte{10 << 3}, bytes.Repeat([]byte{0xff}, 10)...), kindNone, -1, false},
-		{"varint overflowing 64 bits", append(append([]byte{10 << 3}, bytes.Repeat([]byte{0xff}, 9)...), 0x02), kindNone, -1, false},
-		{"length of 2^63", append([]byte{2<<3 | 2}, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01), kindNone, -1, false},
-		{"field number 0", []byte{0x02, 0x00}, kindNone, -1, false},
-		{"field number above 2^29-1", wCat(wBytes(2, wHeaders(method)), wVarint(protowire.MaxValidNumber+1, 1)), kindNone, -1, false},
-		{"field number above 2^29-1 in a header", wBytes(2, wHeaders(wCat(method, wVarint(protowire.MaxValidNumber+1, 1)))), kindNone, -1, false},
-		{"stray end group", protowire.AppendTag(nil, 3, protowire.EndGroupType), kindNone, -1, false},
-		{"unterminated group", protowire.AppendTag(nil, 3, protowire.StartGroupType), kindNone, -1, false},
-		{"end group of another field", protowire.AppendTag(protowire.AppendTag(nil, 3, protowire.StartGroupType), 4, protowire.EndGroupType), kindNone, -1, false},
-		{"wire type 6", []byte{2<<3 | 6}, kindNone, -1, false},
-		{"truncated inside a header", wBytes(2, wBytes(numHTTPHeadersHeaders, wBytes(numHeaderMapHeaders, []byte{byte(numHeaderKey)<<3 | 2, 9, 'k'}))), kindNone, -1, false},
-		{"invalid UTF-8 in a key", wBytes(2, wHeaders(wCat(wBytes(numHeaderKey, []byte{0xc3}), wBytes(numHeaderRawValue, []byte("r"))))), kindNone, -1, false},
-		{"invalid UTF-8 in an overwritten value", wBytes(2, wHeaders(wCat(wBytes(numHeaderValue, []byte{0xff}), wBytes(numHeaderValue, []byte("v"))))), kindNone, -1, false},
+		{"length past the end", []byte{2<<3 | 2, 5, 0}, KindNone, -1, false},
+		{"varint of 11 bytes", append([]byte{10 << 3}, bytes.Repeat([]byte{0xff}, 10)...), KindNone, -1, false},
+		{"varint overflowing 64 bits", append(append([]byte{10 << 3}, bytes.Repeat([]byte{0xff}, 9)...), 0x02), KindNone, -1, false},
+		{"length of 2^63", append([]byte{2<<3 | 2}, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01), KindNone, -1, false},
+		{"field number 0", []byte{0x02, 0x00}, KindNone, -1, false},
+		{"field number above 2^29-1", wCat(wBytes(2, wHeaders(method)), wVarint(protowire.MaxValidNumber+1, 1)), KindNone, -1, false},
+		{"field number above 2^29-1 in a header", wBytes(2, wHeaders(wCat(method, wVarint(protowire.MaxValidNumber+1, 1)))), KindNone, -1, false},
+		{"stray end group", protowire.AppendTag(nil, 3, protowire.EndGroupType), KindNone, -1, false},
+		{"unterminated group", protowire.AppendTag(nil, 3, protowire.StartGroupType), KindNone, -1, false},
+		{"end group of another field", protowire.AppendTag(protowire.AppendTag(nil, 3, protowire.StartGroupType), 4, protowire.EndGroupType), KindNone, -1, false},
+		{"wire type 6", []byte{2<<3 | 6}, KindNone, -1, false},
+		{"truncated inside a header", wBytes(2, wBytes(numHTTPHeadersHeaders, wBytes(numHeaderMapHeaders, []byte{byte(numHeaderKey)<<3 | 2, 9, 'k'}))), KindNone, -1, false},
+		{"invalid UTF-8 in a key", wBytes(2, wHeaders(wCat(wBytes(numHeaderKey, []byte{0xc3}), wBytes(numHeaderRawValue, []byte("r"))))), KindNone, -1, false},
+		{"invalid UTF-8 in an overwritten value", wBytes(2, wHeaders(wCat(wBytes(numHeaderValue, []byte{0xff}), wBytes(numHeaderValue, []byte("v"))))), KindNone, -1, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var typed extprocv3.ProcessingRequest
 			perr := proto.Unmarshal(c.raw, &typed)
-			var in incoming
+			var in Incoming
 			werr := in.parse(c.raw)
 			if c.headers < 0 {
 				if perr == nil || werr == nil {
@@ -314,9 +318,9 @@ func TestWireRequestShapes(t *testing.T) {
 			if err := checkParse(c.raw); err != nil {
 				t.Fatal(err)
 			}
-			if in.kind != c.kind || len(in.headers) != c.headers || in.observability != c.obs {
+			if in.Kind != c.kind || len(in.Headers) != c.headers || in.Observability != c.obs {
 				t.Fatalf("read %s with %d headers, observability %v; want %s, %d, %v",
-					kindNames[in.kind], len(in.headers), in.observability, kindNames[c.kind], c.headers, c.obs)
+					kindNames[in.Kind], len(in.Headers), in.Observability, kindNames[c.kind], c.headers, c.obs)
 			}
 		})
 	}
@@ -333,88 +337,10 @@ func TestWireRequestDeepGroups(t *testing.T) {
 	for range depth {
 		raw = protowire.AppendTag(raw, 20, protowire.EndGroupType)
 	}
-	var in incoming
+	var in Incoming
 	werr := in.parse(raw)
 	perr := proto.Unmarshal(raw, new(extprocv3.ProcessingRequest))
 	if werr == nil || perr == nil {
 		t.Fatalf("groups nested %d deep: wire parse %v, proto.Unmarshal %v; want both to refuse", depth, werr, perr)
-	}
-}
-
-// TestWireRequestPooledHeaders: a request with a great many headers (gRPC lets through 4 MiB,
-// some 700 000 minimal headers) must not leave its header list, 48 bytes a header, held by the
-// pooled stream for the next request; nor may an upstream answer with as many Vary lines and
-// Access-Control-* headers.
-func TestWireRequestPooledHeaders(t *testing.T) {
-	var hs, up []byte
-	for i := range 20_000 {
-		hs = append(hs, wBytes(numHeaderMapHeaders, wHeader("x-h", "v"))...)
-		up = append(up, wBytes(numHeaderMapHeaders, wHeader(fmt.Sprintf("access-control-x-%d", i), "v"))...)
-		up = append(up, wBytes(numHeaderMapHeaders, wHeader("vary", "v"))...)
-	}
-	st := new(stream)
-	if err := testCodec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(wBytes(2, wBytes(numHTTPHeadersHeaders, hs)))}, &st.in); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(st.in.received().headers); n != 20_000 {
-		t.Fatalf("read %d headers, want 20000", n)
-	}
-	if err := testCodec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(wBytes(3, wBytes(numHTTPHeadersHeaders, up)))}, &st.in); err != nil {
-		t.Fatal(err)
-	}
-	st.dec = evaluator.Decision{Outcome: evaluator.Decorate, StripUpstream: true,
-		Headers: []evaluator.Header{{Name: "Access-Control-Allow-Origin", Value: "*"}, {Name: "Vary", Value: "Origin"}}}
-	st.responseHeaders(st.in.received().headers)
-	if len(st.remove) < 20_000 || len(st.vary) != 20_000 {
-		t.Fatalf("the answer removes %d headers and merges %d Vary lines, want 20001 and 20000", len(st.remove), len(st.vary))
-	}
-	st.reset()
-	for name, c := range map[string]int{
-		"request headers": cap(st.in.in.headers), "headers set": cap(st.set),
-		"headers removed": cap(st.remove), "Vary lines": cap(st.vary),
-	} {
-		if c > maxPooledHeaders {
-			t.Errorf("the pooled stream keeps room for %d %s, want at most %d", c, name, maxPooledHeaders)
-		}
-	}
-}
-
-// readRequest reports what else may name the bucket: a host header beside :authority, a
-// repeated :authority or host, and every X-Forwarded-Host value joined by ",", wherever the
-// repeats stand among the other headers.
-func TestReadRequestReportsHosts(t *testing.T) {
-	hs := func(kv ...string) []header {
-		var out []header
-		for i := 0; i < len(kv); i += 2 {
-			out = append(out, header{[]byte(kv[i]), []byte(kv[i+1])})
-		}
-		return out
-	}
-	var r evaluator.Request
-	var scratch []byte
-	for _, c := range []struct {
-		name            string
-		in              []header
-		host            string
-		hasHost, repeat bool
-		forwarded       string
-	}{
-		{"plain", hs(":method", "GET", ":authority", "a.s3.local", ":path", "/k"), "", false, false, ""},
-		{"host only stands in for :authority", hs(":method", "GET", "host", "a.s3.local", ":path", "/k"), "a.s3.local", false, false, ""},
-		{"host beside :authority", hs(":method", "GET", ":authority", "a.s3.local", "host", "b.s3.local", ":path", "/k"), "b.s3.local", true, false, ""},
-		{"repeated :authority", hs(":method", "GET", ":authority", "a.s3.local", ":path", "/k", ":authority", "b.s3.local"), "", false, true, ""},
-		{"repeated host", hs(":method", "GET", ":authority", "a", "host", "a", "Host", "b", ":path", "/k"), "a", true, true, ""},
-		{"X-Forwarded-Host values joined", hs(":method", "GET", ":authority", "a", "x-forwarded-host", "b", "origin", "o", ":path", "/k", "X-Forwarded-Host", "c"), "", false, false, "b,c"},
-	} {
-		if err := readRequest(c.in, &r, &scratch); err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		if c.name == "host only stands in for :authority" && r.Authority != c.host || c.name != "host only stands in for :authority" && r.Host != c.host ||
-			r.HasHost != c.hasHost || r.RepeatedHost != c.repeat || r.ForwardedHost != c.forwarded || r.HasForwardedHost != (c.forwarded != "") {
-			t.Errorf("%s: authority %q host %q (%v) repeated %v forwarded %q (%v)", c.name, r.Authority, r.Host, r.HasHost, r.RepeatedHost, r.ForwardedHost, r.HasForwardedHost)
-		}
-		if c.name == "X-Forwarded-Host values joined" && (r.Origin != "o" || r.Path != "/k") {
-			t.Errorf("%s: origin %q path %q: joining moved another value", c.name, r.Origin, r.Path)
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package extproc
+package extprocd
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/extproc"
 )
 
 // Reasons a reload is refused, the "reason" label of s3cors_config_reload_errors_total.
@@ -35,12 +36,12 @@ const defaultDebounce = 100 * time.Millisecond
 // serialised; a file identical (by hash) to the live one changes nothing.
 type reloader struct {
 	path     string
-	holder   *PolicyHolder
+	holder   *extproc.PolicyHolder
 	metrics  *Metrics
 	log      *slog.Logger
 	debounce time.Duration
 	// onResult, when set (tests), is told the outcome of every reload.
-	onResult func(reloadResult)
+	onResult func(ReloadResult)
 	// onWatching, when set (tests), is called once the watch is in place.
 	onWatching func()
 
@@ -48,15 +49,21 @@ type reloader struct {
 	missing bool // the file was gone at the last attempt; logged once per disappearance
 }
 
-// reloadResult is the outcome of one reload attempt.
-type reloadResult struct {
+// ReloadResult is the outcome of one reload attempt.
+type ReloadResult struct {
+	// Trigger is what asked for the reload ("SIGHUP", "file change"), as logged.
 	Trigger string
-	Swapped bool   // a new configuration is live
-	Refused string // "" or the reason the file was refused (reloadInvalid, ...)
-	Err     error
+	// Swapped says a new configuration is live. A file identical to the live one swaps
+	// nothing and is no error.
+	Swapped bool
+	// Refused is "" or why the file was refused, as in s3cors_config_reload_errors_total:
+	// "invalid", "unreadable" or "missing". The last good configuration stays live.
+	Refused string
+	// Err is the cause of a refusal.
+	Err error
 }
 
-func (r *reloader) reload(ctx context.Context, trigger string) reloadResult {
+func (r *reloader) reload(ctx context.Context, trigger string) ReloadResult {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res := r.reloadLocked(ctx, trigger)
@@ -66,7 +73,7 @@ func (r *reloader) reload(ctx context.Context, trigger string) reloadResult {
 	return res
 }
 
-func (r *reloader) reloadLocked(ctx context.Context, trigger string) reloadResult {
+func (r *reloader) reloadLocked(ctx context.Context, trigger string) ReloadResult {
 	live := r.holder.Load()
 	liveHash := ""
 	if live != nil {
@@ -81,13 +88,13 @@ func (r *reloader) reloadLocked(ctx context.Context, trigger string) reloadResul
 			r.log.LogAttrs(ctx, slog.LevelWarn, "configuration file is gone; keeping the last good configuration",
 				slog.String("file", r.path), slog.String("live_hash", liveHash), slog.String("trigger", trigger))
 		}
-		return reloadResult{Trigger: trigger, Refused: reloadMissing, Err: err}
+		return ReloadResult{Trigger: trigger, Refused: reloadMissing, Err: err}
 	case err != nil:
 		r.metrics.reloadFailed(reloadUnreadable)
 		r.log.LogAttrs(ctx, slog.LevelError, "configuration file unreadable; keeping the last good configuration",
 			slog.String("file", r.path), slog.String("live_hash", liveHash), slog.String("trigger", trigger),
 			slog.String("error", err.Error()))
-		return reloadResult{Trigger: trigger, Refused: reloadUnreadable, Err: err}
+		return ReloadResult{Trigger: trigger, Refused: reloadUnreadable, Err: err}
 	}
 	r.missing = false
 
@@ -98,24 +105,24 @@ func (r *reloader) reloadLocked(ctx context.Context, trigger string) reloadResul
 		r.metrics.lastReloadOK.Set(1)
 		r.log.LogAttrs(ctx, slog.LevelDebug, "configuration file unchanged",
 			slog.String("file", r.path), slog.String("hash", hash), slog.String("trigger", trigger))
-		return reloadResult{Trigger: trigger}
+		return ReloadResult{Trigger: trigger}
 	}
 
-	p, err := LoadConfig(r.path, data)
+	p, err := extproc.LoadConfig(r.path, data)
 	if err != nil {
 		r.metrics.reloadFailed(reloadInvalid)
 		attrs := appendLoadError([]slog.Attr{
 			slog.String("file", r.path), slog.String("live_hash", liveHash), slog.String("trigger", trigger),
 		}, err)
 		r.log.LogAttrs(ctx, slog.LevelError, "configuration reload refused; keeping the last good configuration", attrs...)
-		return reloadResult{Trigger: trigger, Refused: reloadInvalid, Err: err}
+		return ReloadResult{Trigger: trigger, Refused: reloadInvalid, Err: err}
 	}
 	r.holder.Store(p)
 	r.metrics.configLoaded(p, true)
 	r.log.LogAttrs(ctx, slog.LevelInfo, "configuration reloaded",
 		slog.String("file", r.path), slog.String("hash", p.Hash), slog.String("previous_hash", liveHash),
 		slog.String("trigger", trigger))
-	return reloadResult{Trigger: trigger, Swapped: true}
+	return ReloadResult{Trigger: trigger, Swapped: true}
 }
 
 // watch reloads on every change to the file until ctx ends. It watches the directory, not the

@@ -1,13 +1,17 @@
-package extproc
+package extprocd
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/extproc"
 )
 
-// Metrics are the server's Prometheus metrics. Every name starts with "s3cors_".
+// Metrics are the process's Prometheus metrics: the [extproc.Observer] its server reports to,
+// and the configuration reloads. Every name starts with "s3cors_".
 //
 //	s3cors_decisions_total{outcome,reason}             decisions taken, one per stream
 //	s3cors_config_reloads_total                        configurations swapped in by a reload
@@ -22,8 +26,8 @@ import (
 //	s3cors_extproc_message_duration_seconds{phase}     server time per message, receive to send
 //
 // Label values: outcome is reply, decorate, forward or pass_through; reason is one of the
-// evaluator's reasons ([evaluator.Reason]); kind is one of out_of_order, missing_header,
-// unknown_message, no_policy, unexpected_phase, recv, send, observability_mode. The outcome
+// evaluator's reasons ([evaluator.Reason]); kind is one of [extproc.ErrorKinds]: out_of_order,
+// missing_header, unknown_message, no_policy, unexpected_phase, recv, send, observability_mode. The outcome
 // and reason pairs the server can produce today (decisionPairs, thirteen; docs/deploy.md lists
 // them) are exported from the start at zero, as are every reload error reason and error kind:
 // rate() and absent() queries behave before the first request, and no series exists that no
@@ -46,21 +50,11 @@ type Metrics struct {
 	responseLatency prometheus.Observer
 }
 
+var _ extproc.Observer = (*Metrics)(nil)
+
 const (
 	outcomeCount = int(evaluator.Forward) + 1
 	reasonCount  = int(evaluator.ReasonActualAmbiguous) + 1
-)
-
-// Error kinds counted in s3cors_extproc_errors_total.
-const (
-	errKindOutOfOrder      = "out_of_order"       // a message the protocol does not allow now
-	errKindMissingHeader   = "missing_header"     // request headers without :method, :authority or :path
-	errKindUnknownMessage  = "unknown_message"    // a message with no (or an unknown) request type
-	errKindNoPolicy        = "no_policy"          // a stream arrived before any configuration
-	errKindUnexpectedPhase = "unexpected_phase"   // a body or trailers message (Envoy misconfigured)
-	errKindRecv            = "recv"               // the stream broke while reading
-	errKindSend            = "send"               // the stream broke while writing
-	errKindObservability   = "observability_mode" // Envoy ignores our answers (observability_mode)
 )
 
 // decisionPairs are the outcome and reason pairs a decision can have, read from the
@@ -88,13 +82,6 @@ var decisionPairs = []struct {
 	{evaluator.Forward, evaluator.ReasonActualAmbiguous},
 }
 
-var outcomeNames = [outcomeCount]string{
-	evaluator.PassThrough: "pass_through",
-	evaluator.Reply:       "reply",
-	evaluator.Decorate:    "decorate",
-	evaluator.Forward:     "forward",
-}
-
 // NewMetrics returns the server's metrics registered in a registry of their own, together
 // with the Go runtime and process collectors; [Metrics.Registry] serves them.
 func NewMetrics() *Metrics {
@@ -107,7 +94,7 @@ func NewMetrics() *Metrics {
 	}, []string{"outcome", "reason"})
 	m.decisionVec = decisions
 	for _, p := range decisionPairs {
-		m.decisions[p.outcome][p.reason] = decisions.WithLabelValues(outcomeNames[p.outcome], p.reason.String())
+		m.decisions[p.outcome][p.reason] = decisions.WithLabelValues(extproc.OutcomeName(p.outcome), p.reason.String())
 	}
 	m.reloads = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "s3cors_config_reloads_total",
@@ -136,8 +123,8 @@ func NewMetrics() *Metrics {
 		Name: "s3cors_extproc_errors_total",
 		Help: "ext_proc protocol and transport errors, by kind.",
 	}, []string{"kind"})
-	for _, k := range []string{errKindOutOfOrder, errKindMissingHeader, errKindUnknownMessage, errKindNoPolicy, errKindUnexpectedPhase, errKindRecv, errKindSend, errKindObservability} {
-		m.errors.WithLabelValues(k)
+	for _, k := range extproc.ErrorKinds {
+		m.errors.WithLabelValues(string(k))
 	}
 	m.streamsActive = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "s3cors_extproc_streams_active",
@@ -170,7 +157,26 @@ func NewMetrics() *Metrics {
 // testutil.GatherAndCompare.
 func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 
-func (m *Metrics) decision(d *evaluator.Decision) {
+// StreamStarted counts a stream open.
+func (m *Metrics) StreamStarted() { m.streamsActive.Inc() }
+
+// StreamEnded counts a stream closed and records its lifetime.
+func (m *Metrics) StreamEnded(d time.Duration) {
+	m.streamsActive.Dec()
+	m.streamDuration.Observe(d.Seconds())
+}
+
+// Answered records the server time of an answer.
+func (m *Metrics) Answered(phase extproc.Phase, d time.Duration) {
+	if phase == extproc.PhaseResponseHeaders {
+		m.responseLatency.Observe(d.Seconds())
+		return
+	}
+	m.requestLatency.Observe(d.Seconds())
+}
+
+// Decided counts a decision by outcome and reason.
+func (m *Metrics) Decided(d *evaluator.Decision) {
 	if int(d.Outcome) < outcomeCount && int(d.Reason) < reasonCount {
 		if c := m.decisions[d.Outcome][d.Reason]; c != nil {
 			c.Inc()
@@ -179,17 +185,14 @@ func (m *Metrics) decision(d *evaluator.Decision) {
 	}
 	// A pair decisionPairs lacks (a newer evaluator's) is still counted, in a series made on
 	// first use, rather than lost.
-	o := "unknown"
-	if int(d.Outcome) < outcomeCount {
-		o = outcomeNames[d.Outcome]
-	}
-	m.decisionVec.WithLabelValues(o, d.Reason.String()).Inc()
+	m.decisionVec.WithLabelValues(extproc.OutcomeName(d.Outcome), d.Reason.String()).Inc()
 }
 
-func (m *Metrics) countError(kind string) { m.errors.WithLabelValues(kind).Inc() }
+// Failed counts an error by kind.
+func (m *Metrics) Failed(kind extproc.ErrorKind) { m.errors.WithLabelValues(string(kind)).Inc() }
 
 // configLoaded records p as the live configuration.
-func (m *Metrics) configLoaded(p *LoadedPolicy, reload bool) {
+func (m *Metrics) configLoaded(p *extproc.LoadedPolicy, reload bool) {
 	if reload {
 		m.reloads.Inc()
 	}

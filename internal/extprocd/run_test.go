@@ -1,4 +1,4 @@
-package extproc
+package extprocd
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,18 +23,18 @@ import (
 	"github.com/s3cors/s3cors/internal/casetable"
 )
 
-// runHandle is a Run in the background.
+// runHandle is a Daemon serving in the background.
 type runHandle struct {
 	cancel  context.CancelFunc
 	done    chan error
-	r       *running
-	reloads chan reloadResult
+	d       *Daemon
+	reloads chan ReloadResult
 	logs    *syncBuffer
 	conn    *grpc.ClientConn
 }
 
-// startRun starts Run on loopback listeners with the config at path, and waits until it
-// serves. The test's cleanup cancels it and waits for it to return.
+// startRun starts a Daemon on loopback listeners with the config at path, serving in the
+// background. The test's cleanup cancels it and waits for Serve to return.
 func startRun(t *testing.T, path string, tune func(*Options)) *runHandle {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -47,33 +46,27 @@ func startRun(t *testing.T, path string, tune func(*Options)) *runHandle {
 		t.Fatal(err)
 	}
 	log, logs := bufferLogger(slog.LevelInfo)
-	h := &runHandle{done: make(chan error, 1), reloads: make(chan reloadResult, 64), logs: logs}
-	serving := make(chan *running, 1)
-	opts := Options{
-		ConfigPath: path, Logger: log, Listener: lis, MetricsListener: mlis,
-		reloadDebounce: 20 * time.Millisecond,
-		onReload:       func(res reloadResult) { h.reloads <- res },
-		onServing:      func(r *running) { serving <- r },
-	}
+	h := &runHandle{done: make(chan error, 1), reloads: make(chan ReloadResult, 64), logs: logs}
+	opts := Options{ConfigPath: path, Logger: log, Listener: lis, MetricsListener: mlis}
 	if tune != nil {
 		tune(&opts)
 	}
+	h.d, err = New(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.d.reloader.debounce = 20 * time.Millisecond
+	h.d.reloader.onResult = func(res ReloadResult) { h.reloads <- res }
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	go func() { h.done <- Run(ctx, opts) }()
+	go func() { h.done <- h.d.Serve(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-h.done; err != nil {
-			t.Errorf("Run: %v", err)
+			t.Errorf("Serve: %v", err)
 		}
 	})
-	select {
-	case h.r = <-serving:
-	case err := <-h.done:
-		h.done <- err
-		t.Fatalf("Run returned before serving: %v", err)
-	}
-	h.conn, err = grpc.NewClient(h.r.grpcAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	h.conn, err = grpc.NewClient(h.d.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +76,7 @@ func startRun(t *testing.T, path string, tune func(*Options)) *runHandle {
 
 func (h *runHandle) health(t *testing.T, service string) healthpb.HealthCheckResponse_ServingStatus {
 	t.Helper()
-	resp, err := h.r.health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: service})
+	resp, err := h.d.health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: service})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,11 +143,11 @@ func TestRun(t *testing.T) {
 		t.Error(err)
 	}
 
-	base := "http://" + h.r.metricsAddr.String()
+	base := "http://" + h.d.MetricsAddr().String()
 	code, body := httpGet(t, base+"/metrics")
 	for _, want := range []string{
 		`s3cors_decisions_total{outcome="reply",reason="allowed"} 1`,
-		`s3cors_config_info{hash="` + h.r.holder.Load().Hash + `",source="` + path + `"} 1`,
+		`s3cors_config_info{hash="` + h.d.Policy().Hash + `",source="` + path + `"} 1`,
 		`s3cors_config_last_reload_successful 1`,
 		`s3cors_extproc_message_duration_seconds_count{phase="request_headers"} 1`,
 		`s3cors_extproc_stream_duration_seconds_count 1`,
@@ -250,19 +243,28 @@ func TestRunDrainTimeout(t *testing.T) {
 	}
 }
 
-// TestRunSIGHUP: SIGHUP reloads the file.
-func TestRunSIGHUP(t *testing.T) {
+// TestDaemonReload: Reload re-reads the file at once, while serving, and says what it did;
+// the file watch is not needed for it (the file is rewritten in place and Reload called
+// straight away, whatever the watch does meanwhile).
+func TestDaemonReload(t *testing.T) {
 	noLeaks(t)
 	path := filepath.Join(t.TempDir(), "config.json")
 	writeFile(t, path, configA)
 	h := startRun(t, path, nil)
 	writeFile(t, path, configB)
-	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
+	res := h.d.Reload(t.Context(), "test")
+	if res.Trigger != "test" || res.Refused != "" || res.Err != nil {
+		t.Errorf("Reload = %+v, want a reload triggered by test, not refused", res)
 	}
-	awaitReload(t, h.reloads, "SIGHUP", func(res reloadResult) bool { return res.Trigger == "SIGHUP" })
-	if got := allowedOrigin(t, h.r.holder); got != "https://b.example" {
-		t.Errorf("after SIGHUP the live policy allows %q, want https://b.example", got)
+	if got := allowedOrigin(t, h.d.holder); got != "https://b.example" {
+		t.Errorf("after Reload the live policy allows %q, want https://b.example", got)
+	}
+	writeFile(t, path, configBad)
+	if res := h.d.Reload(t.Context(), "test"); res.Refused != reloadInvalid || res.Swapped {
+		t.Errorf("Reload of a bad file = %+v, want refused as invalid", res)
+	}
+	if got := allowedOrigin(t, h.d.holder); got != "https://b.example" {
+		t.Errorf("after a refused Reload the live policy allows %q, want https://b.example", got)
 	}
 }
 
@@ -287,12 +289,12 @@ func TestRunStartupErrors(t *testing.T) {
 		{"invalid config lists every problem", Options{ConfigPath: bad, Listen: "127.0.0.1:0"},
 			[]string{bad, `buckets["site"].CORSRules[0].AllowedOrigins[0]`, `buckets["site"].CORSRules[0].AllowedMethods[0]`}},
 		{"missing config", Options{ConfigPath: filepath.Join(dir, "nope.yaml"), Listen: "127.0.0.1:0"},
-			[]string{"extproc: reading config", "nope.yaml"}},
-		{"no config", Options{}, []string{"extproc: no configuration file given"}},
+			[]string{"extprocd: reading config", "nope.yaml"}},
+		{"no config", Options{}, []string{"extprocd: no configuration file given"}},
 		{"address in use", Options{ConfigPath: good, Listen: busy.Addr().String()},
-			[]string{`extproc: listening on "` + busy.Addr().String() + `"`}},
+			[]string{`extprocd: listening on "` + busy.Addr().String() + `"`}},
 		{"metrics address in use", Options{ConfigPath: good, Listen: "127.0.0.1:0", MetricsListen: busy.Addr().String()},
-			[]string{`extproc: metrics listening on "` + busy.Addr().String() + `"`}},
+			[]string{`extprocd: metrics listening on "` + busy.Addr().String() + `"`}},
 	} {
 		tc.opts.Logger = discardLogger()
 		err := Run(t.Context(), tc.opts)

@@ -1,0 +1,166 @@
+package extprocd
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/extproc"
+	"github.com/s3cors/s3cors/internal/controlplane"
+)
+
+// startControlPlane serves a control plane's ECDS (internal/controlplane.XDS) on loopback
+// until the test ends, with doc pushed.
+func startControlPlane(t *testing.T, doc string) (*controlplane.XDS, string) {
+	x, addr, _ := startControlPlaneMetrics(t, doc)
+	return x, addr
+}
+
+func startControlPlaneMetrics(t *testing.T, doc string) (*controlplane.XDS, string, *controlplane.Metrics) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	m := controlplane.NewMetrics()
+	x := controlplane.NewXDS(ctx, controlplane.Plugin{}, m, nil)
+	if err := x.Push([]byte(doc), 1); err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	x.Register(gs)
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(func() {
+		gs.Stop()
+		cancel()
+	})
+	return x, lis.Addr().String(), m
+}
+
+// sample is the value of a counter without labels in m's registry.
+func sample(t *testing.T, m *controlplane.Metrics, name string) float64 {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// TestConfigFromControlPlane: with ConfigFrom the daemon takes its configuration from a
+// control plane's ECDS, as the wasm filter's Envoys do: the first one before it serves, every
+// push after while serving; a push that does not load is refused and counted, the last good
+// configuration staying live, and the next good one is taken. Reload has no file to read.
+func TestConfigFromControlPlane(t *testing.T) {
+	noLeaks(t)
+	x, addr, cpMetrics := startControlPlaneMetrics(t, configA)
+	log, logs := bufferLogger(slog.LevelInfo)
+	d, err := New(t.Context(), Options{ConfigFrom: addr, Listen: "127.0.0.1:0", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan ReloadResult, 16)
+	d.xds.onResult = func(res ReloadResult) { results <- res }
+	if got := allowedOrigin(t, d.holder); got != "https://a.example" {
+		t.Fatalf("first configuration allows %q, want https://a.example", got)
+	}
+	if src := d.Policy().Source; src != "xds://"+addr+"/s3cors" {
+		t.Errorf("source %q, want xds://%s/s3cors", src, addr)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+
+	if err := x.Push([]byte(configB), 2); err != nil {
+		t.Fatal(err)
+	}
+	awaitReload(t, results, "configB", func(r ReloadResult) bool { return r.Swapped })
+	if got := allowedOrigin(t, d.holder); got != "https://b.example" {
+		t.Errorf("after a push the live configuration allows %q, want https://b.example", got)
+	}
+
+	if err := x.Push([]byte(configBad), 3); err != nil {
+		t.Fatal(err)
+	}
+	awaitReload(t, results, "configBad refused", func(r ReloadResult) bool { return r.Refused == reloadInvalid })
+	if got := allowedOrigin(t, d.holder); got != "https://b.example" {
+		t.Errorf("after a bad push the live configuration allows %q, want https://b.example", got)
+	}
+	if got := testutil.ToFloat64(d.metrics.reloadErrors.WithLabelValues(reloadInvalid)); got != 1 {
+		t.Errorf("s3cors_config_reload_errors_total{reason=\"invalid\"} = %v, want 1", got)
+	}
+	deadline := time.Now().Add(30 * time.Second) // a hang guard
+	for sample(t, cpMetrics, "s3cors_controlplane_xds_nacks_total") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the control plane never saw the refusal (a NACK)")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "configuration from the control plane refused") {
+		t.Errorf("the refusal is not logged:\n%s", logs)
+	}
+
+	if res := d.Reload(t.Context(), "SIGHUP"); res.Err == nil || res.Swapped {
+		t.Errorf("Reload with a control plane = %+v, want an error saying there is no file", res)
+	}
+}
+
+// TestLoadDocumentImage: a plugin configuration that is a compiled policy image is loaded as
+// one, as the wasm filter loads it.
+func TestLoadDocumentImage(t *testing.T) {
+	cfg, err := evaluator.ParseConfig([]byte(configB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := evaluator.CompileImage(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := loadDocument("xds://cp/s3cors", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := allowedOrigin(t, extproc.NewPolicyHolder(p)); got != "https://b.example" || p.Source != "xds://cp/s3cors" {
+		t.Errorf("image loaded as %q from %q, want https://b.example from xds://cp/s3cors", got, p.Source)
+	}
+	if _, err := loadDocument("xds://cp/s3cors", img[:len(img)-1]); err == nil {
+		t.Error("a truncated image loaded")
+	}
+}
+
+// TestConfigFromWaitsForControlPlane: New waits for a first configuration that loads; when ctx
+// ends first, it says so and leaves nothing running.
+func TestConfigFromWaitsForControlPlane(t *testing.T) {
+	noLeaks(t)
+	_, addr := startControlPlane(t, configBad)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	_, err := New(ctx, Options{ConfigFrom: addr, Listen: "127.0.0.1:0", Logger: discardLogger()})
+	if err == nil || !strings.Contains(err.Error(), "no configuration from the control plane") {
+		t.Errorf("New = %v, want no configuration from the control plane", err)
+	}
+	_, err = New(t.Context(), Options{ConfigFrom: addr, ConfigPath: "x.json", Logger: discardLogger()})
+	if err == nil || !strings.Contains(err.Error(), "want one") {
+		t.Errorf("New with a file and a control plane = %v, want a refusal", err)
+	}
+}
