@@ -102,7 +102,7 @@ func BenchmarkXDSPush(b *testing.B) {
 			start := cputime.Process()
 			for b.Loop() {
 				v++
-				if err := x.Push(doc, v); err != nil {
+				if err := x.Push(doc, nil, v); err != nil {
 					b.Fatal(err)
 				}
 			}

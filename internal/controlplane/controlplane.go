@@ -30,10 +30,10 @@ type Options struct {
 	// Now is the clock signatures are checked against (default time.Now).
 	Now func() time.Time
 	// Push, when set, receives every new filter configuration (a whole s3cors JSON
-	// document) with its version, in version order: the current one from New, then one per
-	// acknowledged change. It is called with the control plane's lock held and must not
-	// call back into it.
-	Push func(doc []byte, version uint64)
+	// document, and the configuration it parses to) with its version, in version order: the
+	// current one from New, then one per acknowledged change. It is called with the control
+	// plane's lock held and must not call back into it, nor modify cfg.
+	Push func(doc []byte, cfg *evaluator.Config, version uint64)
 	// Metrics, when set, is where the control plane counts (default: its own).
 	Metrics *Metrics
 	// Logger receives one record per change and per refused request (default: discard).
@@ -46,7 +46,7 @@ type ControlPlane struct {
 	verifier   Verifier
 	addressing evaluator.Addressing
 	store      Store
-	push       func([]byte, uint64)
+	push       func([]byte, *evaluator.Config, uint64)
 	log        *slog.Logger
 	metrics    *Metrics
 
@@ -293,13 +293,14 @@ func (cp *ControlPlane) rebuild() error {
 		out.Write(cp.seedTop[key])
 	}
 	out.WriteString("\n}\n")
-	if _, err := evaluator.Load(out.Bytes()); err != nil {
+	pol, err := evaluator.Load(out.Bytes())
+	if err != nil {
 		return fmt.Errorf("controlplane: merged configuration: %w", err)
 	}
 	cp.doc = out.Bytes()
 	cp.metrics.version.Set(float64(cp.state.Version))
 	if cp.push != nil {
-		cp.push(cp.doc, cp.state.Version)
+		cp.push(cp.doc, pol.Config(), cp.state.Version)
 	}
 	return nil
 }

@@ -126,17 +126,18 @@ func (x *XDS) Register(g *grpc.Server) {
 	extensionv3.RegisterExtensionConfigDiscoveryServiceServer(g, x.server)
 }
 
-// Push makes doc, an s3cors configuration, the filter configuration every Envoy gets. The
-// version is the control plane's; the cache numbers its own (logged beside it).
-func (x *XDS) Push(doc []byte, version uint64) error {
+// Push makes doc, an s3cors configuration, the filter configuration every Envoy gets; cfg,
+// when not nil, is doc parsed (it spares parsing it again for a policy image). The version is
+// the control plane's; the cache numbers its own (logged beside it).
+func (x *XDS) Push(doc []byte, cfg *evaluator.Config, version uint64) error {
 	start := time.Now()
-	cfg, err := x.Resource(doc)
+	res, err := x.Resource(doc, cfg)
 	if err != nil {
 		return err
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if err := x.cache.UpdateResource(x.plugin.Name, cfg); err != nil {
+	if err := x.cache.UpdateResource(x.plugin.Name, res); err != nil {
 		return err
 	}
 	x.updates++
@@ -151,13 +152,16 @@ func (x *XDS) Push(doc []byte, version uint64) error {
 
 // Resource is the ECDS resource for doc: the wasm filter, as envoy/wasm.yaml configures it,
 // with doc as its plugin configuration, or, when doc is over ImageThreshold, its compiled
-// policy image (a BytesValue, as `s3cors manifest --policy-image` writes it).
-func (x *XDS) Resource(doc []byte) (*corev3.TypedExtensionConfig, error) {
+// policy image (a BytesValue, as `s3cors manifest --policy-image` writes it), compiled from
+// cfg (doc parsed; nil to parse it here).
+func (x *XDS) Resource(doc []byte, cfg *evaluator.Config) (*corev3.TypedExtensionConfig, error) {
 	var value proto.Message = wrapperspb.String(string(doc))
 	if len(doc) > ImageThreshold {
-		cfg, err := evaluator.ParseConfig(doc)
-		if err != nil {
-			return nil, fmt.Errorf("controlplane: compiling the policy image: %w", err)
+		if cfg == nil {
+			var err error
+			if cfg, err = evaluator.ParseConfig(doc); err != nil {
+				return nil, fmt.Errorf("controlplane: compiling the policy image: %w", err)
+			}
 		}
 		img, err := evaluator.CompileImage(cfg)
 		if err != nil {

@@ -111,7 +111,7 @@ func TestECDS(t *testing.T) {
 
 	tp := newTestPlane(t, testSeed, nil)
 	doc, v := tp.cp.Document()
-	if err := x.Push(doc, v); err != nil {
+	if err := x.Push(doc, nil, v); err != nil {
 		t.Fatal(err)
 	}
 	a := open()
@@ -130,7 +130,7 @@ func TestECDS(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc2, v2 := tp.cp.Document()
-	if err := x.Push(doc2, v2); err != nil {
+	if err := x.Push(doc2, nil, v2); err != nil {
 		t.Fatal(err)
 	}
 	resp2, got2 := a.recv()
@@ -147,7 +147,7 @@ func TestECDS(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc3, v3 := tp.cp.Document()
-	if err := x.Push(doc3, v3); err != nil {
+	if err := x.Push(doc3, nil, v3); err != nil {
 		t.Fatal(err)
 	}
 	if _, got := a.recv(); got != string(doc3) {
@@ -194,7 +194,7 @@ func TestECDSImage(t *testing.T) {
 	if len(large) <= ImageThreshold {
 		t.Fatalf("a %d-byte document is not over the threshold %d", len(large), ImageThreshold)
 	}
-	if err := x.Push(large, 1); err != nil {
+	if err := x.Push(large, nil, 1); err != nil {
 		t.Fatal(err)
 	}
 	c := open()
@@ -216,7 +216,7 @@ func TestECDSImage(t *testing.T) {
 	}
 	c.send(resp.GetVersionInfo(), resp.GetNonce())
 	small := seedWith(2)
-	if err := x.Push(small, 2); err != nil {
+	if err := x.Push(small, nil, 2); err != nil {
 		t.Fatal(err)
 	}
 	if _, got := c.recv(); got != string(small) {
