@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/internal/testenv"
 )
 
 // ecdsClient is an Envoy's ECDS stream, reduced to what the test needs.
@@ -190,7 +191,7 @@ func TestECDSImage(t *testing.T) {
 	defer cancel()
 	x := NewXDS(ctx, Plugin{}, nil, nil)
 	open := ecdsServer(t, ctx, x)
-	large := seedWith(3000)
+	large := testenv.StressConfig(1000)
 	if len(large) <= ImageThreshold {
 		t.Fatalf("a %d-byte document is not over the threshold %d", len(large), ImageThreshold)
 	}
@@ -215,11 +216,57 @@ func TestECDSImage(t *testing.T) {
 		t.Fatalf("the pushed image is not the document's (%v)", err)
 	}
 	c.send(resp.GetVersionInfo(), resp.GetNonce())
-	small := seedWith(2)
+	small := testenv.StressConfig(2)
 	if err := x.Push(small, nil, 2); err != nil {
 		t.Fatal(err)
 	}
 	if _, got := c.recv(); got != string(small) {
 		t.Fatalf("a small document is not pushed as its JSON: %q", got)
 	}
+}
+
+// TestLargeConfigurationPushed: over ImageThreshold the control plane hands Push the merged
+// configuration without parsing the document again; it compiles to the very image the
+// document does, after a change and after a removal.
+func TestLargeConfigurationPushed(t *testing.T) {
+	seed := testenv.StressConfig(1000)
+	creds, err := ParseCredentials([]byte(testCredentials))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc []byte
+	var cfg *evaluator.Config
+	cp, err := New(Options{Seed: seed, Store: &memStore{}, Keys: creds,
+		Push: func(d []byte, c *evaluator.Config, _ uint64) { doc, cfg = d, c }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if len(doc) <= ImageThreshold {
+			t.Fatalf("%s: a %d-byte document is not over the threshold", when, len(doc))
+		}
+		want, err := evaluator.ParseConfig(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err1 := evaluator.CompileImage(cfg)
+		b, err2 := evaluator.CompileImage(want)
+		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
+			t.Fatalf("%s: the pushed configuration is not the document's (%v, %v)", when, err1, err2)
+		}
+	}
+	check("seed")
+	rules, err := evaluator.ParseBucketCORS([]byte(rulesXML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.Put("b5", rules); err != nil {
+		t.Fatal(err)
+	}
+	check("after a change")
+	if err := cp.Put("b6", nil); err != nil {
+		t.Fatal(err)
+	}
+	check("after a removal")
 }
