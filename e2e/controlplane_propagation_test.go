@@ -244,7 +244,7 @@ func (p *propagation) run(t *testing.T, n int, method string, bucket func(int) s
 			ackToSeen[j] = append(ackToSeen[j], seen[i][j].Sub(at))
 		}
 	}
-	t.Logf("propagation over %d changes (%v bytes, image %v), 200 to both Envoys enforcing: %s", n, pushes[0]["bytes"], pushes[0]["image"], quantiles(total))
+	t.Logf("propagation over %d changes (%.0f bytes, image %v), 200 to both Envoys enforcing: %s", n, pushes[0]["bytes"], pushes[0]["image"], quantiles(total))
 	t.Logf("  control plane: CPU %v per change; PutBucketCors request to 200 %s; building the xDS resource %s; push to the 200 (store fsync, response) %s",
 		((planeAfter - planeBefore) / time.Duration(n)).Round(10*time.Microsecond), quantiles(took), quantiles(pushBuild), quantiles(pushTo200))
 	for j, e := range p.envoys {
