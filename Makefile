@@ -156,11 +156,14 @@ bench-envoy: build envoy
 ## gateway per Envoy profile, 1,000,000 through ext_proc) paced at S3CORS_SOAK_RATE per second
 ## (default 1000), sampled each second into build/soak.csv; then the plot. Then the stress mix
 ## through each real Envoy, 200,000 streams per release (TestRealEnvoyStress: no VM failure,
-## RSS flat). Takes about 45 minutes.
+## RSS flat). Then the control plane's propagation to two Envoys: 300 changes, and 30 at 10,000
+## buckets (policy image), each from the 200 to both enforcing (build/soak-controlplane.txt).
+## Takes about 50 minutes.
 S3CORS_SOAK_RATE ?= 1000
 soak: build
 	set -o pipefail; S3CORS_SOAK=long S3CORS_SOAK_RATE=$(S3CORS_SOAK_RATE) $(GO) test -count=1 -run '^(TestSoak|TestRealEnvoyStress)$$' -timeout 80m -v ./e2e/ | tee build/soak.txt
 	$(MAKE) plot
+	set -o pipefail; S3CORS_SOAK=long $(GO) test -count=1 -run '^TestControlPlane(Propagation|Image)RealEnvoy$$' -timeout 30m -v ./e2e/ | grep -v '^ *[{[]' | tee build/soak-controlplane.txt
 
 ## plot: docs/soak.png from build/soak.csv (memory and latency over time, per series)
 plot:

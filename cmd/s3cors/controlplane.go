@@ -35,8 +35,8 @@ acknowledged (with --state-bucket: written as an object of the store, conditiona
 replicas sharing it never lose each other's changes; each re-reads it every --poll), and
 outlives restarts until the seed's entry for that bucket is edited: then the
 seed wins again. Every change is pushed at once to each Envoy connected to --xds-listen by
-ECDS, as the wasm filter's configuration (the merged s3cors document); --module is the file
-those Envoys load the module from.
+ECDS, as the wasm filter's configuration (the merged s3cors document, or over 256 KiB its
+compiled policy image); --module is the file those Envoys load the module from.
 
 --metrics-listen serves /metrics (Prometheus) and /healthz. SIGINT or SIGTERM stops it;
 Envoys keep the last rules they got and reconnect.`,

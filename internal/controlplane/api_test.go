@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -259,5 +260,37 @@ func TestConcurrentPuts(t *testing.T) {
 	}
 	if st.Version != n || !strings.Contains(st.Buckets["website"].CORS, id) {
 		t.Fatalf("stored state: version %d, %s (served %s)", st.Version, st.Buckets["website"].CORS, id)
+	}
+}
+
+// endless is a body that never ends, counting what was read from it.
+type endless struct{ read int }
+
+func (e *endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = ' '
+	}
+	e.read += len(p)
+	return len(p), nil
+}
+
+// TestPutBucketCorsEndlessBody: a body of unknown length (chunked) is read no further than
+// the 64 KB limit and refused as S3 refuses one over it; nothing changes.
+func TestPutBucketCorsEndlessBody(t *testing.T) {
+	tp := newTestPlane(t, testSeed, nil)
+	body := &endless{}
+	req := tp.signedRequest(t, "PUT", "/website?cors", nil, false, unsignedPayload, time.Now())
+	req.Body, req.ContentLength = io.NopCloser(body), -1
+	req.Header.Set("Content-MD5", "1B2M2Y8AsgTpgAmY7PhCfg==")
+	w := httptest.NewRecorder()
+	tp.cp.ServeHTTP(w, req)
+	if w.Code != 400 || errorCode(w.Body.String()) != "MaxMessageLengthExceeded" {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if body.read > MaxBody+1 {
+		t.Fatalf("read %d bytes of an endless body, limit %d", body.read, MaxBody)
+	}
+	if _, v := tp.cp.Document(); v != 0 {
+		t.Fatalf("an endless body changed the configuration: version %d", v)
 	}
 }

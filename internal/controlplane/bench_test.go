@@ -8,14 +8,15 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
+	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/internal/cputime"
+	"github.com/s3cors/s3cors/internal/testenv"
 )
 
 // memStore keeps the state in memory: the benchmark's baseline without fsync.
@@ -29,22 +30,9 @@ func (m *memStore) Load() (*State, error) {
 }
 func (m *memStore) Save(st *State) error { m.st = st; return nil }
 
-// seedWith returns a seed of n buckets, each with one rule.
-func seedWith(n int) []byte {
-	var b strings.Builder
-	b.WriteString(`{"buckets": {`)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `"bucket-%d": {"CORSRules": [{"AllowedOrigins": ["https://site-%d.example"], "AllowedMethods": ["GET"]}]}`, i, i)
-	}
-	b.WriteString(`}}`)
-	return []byte(b.String())
-}
-
 // BenchmarkPutBucketCors is one signed PutBucketCors through the handler: signature check,
-// digest, validation, store, merged document and push, by store and number of buckets.
+// digest, validation, store, merged document and its xDS resource (a policy image over
+// ImageThreshold), by store and number of buckets (testenv.StressConfig: three rules each).
 func BenchmarkPutBucketCors(b *testing.B) {
 	creds, _ := ParseCredentials([]byte(testCredentials))
 	body := []byte(rulesXML)
@@ -56,11 +44,17 @@ func BenchmarkPutBucketCors(b *testing.B) {
 				if store == "file" {
 					st = &FileStore{Path: filepath.Join(b.TempDir(), "state.json")}
 				}
-				cp, err := New(Options{Seed: seedWith(n), Store: st, Keys: creds})
+				x := NewXDS(context.Background(), Plugin{}, nil, nil)
+				push := func(doc []byte, cfg *evaluator.Config, v uint64) {
+					if err := x.Push(doc, cfg, v); err != nil {
+						b.Fatal(err)
+					}
+				}
+				cp, err := New(Options{Seed: testenv.StressConfig(n), Store: st, Keys: creds, Push: push})
 				if err != nil {
 					b.Fatal(err)
 				}
-				req := httptest.NewRequest("PUT", "http://127.0.0.1:8090/bucket-1?cors", bytes.NewReader(body))
+				req := httptest.NewRequest("PUT", "http://127.0.0.1:8090/b1?cors", bytes.NewReader(body))
 				req.Header.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum[:]))
 				req.Header.Set("X-Amz-Content-Sha256", unsignedPayload)
 				s := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
@@ -89,20 +83,25 @@ type readCloser struct{ *bytes.Reader }
 
 func (readCloser) Close() error { return nil }
 
-// BenchmarkXDSPush is the cost of handing one configuration to the xDS cache (the ECDS
-// resource: the document wrapped in the wasm filter's configuration), by number of buckets.
+// BenchmarkXDSPush is the cost of handing one parsed configuration to the xDS cache (the
+// ECDS resource: the document, or over ImageThreshold its compiled policy image, wrapped in
+// the wasm filter's configuration), by number of buckets (testenv.StressConfig).
 func BenchmarkXDSPush(b *testing.B) {
 	for _, n := range []int{10, 10000} {
 		b.Run(fmt.Sprintf("buckets=%d", n), func(b *testing.B) {
 			x := NewXDS(context.Background(), Plugin{}, nil, nil)
-			doc := seedWith(n)
+			doc := testenv.StressConfig(n)
+			pol, err := evaluator.Load(doc)
+			if err != nil {
+				b.Fatal(err)
+			}
 			b.SetBytes(int64(len(doc)))
 			b.ReportAllocs()
 			var v uint64
 			start := cputime.Process()
 			for b.Loop() {
 				v++
-				if err := x.Push(doc, v); err != nil {
+				if err := x.Push(doc, pol.Config(), v); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -12,5 +12,9 @@
 //
 // Every acknowledged change is on disk first: the state file is replaced atomically (write a
 // temporary file, fsync, rename, fsync the directory) before the 200 or 204 is sent, and only
-// then is the new configuration pushed.
+// then is the new configuration pushed. A configuration over ImageThreshold (256 KiB, about
+// 600 buckets) is pushed as its compiled policy image, which each Envoy VM uses in place
+// instead of parsing the JSON. s3cors_controlplane_xds_ack_seconds times each push to each
+// Envoy's ACK: Envoy sends it once its main thread has built the new filter, a throw-away
+// canary VM included; its workers switch right after.
 package controlplane

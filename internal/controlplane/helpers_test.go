@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+
+	"github.com/s3cors/s3cors/evaluator"
 )
 
 // The test keys: admin may manage every bucket, site only "website".
@@ -74,7 +76,7 @@ func newTestPlane(t *testing.T, seed string, store *FileStore) *testPlane {
 			}
 			return tp.now
 		},
-		Push: func(doc []byte, _ uint64) { tp.docs = append(tp.docs, string(doc)) },
+		Push: func(doc []byte, _ *evaluator.Config, _ uint64) { tp.docs = append(tp.docs, string(doc)) },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 //	s3cors_controlplane_xds_streams                     Envoy ECDS streams open now
 //	s3cors_controlplane_xds_acks_total                  configurations Envoys accepted
 //	s3cors_controlplane_xds_nacks_total                 configurations Envoys refused (logged with Envoy's reason)
+//	s3cors_controlplane_xds_ack_seconds                 time from a push to each Envoy's acknowledgement of it
 //
 // operation is PutBucketCors, GetBucketCors, DeleteBucketCors or Other.
 type Metrics struct {
@@ -27,6 +28,7 @@ type Metrics struct {
 	streams       prometheus.Gauge
 	acks          prometheus.Counter
 	nacks         prometheus.Counter
+	ackSeconds    prometheus.Histogram
 }
 
 // NewMetrics returns the metrics in a registry of their own.
@@ -41,8 +43,10 @@ func NewMetrics() *Metrics {
 		streams:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "s3cors_controlplane_xds_streams", Help: "Envoy ECDS streams open now."}),
 		acks:          prometheus.NewCounter(prometheus.CounterOpts{Name: "s3cors_controlplane_xds_acks_total", Help: "Configurations Envoys accepted."}),
 		nacks:         prometheus.NewCounter(prometheus.CounterOpts{Name: "s3cors_controlplane_xds_nacks_total", Help: "Configurations Envoys refused."}),
+		ackSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "s3cors_controlplane_xds_ack_seconds", Help: "Time from handing a configuration to the xDS cache to an Envoy's acknowledgement of it (Envoy has built the filter on its main thread).",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
 	}
-	m.registry.MustRegister(m.requests, m.rejected, m.storeFailures, m.version, m.pushes, m.streams, m.acks, m.nacks)
+	m.registry.MustRegister(m.requests, m.rejected, m.storeFailures, m.version, m.pushes, m.streams, m.acks, m.nacks, m.ackSeconds)
 	return m
 }
 

@@ -48,9 +48,15 @@ func TestPresigned(t *testing.T) {
 	if status, body := get(tp.presign(t, "GET", "/media?cors", time.Now().Add(-2*time.Minute), time.Minute)); status != 403 || !strings.Contains(body, "<Code>AccessDenied</Code><Message>Request has expired</Message>") {
 		t.Fatalf("expired presigned URL: %d %s", status, body)
 	}
+	if n := tp.cp.Metrics().Rejected("AccessDenied"); n != 1 {
+		t.Fatalf("expired presigned URL counted %v times as refused, want 1", n)
+	}
 	u := tp.presign(t, "GET", "/media?cors", time.Now(), time.Minute)
 	if status, body := get(strings.Replace(u, "/media?", "/website?", 1)); status != 403 || errorCode(body) != "SignatureDoesNotMatch" {
 		t.Fatalf("presigned URL for another bucket: %d %s", status, body)
+	}
+	if n := tp.cp.Metrics().Rejected("SignatureDoesNotMatch"); n != 1 {
+		t.Fatalf("presigned URL replayed to another bucket counted %v times as refused, want 1", n)
 	}
 	if status, body := get(tp.presign(t, "GET", "/media?cors", time.Now(), 8*24*time.Hour)); status != 400 || errorCode(body) != "AuthorizationQueryParametersError" {
 		t.Fatalf("presigned URL valid 8 days: %d %s", status, body)

@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
+
+	"github.com/s3cors/s3cors/evaluator"
 )
 
 // Default addresses: loopback, as every s3cors server.
@@ -88,14 +90,14 @@ func Run(ctx context.Context, o RunOptions) error {
 	x := NewXDS(ctx, o.Plugin, m, log)
 	var cp *ControlPlane
 	push := o.Push
-	o.Push = func(doc []byte, version uint64) {
-		if err := x.Push(doc, version); err != nil {
+	o.Push = func(doc []byte, cfg *evaluator.Config, version uint64) {
+		if err := x.Push(doc, cfg, version); err != nil {
 			log.Error("xDS push failed", "version", version, "err", err)
 			return
 		}
 		m.pushes.Inc()
 		if push != nil {
-			push(doc, version)
+			push(doc, cfg, version)
 		}
 	}
 	cp, err = New(o.Options)
