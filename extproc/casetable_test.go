@@ -1,18 +1,16 @@
 package extproc
 
 import (
-	"bytes"
 	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/extproc/extproctest"
-	"github.com/s3cors/s3cors/internal/casetable"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/extproctest"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // tables returns the shared case tables (testdata/cases) and this package's own
@@ -158,25 +156,7 @@ func sameIgnoringIDs(got, want string) bool {
 	return mask(got) == mask(want)
 }
 
-// syncBuffer is a log sink tests can read while servers write to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func bufferLogger(level slog.Level) (*slog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
+func bufferLogger(level slog.Level) (*slog.Logger, *testenv.SyncBuffer) {
+	buf := new(testenv.SyncBuffer)
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: level})), buf
 }

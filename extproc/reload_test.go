@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 const (
@@ -59,7 +60,7 @@ func replaceFile(t testing.TB, path, content string) {
 	}
 }
 
-func newTestReloader(t testing.TB, path string) (*reloader, *syncBuffer) {
+func newTestReloader(t testing.TB, path string) (*reloader, *testenv.SyncBuffer) {
 	t.Helper()
 	lp, err := LoadConfigFile(path)
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/extproc/extproctest"
+	"github.com/s3cors/s3cors/internal/testing/extproctest"
 )
 
 // The typed answers below are the reference the hand encoding (wire.go) must equal: the

@@ -43,7 +43,7 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/internal/gateway/explain"
+	"github.com/s3cors/s3cors/internal/explain"
 	"github.com/s3cors/s3cors/wasmhost"
 )
 
