@@ -71,6 +71,7 @@ test: build envoy chromium test-go test-fuzz
 
 test-go:
 	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) -C tools test -count=1 ./...
 	$(GO) test -count=1 -race -timeout 20m ./extproc/... ./internal/extprocd/... ./evaluator/... ./httpcors/... ./wasmhost/... ./filter/... ./internal/gateway/...
 	$(GO) test -count=1 -race -timeout 20m -run 'TestFaultExtproc|TestHostileExtproc' ./e2e/
 
@@ -78,7 +79,7 @@ test-go:
 # deadline exceeded" and no failing input (golang/go#75804, see fuzz-long) is run once more;
 # a written failing input, or a second failure, fails the target.
 test-fuzz:
-	@set -eo pipefail; mkdir -p build; for spec in $$($(GO) run ./internal/fuzzlist); do \
+	@set -eo pipefail; mkdir -p build; for spec in $$($(GO) -C tools run ./fuzzlist ..); do \
 	  pkg=$${spec%%:*}; fn=$${spec##*:}; log=build/fuzz-short.log; \
 	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
 	  if ! $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1 | tee $$log; then \
@@ -104,7 +105,7 @@ FUZZ_PARALLEL ?=
 FUZZ_TIMEOUT ?= 30m
 fuzz-long:
 	@mkdir -p build/fuzz-long; failed=""; flaked=""; \
-	for spec in $$($(GO) run ./internal/fuzzlist | grep -E '$(FUZZ_ONLY)'); do \
+	for spec in $$($(GO) -C tools run ./fuzzlist .. | grep -E '$(FUZZ_ONLY)'); do \
 	  pkg=$${spec%%:*}; fn=$${spec##*:}; log=build/fuzz-long/$$(echo $${pkg#./} | tr / -)-$$fn.log; \
 	  echo "fuzz $$pkg $$fn ($(LONG_FUZZTIME)) -> $$log"; \
 	  if ! $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(LONG_FUZZTIME) -timeout $(FUZZ_TIMEOUT) $(if $(FUZZ_PARALLEL),-parallel $(FUZZ_PARALLEL)) $$pkg > $$log 2>&1; then \
@@ -126,16 +127,19 @@ generate:
 	$(GO) test -count=1 -run 'TestInvalidConfigs' ./evaluator/ -update
 	$(GO) test -count=1 -run 'TestHostile(LimitFiles|Configs)' ./e2e/ -update-hostile
 
-## check: format, vet, lint, tidy, stdlib-only evaluator, wasip1 cross-build, generated files up to
-## date; fails on any diff in the tree
+## check: format, vet, lint (with the import layering of .golangci.yml), tidy, wasip1 cross-build,
+## generated files up to date, for the product's module and tools/; fails on any diff in the tree
 check: generate
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	$(GO) -C tools vet ./...
 	$(GO) run $(GOLANGCI_LINT) run ./...
+	cd tools && $(GO) run $(GOLANGCI_LINT) run ./...
 	$(GO) mod tidy
-	$(GO) run ./internal/stdlibonly ./evaluator
+	$(GO) -C tools mod tidy
 	GOOS=wasip1 GOARCH=wasm $(GO) build ./evaluator ./filter/... ./cmd/s3cors-filter
-	@git diff --exit-code -- go.mod go.sum || { echo "go.mod/go.sum not tidy"; exit 1; }
+	@! $(GO) list -deps ./internal/manifest ./internal/configfile | grep -E 'grpc|prometheus|fsnotify' || { echo "internal/manifest or configfile pulls in the packages above"; exit 1; }
+	@git diff --exit-code -- go.mod go.sum tools/go.mod tools/go.sum || { echo "go.mod/go.sum not tidy"; exit 1; }
 	@git diff --exit-code || { echo "the tree changed while checking: commit what make generate wrote"; exit 1; }
 
 ## bench: every benchmark, with allocations, then bench-envoy; numbers go to BENCHMARKS.md
@@ -167,7 +171,7 @@ soak: build
 
 ## plot: docs/soak.png from build/soak.csv (memory and latency over time, per series)
 plot:
-	$(GO) run ./internal/plot -in build/soak.csv -out docs/soak.png -title "s3cors soak: make soak (live Go heap, RSS, guest memory per VM, latency per second)"
+	$(GO) -C tools run ./plot -in $(CURDIR)/build/soak.csv -out $(CURDIR)/docs/soak.png -title "s3cors soak: make soak (live Go heap, RSS, guest memory per VM, latency per second)"
 
 ## oci: an Istio-compatible OCI image layout of the module in build/oci
 oci: build

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // browserAttribution is the attack of issue 14 in a real browser: a page on an origin that

@@ -20,7 +20,7 @@ import (
 	"github.com/s3cors/s3cors/internal/gateway"
 	"github.com/s3cors/s3cors/internal/gateway/demo"
 	"github.com/s3cors/s3cors/internal/s3mem"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // Real-browser tests: headless Chromium, a page on one origin, the gateway (the built

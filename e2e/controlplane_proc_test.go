@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // planeProc is a running `s3cors controlplane`.

@@ -33,7 +33,7 @@ import (
 
 	"github.com/s3cors/s3cors/internal/controlplane"
 	"github.com/s3cors/s3cors/internal/s3mem"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 const (

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // perfProfile samples Envoy with `perf record -e cpu-clock` (software clock: no hardware

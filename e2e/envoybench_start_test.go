@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/s3cors/s3cors/internal/casetable"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // BenchmarkRealEnvoyStart is the wasm filter's start in real Envoy at --concurrency 2 (envoy/

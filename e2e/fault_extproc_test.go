@@ -24,26 +24,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/internal/casetable"
 	"github.com/s3cors/s3cors/internal/extprocd"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
-
-// progressDeadline bounds the waits of these tests for something that must happen (a
-// reconnection, a reload, a stream count going back to zero). It guards against a hang; no
-// test asserts how long anything took.
-const progressDeadline = 60 * time.Second
-
-// waitUntil polls cond until it holds or progressDeadline passes.
-func waitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(progressDeadline)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still not the case after %v", what, progressDeadline)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // mixedRequests are the load of the fault tests: allowed and denied preflights, decorated and
 // undecorated actual requests, and a request that is not ours.
@@ -131,10 +115,10 @@ func TestFaultExtprocServerRestart(t *testing.T) {
 		})
 	}
 
-	waitUntil(t, "200 exchanges before the kill", func() bool { return ok[0].Load() >= 200 })
+	testenv.Eventually(t, "200 exchanges before the kill", func() bool { return ok[0].Load() >= 200 })
 	phase.Store(1)
 	s.grpc.Stop() // abrupt: connections closed, streams in flight cut
-	waitUntil(t, "streams failing while the server is down", func() bool { return failed[1].Load() >= 20 })
+	testenv.Eventually(t, "streams failing while the server is down", func() bool { return failed[1].Load() >= 20 })
 	lis2, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listening again on %s: %v", addr, err)
@@ -142,7 +126,7 @@ func TestFaultExtprocServerRestart(t *testing.T) {
 	s.serve(t, lis2)
 	defer s.grpc.Stop()
 	phase.Store(2)
-	waitUntil(t, "200 exchanges after the restart", func() bool { return ok[2].Load() >= 200 })
+	testenv.Eventually(t, "200 exchanges after the restart", func() bool { return ok[2].Load() >= 200 })
 	close(stop)
 	wg.Wait()
 
@@ -192,7 +176,7 @@ func TestFaultExtprocClientCancel(t *testing.T) {
 				}
 				cancel()
 			}
-			waitUntil(t, "every cancelled stream released", func() bool { return s.server.ActiveStreams() == 0 })
+			testenv.Eventually(t, "every cancelled stream released", func() bool { return s.server.ActiveStreams() == 0 })
 			got, err := extprocExchange(t.Context(), s.client, sitePreflight("origin", appOrigin, "access-control-request-method", "PUT"), hostileUpstream)
 			if err != nil || got.Status != 200 {
 				t.Fatalf("a stream after the cancellations: %d, %v", got.Status, err)
@@ -254,7 +238,7 @@ func TestFaultExtprocSlowClients(t *testing.T) {
 	}
 	// The unread answers may already sit in transport buffers, their streams ended on the
 	// server's side; the stalled ones are open until they go on.
-	waitUntil(t, "the 90 stalled streams open", func() bool { return s.server.ActiveStreams() >= 90 })
+	testenv.Eventually(t, "the 90 stalled streams open", func() bool { return s.server.ActiveStreams() >= 90 })
 
 	var d evaluator.Decision
 	reqs := mixedRequests()
@@ -300,7 +284,7 @@ func TestFaultExtprocSlowClients(t *testing.T) {
 			t.Fatalf("stalled stream %d: %v", i, err)
 		}
 	}
-	waitUntil(t, "every stream closed", func() bool { return s.server.ActiveStreams() == 0 })
+	testenv.Eventually(t, "every stream closed", func() bool { return s.server.ActiveStreams() == 0 })
 }
 
 // localReplyView is the client's view of an ImmediateResponse answer.
@@ -430,7 +414,7 @@ func TestFaultExtprocReloadStorm(t *testing.T) {
 		}
 		return answerOf(n, got)
 	}
-	waitUntil(t, "configuration 0 live", func() bool { n, err := ask(t.Context(), 0); return err == nil && n == 0 })
+	testenv.Eventually(t, "configuration 0 live", func() bool { n, err := ask(t.Context(), 0); return err == nil && n == 0 })
 
 	var (
 		wg       sync.WaitGroup
@@ -489,12 +473,12 @@ func TestFaultExtprocReloadStorm(t *testing.T) {
 	if err := os.WriteFile(path, stormConfig(lastGood), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the last good configuration live", func() bool { n, err := ask(t.Context(), lastGood); return err == nil && n == lastGood })
+	testenv.Eventually(t, "the last good configuration live", func() bool { n, err := ask(t.Context(), lastGood); return err == nil && n == lastGood })
 	refusedBefore := metricSample(t, metricsURL, `s3cors_config_reload_errors_total{reason="invalid"}`)
 	if err := os.WriteFile(path, stormBad[0], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the bad file refused", func() bool {
+	testenv.Eventually(t, "the bad file refused", func() bool {
 		return metricSample(t, metricsURL, `s3cors_config_reload_errors_total{reason="invalid"}`) > refusedBefore
 	})
 	close(stop)

@@ -16,8 +16,8 @@ import (
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/filter"
-	"github.com/s3cors/s3cors/internal/casetable"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 	"github.com/s3cors/s3cors/wasmhost"
 )
 

@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/s3cors/s3cors/internal/casetable"
 	"github.com/s3cors/s3cors/internal/gateway"
 	"github.com/s3cors/s3cors/internal/s3mem"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // The local gateway (`s3cors serve`) over real HTTP: the built s3cors.wasm in wasmhost, behind

@@ -19,8 +19,8 @@ import (
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/extproc"
-	"github.com/s3cors/s3cors/internal/casetable"
 	"github.com/s3cors/s3cors/internal/extprocd"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
 	"github.com/s3cors/s3cors/wasmhost"
 )
 

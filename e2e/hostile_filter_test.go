@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/internal/casetable"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 	"github.com/s3cors/s3cors/wasmhost"
 )
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/extproc"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // updateHostile rewrites the generated configurations of testdata/hostile and their golden

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/internal/cputime"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/cputime"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 	"github.com/s3cors/s3cors/wasmhost"
 )
 

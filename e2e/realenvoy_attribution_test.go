@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/s3cors/s3cors/internal/casetable"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // realEnvoyWireVariants are the hostile attribution variants a case table cannot carry,

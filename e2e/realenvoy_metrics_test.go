@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/s3cors/s3cors/internal/casetable"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // deployDocMetrics reads the metric names docs/deploy.md documents: the wasm filter's

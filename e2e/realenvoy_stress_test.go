@@ -24,8 +24,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/s3cors/s3cors/internal/casetable"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 	"github.com/s3cors/s3cors/wasmhost"
 )
 

@@ -48,8 +48,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/internal/casetable"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 	"github.com/s3cors/s3cors/wasmhost"
 )
 

@@ -21,7 +21,7 @@ import (
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/internal/gateway"
 	"github.com/s3cors/s3cors/internal/s3mem"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 	"github.com/s3cors/s3cors/wasmhost"
 )
 
@@ -415,7 +415,7 @@ func soakExtproc(t *testing.T, p soakPlan, cfg []byte) ([]soakSample, []string, 
 		return nil
 	}
 	samples, errs, all := soakRun(t, p, p.extprocRequests, do, func() uint64 { return 0 })
-	waitUntil(t, "every stream closed", func() bool { return s.server.ActiveStreams() == 0 })
+	testenv.Eventually(t, "every stream closed", func() bool { return s.server.ActiveStreams() == 0 })
 	for _, kind := range []string{"recv", "send", "out_of_order", "missing_header", "unknown_message", "no_policy"} {
 		if n := counterValue(t, s.metrics, `s3cors_extproc_errors_total{kind="`+kind+`"}`); n != 0 {
 			t.Errorf("the server counted %v %s errors", n, kind)

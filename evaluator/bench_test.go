@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/internal/cputime"
+	"github.com/s3cors/s3cors/internal/testing/cputime"
 )
 
 func benchEvaluate(b *testing.B, pol *evaluator.Policy, r *evaluator.Request, want evaluator.Reason) {

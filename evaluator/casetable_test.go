@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
 )
 
 // TestCaseTables runs every shared case (testdata/cases) through the evaluator, with the

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
 )
 
 // caseTables loads the shared tables, for seeds and for the policies FuzzEvaluateDifferential

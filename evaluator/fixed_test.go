@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
 )
 
 // TestFixedHeaders checks, on every shared case, that an adapter which sends a decision's

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
 )
 
 // The fuzz targets are seeded from the shared case tables and the invalid-config fixtures

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/internal/cputime"
+	"github.com/s3cors/s3cors/internal/testing/cputime"
 )
 
 // imageBenchConfig is n buckets of three rules each, every bucket with an origin of its own

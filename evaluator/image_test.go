@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
 )
 
 var updateImages = flag.Bool("update-images", false, "rewrite the golden images under testdata/image")

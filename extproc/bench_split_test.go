@@ -17,8 +17,8 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 
-	"github.com/s3cors/s3cors/extproc/extproctest"
-	"github.com/s3cors/s3cors/internal/cputime"
+	"github.com/s3cors/s3cors/internal/testing/cputime"
+	"github.com/s3cors/s3cors/internal/testing/extproctest"
 )
 
 // benchChildEnv, set in a child process of the test binary, makes TestMain serve one of the

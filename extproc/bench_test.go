@@ -17,9 +17,9 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/s3cors/s3cors/extproc/extproctest"
-	"github.com/s3cors/s3cors/internal/casetable"
-	"github.com/s3cors/s3cors/internal/cputime"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/cputime"
+	"github.com/s3cors/s3cors/internal/testing/extproctest"
 )
 
 // floorServer is the do-nothing ext_proc server the benchmarks measure s3cors against: it

@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/extproc/extproctest"
-	"github.com/s3cors/s3cors/internal/casetable"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/extproctest"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // tables returns the case tables (extproctest.Tables).
@@ -134,7 +134,6 @@ func sameIgnoringIDs(got, want string) bool {
 	return mask(got) == mask(want)
 }
 
-// syncBuffer and bufferLogger are testenv's.
-type syncBuffer = testenv.SyncBuffer
-
-func bufferLogger(level slog.Level) (*slog.Logger, *syncBuffer) { return testenv.BufferLogger(level) }
+func bufferLogger(level slog.Level) (*slog.Logger, *testenv.SyncBuffer) {
+	return testenv.BufferLogger(level)
+}

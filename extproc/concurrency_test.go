@@ -6,8 +6,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/s3cors/s3cors/extproc/extproctest"
-	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/extproctest"
 )
 
 // TestConcurrentStreams runs many streams at once over one gRPC connection, as Envoy does,

@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/extproc/extproctest"
-	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/extproctest"
 )
 
 // recordStream replays fixed messages to Process and records its answers as a client

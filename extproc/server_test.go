@@ -17,9 +17,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/extproc/extproctest"
-	"github.com/s3cors/s3cors/internal/casetable"
 	"github.com/s3cors/s3cors/internal/logcut"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/extproctest"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -43,7 +44,7 @@ const testConfig = `{
   }
 }`
 
-func testServer(t testing.TB) (*Server, *syncBuffer) {
+func testServer(t testing.TB) (*Server, *testenv.SyncBuffer) {
 	t.Helper()
 	lp, err := LoadConfig("test.json", []byte(testConfig))
 	if err != nil {
@@ -423,7 +424,7 @@ func TestDecisionLogTracesReplies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := new(testenv.SyncBuffer)
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := NewServer(NewPolicyHolder(lp), ServerOptions{Logger: log})
 

@@ -19,9 +19,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/extproc/extproctest"
 	"github.com/s3cors/s3cors/extproc/internal/wire"
-	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/extproctest"
 )
 
 // TestCodecSharedServer: with ServerCodecOption installed, every service of the grpc.Server

@@ -16,8 +16,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/extproc/extproctest"
 	"github.com/s3cors/s3cors/extproc/internal/wire"
+	"github.com/s3cors/s3cors/internal/testing/extproctest"
 )
 
 // The typed answers below are the reference the hand encoding (extproc/internal/wire) must equal: the

@@ -10,8 +10,8 @@ import (
 	"github.com/s3cors/s3cors/filter"
 	"github.com/s3cors/s3cors/filter/abi"
 	"github.com/s3cors/s3cors/filter/abi/abitest"
-	"github.com/s3cors/s3cors/internal/casetable"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // startVM runs a fresh plugin with config, failing the test if it refuses to start.

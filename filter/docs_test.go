@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/s3cors/s3cors/filter"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // TestPrometheusNamesAsEnvoyEmitsThem: every document that names the filter's metrics in

@@ -11,7 +11,7 @@ import (
 	"github.com/s3cors/s3cors/filter"
 	"github.com/s3cors/s3cors/filter/abi"
 	"github.com/s3cors/s3cors/filter/abi/abitest"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // TestImageCaseTable runs the case tables through the plugin configured with each table's

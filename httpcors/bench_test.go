@@ -16,7 +16,7 @@ import (
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/httpcors"
-	"github.com/s3cors/s3cors/internal/cputime"
+	"github.com/s3cors/s3cors/internal/testing/cputime"
 )
 
 // The same single rule for every library: one origin, GET and PUT, two allowed headers,

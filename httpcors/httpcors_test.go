@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/s3cors/s3cors/httpcors"
-	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
 )
 
 func loadTables(t *testing.T) []casetable.Table {

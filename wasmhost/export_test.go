@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // GuestForExample returns a test guest from testdata/guests, built as the tests build it, for

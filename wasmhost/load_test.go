@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // TestLoadFates gives each test guest the fate Envoy gives it, per profile. The messages are

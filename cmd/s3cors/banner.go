@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/internal/explain"
 	"github.com/s3cors/s3cors/internal/gateway"
-	"github.com/s3cors/s3cors/internal/gateway/explain"
 	"github.com/s3cors/s3cors/wasmhost"
 )
 

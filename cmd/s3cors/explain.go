@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/s3cors/s3cors/internal/gateway/explain"
+	"github.com/s3cors/s3cors/internal/explain"
 )
 
 func newExplainCmd() *cobra.Command {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/s3cors/s3cors/internal/controlplane"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // TestExtprocStartupConfigLogged: a configuration that does not load at startup (a broken
@@ -69,7 +70,7 @@ func TestExtprocStartupConfigLogged(t *testing.T) {
 func TestExtprocSIGHUP(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cors.json")
 	writeFile(t, path, `{"buckets": {"site": null}}`)
-	stdout, stderr := newLockedBuffer(), newLockedBuffer()
+	stdout, stderr := new(testenv.SyncBuffer), new(testenv.SyncBuffer)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	exited := make(chan int, 1)
@@ -77,12 +78,12 @@ func TestExtprocSIGHUP(t *testing.T) {
 		exited <- runContext(ctx, []string{"extproc", "--config", path,
 			"--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-format", "json", "--log-level", "debug"}, stdout, stderr)
 	}()
-	stderr.waitFor(t, regexp.MustCompile(`"msg":"s3cors ext_proc serving"`), exited)
+	waitFor(t, stderr, regexp.MustCompile(`"msg":"s3cors ext_proc serving"`), exited)
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	// Reloaded or, the file being the same, found unchanged: either way by the signal.
-	stderr.waitFor(t, regexp.MustCompile(`"msg":"configuration file unchanged".*"trigger":"SIGHUP"`), exited)
+	waitFor(t, stderr, regexp.MustCompile(`"msg":"configuration file unchanged".*"trigger":"SIGHUP"`), exited)
 	cancel()
 	if code := <-exited; code != 0 {
 		t.Errorf("extproc exited %d:\n%s", code, stderr.String())
@@ -96,7 +97,7 @@ func TestExtprocConfigFrom(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	x := controlplane.NewXDS(ctx, controlplane.Plugin{}, nil, nil)
-	if err := x.Push([]byte(`{"buckets": {"site": null}}`), 1); err != nil {
+	if err := x.Push([]byte(`{"buckets": {"site": null}}`), nil, 1); err != nil {
 		t.Fatal(err)
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -108,13 +109,13 @@ func TestExtprocConfigFrom(t *testing.T) {
 	go func() { _ = gs.Serve(lis) }()
 	defer gs.Stop()
 
-	stdout, stderr := newLockedBuffer(), newLockedBuffer()
+	stdout, stderr := new(testenv.SyncBuffer), new(testenv.SyncBuffer)
 	exited := make(chan int, 1)
 	go func() {
 		exited <- runContext(ctx, []string{"extproc", "--config-from", lis.Addr().String(),
 			"--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-format", "json"}, stdout, stderr)
 	}()
-	stderr.waitFor(t, regexp.MustCompile(`"msg":"s3cors ext_proc serving".*"config":"xds://`+regexp.QuoteMeta(lis.Addr().String())+`/s3cors"`), exited)
+	waitFor(t, stderr, regexp.MustCompile(`"msg":"s3cors ext_proc serving".*"config":"xds://`+regexp.QuoteMeta(lis.Addr().String())+`/s3cors"`), exited)
 	cancel()
 	if code := <-exited; code != 0 {
 		t.Errorf("extproc exited %d:\n%s", code, stderr.String())

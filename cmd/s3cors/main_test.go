@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")

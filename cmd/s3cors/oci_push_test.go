@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/s3cors/s3cors/internal/ociwasm"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // TestOCIPushToWasmPlugin is the Istio path end to end, against an in-process registry: `oci

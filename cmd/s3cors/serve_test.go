@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,49 +9,23 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
-// lockedBuffer is an io.Writer the serving goroutine writes while the test reads.
-type lockedBuffer struct {
-	mu     sync.Mutex
-	b      bytes.Buffer
-	notify chan struct{}
-}
-
-func newLockedBuffer() *lockedBuffer { return &lockedBuffer{notify: make(chan struct{}, 1)} }
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n, err := l.b.Write(p)
-	select {
-	case l.notify <- struct{}{}:
-	default:
-	}
-	return n, err
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// waitFor blocks until the buffer matches re, or the command has exited.
-func (l *lockedBuffer) waitFor(t *testing.T, re *regexp.Regexp, exited <-chan int) []string {
+// waitFor blocks until out matches re, or the command has exited.
+func waitFor(t *testing.T, out *testenv.SyncBuffer, re *regexp.Regexp, exited <-chan int) []string {
 	t.Helper()
+	written := out.Written()
 	for {
-		if m := re.FindStringSubmatch(l.String()); m != nil {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
 			return m
 		}
 		select {
-		case <-l.notify:
+		case <-written:
 		case code := <-exited:
-			t.Fatalf("serve exited with %d before printing %s:\n%s", code, re, l.String())
+			t.Fatalf("serve exited with %d before printing %s:\n%s", code, re, out.String())
 		}
 	}
 }
@@ -66,16 +39,16 @@ var (
 // TestServe is `make run` in-process: the demo configuration, the built module, the embedded
 // store and the demo page, then a SIGTERM (a cancelled context).
 func TestServe(t *testing.T) {
-	stdout, stderr := newLockedBuffer(), newLockedBuffer()
+	stdout, stderr := new(testenv.SyncBuffer), new(testenv.SyncBuffer)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	exited := make(chan int, 1)
 	args := []string{"serve", "--config", filepath.Join("..", "..", "testdata", "demo", "config.json"),
 		"--listen", "127.0.0.1:0", "--demo-listen", "127.0.0.1:0", "--wasm", testenv.Module(t)}
 	go func() { exited <- runContext(ctx, args, stdout, stderr) }()
-	gw := stdout.waitFor(t, gatewayLine, exited)[1]
-	page := stdout.waitFor(t, demoLine, exited)[1]
-	debug := stdout.waitFor(t, debugLine, exited)[1] // the default --debug-listen, 127.0.0.1:0
+	gw := waitFor(t, stdout, gatewayLine, exited)[1]
+	page := waitFor(t, stdout, demoLine, exited)[1]
+	debug := waitFor(t, stdout, debugLine, exited)[1] // the default --debug-listen, 127.0.0.1:0
 	banner := stdout.String()
 	for _, want := range []string{"Try:", "an allowed preflight", "a denied preflight", "curl -i -X OPTIONS " + gw + "/website/notes/hello.txt", "s3cors explain --config", "curl -s " + debug + "/debug/s3cors/stats"} {
 		if !strings.Contains(banner, want) {
@@ -187,15 +160,15 @@ func TestServe(t *testing.T) {
 // TestServeDebugListenOff: --debug-listen off serves no debug endpoints anywhere, and says
 // that the demo page then cannot explain a failure.
 func TestServeDebugListenOff(t *testing.T) {
-	stdout, stderr := newLockedBuffer(), newLockedBuffer()
+	stdout, stderr := new(testenv.SyncBuffer), new(testenv.SyncBuffer)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	exited := make(chan int, 1)
 	args := []string{"serve", "--config", filepath.Join("..", "..", "testdata", "demo", "config.json"),
 		"--listen", "127.0.0.1:0", "--debug-listen", "off", "--demo-listen", "127.0.0.1:0", "--wasm", testenv.Module(t)}
 	go func() { exited <- runContext(ctx, args, stdout, stderr) }()
-	stdout.waitFor(t, demoLine, exited)
-	stderr.waitFor(t, regexp.MustCompile(`msg=serving`), exited)
+	waitFor(t, stdout, demoLine, exited)
+	waitFor(t, stderr, regexp.MustCompile(`msg=serving`), exited)
 	cancel()
 	if code := <-exited; code != 0 {
 		t.Errorf("serve exited %d; stderr:\n%s", code, stderr.String())
@@ -229,7 +202,7 @@ func TestServeStartupErrors(t *testing.T) {
 // TestExtproc wires the ext_proc server: it starts with the configuration, serves, and stops
 // cleanly on SIGTERM (a cancelled context).
 func TestExtproc(t *testing.T) {
-	stdout, stderr := newLockedBuffer(), newLockedBuffer()
+	stdout, stderr := new(testenv.SyncBuffer), new(testenv.SyncBuffer)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	exited := make(chan int, 1)
@@ -237,7 +210,7 @@ func TestExtproc(t *testing.T) {
 		exited <- runContext(ctx, []string{"extproc", "--config", filepath.Join("testdata", "in", "config.yaml"),
 			"--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-format", "json"}, stdout, stderr)
 	}()
-	stderr.waitFor(t, regexp.MustCompile(`"msg":"s3cors ext_proc serving"`), exited)
+	waitFor(t, stderr, regexp.MustCompile(`"msg":"s3cors ext_proc serving"`), exited)
 	cancel()
 	if code := <-exited; code != 0 {
 		t.Errorf("extproc exited %d after the signal:\n%s", code, stderr.String())

@@ -15,8 +15,8 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/internal/cputime"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/cputime"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // memStore keeps the state in memory: the benchmark's baseline without fsync.

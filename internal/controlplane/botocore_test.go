@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // botocoreScript drives the control plane with boto3 (botocore's signer and checksums) and

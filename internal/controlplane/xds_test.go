@@ -19,7 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // ecdsClient is an Envoy's ECDS stream, reduced to what the test needs.

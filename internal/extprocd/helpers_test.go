@@ -8,9 +8,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/s3cors/s3cors/extproc"
-	"github.com/s3cors/s3cors/extproc/extproctest"
-	"github.com/s3cors/s3cors/internal/casetable"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/extproctest"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -44,7 +44,7 @@ func respHeaders(kv ...string) *extprocv3.ProcessingRequest {
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// syncBuffer and bufferLogger are testenv's.
-type syncBuffer = testenv.SyncBuffer
-
-func bufferLogger(level slog.Level) (*slog.Logger, *syncBuffer) { return testenv.BufferLogger(level) }
+// bufferLogger is testenv's.
+func bufferLogger(level slog.Level) (*slog.Logger, *testenv.SyncBuffer) {
+	return testenv.BufferLogger(level)
+}

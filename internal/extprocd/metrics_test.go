@@ -9,7 +9,7 @@ import (
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/extproc"
-	"github.com/s3cors/s3cors/extproc/extproctest"
+	"github.com/s3cors/s3cors/internal/testing/extproctest"
 )
 
 // decisionSeries returns the s3cors_decisions_total series of m, "outcome/reason" to value.

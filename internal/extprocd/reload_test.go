@@ -13,6 +13,7 @@ import (
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/extproc"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 const (
@@ -60,7 +61,7 @@ func replaceFile(t testing.TB, path, content string) {
 	}
 }
 
-func newTestReloader(t testing.TB, path string) (*reloader, *syncBuffer) {
+func newTestReloader(t testing.TB, path string) (*reloader, *testenv.SyncBuffer) {
 	t.Helper()
 	lp, err := extproc.LoadConfigFile(path)
 	if err != nil {

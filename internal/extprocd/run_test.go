@@ -19,8 +19,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/extproc/extproctest"
-	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
+	"github.com/s3cors/s3cors/internal/testing/extproctest"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // runHandle is a Daemon serving in the background.
@@ -29,7 +30,7 @@ type runHandle struct {
 	done    chan error
 	d       *Daemon
 	reloads chan ReloadResult
-	logs    *syncBuffer
+	logs    *testenv.SyncBuffer
 	conn    *grpc.ClientConn
 }
 
@@ -81,19 +82,6 @@ func (h *runHandle) health(t *testing.T, service string) healthpb.HealthCheckRes
 		t.Fatal(err)
 	}
 	return resp.GetStatus()
-}
-
-// eventually waits for cond, failing t if it does not hold within a generous bound (a hang
-// guard, not a performance assertion).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func httpGet(t *testing.T, url string) (int, string) {
@@ -178,7 +166,7 @@ func TestRun(t *testing.T) {
 	}
 
 	h.cancel()
-	eventually(t, "health NOT_SERVING after shutdown began", func() bool {
+	testenv.Eventually(t, "health NOT_SERVING after shutdown began", func() bool {
 		return h.health(t, "") == healthpb.HealthCheckResponse_NOT_SERVING
 	})
 	if code, _ := httpGet(t, base+"/readyz"); code != http.StatusServiceUnavailable {
@@ -327,7 +315,7 @@ func TestRunStartupConfigLogged(t *testing.T) {
 		{"missing", filepath.Join(dir, "nope.json"), reloadMissing, 0},
 		{"unreadable", dir, reloadUnreadable, 0}, // a directory cannot be read as a file
 	} {
-		logs := &syncBuffer{}
+		logs := new(testenv.SyncBuffer)
 		log := slog.New(slog.NewJSONHandler(logs, nil))
 		err := Run(t.Context(), Options{ConfigPath: tc.path, Listen: "127.0.0.1:0", Logger: log})
 		var ce *ConfigLoadError

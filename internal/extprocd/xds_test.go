@@ -29,7 +29,7 @@ func startControlPlaneMetrics(t *testing.T, doc string) (*controlplane.XDS, stri
 	ctx, cancel := context.WithCancel(context.Background())
 	m := controlplane.NewMetrics()
 	x := controlplane.NewXDS(ctx, controlplane.Plugin{}, m, nil)
-	if err := x.Push([]byte(doc), 1); err != nil {
+	if err := x.Push([]byte(doc), nil, 1); err != nil {
 		t.Fatal(err)
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -91,7 +91,7 @@ func TestConfigFromControlPlane(t *testing.T) {
 		}
 	}()
 
-	if err := x.Push([]byte(configB), 2); err != nil {
+	if err := x.Push([]byte(configB), nil, 2); err != nil {
 		t.Fatal(err)
 	}
 	awaitReload(t, results, "configB", func(r ReloadResult) bool { return r.Swapped })
@@ -99,7 +99,7 @@ func TestConfigFromControlPlane(t *testing.T) {
 		t.Errorf("after a push the live configuration allows %q, want https://b.example", got)
 	}
 
-	if err := x.Push([]byte(configBad), 3); err != nil {
+	if err := x.Push([]byte(configBad), nil, 3); err != nil {
 		t.Fatal(err)
 	}
 	awaitReload(t, results, "configBad refused", func(r ReloadResult) bool { return r.Refused == reloadInvalid })

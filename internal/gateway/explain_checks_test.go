@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/s3cors/s3cors/internal/gateway/explain"
+	"github.com/s3cors/s3cors/internal/explain"
 )
 
 // TestExplainEndpointRefusesImpossibleQueries: the endpoint refuses what `s3cors explain`

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,11 +10,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/s3cors/s3cors/internal/gateway/explain"
+	"github.com/s3cors/s3cors/internal/explain"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // fakeHost stands in for the wasm filter: it answers OPTIONS itself and passes everything
@@ -61,30 +60,13 @@ const routingConfig = `{
   "addressing": {"virtualHostSuffixes": ["s3.localhost"], "pathStyle": true}
 }`
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newTestGateway(t *testing.T, config string, upstream http.Handler) (*Gateway, *fakeHost, *syncBuffer) {
+func newTestGateway(t *testing.T, config string, upstream http.Handler) (*Gateway, *fakeHost, *testenv.SyncBuffer) {
 	t.Helper()
 	fh := &fakeHost{}
 	orig := newHost
 	newHost = func(context.Context, Options, *slog.Logger) (filterHost, error) { return fh, nil }
 	t.Cleanup(func() { newHost = orig })
-	logs := &syncBuffer{}
+	logs := new(testenv.SyncBuffer)
 	g, err := New(context.Background(), Options{
 		Config: []byte(config), Module: []byte("\x00asm"), Upstream: upstream,
 		DemoOrigin: "http://127.0.0.1:8081",

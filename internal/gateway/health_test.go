@@ -11,7 +11,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 	"github.com/s3cors/s3cors/wasmhost"
 )
 
@@ -25,15 +25,15 @@ var healthConfig = strings.Replace(routingConfig, `"healthz": null`, `"other": n
 // probeCompilation compiles the probe guest once for every gateway of these tests.
 var probeCompilation = wazero.NewCompilationCache()
 
-func newProbeGateway(t *testing.T, policy wasmhost.FailurePolicy, workers int) (*Gateway, *syncBuffer) {
+func newProbeGateway(t *testing.T, policy wasmhost.FailurePolicy, workers int) (*Gateway, *testenv.SyncBuffer) {
 	t.Helper()
 	return newProbeGatewayTo(t, policy, workers, http.HandlerFunc(storeStub))
 }
 
 // newProbeGatewayTo is newProbeGateway in front of upstream.
-func newProbeGatewayTo(t *testing.T, policy wasmhost.FailurePolicy, workers int, upstream http.Handler) (*Gateway, *syncBuffer) {
+func newProbeGatewayTo(t *testing.T, policy wasmhost.FailurePolicy, workers int, upstream http.Handler) (*Gateway, *testenv.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := new(testenv.SyncBuffer)
 	g, err := New(context.Background(), Options{
 		Config: []byte(healthConfig), Module: testenv.GuestBytes(t, "probe"), CompilationCache: probeCompilation,
 		Upstream: upstream, FailurePolicy: policy, Workers: workers, ReloadBackoff: wasmhost.NoReloadBackoff,

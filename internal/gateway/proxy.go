@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,6 +12,56 @@ import (
 	"strings"
 	"time"
 )
+
+// RedactURL returns raw, a URL as given on a command line (it need not parse), with the
+// password of its user:password@ part replaced by "xxxxx", as url.URL.Redacted does for a URL
+// that parses. It is for error messages and logs: it also covers a value url.Parse refuses and
+// one without a scheme ("user:pass@host", which parses as an opaque URL that Redacted shows
+// as is).
+func RedactURL(raw string) string {
+	prefix, rest := "", raw
+	// A scheme counts only before anything that ends the authority: "://" in a query is not.
+	if i := strings.Index(raw, "://"); i >= 0 && !strings.ContainsAny(raw[:i], "/?#@") {
+		prefix, rest = raw[:i+3], raw[i+3:]
+	}
+	authority := rest
+	if end := strings.IndexAny(rest, "/?#"); end >= 0 {
+		authority = rest[:end]
+	}
+	at := strings.LastIndexByte(authority, '@')
+	if at < 0 {
+		return raw
+	}
+	user, _, hasPassword := strings.Cut(authority[:at], ":")
+	if !hasPassword {
+		return raw
+	}
+	return prefix + user + ":xxxxx" + rest[at:]
+}
+
+// ProxyTo returns a handler that forwards requests to an S3-compatible endpoint unchanged:
+// same method, Host header, request-target (path and query byte for byte, as received) and
+// headers, so that signed requests stay valid and the store serves what the filter evaluated.
+// Only the scheme and address of the connection change. Failures to reach it, and the rare
+// target Go's client cannot write unchanged ("//" followed by a byte it would escape, such as
+// '|'), are answered 502 and logged to logger (nil discards them).
+func ProxyTo(target *url.URL, logger *slog.Logger) (http.Handler, error) {
+	if target.Scheme != "http" && target.Scheme != "https" || target.Host == "" {
+		return nil, fmt.Errorf("gateway: upstream %q: want http://host[:port] or https://host[:port]", RedactURL(target.String()))
+	}
+	if target.Path != "" && target.Path != "/" {
+		return nil, fmt.Errorf("gateway: upstream %q: a path prefix is not supported (S3 paths name buckets)", RedactURL(target.String()))
+	}
+	if target.User != nil {
+		// Each S3 request carries its own signature; credentials in the URL would go unused
+		// and end up in the log's upstream field.
+		return nil, fmt.Errorf("gateway: upstream %q: credentials in the URL are not supported (S3 requests carry their own signature)", RedactURL(target.String()))
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return newProxy(target, logger), nil
+}
 
 // newProxy forwards to target keeping the request as the client sent it.
 func newProxy(target *url.URL, logger *slog.Logger) http.Handler {

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/s3cors/s3cors/internal/manifest"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // BenchmarkGenerate: one manifest from the demo configuration, including validation, the

@@ -49,7 +49,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/s3cors/s3cors/evaluator"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // The typed_config messages our bootstraps use, named so that their registration (which

@@ -26,7 +26,7 @@ import (
 	"github.com/s3cors/s3cors/internal/configfile"
 	"github.com/s3cors/s3cors/internal/controlplane"
 	"github.com/s3cors/s3cors/internal/manifest"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // TestControlPlaneDefaults: the manifest's defaults are the control plane's own.
@@ -84,7 +84,7 @@ func checkECDSFilter(t *testing.T, hf *hcmv3.HttpFilter, xdsCluster, wasmPath st
 		}
 	}
 	// The control plane serves the same filter, its configuration aside.
-	res, err := controlplane.NewXDS(context.Background(), controlplane.Plugin{Module: wasmPath}, nil, nil).Resource([]byte(sv.GetValue()))
+	res, err := controlplane.NewXDS(context.Background(), controlplane.Plugin{Module: wasmPath}, nil, nil).Resource([]byte(sv.GetValue()), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/internal/manifest"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 func checkHostRouting(t *testing.T, name string, hcm *hcmv3.HttpConnectionManager, cfg evaluator.Config) {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/internal/manifest"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // TestPolicyImage: the wasm targets carry a policy image when asked ("on"), or under "auto"

@@ -33,7 +33,7 @@ import (
 	"github.com/s3cors/s3cors/internal/configfile"
 	"github.com/s3cors/s3cors/internal/manifest"
 	"github.com/s3cors/s3cors/internal/ociwasm"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite envoy/*.yaml from testdata/demo/config.json")

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/s3cors/s3cors/internal/ociwasm"
-	"github.com/s3cors/s3cors/internal/testenv"
+	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
 // BenchmarkImage: the compat image of the real module, down to its digest (tar, gzip at best

@@ -33,7 +33,7 @@ func repoRoot() (string, error) {
 	if !ok {
 		return "", fmt.Errorf("testenv: cannot locate source file")
 	}
-	root := filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	root := filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
 		return "", fmt.Errorf("testenv: no go.mod at %q: %w", root, err)
 	}

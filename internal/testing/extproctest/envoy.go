@@ -4,7 +4,7 @@
 // sendLocalReply for an ImmediateResponse, the header-mutation rules, and the parts of the
 // connection manager and HTTP/1 codec that shape what a client finally sees. Each behaviour
 // names the Envoy source it follows. Requests and answers are the shared case table's
-// (internal/casetable).
+// (internal/testing/casetable).
 package extproctest
 
 import (
@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/s3cors/s3cors/internal/casetable"
+	"github.com/s3cors/s3cors/internal/testing/casetable"
 )
 
 // Stream is the client side of one ext_proc stream: a real gRPC stream, or a fake one.

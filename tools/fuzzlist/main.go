@@ -1,5 +1,7 @@
-// Command fuzzlist prints every fuzz target in the module as "./pkg:FuzzName", one a line,
-// so that `make fuzz` runs each one (go test -fuzz takes a single target per package).
+// Command fuzzlist prints every fuzz target of the module rooted at its argument (default: the
+// current directory) as "./pkg:FuzzName" relative to that root, one a line, so that `make fuzz`
+// runs each one (go test -fuzz takes a single target per package). Nested modules (tools/) are
+// left out.
 package main
 
 import (
@@ -16,7 +18,11 @@ import (
 var fuzzFunc = regexp.MustCompile(`^func (Fuzz\w*)\(\w+ \*testing\.F\)`)
 
 func main() {
-	targets, err := list(".")
+	root := "."
+	if len(os.Args) > 1 {
+		root = os.Args[1]
+	}
+	targets, err := list(root)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fuzzlist:", err)
 		os.Exit(1)
@@ -36,6 +42,9 @@ func list(root string) ([]string, error) {
 			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "build" || name == "node_modules") {
 				return filepath.SkipDir
 			}
+			if _, err := os.Stat(filepath.Join(path, "go.mod")); err == nil && path != root {
+				return filepath.SkipDir // another module
+			}
 			return nil
 		}
 		if !strings.HasSuffix(path, "_test.go") {
@@ -50,7 +59,11 @@ func list(root string) ([]string, error) {
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			if m := fuzzFunc.FindStringSubmatch(sc.Text()); m != nil {
-				out = append(out, "./"+filepath.ToSlash(filepath.Dir(path))+":"+m[1])
+				rel, err := filepath.Rel(root, filepath.Dir(path))
+				if err != nil {
+					return err
+				}
+				out = append(out, "./"+filepath.ToSlash(rel)+":"+m[1])
 			}
 		}
 		return sc.Err()
