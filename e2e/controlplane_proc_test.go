@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -121,7 +122,7 @@ func (p *planeProc) kill(t *testing.T) {
 	}
 	err := <-p.exited
 	p.exited <- err
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != -1 || !strings.Contains(ee.Error(), "killed") {
+	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != -1 || !strings.Contains(ee.Error(), "killed") {
 		t.Fatalf("control plane did not die of SIGKILL: %v", err)
 	}
 }

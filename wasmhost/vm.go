@@ -281,15 +281,6 @@ func (v *vm) read(ptr, size uint32) ([]byte, bool) {
 	return v.mem.Read(ptr, size)
 }
 
-// readString copies guest memory into a string.
-func (v *vm) readString(ptr, size uint32) (string, bool) {
-	b, ok := v.mem.Read(ptr, size)
-	if !ok {
-		return "", false
-	}
-	return string(b), true
-}
-
 func (v *vm) putU32(ptr, val uint32) bool        { return v.mem.WriteUint32Le(ptr, val) }
 func (v *vm) putU64(ptr uint32, val uint64) bool { return v.mem.WriteUint64Le(ptr, val) }
 

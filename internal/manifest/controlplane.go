@@ -124,7 +124,7 @@ func fillDenyAll(n int) func(*data, []byte, *evaluator.Config) error {
 func denyAll(js []byte) ([]byte, error) {
 	n, err := parseJSON(js)
 	if err != nil || n.kind != '{' {
-		return nil, fmt.Errorf("manifest: the configuration is not a JSON object (a bug): %v", err)
+		return nil, fmt.Errorf("manifest: the configuration is not a JSON object (a bug): %w", err)
 	}
 	var b bytes.Buffer
 	b.WriteString(`{"buckets": {}, "unlistedBuckets": "not-enabled"`)

@@ -7,7 +7,6 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -20,26 +19,6 @@ var testCodec = Codec()
 
 // tables returns the case tables (extproctest.Tables).
 func tables(t testing.TB) []casetable.Table { return extproctest.Tables(t) }
-
-// feedRequest puts m into v, a RecvMsg target, as gRPC does with ServerCodecOption's codec:
-// marshalled, then handed to the codec's Unmarshal.
-func feedRequest(m *extprocv3.ProcessingRequest, v any) error {
-	raw, err := proto.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return testCodec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(raw)}, v)
-}
-
-// wireIncoming is what the server reads of m from its wire bytes.
-func wireIncoming(t testing.TB, m *extprocv3.ProcessingRequest) *Incoming {
-	t.Helper()
-	var w Request
-	if err := feedRequest(m, &w); err != nil {
-		t.Fatal(err)
-	}
-	return w.Received()
-}
 
 // sameIncoming says how got differs from want, "" when it does not.
 func sameIncoming(got, want *Incoming) string {
