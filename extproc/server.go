@@ -568,12 +568,11 @@ func (st *stream) immediateResponse() {
 	st.out.set(st.buf)
 }
 
-// responseHeaders puts in st.out the mutation of the upstream's response headers hs for a
-// Decorate, or a Forward that strips the upstream's own CORS headers or sets S3's Vary
-// ("vary": "always").
+// responseHeaders puts in st.out the mutation of the upstream's response headers hs: the
+// Decision's response plan (evaluator.ResponsePlan) for a Decorate, or a Forward that strips
+// the upstream's own CORS headers or sets S3's Vary ("vary": "always").
 func (st *stream) responseHeaders(hs []header) {
-	d := &st.dec
-	decorate := d.SetsHeaders()
+	pl := st.dec.Response()
 	remove, vary := st.remove[:0], st.vary[:0]
 	var low [64]byte
 	for _, u := range hs {
@@ -581,31 +580,27 @@ func (st *stream) responseHeaders(hs []header) {
 		if key == nil {
 			key = bytes.ToLower(u.key)
 		}
-		if d.StripUpstream && evaluator.IsCORSHeader(string(key)) && !contains(remove, string(key)) {
-			remove = append(remove, string(key))
-		}
-		if decorate && string(key) == "vary" {
+		switch pl.Edit(string(key)) {
+		case evaluator.RemoveHeader:
+			if !contains(remove, string(key)) {
+				remove = append(remove, string(key))
+			}
+		case evaluator.MergeHeader:
 			vary = append(vary, string(u.value))
 		}
 	}
-
 	set := st.set[:0]
-	if decorate {
-		for _, dh := range d.Headers {
-			key, ok := wireKey(dh.Name)
-			if !ok {
-				continue
-			}
-			value := dh.Value
-			if key == "vary" {
-				value = evaluator.MergeVary(vary)
-				if len(vary) > 0 {
-					// Removal runs before the sets: every upstream Vary line goes and the
-					// merged one replaces them, whatever the Envoy version's overwrite rules.
-					remove = append(remove, "vary")
-				}
-			}
-			set = append(set, wireHeader{key: key, value: value})
+	for _, dh := range pl.Set {
+		if key, ok := wireKey(dh.Name); ok {
+			set = append(set, wireHeader{key: key, value: dh.Value})
+		}
+	}
+	if pl.Vary {
+		set = append(set, wireHeader{key: "vary", value: evaluator.MergeVary(vary)})
+		if len(vary) > 0 {
+			// Removal runs before the sets: every upstream Vary line goes and the merged
+			// one replaces them, whatever the Envoy version's overwrite rules.
+			remove = append(remove, "vary")
 		}
 	}
 	st.set, st.remove, st.vary = set, remove, vary
