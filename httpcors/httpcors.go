@@ -128,12 +128,11 @@ func constant(v string) []string {
 	return nil
 }
 
-// exchange is the per-request state, pooled: the evaluator's Decision, the
-// wrapper around the ResponseWriter, and the memory replies take their header values from.
+// exchange is the per-request state, pooled: the evaluator's Decision and the wrapper
+// around the ResponseWriter.
 type exchange struct {
-	d   evaluator.Decision
-	w   writer
-	mem valueMemory
+	d evaluator.Decision
+	w writer
 }
 
 // handler is what Handler returns: a plain struct, so that a request costs one method call
@@ -214,11 +213,10 @@ func first(vs []string) (string, bool) {
 	return vs[0], true
 }
 
-// reply writes the evaluator's answer to a preflight. Every value is either one nobody
-// mutates (a constant, a policy value, the request's own Origin slice) or is copied out of
-// the Decision's buffers into write-once memory first: net/http snapshots the header map at
-// WriteHeader and serialises it after the handler returns, when the pooled Decision may
-// already serve another request.
+// reply writes the evaluator's answer to a preflight. Every value is one nobody mutates (a
+// constant, a policy value, the request's own Origin slice) or a copy (replyValues): net/http
+// snapshots the header map at WriteHeader and serialises it after the handler returns, when
+// the pooled Decision may already serve another request.
 func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState) {
 	h := w.Header()
 	d := &x.d
@@ -230,16 +228,18 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 		if set.echo {
 			h[evaluator.HeaderAllowOrigin] = origin[:1:1]
 		}
-		h[keyRequestID], h[keyID2] = x.mem.ids(d.RequestID(), d.HostID())
-		if ah := d.AllowHeaders(); ah != "" {
-			h[evaluator.HeaderAllowHeaders] = x.mem.value(ah)
+		ah := d.AllowHeaders()
+		rid, hid, ahv := replyValues(d.RequestID(), d.HostID(), ah)
+		h[keyRequestID], h[keyID2] = rid, hid
+		if ah != "" {
+			h[evaluator.HeaderAllowHeaders] = ahv
 		}
 		w.WriteHeader(d.Status)
 		return
 	}
 	// An error reply (or, should the evaluator ever answer so, another reply without a
-	// rule): the ids, carved together, Content-Type and Connection from the constants.
-	rid, hid := x.mem.ids(d.RequestID(), d.HostID())
+	// rule): the ids, copied together, Content-Type and Connection from the constants.
+	rid, hid, _ := replyValues(d.RequestID(), d.HostID(), "")
 	for _, hd := range d.Headers {
 		switch hd.Name {
 		case evaluator.HeaderRequestID:
@@ -253,7 +253,7 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 		default:
 			v := constant(hd.Value)
 			if v == nil {
-				v = x.mem.value(hd.Value) // not reached today; the copy outlives the Decision
+				v = []string{strings.Clone(hd.Value)} // not reached today; the copy outlives the Decision
 			}
 			h[hd.Name] = v
 		}
@@ -264,4 +264,16 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 		// reused. The client has gone if this fails; there is nobody left to tell.
 		_, _ = w.Write(d.Body)
 	}
+}
+
+// replyValues copies a reply's ids and its Allow-Headers echo (which live in the Decision's
+// reusable buffers) into memory of their own, as header values (each len == cap, so that an
+// append by anyone copies): one string holding their bytes and one array of the three
+// values, two allocations per reply, which the header map keeps alive for as long as
+// net/http holds it.
+func replyValues(rid, hid, ah string) (ridv, hidv, ahv []string) {
+	all := rid + hid + ah
+	vs := new([3]string)
+	vs[0], vs[1], vs[2] = all[:len(rid)], all[len(rid):len(rid)+len(hid)], all[len(rid)+len(hid):]
+	return vs[0:1:1], vs[1:2:2], vs[2:3:3]
 }
