@@ -285,33 +285,22 @@ func (p *Plugin) OnRequestHeaders(ctx, _ uint32, _ bool) abi.Action {
 	return abi.Continue
 }
 
-// readRequest fills req from the request headers; an absent header is not an error.
+// readRequest fills req from the request headers the evaluator reads, asking the host for
+// each; an absent header is not an error. Envoy turns an HTTP/1 Host line into :authority and
+// joins repeated ones with ","; a "host" header left beside :authority (HTTP/2) is read as
+// such. X-Forwarded-Host is read with its first value: repeated ones are joined by Envoy too.
 func (p *Plugin) readRequest(req *evaluator.Request) error {
-	var err error
-	get := func(name string, v *string, ok *bool) {
+	*req = evaluator.Request{}
+	for f := range evaluator.RequestFields {
+		v, found, err := p.host.GetHeader(abi.RequestHeaders, f.Name())
 		if err != nil {
-			return
+			return err
 		}
-		var found bool
-		*v, found, err = p.host.GetHeader(abi.RequestHeaders, name)
-		if ok != nil {
-			*ok = found
+		if found {
+			req.Set(f, v)
 		}
 	}
-	*req = evaluator.Request{}
-	get(":method", &req.Method, nil)
-	get(":authority", &req.Authority, nil)
-	get(":path", &req.Path, nil)
-	get("origin", &req.Origin, &req.HasOrigin)
-	get("access-control-request-method", &req.RequestMethod, &req.HasRequestMethod)
-	get("access-control-request-headers", &req.RequestHeaders, &req.HasRequestHeaders)
-	// What else may name the bucket to the store (evaluator.Ambiguity). Envoy turns an
-	// HTTP/1 Host line into :authority and joins repeated ones with ","; a "host" header
-	// left beside :authority (HTTP/2) is read here. X-Forwarded-Host is read with its
-	// first value: repeated ones are joined by Envoy too.
-	get("host", &req.Host, &req.HasHost)
-	get("x-forwarded-host", &req.ForwardedHost, &req.HasForwardedHost)
-	return err
+	return nil
 }
 
 // reply answers the request at the proxy. Content-Length is left to Envoy, which sets it from
