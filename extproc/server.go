@@ -393,8 +393,9 @@ func bounded(v string) string {
 	return string(logcut.AppendMark([]byte(shown), len(v)))
 }
 
-// requestField returns the evaluator's field named by key (lower case), or -1: a switch on
-// the bytes, which converts nothing (TestRequestFieldNames holds it to the evaluator's names).
+// requestField returns the evaluator's field named by key (lower case), or RequestFields for
+// none: a switch on the bytes, which converts nothing (TestRequestFieldNames holds it to the
+// evaluator's names).
 func requestField(key []byte) evaluator.RequestField {
 	switch string(key) {
 	case ":method":
