@@ -29,6 +29,8 @@
 //	pol, err := evaluator.Load(configJSON) // parse, validate, compile once
 //	var d evaluator.Decision               // reusable; Evaluate does not allocate on allowed paths
 //	pol.Evaluate(&evaluator.Request{Method: "OPTIONS", Authority: host, Path: path, ...}, &d)
+//	plan := d.Response()                   // a Reply is sent as it is; otherwise, the edits
+//	                                       // to the upstream's response (ResponsePlan)
 package evaluator
 
 // Form records how a bucket's CORS rules were written, so they can be rendered back the same way.
