@@ -29,6 +29,8 @@
 //	pol, err := evaluator.Load(configJSON) // parse, validate, compile once
 //	var d evaluator.Decision               // reusable; Evaluate does not allocate on allowed paths
 //	pol.Evaluate(&evaluator.Request{Method: "OPTIONS", Authority: host, Path: path, ...}, &d)
+//	plan := d.Response()                   // a Reply is sent as it is; otherwise, the edits
+//	                                       // to the upstream's response (ResponsePlan)
 package evaluator
 
 // Form records how a bucket's CORS rules were written, so they can be rendered back the same way.
@@ -276,7 +278,8 @@ type Decision struct {
 	// Headers, for a Reply, are every header S3 sends, in S3's order, including Content-Type,
 	// Content-Length, Connection, x-amz-request-id and x-amz-id-2 (but not Date, Server or
 	// Transfer-Encoding, which the proxy owns). For Decorate they are the CORS headers to add
-	// to the upstream response, Vary included. For Forward, see Forward.
+	// to the upstream response, Vary included and last. For Forward, see Forward. Response
+	// returns what to do with the upstream's response.
 	Headers []Header
 	// Body is the XML error body of a failed preflight, nil otherwise.
 	Body []byte
@@ -291,16 +294,18 @@ type Decision struct {
 }
 
 // SetsHeaders reports whether the upstream's response gets Headers set, Vary merged with the
-// upstream's: a Decorate, or a Forward under "vary": "always".
+// upstream's: a Decorate, or a Forward under "vary": "always" (Response().SetsHeaders()).
 func (d *Decision) SetsHeaders() bool {
-	return d.Outcome == Decorate || d.Outcome == Forward && len(d.Headers) > 0
+	pl := d.Response()
+	return pl.SetsHeaders()
 }
 
 // EditsResponse reports whether the upstream's response is changed at all: headers set, or
-// the upstream's own Access-Control-* headers stripped. Otherwise an adapter need not look at
-// the response.
+// the upstream's own Access-Control-* headers stripped (Response().Changes()). Otherwise an
+// adapter need not look at the response.
 func (d *Decision) EditsResponse() bool {
-	return d.SetsHeaders() || (d.Outcome == Decorate || d.Outcome == Forward) && d.StripUpstream
+	pl := d.Response()
+	return pl.Changes()
 }
 
 // RuleTrace says how one rule fared against a request, for `s3cors explain`.

@@ -64,29 +64,27 @@ func Simulate(pol *evaluator.Policy, d *evaluator.Decision, c casetable.Case) ca
 	if d.Outcome == evaluator.PassThrough {
 		return resp
 	}
-	// Decorate sets its headers; a Forward sets them too when it has any ("vary": "always").
-	edit := d.SetsHeaders()
+	// The plan, applied as every adapter applies it (evaluator.ResponsePlan).
+	pl := d.Response()
 	var vary []string
 	kept := resp.Headers[:0:0]
 	for _, h := range resp.Headers {
-		switch {
-		case d.StripUpstream && evaluator.IsCORSHeader(h[0]):
-		case edit && strings.EqualFold(h[0], "Vary"):
+		switch pl.Edit(h[0]) {
+		case evaluator.RemoveHeader:
+		case evaluator.MergeHeader:
 			vary = append(vary, h[1])
-		case edit && hasName(d.Headers, h[0]):
 		default:
-			kept = append(kept, h)
+			if !hasName(pl.Set, h[0]) {
+				kept = append(kept, h)
+			}
 		}
 	}
 	resp.Headers = kept
-	if edit {
-		for _, h := range d.Headers {
-			v := h.Value
-			if h.Name == evaluator.HeaderVary {
-				v = evaluator.MergeVary(vary)
-			}
-			resp.Headers = append(resp.Headers, casetable.Header{h.Name, v})
-		}
+	for _, h := range pl.Set {
+		resp.Headers = append(resp.Headers, casetable.Header{h.Name, h.Value})
+	}
+	if pl.Vary {
+		resp.Headers = append(resp.Headers, casetable.Header{evaluator.HeaderVary, evaluator.MergeVary(vary)})
 	}
 	return resp
 }

@@ -15,7 +15,10 @@ var varyNames = [...]string{"Origin", "Access-Control-Request-Headers", "Access-
 //
 //	MergeVary([]string{"Accept-Encoding"}) // "Accept-Encoding, Origin, Access-Control-Request-Headers, Access-Control-Request-Method"
 func MergeVary(upstream []string) string {
-	var names []string
+	// A few names fit on the stack: merging into a short upstream Vary allocates the result
+	// alone (a response's Vary rarely holds more).
+	var small [varyScan + len(varyNames)]string
+	names := small[:0]
 	var seen map[string]bool // folded names, once there are too many to compare in turn
 	have := func(n string) bool {
 		if seen != nil {

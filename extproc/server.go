@@ -379,39 +379,29 @@ func bounded(v string) string {
 	return string(logcut.AppendMark([]byte(shown), len(v)))
 }
 
-// The request headers the evaluator reads, indexes into readRequest's tables.
-const (
-	fieldMethod = iota
-	fieldAuthority
-	fieldPath
-	fieldHost
-	fieldOrigin
-	fieldRequestMethod
-	fieldRequestHeaders
-	fieldForwardedHost
-	fieldCount
-)
-
-func requestField(key []byte) int {
+// requestField returns the evaluator's field named by key (lower case), or RequestFields for
+// none: a switch on the bytes, which converts nothing (TestRequestFieldNames holds it to the
+// evaluator's names).
+func requestField(key []byte) evaluator.RequestField {
 	switch string(key) {
 	case ":method":
-		return fieldMethod
+		return evaluator.FieldMethod
 	case ":authority":
-		return fieldAuthority
+		return evaluator.FieldAuthority
 	case ":path":
-		return fieldPath
+		return evaluator.FieldPath
 	case "host":
-		return fieldHost
+		return evaluator.FieldHost
 	case "origin":
-		return fieldOrigin
+		return evaluator.FieldOrigin
 	case "access-control-request-method":
-		return fieldRequestMethod
+		return evaluator.FieldRequestMethod
 	case "access-control-request-headers":
-		return fieldRequestHeaders
+		return evaluator.FieldRequestHeaders
 	case "x-forwarded-host":
-		return fieldForwardedHost
+		return evaluator.FieldForwardedHost
 	}
-	return -1
+	return evaluator.RequestFields
 }
 
 // lowerKey returns key in lower case: key itself when it has no upper-case ASCII letter (Envoy
@@ -445,8 +435,8 @@ func lowerKey(key []byte, buf *[64]byte) []byte {
 // whatever the number of headers.
 func readRequest(hs []wire.Header, r *evaluator.Request, scratch *[]byte) error {
 	var (
-		spans    [fieldCount][2]int
-		seen     [fieldCount]bool
+		spans    [evaluator.RequestFields][2]int
+		seen     [evaluator.RequestFields]bool
 		low      [64]byte
 		repeated bool
 	)
@@ -454,14 +444,14 @@ func readRequest(hs []wire.Header, r *evaluator.Request, scratch *[]byte) error 
 	for _, h := range hs {
 		// A key lowerKey leaves to bytes.ToLower (long, or not ASCII) is none of those read.
 		f := requestField(lowerKey(h.Key, &low))
-		if f < 0 {
+		if f == evaluator.RequestFields {
 			continue
 		}
 		if seen[f] {
 			switch f {
-			case fieldAuthority, fieldHost:
+			case evaluator.FieldAuthority, evaluator.FieldHost:
 				repeated = true
-			case fieldForwardedHost:
+			case evaluator.FieldForwardedHost:
 				// Join the values at the end of buf; the first copy stays unused.
 				sp := spans[f]
 				if sp[1] != len(buf) {
@@ -479,40 +469,31 @@ func readRequest(hs []wire.Header, r *evaluator.Request, scratch *[]byte) error 
 		buf = append(buf, h.Value...)
 	}
 	*scratch = buf
-	var vals [fieldCount]string
+	var vals [evaluator.RequestFields]string
 	if len(buf) > 0 {
 		all := string(buf)
-		for f := range fieldCount {
+		for f := range evaluator.RequestFields {
 			vals[f] = all[spans[f][0]:spans[f][1]]
 		}
 	}
-	hasHost := seen[fieldHost]
-	if !seen[fieldAuthority] && seen[fieldHost] {
+	hasHost := seen[evaluator.FieldHost]
+	if !seen[evaluator.FieldAuthority] && hasHost {
 		// Envoy always sends :authority; a hand-written client may send host instead.
-		vals[fieldAuthority], seen[fieldAuthority], hasHost = vals[fieldHost], true, false
+		vals[evaluator.FieldAuthority], seen[evaluator.FieldAuthority], hasHost = vals[evaluator.FieldHost], true, false
 	}
-	*r = evaluator.Request{
-		Method:            vals[fieldMethod],
-		Authority:         vals[fieldAuthority],
-		Path:              vals[fieldPath],
-		Origin:            vals[fieldOrigin],
-		HasOrigin:         seen[fieldOrigin],
-		RequestMethod:     vals[fieldRequestMethod],
-		HasRequestMethod:  seen[fieldRequestMethod],
-		RequestHeaders:    vals[fieldRequestHeaders],
-		HasRequestHeaders: seen[fieldRequestHeaders],
-		Host:              vals[fieldHost],
-		HasHost:           hasHost,
-		RepeatedHost:      repeated,
-		ForwardedHost:     vals[fieldForwardedHost],
-		HasForwardedHost:  seen[fieldForwardedHost],
+	*r = evaluator.Request{}
+	for f := range evaluator.RequestFields {
+		if seen[f] {
+			r.Set(f, vals[f])
+		}
 	}
+	r.HasHost, r.RepeatedHost = hasHost, repeated
 	switch {
 	case r.Method == "":
 		return errors.New("extproc: request headers lack :method")
-	case !seen[fieldAuthority]:
+	case !seen[evaluator.FieldAuthority]:
 		return errors.New("extproc: request headers lack :authority")
-	case !seen[fieldPath] && r.Method != "CONNECT":
+	case !seen[evaluator.FieldPath] && r.Method != "CONNECT":
 		return errors.New("extproc: request headers lack :path")
 	}
 	return nil
@@ -554,12 +535,11 @@ func (st *stream) immediateResponse() {
 	st.out.Set(st.buf)
 }
 
-// responseHeaders puts in st.out the mutation of the upstream's response headers hs for a
-// Decorate, or a Forward that strips the upstream's own CORS headers or sets S3's Vary
-// ("vary": "always").
+// responseHeaders puts in st.out the mutation of the upstream's response headers hs: the
+// Decision's response plan (evaluator.ResponsePlan) for a Decorate, or a Forward that strips
+// the upstream's own CORS headers or sets S3's Vary ("vary": "always").
 func (st *stream) responseHeaders(hs []wire.Header) {
-	d := &st.dec
-	decorate := d.SetsHeaders()
+	pl := st.dec.Response()
 	remove, vary := st.remove[:0], st.vary[:0]
 	var low [64]byte
 	for _, u := range hs {
@@ -567,31 +547,27 @@ func (st *stream) responseHeaders(hs []wire.Header) {
 		if key == nil {
 			key = bytes.ToLower(u.Key)
 		}
-		if d.StripUpstream && evaluator.IsCORSHeader(string(key)) && !contains(remove, string(key)) {
-			remove = append(remove, string(key))
-		}
-		if decorate && string(key) == "vary" {
+		switch pl.Edit(string(key)) {
+		case evaluator.RemoveHeader:
+			if !contains(remove, string(key)) {
+				remove = append(remove, string(key))
+			}
+		case evaluator.MergeHeader:
 			vary = append(vary, string(u.Value))
 		}
 	}
-
 	set := st.set[:0]
-	if decorate {
-		for _, dh := range d.Headers {
-			key, ok := wireKey(dh.Name)
-			if !ok {
-				continue
-			}
-			value := dh.Value
-			if key == "vary" {
-				value = evaluator.MergeVary(vary)
-				if len(vary) > 0 {
-					// Removal runs before the sets: every upstream Vary line goes and the
-					// merged one replaces them, whatever the Envoy version's overwrite rules.
-					remove = append(remove, "vary")
-				}
-			}
-			set = append(set, wire.SetHeader{Key: key, Value: value})
+	for _, dh := range pl.Set {
+		if key, ok := wireKey(dh.Name); ok {
+			set = append(set, wire.SetHeader{Key: key, Value: dh.Value})
+		}
+	}
+	if pl.Vary {
+		set = append(set, wire.SetHeader{Key: "vary", Value: evaluator.MergeVary(vary)})
+		if len(vary) > 0 {
+			// Removal runs before the sets: every upstream Vary line goes and the merged
+			// one replaces them, whatever the Envoy version's overwrite rules.
+			remove = append(remove, "vary")
 		}
 	}
 	st.set, st.remove, st.vary = set, remove, vary

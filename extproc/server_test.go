@@ -514,3 +514,15 @@ func TestResponseHeadersAlone(t *testing.T) {
 		t.Errorf("counted %v out-of-order errors, want 0", got)
 	}
 }
+
+// TestRequestFieldNames holds requestField's byte switch to the evaluator's header names.
+func TestRequestFieldNames(t *testing.T) {
+	for f := range evaluator.RequestFields {
+		if got := requestField([]byte(f.Name())); got != f {
+			t.Errorf("requestField(%q) = %d, want %d", f.Name(), got, f)
+		}
+	}
+	if got := requestField([]byte("x-other")); got != evaluator.RequestFields {
+		t.Errorf("requestField(%q) = %d, want none", "x-other", got)
+	}
+}

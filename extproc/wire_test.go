@@ -58,37 +58,35 @@ func headerValue(h *corev3.HeaderValue) string {
 	return h.GetValue()
 }
 
-// typedResponseHeaders is the answer to the upstream's response headers h as messages.
+// typedResponseHeaders is the answer to the upstream's response headers h as messages: the
+// Decision's response plan, applied with typed messages.
 func typedResponseHeaders(d *evaluator.Decision, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
-	decorate := d.SetsHeaders()
+	pl := d.Response()
 	var remove, vary []string
 	for _, u := range h.GetHeaders().GetHeaders() {
 		key := u.GetKey()
 		if hasUpper(key) {
 			key = strings.ToLower(key)
 		}
-		if d.StripUpstream && evaluator.IsCORSHeader(key) && !contains(remove, key) {
-			remove = append(remove, key)
-		}
-		if decorate && key == "vary" {
+		switch pl.Edit(key) {
+		case evaluator.RemoveHeader:
+			if !contains(remove, key) {
+				remove = append(remove, key)
+			}
+		case evaluator.MergeHeader:
 			vary = append(vary, headerValue(u))
 		}
 	}
 	var set []*corev3.HeaderValueOption
-	if decorate {
-		for _, dh := range d.Headers {
-			key, ok := wireKey(dh.Name)
-			if !ok {
-				continue
-			}
-			value := dh.Value
-			if key == "vary" {
-				value = evaluator.MergeVary(vary)
-				if len(vary) > 0 {
-					remove = append(remove, "vary")
-				}
-			}
-			set = append(set, typedOption(key, value))
+	for _, dh := range pl.Set {
+		if key, ok := wireKey(dh.Name); ok {
+			set = append(set, typedOption(key, dh.Value))
+		}
+	}
+	if pl.Vary {
+		set = append(set, typedOption("vary", evaluator.MergeVary(vary)))
+		if len(vary) > 0 {
+			remove = append(remove, "vary")
 		}
 	}
 	common := &extprocv3.CommonResponse{}

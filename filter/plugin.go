@@ -70,19 +70,19 @@ const (
 	streamNew      streamState = iota // no decision yet (request headers not seen, or failed)
 	streamPass                        // not ours: touch nothing
 	streamReplied                     // answered locally: the response is our own reply
-	streamDecorate                    // strip (maybe), add S3's headers, merge Vary
-	streamForward                     // strip (maybe), merge Vary under "vary": "always"
+	streamDecorate                    // apply the response plan: a decorated response
+	streamForward                     // apply the response plan (strip, or Vary under "vary": "always")
 )
 
 // stream is what the response side of a stream needs from its request side. Records are
-// pooled: headers point into buf, which is reused by the next stream that gets the record.
+// pooled: the plan's Set points into set and buf, which the next stream that gets the
+// record reuses.
 type stream struct {
-	root    *rootContext
-	state   streamState
-	strip   bool
-	headers []abi.Header // Decorate: S3's headers other than Vary
-	vary    string       // Decorate: S3's Vary value ("" if none)
-	buf     []byte
+	root  *rootContext
+	state streamState
+	plan  evaluator.ResponsePlan // a copy of the Decision's, owning its memory
+	set   []evaluator.Header
+	buf   []byte
 }
 
 // maxFreeStreams bounds the record pool, so that a burst of concurrent streams does not stay
@@ -270,12 +270,10 @@ func (p *Plugin) OnRequestHeaders(ctx, _ uint32, _ bool) abi.Action {
 		return p.reply(s, d)
 	case evaluator.Decorate:
 		s.state = streamDecorate
-		s.strip = d.StripUpstream
-		s.keep(d.Headers)
+		s.keep(d.Response())
 	case evaluator.Forward:
 		s.state = streamForward
-		s.strip = d.StripUpstream
-		s.keep(d.Headers) // S3's Vary under "vary": "always", nothing otherwise
+		s.keep(d.Response())
 		r.metrics.incReason(p.host, d.Reason)
 	default:
 		s.state = streamPass
@@ -287,33 +285,22 @@ func (p *Plugin) OnRequestHeaders(ctx, _ uint32, _ bool) abi.Action {
 	return abi.Continue
 }
 
-// readRequest fills req from the request headers; an absent header is not an error.
+// readRequest fills req from the request headers the evaluator reads, asking the host for
+// each; an absent header is not an error. Envoy turns an HTTP/1 Host line into :authority and
+// joins repeated ones with ","; a "host" header left beside :authority (HTTP/2) is read as
+// such. X-Forwarded-Host is read with its first value: repeated ones are joined by Envoy too.
 func (p *Plugin) readRequest(req *evaluator.Request) error {
-	var err error
-	get := func(name string, v *string, ok *bool) {
+	*req = evaluator.Request{}
+	for f := range evaluator.RequestFields {
+		v, found, err := p.host.GetHeader(abi.RequestHeaders, f.Name())
 		if err != nil {
-			return
+			return err
 		}
-		var found bool
-		*v, found, err = p.host.GetHeader(abi.RequestHeaders, name)
-		if ok != nil {
-			*ok = found
+		if found {
+			req.Set(f, v)
 		}
 	}
-	*req = evaluator.Request{}
-	get(":method", &req.Method, nil)
-	get(":authority", &req.Authority, nil)
-	get(":path", &req.Path, nil)
-	get("origin", &req.Origin, &req.HasOrigin)
-	get("access-control-request-method", &req.RequestMethod, &req.HasRequestMethod)
-	get("access-control-request-headers", &req.RequestHeaders, &req.HasRequestHeaders)
-	// What else may name the bucket to the store (evaluator.Ambiguity). Envoy turns an
-	// HTTP/1 Host line into :authority and joins repeated ones with ","; a "host" header
-	// left beside :authority (HTTP/2) is read here. X-Forwarded-Host is read with its
-	// first value: repeated ones are joined by Envoy too.
-	get("host", &req.Host, &req.HasHost)
-	get("x-forwarded-host", &req.ForwardedHost, &req.HasForwardedHost)
-	return err
+	return nil
 }
 
 // reply answers the request at the proxy. Content-Length is left to Envoy, which sets it from
@@ -341,10 +328,11 @@ func (p *Plugin) reply(s *stream, d *evaluator.Decision) abi.Action {
 	return abi.Pause
 }
 
-// keep copies the headers to add to the response into the record's own buffer.
-func (s *stream) keep(hs []evaluator.Header) {
+// keep copies the response plan into the record: the Decision it views serves the next
+// request of the root context before this stream's response arrives.
+func (s *stream) keep(pl evaluator.ResponsePlan) {
 	n := 0
-	for _, h := range hs {
+	for _, h := range pl.Set {
 		n += len(h.Name) + len(h.Value)
 	}
 	if cap(s.buf) < n {
@@ -352,16 +340,12 @@ func (s *stream) keep(hs []evaluator.Header) {
 	}
 	// buf has room for everything, so appending never moves it and the strings stay valid.
 	s.buf = s.buf[:0]
-	s.headers = s.headers[:0]
-	s.vary = ""
-	for _, h := range hs {
-		name, value := s.save(h.Name), s.save(h.Value)
-		if strings.EqualFold(name, "vary") {
-			s.vary = value
-			continue
-		}
-		s.headers = append(s.headers, abi.Header{Name: name, Value: value})
+	s.set = s.set[:0]
+	for _, h := range pl.Set {
+		s.set = append(s.set, evaluator.Header{Name: s.save(h.Name), Value: s.save(h.Value)})
 	}
+	s.plan = pl
+	s.plan.Set = s.set
 }
 
 func (s *stream) save(v string) string {
@@ -380,13 +364,7 @@ func (p *Plugin) OnResponseHeaders(ctx, _ uint32, _ bool) abi.Action {
 	if s == nil {
 		return abi.Continue
 	}
-	switch s.state {
-	case streamDecorate:
-	case streamForward:
-		if !s.strip && s.vary == "" {
-			return abi.Continue
-		}
-	default:
+	if s.state != streamDecorate && s.state != streamForward || !s.plan.Changes() {
 		return abi.Continue
 	}
 	r := s.root
@@ -399,10 +377,12 @@ func (p *Plugin) OnResponseHeaders(ctx, _ uint32, _ bool) abi.Action {
 	}
 	vary, removed := p.vary[:0], p.removed[:0]
 	for _, h := range hs {
-		if s.strip && evaluator.IsCORSHeader(h.Name) && !contains(removed, h.Name) {
-			removed = append(removed, h.Name)
-		}
-		if s.vary != "" && strings.EqualFold(h.Name, "vary") {
+		switch s.plan.Edit(h.Name) {
+		case evaluator.RemoveHeader:
+			if !contains(removed, h.Name) {
+				removed = append(removed, h.Name)
+			}
+		case evaluator.MergeHeader:
 			vary = append(vary, h.Value)
 		}
 	}
@@ -414,17 +394,16 @@ func (p *Plugin) OnResponseHeaders(ctx, _ uint32, _ bool) abi.Action {
 		}
 	}
 	// Replace, not add: under "keep" the upstream may carry the same header, and two
-	// Access-Control-Allow-Origin values make the browser fail the request. A Forward has
-	// none of these, only, under "vary": "always", S3's Vary.
-	for _, h := range s.headers {
+	// Access-Control-Allow-Origin values make the browser fail the request.
+	for _, h := range s.plan.Set {
 		if err := p.host.ReplaceHeader(abi.ResponseHeaders, h.Name, h.Value); err != nil && failed == nil {
 			failed = err
 		}
 	}
-	if s.vary != "" {
+	if s.plan.Vary {
 		var err error
 		if len(vary) == 0 {
-			err = p.host.AddHeader(abi.ResponseHeaders, "vary", s.vary)
+			err = p.host.AddHeader(abi.ResponseHeaders, "vary", evaluator.VaryValue)
 		} else {
 			err = p.host.ReplaceHeader(abi.ResponseHeaders, "vary", evaluator.MergeVary(vary))
 		}
@@ -457,8 +436,8 @@ func (p *Plugin) OnDone(uint32) bool { return true }
 func (p *Plugin) OnDelete(ctx uint32) {
 	if s, ok := p.streams[ctx]; ok {
 		delete(p.streams, ctx)
-		s.root, s.state, s.strip, s.vary = nil, streamNew, false, ""
-		s.headers = s.headers[:0]
+		s.root, s.state, s.plan = nil, streamNew, evaluator.ResponsePlan{}
+		s.set = s.set[:0]
 		if len(p.free) < maxFreeStreams {
 			p.free = append(p.free, s)
 		}

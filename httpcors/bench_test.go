@@ -261,8 +261,9 @@ func median(v []float64) float64 {
 // what S3's response costs to send and to read, whoever produces it. The servers run in
 // rotating blocks of 1,000 requests, as in BenchmarkVersusRSCors; reported per shape: the
 // median CPU ns per request of each and the median per-round ratios httpcors ÷ rs/cors
-// ("ratio") and httpcors ÷ replay ("ratio-replay"). One b.N iteration is one round: run with
-// -benchtime 20x.
+// ("ratio") and httpcors ÷ replay ("ratio-replay"), and the heap allocations per request
+// httpcors's server makes beyond replay's and rs/cors's. One b.N iteration is one round: run
+// with -benchtime 20x.
 func BenchmarkServer(b *testing.B) {
 	libs := benchLibraries(b)[:2] // s3cors, rs-cors
 	var answer atomic.Pointer[recorded]
@@ -315,16 +316,24 @@ func BenchmarkServer(b *testing.B) {
 			if xs != ys || len(xh) != len(yh) {
 				b.Fatalf("httpcors %d %v, replay %d %v", xs, xh, ys, yh)
 			}
+			allocs := make([]uint64, len(servers)) // heap allocations of each server's blocks, client included
 			run := func(i int) float64 {
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				m0 := ms.Mallocs
 				start := cputime.Process()
 				for range block {
 					send(i)
 				}
-				return float64(cputime.Process()-start) / block
+				cpu := float64(cputime.Process()-start) / block
+				runtime.ReadMemStats(&ms)
+				allocs[i] += ms.Mallocs - m0
+				return cpu
 			}
 			for i := range servers { // warm every connection
 				run(i)
 			}
+			clear(allocs)
 			per := make([][]float64, len(servers))
 			var ratio, ratioReplay []float64
 			t := make([]float64, len(servers))
@@ -340,6 +349,12 @@ func BenchmarkServer(b *testing.B) {
 			}
 			for i, sv := range servers {
 				b.ReportMetric(median(per[i]), sv.name+"-cpu-ns/req")
+			}
+			// What httpcors allocates end to end beyond sending the same answer, prepared
+			// (TestRequestsAllocateAtMostThree holds the middleware alone to three).
+			if n := len(per[0]); n > 0 {
+				b.ReportMetric((float64(allocs[0])-float64(allocs[3]))/float64(n*block), "s3cors-over-replay-allocs/req")
+				b.ReportMetric((float64(allocs[0])-float64(allocs[1]))/float64(n*block), "s3cors-over-rs-cors-allocs/req")
 			}
 			b.ReportMetric(median(ratio), "ratio")
 			b.ReportMetric(median(ratioReplay), "ratio-replay")

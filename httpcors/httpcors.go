@@ -128,12 +128,12 @@ func constant(v string) []string {
 	return nil
 }
 
-// exchange is the per-request state, pooled: the evaluator's Decision, the
-// wrapper around the ResponseWriter, and the memory replies take their header values from.
+// exchange is the per-request state, pooled: the evaluator's Decision, the wrapper around
+// the ResponseWriter, and the memory replies take their header values from.
 type exchange struct {
 	d   evaluator.Decision
 	w   writer
-	mem valueMemory
+	mem replyMemory
 }
 
 // handler is what Handler returns: a plain struct, so that a request costs one method call
@@ -214,11 +214,10 @@ func first(vs []string) (string, bool) {
 	return vs[0], true
 }
 
-// reply writes the evaluator's answer to a preflight. Every value is either one nobody
-// mutates (a constant, a policy value, the request's own Origin slice) or is copied out of
-// the Decision's buffers into write-once memory first: net/http snapshots the header map at
-// WriteHeader and serialises it after the handler returns, when the pooled Decision may
-// already serve another request.
+// reply writes the evaluator's answer to a preflight. Every value is one nobody mutates (a
+// constant, a policy value, the request's own Origin slice) or a copy (replyMemory): net/http
+// snapshots the header map at WriteHeader and serialises it after the handler returns, when
+// the pooled Decision may already serve another request.
 func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState) {
 	h := w.Header()
 	d := &x.d
@@ -230,16 +229,18 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 		if set.echo {
 			h[evaluator.HeaderAllowOrigin] = origin[:1:1]
 		}
-		h[keyRequestID], h[keyID2] = x.mem.ids(d.RequestID(), d.HostID())
-		if ah := d.AllowHeaders(); ah != "" {
-			h[evaluator.HeaderAllowHeaders] = x.mem.value(ah)
+		ah := d.AllowHeaders()
+		rid, hid, ahv := x.mem.values(d.RequestID(), d.HostID(), ah)
+		h[keyRequestID], h[keyID2] = rid, hid
+		if ah != "" {
+			h[evaluator.HeaderAllowHeaders] = ahv
 		}
 		w.WriteHeader(d.Status)
 		return
 	}
 	// An error reply (or, should the evaluator ever answer so, another reply without a
-	// rule): the ids, carved together, Content-Type and Connection from the constants.
-	rid, hid := x.mem.ids(d.RequestID(), d.HostID())
+	// rule): the ids, copied together, Content-Type and Connection from the constants.
+	rid, hid, _ := x.mem.values(d.RequestID(), d.HostID(), "")
 	for _, hd := range d.Headers {
 		switch hd.Name {
 		case evaluator.HeaderRequestID:
@@ -253,7 +254,7 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 		default:
 			v := constant(hd.Value)
 			if v == nil {
-				v = x.mem.value(hd.Value) // not reached today; the copy outlives the Decision
+				v = []string{strings.Clone(hd.Value)} // not reached today; the copy outlives the Decision
 			}
 			h[hd.Name] = v
 		}
@@ -264,4 +265,50 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 		// reused. The client has gone if this fails; there is nobody left to tell.
 		_, _ = w.Write(d.Body)
 	}
+}
+
+// replyMemory hands out the header values of replies that live in the Decision's reusable
+// buffers (the ids and the Allow-Headers echo) as copies that nobody rewrites: net/http keeps
+// the header map, and serialises it, after the handler returns, when the pooled Decision may
+// already serve another request. Rather than two allocations per reply, each exchange copies
+// values into a strings.Builder that it only ever appends to, and takes their []string from an
+// array it only ever advances through; a full one is replaced, and the collector frees it once
+// no header map refers into it. A value retained beyond its response keeps its whole chunk
+// (about 5.5 KB) alive. All of it is ordinary Go memory: strings and slices the collector sees.
+type replyMemory struct {
+	text strings.Builder // bytes of values handed out, never rewritten
+	vals []string        // the unused rest of the current array of values
+}
+
+const (
+	textChunk     = 4096 // bytes: about 40 replies' ids
+	valsChunk     = 96   // values (1,536 bytes, a size class): 32 replies
+	maxChunkValue = 256  // longer values (a hostile Allow-Headers echo) get memory of their own
+)
+
+// values returns a reply's ids and Allow-Headers echo as header values (each len == cap,
+// so that an append by anyone copies).
+func (m *replyMemory) values(rid, hid, ah string) (ridv, hidv, ahv []string) {
+	n := len(rid) + len(hid) + len(ah)
+	var all string
+	if n > maxChunkValue {
+		all = rid + hid + ah
+	} else {
+		if m.text.Cap()-m.text.Len() < n {
+			m.text = strings.Builder{}
+			m.text.Grow(textChunk)
+		}
+		start := m.text.Len()
+		m.text.WriteString(rid)
+		m.text.WriteString(hid)
+		m.text.WriteString(ah)
+		all = m.text.String()[start:]
+	}
+	if len(m.vals) < 3 {
+		m.vals = make([]string, valsChunk)
+	}
+	vs := m.vals[:3:3]
+	m.vals = m.vals[3:]
+	vs[0], vs[1], vs[2] = all[:len(rid)], all[len(rid):len(rid)+len(hid)], all[len(rid)+len(hid):]
+	return vs[0:1:1], vs[1:2:2], vs[2:3:3]
 }

@@ -10,10 +10,10 @@ import (
 	"github.com/s3cors/s3cors/evaluator"
 )
 
-// writer fixes up the wrapped handler's response headers the moment they are committed
-// (WriteHeader, the first Write, Flush or ReadFrom): upstream Access-Control-* headers go
-// when the Decision says StripUpstream, and S3's headers (a Decorate's, or a Forward's Vary
-// under "vary": "always") are set, Vary merged. Unwrap lets http.ResponseController reach the underlying writer's features.
+// writer applies the Decision's response plan (evaluator.ResponsePlan) to the wrapped
+// handler's response headers the moment they are committed (WriteHeader, the first Write,
+// Flush or ReadFrom). Unwrap lets http.ResponseController reach the underlying writer's
+// features.
 type writer struct {
 	http.ResponseWriter
 	d       *evaluator.Decision
@@ -29,24 +29,26 @@ var _ interface {
 } = (*writer)(nil)
 
 // apply edits the header map once: the upstream's own headers first (fixUpstream), then
-// S3's headers are set.
+// S3's headers are set, Vary merged.
 func (w *writer) apply() {
 	if w.applied || w.d == nil {
 		return
 	}
 	w.applied = true
+	pl := w.d.Response()
 	h := w.Header()
 	var up []string
 	// An empty map (an upstream that set no header) has nothing to strip or merge, and
 	// ranging over a map costs more than a few lookups.
 	if len(h) > 0 {
-		up = w.fixUpstream(h)
+		up = fixUpstream(h, &pl)
 	}
-	if !w.d.SetsHeaders() {
+	if !pl.SetsHeaders() {
 		return
 	}
 	if n := w.d.HeaderSet; n >= 0 {
-		// The matched rule's prepared headers, then the request's Origin.
+		// The plan's Set and Vary as the policy prepared them (the matched rule's fixed
+		// set), then the request's Origin.
 		set := &w.st.fixed[n]
 		setFixed(h, set.headers)
 		if set.echo {
@@ -58,57 +60,46 @@ func (w *writer) apply() {
 		return
 	}
 	// A Decorate decision always has a rule, and so a fixed set (evaluator's TestFixedHeaders);
-	// a Forward's only header is S3's Vary, a constant. Anything else is copied as it is.
-	for _, hd := range w.d.Headers {
-		switch c := constant(hd.Value); {
-		case hd.Name == evaluator.HeaderVary && len(up) > 0:
-			h[hd.Name] = []string{evaluator.MergeVary(up)}
-		case c != nil:
+	// a Forward sets S3's Vary alone, a constant. Anything else is copied as it is.
+	for _, hd := range pl.Set {
+		if c := constant(hd.Value); c != nil {
 			h[hd.Name] = c
-		default:
+		} else {
 			h[hd.Name] = []string{strings.Clone(hd.Value)}
 		}
 	}
+	if pl.Vary {
+		if len(up) > 0 {
+			h[evaluator.HeaderVary] = []string{evaluator.MergeVary(up)}
+		} else {
+			h[evaluator.HeaderVary] = constant(evaluator.VaryValue)
+		}
+	}
 }
 
-// fixUpstream edits the upstream's headers in a single pass: its Access-Control-* headers go
-// when StripUpstream, and when S3's headers are to be set any spelling of a name S3 sets
-// other than the canonical one goes too (it would make a second line); a non-canonical Vary
-// is folded into Vary. It returns the upstream's Vary values.
-func (w *writer) fixUpstream(h http.Header) []string {
-	decorate := w.d.SetsHeaders()
+// fixUpstream does step 1 of the plan on the upstream's headers in a single pass, and
+// returns the upstream's Vary values. net/http's map is keyed by spelling, so when S3's
+// headers are to be set, a spelling other than the canonical one of an Access-Control-*
+// header goes too (it would make a second line), and a non-canonical Vary is folded into
+// Vary.
+func fixUpstream(h http.Header, pl *evaluator.ResponsePlan) []string {
+	sets := pl.SetsHeaders()
 	for k, vs := range h {
-		switch {
-		case w.d.StripUpstream && evaluator.IsCORSHeader(k):
+		switch pl.Edit(k) {
+		case evaluator.RemoveHeader:
 			delete(h, k)
-		case !decorate || http.CanonicalHeaderKey(k) == k:
-		case equalFold(k, "Vary"):
-			h["Vary"] = append(h["Vary"], vs...)
-			delete(h, k)
-		case evaluator.IsCORSHeader(k):
-			delete(h, k)
+		case evaluator.MergeHeader:
+			if k != evaluator.HeaderVary {
+				h[evaluator.HeaderVary] = append(h[evaluator.HeaderVary], vs...)
+				delete(h, k)
+			}
+		default:
+			if sets && evaluator.IsCORSHeader(k) && http.CanonicalHeaderKey(k) != k {
+				delete(h, k)
+			}
 		}
 	}
-	return h["Vary"]
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
+	return h[evaluator.HeaderVary]
 }
 
 // WriteHeader applies the CORS headers before the status line is committed. Informational

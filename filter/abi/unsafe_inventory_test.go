@@ -12,10 +12,6 @@ import (
 	"testing"
 )
 
-// pendingRemoval imports unsafe today and is being removed (issue 15: no uintptr-held pointers
-// in httpcors); it is deliberately not in the inventory.
-var pendingRemoval = map[string]bool{"httpcors/values.go": true}
-
 // TestUnsafeInventory: every non-test Go file of the repository that imports unsafe is listed
 // in the package documentation's "Where s3cors uses unsafe" (doc.go), and every file listed
 // there exists and imports it, so the inventory stays the one complete place.
@@ -46,7 +42,7 @@ func TestUnsafeInventory(t *testing.T) {
 		for dir := range listedDirs {
 			listed = listed || strings.HasPrefix(rel, dir)
 		}
-		if !listed && !pendingRemoval[rel] {
+		if !listed {
 			t.Errorf("%s imports unsafe but is not in doc.go's inventory (Where s3cors uses unsafe)", rel)
 		}
 		return nil
