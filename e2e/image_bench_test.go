@@ -11,7 +11,7 @@ import (
 	"github.com/s3cors/s3cors/wasmhost"
 )
 
-// sharedStressConfig is filterStressConfig with one origin for every bucket: its buckets
+// sharedStressConfig is testenv.StressConfig with one origin for every bucket: its buckets
 // share three rule lists (one per form), as buckets that follow a few policies do.
 func sharedStressConfig(n int) []byte {
 	return regexp.MustCompile(`https://a\d+\.example`).ReplaceAll(testenv.StressConfig(n), []byte("https://a.example"))
