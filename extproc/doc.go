@@ -31,6 +31,29 @@
 //
 // The Envoy-side settings this server is written for are in RATIONALE.md, section "ext_proc".
 //
+// Where it sits: extproc is an adapter. It imports the evaluator (and gRPC and
+// go-control-plane), never another adapter, wasmhost or its daemon; internal/extprocd
+// serves it.
+//
+// # Protocol errors
+//
+// Each ends only its own stream, with a gRPC status, a warn line and an [ErrorKind] for the
+// [Observer]; Envoy, failing closed, answers that request with status_on_error. A stream reset
+// or cancelled by Envoy is not an error: clients go away all the time.
+//
+//	response_headers, a body or trailers before
+//	request_headers; request_headers twice         FailedPrecondition (out_of_order)
+//	request headers without :method, :authority
+//	or :path                                       InvalidArgument (missing_header)
+//	a message with no request type                 InvalidArgument (unknown_message)
+//	a body or trailers after the request headers   CONTINUE, warned once (unexpected_phase)
+//	observability_mode set                         stream closed, warned once (observability_mode)
+//
+// A CONNECT without :path passes through, and host stands in for a missing :authority.
+//
+// At debug level the server logs one line per decision (a reply's with its x-amz-request-id);
+// the path is logged without its query and client values are cut at 256 bytes.
+//
 // # Wire codec
 //
 // The hot answers (a preflight's ImmediateResponse, the response-header mutation of an actual

@@ -16,6 +16,21 @@
 //     Each one that loads is swapped in and ACKed; one that does not is NACKed, logged and
 //     counted, the last good one kept; a broken stream is reopened every second.
 //
+// Reload: file events settle for 100 ms, then the file's SHA-256 is compared with the live
+// one, so a rename-replace or ConfigMap swap that changes nothing is no reload and a
+// half-written file is refused, never live. Refusals are counted in
+// s3cors_config_reload_errors_total{reason} with s3cors_config_last_reload_successful 0;
+// s3cors_config_info{hash} is the sha256sum of the live file; s3cors_decisions_total
+// pre-creates only the outcome and reason pairs that can happen.
+//
+// Shutdown: health turns NOT_SERVING; after ShutdownDelay (about interval × unhealthy_threshold
+// of Envoy's health check, so Envoy stops opening streams here first) new streams are refused
+// and open ones drain for up to DrainTimeout (15 s, under Kubernetes' 30 s grace), since a
+// decorated request's stream lasts until the store answers.
+//
+// Where it sits: a process package under internal/, the one that may import the extproc
+// adapter (depguard in .golangci.yml); cmd/s3cors imports it, nothing else does.
+//
 // The package installs no signal handler: the command maps SIGINT and SIGTERM to the
 // context it passes to Serve and SIGHUP to Reload (cmd/s3cors/extproc.go).
 //
