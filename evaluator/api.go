@@ -6,6 +6,11 @@
 // It imports only the standard library and builds for GOOS=wasip1, so the proxy-wasm filter,
 // the ext_proc server and the CLI all share one implementation.
 //
+// Where it sits: the bottom of the layering. It imports nothing of this repository and no
+// third-party module (depguard in .golangci.yml, and make check cross-builds it for wasip1);
+// internal/configfile reads files for it, and the adapters (filter, extproc, httpcors) only
+// apply its decisions and response plans.
+//
 // # Performance design
 //
 // Load compiles each bucket's rules: per rule a method bitmask, exact origins, one-star patterns

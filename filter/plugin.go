@@ -15,9 +15,18 @@
 //     "keep"), S3's are set and Vary is merged with the upstream's;
 //   - anything else (not a bucket request, an unlisted bucket under "forward") is not touched.
 //
+// A reply goes without Content-Length (Envoy sets it from the body) and comes back through
+// the plugin's own on_response_headers, which leaves it alone. Denials are logged at debug
+// level only, with the reply's request id and client values cut at 256 bytes (anyone can send
+// a preflight).
+//
 // Request bodies stream through: no body callback is exported. The plugin runs against
 // abi.Host, so the same code runs in the module (cmd/s3cors-filter) and natively in tests
 // (abi/abitest).
+//
+// Where it sits: an adapter. It imports the evaluator, filter/abi and internal/logcut, never
+// another adapter or wasmhost; cmd/s3cors-filter is its main. Its tests run the plugin
+// natively on abi/abitest and, in e2e, the built module in wasmhost.
 package filter
 
 import (

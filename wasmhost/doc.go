@@ -11,6 +11,10 @@
 // maps and buffers are readable when, and the failure policies after a trap. RATIONALE.md
 // ("Envoy-faithful wasm host") says why, and which Envoy behaviours were verified on real Envoy.
 //
+// Where it sits: a black box on wazero. It imports only wazero and the standard library, never
+// this repository's code (depguard in .golangci.yml), so a mistake mirrored in filter and host
+// stays unlikely; internal/gateway runs the built module in it, and e2e holds it to real Envoy.
+//
 // # Loading
 //
 // New follows WasmBase::load, V8::link and WasmBase::getFunctions in order: the module must parse;

@@ -5,6 +5,9 @@
 //
 // Envoy runs the module's _initialize (this package's init) and then only its exported
 // callbacks; main is never called.
+//
+// Where it sits: the module's main only: it registers the filter package's plugin with
+// filter/abi and holds no logic of its own.
 package main
 
 import (

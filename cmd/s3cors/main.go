@@ -5,7 +5,15 @@
 // (compile), deployment manifests (manifest), OCI images of the module (oci) and its version
 // (version).
 //
-// Exit codes: 0 success, 1 failure (for validate: a configuration is invalid), 2 usage error.
+// Exit codes: 0 success, 1 failure (for validate: a configuration is invalid), 2 usage error
+// (for validate also a file it cannot read: nothing was judged). main only maps SIGINT and
+// SIGTERM to a context and exits with what the command returns, so every command is tested
+// in-process.
+//
+// Where it sits: the top of the layering. It wires the packages below into processes
+// (signals, listeners, reload) and nothing imports it; the work is in evaluator,
+// internal/configfile, internal/gateway, internal/extprocd, internal/controlplane,
+// internal/manifest, internal/ociwasm and internal/explain.
 package main
 
 import (

@@ -15,6 +15,9 @@
 // the header-pairs codec, the dispatch and allocator logic) builds everywhere, so it is tested
 // natively.
 //
+// Where it sits: under the filter, and imports nothing of this repository; test guests of
+// wasmhost may call the ABI directly but share no code with it.
+//
 // # Where s3cors uses unsafe
 //
 // unsafe appears only at the ABI boundary, in the module's arena and in the evaluator's scratch,

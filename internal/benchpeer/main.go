@@ -6,6 +6,9 @@
 //
 // Each listens on 127.0.0.1 on a port of its choosing, prints "listening <addr>" on standard
 // output, and serves until SIGINT or SIGTERM.
+//
+// Where it sits: test support, built and started only by the e2e benchmarks; it imports
+// gRPC and go-control-plane, nothing of this repository.
 package main
 
 import (

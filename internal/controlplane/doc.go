@@ -17,4 +17,10 @@
 // instead of parsing the JSON. s3cors_controlplane_xds_ack_seconds times each push to each
 // Envoy's ACK: Envoy sends it once its main thread has built the new filter, a throw-away
 // canary VM included; its workers switch right after.
+//
+// Where it sits: the process package behind `s3cors controlplane`, under internal/. It
+// imports the evaluator (the seed and every change are validated by it), never an adapter
+// or wasmhost; what it pushes is the wasm filter's configuration, so it need not import the
+// filter. cmd/s3cors runs it; the ext_proc server (internal/extprocd) can take its
+// configuration from it over ECDS, without importing it.
 package controlplane

@@ -5,6 +5,8 @@
 //
 // The JSON form is stable (documented in cmd/s3cors's `explain --help`): fields are only
 // ever added.
+//
+// Where it sits: imports only the evaluator; cmd/s3cors and internal/gateway use it.
 package explain
 
 import (

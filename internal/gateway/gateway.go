@@ -21,6 +21,10 @@
 //	GET /healthz                 as above
 //	GET /debug/s3cors/stats      request counters and the filter's metrics, JSON
 //	GET /debug/s3cors/explain    why a request is allowed or denied, JSON (see package explain)
+//
+// Where it sits: a process package under internal/, the one that may import wasmhost
+// (depguard in .golangci.yml). It runs the built module, never the filter package; cmd/s3cors
+// wires its listeners and signals.
 package gateway
 
 import (

@@ -2,6 +2,9 @@
 // line: a request may carry 60 KiB in one header, and anyone can send one before
 // authentication. The wasm filter and the ext_proc server cut the same way and mark a cut
 // value the same way, so that one search finds cut values whichever way s3cors is delivered.
+//
+// Where it sits: standard library only, shared by the filter and extproc (adapters may import
+// internal/ helpers; internal/ never imports an adapter).
 package logcut
 
 import (

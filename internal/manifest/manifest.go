@@ -15,6 +15,10 @@
 //		Source:   "config.json",
 //		Upstream: "minio.storage.svc:9000",
 //	})
+//
+// Where it sits: under internal/, imported by cmd/s3cors. It reads configurations through
+// internal/configfile and the evaluator and imports no adapter; make check fails if it pulls in
+// gRPC, Prometheus or fsnotify, which every command would then link.
 package manifest
 
 import (

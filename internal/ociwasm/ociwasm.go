@@ -16,6 +16,9 @@
 //
 // Istio checks a WasmPlugin's sha256 against the digest of the image manifest, not of the
 // module (pkg/wasm/cache.go in istio/istio); Pushed.SHA256 is that value.
+//
+// Where it sits: under internal/, imports only go-containerregistry and the standard library;
+// cmd/s3cors's oci command uses it.
 package ociwasm
 
 import (

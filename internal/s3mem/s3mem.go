@@ -5,6 +5,9 @@
 //
 // Buckets are fixed when the store is made (those named in the s3cors configuration); the
 // store never creates or deletes a bucket. Requests are not authenticated.
+//
+// Where it sits: standard library only; cmd/s3cors puts it behind the gateway, and e2e tests
+// use it as a store.
 package s3mem
 
 import (

@@ -1,6 +1,8 @@
 // Package shell writes values into command lines that users paste into a POSIX shell, such as
 // the "s3cors validate PATH" an error message suggests or the regenerate command a generated
 // manifest carries.
+//
+// Where it sits: standard library only; used by cmd/s3cors and internal/manifest.
 package shell
 
 import "strings"

@@ -5,6 +5,9 @@
 // The CSV's first row names the columns; the first column is the x value (seconds). Rows may
 // carry a leading "series" column (a text label such as "serve/envoy-1.33"); each series is
 // then drawn in its own colour in every panel.
+//
+// It lives in the tools module so that its dependency (golang.org/x/image) stays out of the
+// product's go.mod.
 package main
 
 import (

@@ -24,4 +24,7 @@
 // value), and TestWireFieldsMatchDescriptors derives every field number, type, cardinality and
 // enum value from go-control-plane's generated descriptors. RATIONALE.md says why the server
 // does this at all.
+//
+// Where it sits: internal to extproc, which alone may import it; it imports protobuf-go,
+// gRPC's encoding and go-control-plane's generated types, nothing else of this repository.
 package wire

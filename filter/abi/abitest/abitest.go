@@ -15,6 +15,8 @@
 //	s.RequestHeaders(headers, true)
 //	if r := s.Reply(); r != nil { ... } else { s.ResponseHeaders(upstream, false) }
 //	s.End()
+//
+// Where it sits: test support for filter and filter/abi, imported only by their tests.
 package abitest
 
 import (

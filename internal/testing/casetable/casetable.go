@@ -9,6 +9,9 @@
 //
 // Upstream, when a surface forwards a request, is a fake store answering 200 with body
 // "upstream-body", Content-Type text/plain and the Case's Upstream headers.
+//
+// Where it sits: test support (internal/testing), imported only by tests and other test
+// support; standard library only.
 package casetable
 
 import (

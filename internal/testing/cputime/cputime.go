@@ -1,6 +1,8 @@
 // Package cputime measures the CPU time a process has used, for benchmarks on shared machines:
 // wall-clock ns/op there includes time spent waiting for a core, CPU time per operation does
 // not. Benchmarks report it as "cpu-ns/op" beside Go's own ns/op.
+//
+// Where it sits: test support (internal/testing), imported only by benchmarks.
 package cputime
 
 import (

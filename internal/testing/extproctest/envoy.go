@@ -5,6 +5,10 @@
 // connection manager and HTTP/1 codec that shape what a client finally sees. Each behaviour
 // names the Envoy source it follows. Requests and answers are the shared case table's
 // (internal/testing/casetable).
+//
+// Where it sits: test support (internal/testing), imported by the tests of extproc,
+// extproc/internal/wire, internal/extprocd and e2e; it uses casetable and testenv, never
+// extproc itself, so it plays Envoy without sharing the server's code.
 package extproctest
 
 import (

@@ -2,6 +2,13 @@
 // s3cors.wasm module and the host's test guests. Artefacts are (re)built with the Go build
 // cache, so a test never runs against a stale module and never skips for want of one; under
 // CI=true a prerequisite that cannot be had fails the test.
+//
+// It also holds what many packages' tests share: the pinned Envoy binaries (Envoys),
+// configurations (StressConfig), Eventually for conditions that become true in time, and
+// SyncBuffer, a log buffer safe to read while written.
+//
+// Where it sits: test support (internal/testing), imported only by tests, benchmarks and other
+// test support.
 package testenv
 
 import (
