@@ -128,7 +128,8 @@ generate:
 	$(GO) test -count=1 -run 'TestHostile(LimitFiles|Configs)' ./e2e/ -update-hostile
 
 ## check: format, vet, lint (with the import layering of .golangci.yml), tidy, wasip1 cross-build,
-## generated files up to date, for the product's module and tools/; fails on any diff in the tree
+## no gRPC, Prometheus or fsnotify under internal/manifest and internal/configfile, generated
+## files up to date, for the product's module and tools/; fails on any diff in the tree
 check: generate
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...

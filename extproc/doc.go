@@ -29,7 +29,8 @@
 // the configuration file watched and reloaded, SIGHUP, a bounded graceful drain) is
 // internal/extprocd.
 //
-// The Envoy-side settings this server is written for are in RATIONALE.md, section "ext_proc".
+// The Envoy-side settings this server is written for, and why, are in RATIONALE.md ("The
+// Envoy settings we recommend").
 //
 // Where it sits: extproc is an adapter. It imports the evaluator (and gRPC and
 // go-control-plane), never another adapter, wasmhost or its daemon; internal/extprocd

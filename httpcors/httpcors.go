@@ -265,7 +265,7 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 		case evaluator.HeaderContentLength:
 			// Framing is the server's: net/http (HTTP/1.1 and HTTP/2) sends the length of
 			// what was written, Content-Length: 0 for a reply that wrote no body, and one
-			// entry fewer keeps the header map in its small form. See RATIONALE.md.
+			// entry fewer keeps the header map in its small form (package comment, Memory).
 		default:
 			v := constant(hd.Value)
 			if v == nil {
