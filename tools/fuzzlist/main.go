@@ -2,6 +2,8 @@
 // current directory) as "./pkg:FuzzName" relative to that root, one a line, so that `make fuzz`
 // runs each one (go test -fuzz takes a single target per package). Nested modules (tools/) are
 // left out.
+//
+// It lives in the tools module, which the product's module never imports.
 package main
 
 import (
