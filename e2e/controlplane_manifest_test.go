@@ -137,7 +137,7 @@ func TestControlPlaneManifestRealEnvoy(t *testing.T) {
 			}
 
 			// The control plane comes up at the address the bootstrap names.
-			startPlane(t, &controlplane.FileStore{Path: filepath.Join(t.TempDir(), "state.json")}, 0, api, xds)
+			startPlane(t, []byte(cpSeed), &controlplane.FileStore{Path: filepath.Join(t.TempDir(), "state.json")}, 0, api, xds)
 			up := time.Now()
 			ctx := context.Background()
 			sdk := cpClient(addr, cpSecret)

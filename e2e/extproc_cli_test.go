@@ -112,8 +112,15 @@ func startExtprocCLI(t *testing.T, bin, config string) *extprocProcess {
 // serving line is how the test learns the addresses).
 func startExtprocCLILevel(t testing.TB, bin, config, level string) *extprocProcess {
 	t.Helper()
-	cmd := exec.Command(bin, "extproc", "--config", config, "--listen", "127.0.0.1:0",
-		"--metrics-listen", "127.0.0.1:0", "--log-format", "json", "--log-level", level)
+	return startExtprocCLIFrom(t, bin, level, "--config", config)
+}
+
+// startExtprocCLIFrom is startExtprocCLILevel with the configuration's flags: --config FILE,
+// or --config-from ADDR for a control plane.
+func startExtprocCLIFrom(t testing.TB, bin, level string, source ...string) *extprocProcess {
+	t.Helper()
+	cmd := exec.Command(bin, append(append([]string{"extproc"}, source...), "--listen", "127.0.0.1:0",
+		"--metrics-listen", "127.0.0.1:0", "--log-format", "json", "--log-level", level)...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -3,16 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 
-	"google.golang.org/grpc"
-
 	"github.com/s3cors/s3cors/internal/controlplane"
+	"github.com/s3cors/s3cors/internal/testing/controlplanetest"
 	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
@@ -100,28 +98,21 @@ func TestExtprocConfigFrom(t *testing.T) {
 	if err := x.Push([]byte(`{"buckets": {"site": null}}`), nil, 1); err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	x.Register(gs)
-	go func() { _ = gs.Serve(lis) }()
-	defer gs.Stop()
+	addr := controlplanetest.Serve(t, x)
 
 	stdout, stderr := new(testenv.SyncBuffer), new(testenv.SyncBuffer)
 	exited := make(chan int, 1)
 	go func() {
-		exited <- runContext(ctx, []string{"extproc", "--config-from", lis.Addr().String(),
+		exited <- runContext(ctx, []string{"extproc", "--config-from", addr,
 			"--listen", "127.0.0.1:0", "--metrics-listen", "", "--log-format", "json"}, stdout, stderr)
 	}()
-	waitFor(t, stderr, regexp.MustCompile(`"msg":"s3cors ext_proc serving".*"config":"xds://`+regexp.QuoteMeta(lis.Addr().String())+`/s3cors"`), exited)
+	waitFor(t, stderr, regexp.MustCompile(`"msg":"s3cors ext_proc serving".*"config":"xds://`+regexp.QuoteMeta(addr)+`/s3cors"`), exited)
 	cancel()
 	if code := <-exited; code != 0 {
 		t.Errorf("extproc exited %d:\n%s", code, stderr.String())
 	}
 
-	r := runCLI(t, "extproc", "--config", "x.json", "--config-from", lis.Addr().String())
+	r := runCLI(t, "extproc", "--config", "x.json", "--config-from", addr)
 	if r.code != 2 || !strings.Contains(r.stderr, "give one") {
 		t.Errorf("--config with --config-from: exit %d, stderr %q; want a usage error", r.code, r.stderr)
 	}

@@ -3,7 +3,6 @@ package controlplane
 import (
 	"bytes"
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/s3cors/s3cors/evaluator"
+	"github.com/s3cors/s3cors/internal/testing/controlplanetest"
 	"github.com/s3cors/s3cors/internal/testing/testenv"
 )
 
@@ -77,15 +77,7 @@ func (c *ecdsClient) recvWasm() (*discoveryv3.DiscoveryResponse, *httpwasmv3.Was
 // ecdsServer serves x on a loopback gRPC server and returns a function opening ECDS streams.
 func ecdsServer(t *testing.T, ctx context.Context, x *XDS) func() *ecdsClient {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	x.Register(gs)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(controlplanetest.Serve(t, x), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,24 +156,9 @@ func TestECDS(t *testing.T) {
 		t.Fatalf("streams %v, acks %v, nacks %v; want 2, 1, 1", s, acks, nacks)
 	}
 	// The one ACK was of a version pushed by this XDS: its delay is observed.
-	if n := histogramCount(t, m, "s3cors_controlplane_xds_ack_seconds"); n != 1 {
+	if n := controlplanetest.Metric(t, m.Registry(), "s3cors_controlplane_xds_ack_seconds").GetHistogram().GetSampleCount(); n != 1 {
 		t.Fatalf("ack delays observed: %d, want 1", n)
 	}
-}
-
-func histogramCount(t *testing.T, m *Metrics, name string) uint64 {
-	t.Helper()
-	mfs, err := m.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }
 
 // TestECDSImage: a document over ImageThreshold is pushed as its compiled policy image (a

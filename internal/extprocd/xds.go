@@ -29,6 +29,10 @@ import (
 // Plugin.Name default).
 const DefaultConfigName = "s3cors"
 
+// maxECDSMessage is the largest ECDS response the daemon receives: a policy image of
+// evaluator.MaxImageSize and the filter configuration around it.
+const maxECDSMessage = evaluator.MaxImageSize + 1<<20
+
 // xdsRetry is how long the daemon waits before it opens a new ECDS stream after one failed.
 const xdsRetry = time.Second
 
@@ -59,8 +63,11 @@ func newXDSSource(addr, name string, m *Metrics, log *slog.Logger) (*xdsSource, 
 		name = DefaultConfigName
 	}
 	// Plaintext, as the control plane's --xds-listen serves it: run both on loopback or
-	// behind a mesh's mTLS.
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// behind a mesh's mTLS. Messages up to the largest image that loads, as Envoy (no limit
+	// by default) takes them, not gRPC's default 4 MiB: an image passes 4 MiB at about
+	// 45,000 buckets.
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxECDSMessage)))
 	if err != nil {
 		return nil, fmt.Errorf("extprocd: control plane %q: %w", addr, err)
 	}

@@ -3,62 +3,30 @@ package extprocd
 import (
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/s3cors/s3cors/evaluator"
 	"github.com/s3cors/s3cors/extproc"
 	"github.com/s3cors/s3cors/internal/controlplane"
+	"github.com/s3cors/s3cors/internal/testing/controlplanetest"
 )
 
 // startControlPlane serves a control plane's ECDS (internal/controlplane.XDS) on loopback
 // until the test ends, with doc pushed.
-func startControlPlane(t *testing.T, doc string) (*controlplane.XDS, string) {
-	x, addr, _ := startControlPlaneMetrics(t, doc)
-	return x, addr
-}
-
-func startControlPlaneMetrics(t *testing.T, doc string) (*controlplane.XDS, string, *controlplane.Metrics) {
+func startControlPlane(t *testing.T, doc string) (*controlplane.XDS, string, *controlplane.Metrics) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	m := controlplane.NewMetrics()
 	x := controlplane.NewXDS(ctx, controlplane.Plugin{}, m, nil)
 	if err := x.Push([]byte(doc), nil, 1); err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	x.Register(gs)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(func() {
-		gs.Stop()
-		cancel()
-	})
-	return x, lis.Addr().String(), m
-}
-
-// sample is the value of a counter without labels in m's registry.
-func sample(t *testing.T, m *controlplane.Metrics, name string) float64 {
-	t.Helper()
-	mfs, err := m.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	return 0
+	return x, controlplanetest.Serve(t, x), m
 }
 
 // TestConfigFromControlPlane: with ConfigFrom the daemon takes its configuration from a
@@ -67,7 +35,7 @@ func sample(t *testing.T, m *controlplane.Metrics, name string) float64 {
 // configuration staying live, and the next good one is taken. Reload has no file to read.
 func TestConfigFromControlPlane(t *testing.T) {
 	noLeaks(t)
-	x, addr, cpMetrics := startControlPlaneMetrics(t, configA)
+	x, addr, cpMetrics := startControlPlane(t, configA)
 	log, logs := bufferLogger(slog.LevelInfo)
 	d, err := New(t.Context(), Options{ConfigFrom: addr, Listen: "127.0.0.1:0", Logger: log})
 	if err != nil {
@@ -110,7 +78,7 @@ func TestConfigFromControlPlane(t *testing.T) {
 		t.Errorf("s3cors_config_reload_errors_total{reason=\"invalid\"} = %v, want 1", got)
 	}
 	deadline := time.Now().Add(30 * time.Second) // a hang guard
-	for sample(t, cpMetrics, "s3cors_controlplane_xds_nacks_total") != 1 {
+	for controlplanetest.Metric(t, cpMetrics.Registry(), "s3cors_controlplane_xds_nacks_total").GetCounter().GetValue() != 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("the control plane never saw the refusal (a NACK)")
 		}
@@ -152,7 +120,7 @@ func TestLoadDocumentImage(t *testing.T) {
 // ends first, it says so and leaves nothing running.
 func TestConfigFromWaitsForControlPlane(t *testing.T) {
 	noLeaks(t)
-	_, addr := startControlPlane(t, configBad)
+	_, addr, _ := startControlPlane(t, configBad)
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	_, err := New(ctx, Options{ConfigFrom: addr, Listen: "127.0.0.1:0", Logger: discardLogger()})
