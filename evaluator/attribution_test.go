@@ -82,6 +82,11 @@ func TestAttribution(t *testing.T) {
 		{"alpha.s3.local", "/k", func(r *evaluator.Request) { r.ForwardedHost, r.HasForwardedHost = "alpha.s3.local:443", true }, none},
 		{"minio:9000", "/alpha/k", func(r *evaluator.Request) { r.ForwardedHost, r.HasForwardedHost = "s3.local", true }, none},
 		{"minio:9000", "/k", func(r *evaluator.Request) { r.ForwardedHost, r.HasForwardedHost = "alpha.s3.local", true }, evaluator.AmbiguityForwardedHost},
+		// The decoded key ("a") and the lower-cased second host ("lpha") share scratch
+		// memory: the second reading must not read "alpha".
+		{"alpha.s3.local", "/%61", func(r *evaluator.Request) { r.ForwardedHost, r.HasForwardedHost = "LPHA.s3.local", true }, evaluator.AmbiguityForwardedHost},
+		{"alpha.s3.local", "/%61", func(r *evaluator.Request) { r.Host, r.HasHost = "LPHA.s3.local", true }, evaluator.AmbiguityHostMismatch},
+		{"ALPHA.s3.local", "/k", func(r *evaluator.Request) { r.ForwardedHost, r.HasForwardedHost = "ALPHA.s3.local", true }, none},
 	} {
 		for _, method := range []string{"OPTIONS", "GET"} {
 			r := &evaluator.Request{Method: method, Authority: c.authority, Path: c.path,
@@ -231,6 +236,7 @@ func FuzzAttribution(f *testing.F) {
 	f.Add("alpha.s3.local", "/k", "", "", `for=a;host="alpha.s3.local", host="alph\a.s3.local"`)
 	f.Add("s3.local", "/alpha/k", "", "", `for=1;HOST="[::1]:9000";proto=https, for=2;host=s3.local`)
 	f.Add("alpha.s3.local", "/k", "", "", "host = beta.s3.local")
+	f.Add("alpha.s3.local", "/%61", "", "LPHA.s3.local", "")
 	pol, err := evaluator.Load([]byte(`{"buckets": {"alpha": [{"AllowedOrigins": ["https://a.example"], "AllowedMethods": ["GET"]}]},
 	  "default": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}],
 	  "addressing": {"virtualHostSuffixes": ["s3.local", "eu.s3.local", "example.com"], "pathStyle": true}}`))
