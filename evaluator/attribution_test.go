@@ -9,14 +9,18 @@ import (
 	"github.com/s3cors/s3cors/evaluator"
 )
 
+// attributionConfig has alpha (allowing https://a.example), beta without CORS, and a default
+// rule set, so that a grant of any bucket's rules shows.
+const attributionConfig = `{"buckets": {
+    "alpha": [{"AllowedOrigins": ["https://a.example"], "AllowedMethods": ["GET"]}],
+    "beta": null},
+  "default": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}],
+  "addressing": {"virtualHostSuffixes": ["s3.local"], "pathStyle": true}}`
+
 // TestAttribution pins the attribution rule on the hostile variants of issue 14: each
 // request either names the same bucket to every plausible store reading, or gets no CORS.
 func TestAttribution(t *testing.T) {
-	pol := mustLoad(t, `{"buckets": {
-	    "alpha": [{"AllowedOrigins": ["https://a.example"], "AllowedMethods": ["GET"]}],
-	    "beta": null},
-	  "default": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}],
-	  "addressing": {"virtualHostSuffixes": ["s3.local"], "pathStyle": true}}`)
+	pol := mustLoad(t, attributionConfig)
 	none := evaluator.AmbiguityNone
 	for _, c := range []struct {
 		authority, path string
@@ -118,11 +122,7 @@ func TestAttribution(t *testing.T) {
 // does, or the request is ambiguous; a header the grammar refuses is ambiguous if it holds
 // "host" anywhere.
 func TestAttributionForwarded(t *testing.T) {
-	pol := mustLoad(t, `{"buckets": {
-	    "alpha": [{"AllowedOrigins": ["https://a.example"], "AllowedMethods": ["GET"]}],
-	    "beta": null},
-	  "default": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}],
-	  "addressing": {"virtualHostSuffixes": ["s3.local"], "pathStyle": true}}`)
+	pol := mustLoad(t, attributionConfig)
 	none, amb := evaluator.AmbiguityNone, evaluator.AmbiguityForwarded
 	for _, c := range []struct {
 		authority, path, forwarded string
