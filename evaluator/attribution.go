@@ -100,6 +100,15 @@ func (p *Policy) ambiguity(r *Request, sc targetScan, own reading, vhost bool, s
 	if r.HasHost && r.Host != r.Authority && p.otherAuthority(r.Host, r.Path, sc, own, s) {
 		return AmbiguityHostMismatch
 	}
+	if r.HasForwardedHost || r.HasForwarded {
+		return p.forwardedAmbiguity(r, sc, own, s)
+	}
+	return AmbiguityNone
+}
+
+// forwardedAmbiguity applies the rule to X-Forwarded-Host and Forwarded, out of line: most
+// requests carry neither.
+func (p *Policy) forwardedAmbiguity(r *Request, sc targetScan, own reading, s *decisionScratch) Ambiguity {
 	if r.HasForwardedHost {
 		for v := range strings.SplitSeq(r.ForwardedHost, ",") {
 			if p.otherAuthority(strings.Trim(v, " \t"), r.Path, sc, own, s) {
