@@ -199,6 +199,16 @@ func attrVariants() []attrVariant {
 		// X-Forwarded-Host.
 		attrVariant{Name: "x-forwarded-host", Hosts: []string{attrPathHost}, Target: "/alpha/k", Headers: [][2]string{{"X-Forwarded-Host", "beta.s3.local"}}},
 		attrVariant{Name: "x-forwarded-host", Hosts: []string{"alpha.s3.local"}, Target: "/k", Headers: [][2]string{{"X-Forwarded-Host", "beta.s3.local"}}},
+		// Forwarded (RFC 7239): a host= naming another bucket, in a later line (Envoy keeps the
+		// lines apart), or malformed, gets nothing; one naming the same bucket is granted.
+		attrVariant{Name: "forwarded", Hosts: []string{"alpha.s3.local"}, Target: "/k", Want: "alpha",
+			Headers: [][2]string{{"Forwarded", `for=192.0.2.1;host="alpha.s3.local:80";proto=http`}}},
+		attrVariant{Name: "forwarded", Hosts: []string{attrPathHost}, Target: "/alpha/k", Want: "none",
+			Headers: [][2]string{{"Forwarded", "for=192.0.2.1;host=beta.s3.local;proto=http"}}},
+		attrVariant{Name: "forwarded", Hosts: []string{"alpha.s3.local"}, Target: "/k", Want: "none",
+			Headers: [][2]string{{"Forwarded", "host=alpha.s3.local"}, {"Forwarded", "for=192.0.2.1;Host=beta.s3.local"}}},
+		attrVariant{Name: "forwarded", Hosts: []string{"alpha.s3.local"}, Target: "/k", Want: "none",
+			Headers: [][2]string{{"Forwarded", `for="192.0.2.1;host=beta.s3.local"`}}},
 	)
 	return vs
 }
@@ -385,11 +395,19 @@ type attrOutcome struct {
 }
 
 // attrEval is the evaluator's own attribution of the raw request, for the table: the bucket
-// (or "-") and the reason of a GET with Origin.
+// (or "-") and the reason of a GET with Origin and the variant's X-Forwarded-Host and
+// Forwarded.
 func attrEval(t *testing.T, pol *evaluator.Policy, v attrVariant) string {
 	t.Helper()
 	var d evaluator.Decision
-	pol.Evaluate(&evaluator.Request{Method: http.MethodGet, Authority: v.Hosts[0], Path: v.Target, Origin: attrOrigin, HasOrigin: true}, &d)
+	r := evaluator.Request{Method: http.MethodGet, Authority: v.Hosts[0], Path: v.Target, Origin: attrOrigin, HasOrigin: true}
+	var extra casetable.Request
+	for _, h := range v.Headers {
+		extra.Headers = append(extra.Headers, casetable.Header(h))
+	}
+	r.ForwardedHost, r.HasForwardedHost = extra.Joined("X-Forwarded-Host")
+	r.Forwarded, r.HasForwarded = extra.Joined("Forwarded")
+	pol.Evaluate(&r, &d)
 	b := d.Bucket
 	if b == "" {
 		b = "-"
@@ -485,7 +503,7 @@ func (o *attrOutcome) check(table string) {
 		}
 	case "none":
 		if o.Preflight.Status != http.StatusForbidden || o.Preflight.GrantedBy != "" || o.Get.GrantedBy != "" {
-			o.Problems = append(o.Problems, fmt.Sprintf("a request for beta: preflight %d %s, GET %s; want 403 and nothing granted",
+			o.Problems = append(o.Problems, fmt.Sprintf("a request that must get no CORS: preflight %d %s, GET %s; want 403 and nothing granted",
 				o.Preflight.Status, orNone(o.Preflight.GrantedBy), orNone(o.Get.GrantedBy)))
 		}
 	}

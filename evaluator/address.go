@@ -177,8 +177,10 @@ func (p *Policy) virtualHost(authority string, s *decisionScratch) (string, bool
 			return "", false
 		}
 		if hasUpper(name) {
+			// Appended after what an earlier reading of this request left in s.addr.
+			start := len(s.addr)
 			s.addr = appendLower(s.addr, name)
-			name = unsafe.String(unsafe.SliceData(s.addr), len(s.addr))
+			name = unsafe.String(&s.addr[start], len(name))
 		}
 		return name, true
 	}

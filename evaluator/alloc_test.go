@@ -47,6 +47,12 @@ func TestEvaluateDoesNotAllocate(t *testing.T) {
 			Origin: "https://evil.test", HasOrigin: true, RequestMethod: "DELETE", HasRequestMethod: true}, evaluator.ReasonNotAllowed},
 		{"preflight without Origin", evaluator.Request{Method: "OPTIONS", Authority: "s3.example.test", Path: "/site/a/b.txt"}, evaluator.ReasonNoOrigin},
 		{"not a bucket", evaluator.Request{Method: "GET", Authority: "s3.example.test", Path: "/"}, evaluator.ReasonNotBucket},
+		{"allowed preflight with Forwarded", evaluator.Request{Method: "OPTIONS", Authority: "site.s3.example.test", Path: "/a/b.txt",
+			Origin: "https://app.example.com", HasOrigin: true, RequestMethod: "PUT", HasRequestMethod: true,
+			Forwarded: `for=192.0.2.1;host="SITE.s3.example.test:443";proto=https, for="[2001:db8::1]";host=site.s3.example.test`, HasForwarded: true}, evaluator.ReasonAllowed},
+		{"preflight with an ambiguous Forwarded", evaluator.Request{Method: "OPTIONS", Authority: "site.s3.example.test", Path: "/a/b.txt",
+			Origin: "https://app.example.com", HasOrigin: true, RequestMethod: "PUT", HasRequestMethod: true,
+			Forwarded: `for="x;host=other.s3.example.test"`, HasForwarded: true}, evaluator.ReasonAmbiguous},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

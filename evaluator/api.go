@@ -170,12 +170,14 @@ type Request struct {
 	// see, the evaluator decides. Host is a Host header besides Authority (an HTTP/2 "host"
 	// beside ":authority", the Host line of an absolute-form request); RepeatedHost says the
 	// request carried more than one Host or :authority; ForwardedHost is X-Forwarded-Host,
-	// its values joined by ",".
+	// and Forwarded the RFC 7239 header, each with its values joined by ",".
 	Host             string
 	HasHost          bool
 	RepeatedHost     bool
 	ForwardedHost    string
 	HasForwardedHost bool
+	Forwarded        string
+	HasForwarded     bool
 }
 
 // Outcome is what the proxy does with a request.

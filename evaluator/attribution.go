@@ -26,6 +26,10 @@ const (
 	// X-Forwarded-Host names another bucket (or is malformed): a store behind a proxy may
 	// take the bucket from it.
 	AmbiguityForwardedHost
+	// A Forwarded header (RFC 7239) has a host= parameter naming another bucket (or
+	// malformed), read by its grammar or by a parser that splits at every "," and ";"
+	// regardless of quotes; or the grammar refuses the header and it holds "host" at all.
+	AmbiguityForwarded
 	// The target is not origin-form ("http://host/path"): a store may take the host from
 	// the target or from Host.
 	AmbiguityAbsoluteForm
@@ -51,6 +55,7 @@ var ambiguityNames = [...]string{
 	AmbiguityHostMismatch:  "host_mismatch",
 	AmbiguityRepeatedHost:  "repeated_host",
 	AmbiguityForwardedHost: "forwarded_host",
+	AmbiguityForwarded:     "forwarded",
 	AmbiguityAbsoluteForm:  "absolute_form",
 	AmbiguityPathBytes:     "path_bytes",
 	AmbiguityDotSegment:    "dot_segment",
@@ -95,6 +100,15 @@ func (p *Policy) ambiguity(r *Request, sc targetScan, own reading, vhost bool, s
 	if r.HasHost && r.Host != r.Authority && p.otherAuthority(r.Host, r.Path, sc, own, s) {
 		return AmbiguityHostMismatch
 	}
+	if r.HasForwardedHost || r.HasForwarded {
+		return p.forwardedAmbiguity(r, sc, own, s)
+	}
+	return AmbiguityNone
+}
+
+// forwardedAmbiguity applies the rule to X-Forwarded-Host and Forwarded, out of line: most
+// requests carry neither.
+func (p *Policy) forwardedAmbiguity(r *Request, sc targetScan, own reading, s *decisionScratch) Ambiguity {
 	if r.HasForwardedHost {
 		for v := range strings.SplitSeq(r.ForwardedHost, ",") {
 			if p.otherAuthority(strings.Trim(v, " \t"), r.Path, sc, own, s) {
@@ -102,7 +116,123 @@ func (p *Policy) ambiguity(r *Request, sc targetScan, own reading, vhost bool, s
 			}
 		}
 	}
+	if r.HasForwarded && p.forwardedOther(r.Forwarded, r.Path, sc, own, s) {
+		return AmbiguityForwarded
+	}
 	return AmbiguityNone
+}
+
+// forwardedOther reports whether a store or an intermediary that takes the host from a
+// Forwarded header (RFC 7239; repeated lines joined by ",") could read another bucket than
+// own. Elements are separated by ",", pairs by ";" (spaces around either tolerated, empty
+// ones skipped); a pair is a token, "=", and a token or a quoted string. Every host= value,
+// its name in any case, is read as otherAuthority reads an X-Forwarded-Host, quoted ones
+// raw: a backslash escape is no host byte, so parsers that unescape and parsers that do not
+// cannot read two hosts. When the header holds a quoted string, it is read again as a parser
+// blind to quotes would, splitting at every "," and ";". A header the grammar refuses is
+// ambiguous if it holds "host" anywhere: no one knows what a lenient parser makes of it.
+func (p *Policy) forwardedOther(v, path string, sc targetScan, own reading, s *decisionScratch) bool {
+	quoted := false
+	for i := 0; ; {
+		for i < len(v) && (v[i] == ' ' || v[i] == '\t' || v[i] == ',' || v[i] == ';') {
+			i++ // empty elements and pairs, and the separator after a pair
+		}
+		if i == len(v) {
+			break
+		}
+		start := i
+		for i < len(v) && isTokenByte(v[i]) {
+			i++
+		}
+		name := v[start:i]
+		if name == "" || i == len(v) || v[i] != '=' {
+			return containsFoldASCII(v, "host")
+		}
+		i++
+		var val string
+		if i < len(v) && v[i] == '"' {
+			end := quotedEnd(v, i)
+			if end < 0 {
+				return containsFoldASCII(v, "host")
+			}
+			quoted, val, i = true, v[i+1:end], end+1
+		} else {
+			start = i
+			for i < len(v) && v[i] > ' ' && v[i] != 0x7f && v[i] != '"' && v[i] != ',' && v[i] != ';' {
+				i++ // a token, or any other byte but a separator: splitHost judges a host
+			}
+			if i == start {
+				return containsFoldASCII(v, "host")
+			}
+			val = v[start:i]
+		}
+		for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+			i++
+		}
+		if i < len(v) && v[i] != ',' && v[i] != ';' {
+			return containsFoldASCII(v, "host")
+		}
+		if equalFoldASCII(name, "host") && p.otherAuthority(val, path, sc, own, s) {
+			return true
+		}
+	}
+	if !quoted {
+		return false
+	}
+	// Blind to quotes: every piece between "," and ";" whose name is host.
+	for len(v) > 0 {
+		end := strings.IndexAny(v, ",;")
+		if end < 0 {
+			end = len(v)
+		}
+		name, val, ok := strings.Cut(v[:end], "=")
+		if ok && equalFoldASCII(strings.Trim(name, " \t"), "host") {
+			val = strings.Trim(val, " \t")
+			val = strings.TrimPrefix(strings.TrimSuffix(val, `"`), `"`)
+			if p.otherAuthority(val, path, sc, own, s) {
+				return true
+			}
+		}
+		v = v[min(end+1, len(v)):]
+	}
+	return false
+}
+
+// quotedEnd returns the index of the '"' closing the quoted string (RFC 9110) opening at
+// v[i], or -1 if it is unterminated or holds a control byte other than HTAB.
+func quotedEnd(v string, i int) int {
+	for i++; i < len(v); i++ {
+		c := v[i]
+		if c == '\\' && i+1 < len(v) {
+			i++
+			c = v[i]
+		} else if c == '"' {
+			return i
+		}
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return -1
+		}
+	}
+	return -1
+}
+
+// isTokenByte reports a tchar of RFC 9110: letters, digits and !#$%&'*+-.^_`|~.
+func isTokenByte(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// containsFoldASCII reports whether s holds sub, a lower-case ASCII word, in any case.
+func containsFoldASCII(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if equalFoldASCII(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // otherAuthority reports whether a store taking the bucket from authority a instead of

@@ -42,6 +42,7 @@ func RequestOf(c casetable.Request) *evaluator.Request {
 	r.RequestMethod, r.HasRequestMethod = c.Get("Access-Control-Request-Method")
 	r.RequestHeaders, r.HasRequestHeaders = c.Get("Access-Control-Request-Headers")
 	r.ForwardedHost, r.HasForwardedHost = c.Joined("X-Forwarded-Host")
+	r.Forwarded, r.HasForwarded = c.Joined("Forwarded")
 	// A Host header in a case is a second Host line beside the authority.
 	_, r.RepeatedHost = c.Get("Host")
 	return r

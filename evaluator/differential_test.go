@@ -236,6 +236,27 @@ func FuzzEvaluateDifferential(f *testing.F) {
 	})
 }
 
+// FuzzForwardedDifferential holds the Forwarded reading of the attribution rule to the
+// oracle's, written with regular expressions.
+func FuzzForwardedDifferential(f *testing.F) {
+	for _, v := range []string{"host=beta.s3.local", `for="x\",host=beta";proto=https`, `HOST="[::1]:9000"`,
+		"for=a ; host=s3.example.com ,", `host="a\.s3.local"`, "host = a", `for="\x01"`, "for=\xff;host=s3.local"} {
+		f.Add("site.s3.example.com", "/k", v)
+		f.Add("s3.example.com", "/site/k", v)
+	}
+	pols := differentialPolicies(f)
+	f.Fuzz(func(t *testing.T, authority, path, forwarded string) {
+		r := &Request{Method: "OPTIONS", Authority: authority, Path: path, Forwarded: forwarded, HasForwarded: true}
+		var d Decision
+		for _, p := range pols[len(pols)-2:] {
+			p.Evaluate(r, &d)
+			if want := p.refAmbiguity(r); d.Ambiguity != want {
+				t.Fatalf("%q %q Forwarded %q: ambiguity %v, oracle %v", authority, path, forwarded, d.Ambiguity, want)
+			}
+		}
+	})
+}
+
 func flags(origin, acrm, acrh bool) uint8 {
 	var f uint8
 	if origin {
@@ -262,6 +283,7 @@ func TestDifferentialCaseTables(t *testing.T) {
 			r.RequestMethod, r.HasRequestMethod = c.Request.Get("Access-Control-Request-Method")
 			r.RequestHeaders, r.HasRequestHeaders = c.Request.Get("Access-Control-Request-Headers")
 			r.ForwardedHost, r.HasForwardedHost = c.Request.Joined("X-Forwarded-Host")
+			r.Forwarded, r.HasForwarded = c.Request.Joined("Forwarded")
 			for _, p := range []*Policy{pols[i], pols[len(pols)-1], pols[len(pols)-2]} {
 				p.Evaluate(r, &d)
 				checkSameDecision(t, p, r, &d, &rd)

@@ -586,9 +586,54 @@ func (p *Policy) refAmbiguity(r *Request) Ambiguity {
 			}
 		}
 	}
+	if r.HasForwarded {
+		hosts, ok := refForwardedHosts(r.Forwarded)
+		if !ok && strings.Contains(strings.ToLower(r.Forwarded), "host") {
+			return AmbiguityForwarded
+		}
+		for _, h := range hosts {
+			if other(h) {
+				return AmbiguityForwarded
+			}
+		}
+	}
 	return AmbiguityNone
 }
 
+// The Forwarded grammar as attribution.go reads it: pairs of a token, "=", and a quoted
+// string or a run of bytes other than controls, space, '"', "," and ";", between separators
+// "," or ";" with spaces and tabs around them.
+var (
+	refForwardedPair   = `([!#$%&'*+.^_` + "`" + `|~0-9A-Za-z-]+)=("(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[^\x00-\x08\x0a-\x1f\x7f])*"|[^\x00-\x20\x7f",;]+)`
+	refForwardedHeader = regexp.MustCompile(`^[ \t]*(?:(?:` + refForwardedPair + `)?[ \t]*[,;][ \t]*)*(?:` + refForwardedPair + `)?[ \t]*$`)
+	refForwardedPairs  = regexp.MustCompile(refForwardedPair)
+)
+
+// refForwardedHosts returns the host= values of a Forwarded header, read by the grammar
+// (quoted values unquoted but not unescaped) and, if it has quotes, read again split at every
+// "," and ";", or false if the grammar refuses it.
+func refForwardedHosts(v string) ([]string, bool) {
+	if !refForwardedHeader.MatchString(v) {
+		return nil, false
+	}
+	var hosts []string
+	for _, m := range refForwardedPairs.FindAllStringSubmatch(v, -1) {
+		if strings.EqualFold(m[1], "host") {
+			hosts = append(hosts, strings.TrimSuffix(strings.TrimPrefix(m[2], `"`), `"`))
+		}
+	}
+	if strings.Contains(v, `"`) {
+		for _, piece := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ';' }) {
+			if name, val, ok := strings.Cut(piece, "="); ok && strings.EqualFold(strings.Trim(name, " \t"), "host") {
+				val = strings.Trim(val, " \t")
+				hosts = append(hosts, strings.TrimPrefix(strings.TrimSuffix(val, `"`), `"`))
+			}
+		}
+	}
+	return hosts, true
+}
+
 // refAuthority is an empty authority, or a DNS name (non-empty labels of letters, digits,
-// "-" and "_", one trailing dot at most) or an IPv6 literal, with an optional port.
-var refAuthority = regexp.MustCompile(`^(|\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?)(?::[0-9]*)?$`)
+// "-" and "_", one trailing dot at most) or an IPv6 literal, with an optional port (":0"
+// alone is no authority).
+var refAuthority = regexp.MustCompile(`^(?:|(\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?)(?::[0-9]*)?)$`)

@@ -14,6 +14,7 @@ const (
 	FieldRequestHeaders                     // "access-control-request-headers"
 	FieldHost                               // "host", a Host header beside :authority (HTTP/2)
 	FieldForwardedHost                      // "x-forwarded-host"
+	FieldForwarded                          // "forwarded" (RFC 7239)
 	RequestFields                           // the number of fields
 )
 
@@ -26,6 +27,7 @@ var requestFieldNames = [RequestFields]string{
 	FieldRequestHeaders: "access-control-request-headers",
 	FieldHost:           "host",
 	FieldForwardedHost:  "x-forwarded-host",
+	FieldForwarded:      "forwarded",
 }
 
 // Name is the field's header name as HTTP/2 and Envoy spell it, lower case: ":method",
@@ -58,5 +60,7 @@ func (r *Request) Set(f RequestField, v string) {
 		r.Host, r.HasHost = v, true
 	case FieldForwardedHost:
 		r.ForwardedHost, r.HasForwardedHost = v, true
+	case FieldForwarded:
+		r.Forwarded, r.HasForwarded = v, true
 	}
 }

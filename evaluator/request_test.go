@@ -25,6 +25,7 @@ func TestRequestSetFillsOneFieldEach(t *testing.T) {
 			evaluator.FieldRequestHeaders: {RequestHeaders: "v-access-control-request-headers", HasRequestHeaders: true},
 			evaluator.FieldHost:           {Host: "v-host", HasHost: true},
 			evaluator.FieldForwardedHost:  {ForwardedHost: "v-x-forwarded-host", HasForwardedHost: true},
+			evaluator.FieldForwarded:      {Forwarded: "v-forwarded", HasForwarded: true},
 		}[f]
 		if r != want {
 			t.Errorf("Set(%q): %+v, want %+v", name, r, want)

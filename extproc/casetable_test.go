@@ -84,6 +84,7 @@ func agreesWithEvaluator(pol *evaluator.Policy, c casetable.Case, got casetable.
 	req.RequestMethod, req.HasRequestMethod = c.Request.Get("Access-Control-Request-Method")
 	req.RequestHeaders, req.HasRequestHeaders = c.Request.Get("Access-Control-Request-Headers")
 	req.ForwardedHost, req.HasForwardedHost = c.Request.Joined("X-Forwarded-Host")
+	req.Forwarded, req.HasForwarded = c.Request.Joined("Forwarded")
 	var d evaluator.Decision
 	pol.Evaluate(&req, &d)
 	if (d.Outcome == evaluator.Reply) == got.ReachedUpstream {

@@ -366,6 +366,9 @@ func (s *Server) logDecision(ctx context.Context, req *evaluator.Request, d *eva
 		if req.HasForwardedHost {
 			attrs = append(attrs, slog.String("x_forwarded_host", bounded(req.ForwardedHost)))
 		}
+		if req.HasForwarded {
+			attrs = append(attrs, slog.String("forwarded", bounded(req.Forwarded)))
+		}
 	}
 	s.log.LogAttrs(ctx, slog.LevelDebug, "decision", attrs...)
 }
@@ -400,6 +403,8 @@ func requestField(key []byte) evaluator.RequestField {
 		return evaluator.FieldRequestHeaders
 	case "x-forwarded-host":
 		return evaluator.FieldForwardedHost
+	case "forwarded":
+		return evaluator.FieldForwarded
 	}
 	return evaluator.RequestFields
 }
@@ -430,7 +435,8 @@ func lowerKey(key []byte, buf *[64]byte) []byte {
 
 // readRequest fills r from Envoy's request headers. A repeated header counts with its first
 // value, except that a repeated :authority or host is reported (Request.RepeatedHost) and
-// repeated X-Forwarded-Host values are joined by ",", as Envoy joins them. The values are
+// repeated X-Forwarded-Host and Forwarded values are joined by "," (Envoy joins the first, an
+// inline header, itself; RFC 7239 reads Forwarded lines as one list). The values are
 // gathered in scratch and turned into one string, which r's fields slice: one allocation
 // whatever the number of headers.
 func readRequest(hs []wire.Header, r *evaluator.Request, scratch *[]byte) error {
@@ -451,7 +457,7 @@ func readRequest(hs []wire.Header, r *evaluator.Request, scratch *[]byte) error 
 			switch f {
 			case evaluator.FieldAuthority, evaluator.FieldHost:
 				repeated = true
-			case evaluator.FieldForwardedHost:
+			case evaluator.FieldForwardedHost, evaluator.FieldForwarded:
 				// Join the values at the end of buf; the first copy stays unused.
 				sp := spans[f]
 				if sp[1] != len(buf) {

@@ -262,6 +262,7 @@ func FuzzWireEncoding(f *testing.F) {
 			req.RequestMethod, req.HasRequestMethod = c.Request.Get("Access-Control-Request-Method")
 			req.RequestHeaders, req.HasRequestHeaders = c.Request.Get("Access-Control-Request-Headers")
 			req.ForwardedHost, req.HasForwardedHost = c.Request.Joined("X-Forwarded-Host")
+			req.Forwarded, req.HasForwarded = c.Request.Joined("Forwarded")
 			pol.Evaluate(&req, &d)
 			var hs, up []string
 			for _, h := range d.Headers {
@@ -353,8 +354,8 @@ func TestWireRequestPooledHeaders(t *testing.T) {
 }
 
 // readRequest reports what else may name the bucket: a host header beside :authority, a
-// repeated :authority or host, and every X-Forwarded-Host value joined by ",", wherever the
-// repeats stand among the other headers.
+// repeated :authority or host, and every X-Forwarded-Host and Forwarded value joined by ",",
+// wherever the repeats stand among the other headers.
 func TestReadRequestReportsHosts(t *testing.T) {
 	hs := func(kv ...string) []wire.Header {
 		var out []wire.Header
@@ -378,6 +379,8 @@ func TestReadRequestReportsHosts(t *testing.T) {
 		{"repeated :authority", hs(":method", "GET", ":authority", "a.s3.local", ":path", "/k", ":authority", "b.s3.local"), "", false, true, ""},
 		{"repeated host", hs(":method", "GET", ":authority", "a", "host", "a", "Host", "b", ":path", "/k"), "a", true, true, ""},
 		{"X-Forwarded-Host values joined", hs(":method", "GET", ":authority", "a", "x-forwarded-host", "b", "origin", "o", ":path", "/k", "X-Forwarded-Host", "c"), "", false, false, "b,c"},
+		{"Forwarded values joined", hs(":method", "GET", "forwarded", "for=x", ":authority", "a", "x-forwarded-host", "b", "Forwarded", "host=y",
+			"origin", "o", "X-Forwarded-Host", "c", ":path", "/k", "forwarded", "host=z"), "", false, false, "b,c"},
 	} {
 		if err := readRequest(c.in, &r, &scratch); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
@@ -386,7 +389,10 @@ func TestReadRequestReportsHosts(t *testing.T) {
 			r.HasHost != c.hasHost || r.RepeatedHost != c.repeat || r.ForwardedHost != c.forwarded || r.HasForwardedHost != (c.forwarded != "") {
 			t.Errorf("%s: authority %q host %q (%v) repeated %v forwarded %q (%v)", c.name, r.Authority, r.Host, r.HasHost, r.RepeatedHost, r.ForwardedHost, r.HasForwardedHost)
 		}
-		if c.name == "X-Forwarded-Host values joined" && (r.Origin != "o" || r.Path != "/k") {
+		if c.name == "Forwarded values joined" && (r.Forwarded != "for=x,host=y,host=z" || !r.HasForwarded) {
+			t.Errorf("%s: Forwarded %q (%v), want every line joined", c.name, r.Forwarded, r.HasForwarded)
+		}
+		if strings.HasSuffix(c.name, "values joined") && (r.Origin != "o" || r.Path != "/k") {
 			t.Errorf("%s: origin %q path %q: joining moved another value", c.name, r.Origin, r.Path)
 		}
 	}

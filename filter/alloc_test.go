@@ -154,7 +154,11 @@ func TestRequestPathDoesNotAllocate(t *testing.T) {
 	}{
 		{"allowed preflight", allowedPreflight, 200},
 		{"denied preflight", deniedPreflight, 403},
-		{"decorated actual request", actualGet, 0},
+		{"preflight with Forwarded", append(allowedPreflight[:len(allowedPreflight):len(allowedPreflight)],
+			abi.Header{Name: "forwarded", Value: "for=192.0.2.1;host=s3.internal"}), 200},
+		{"preflight with two Forwarded lines", append(allowedPreflight[:len(allowedPreflight):len(allowedPreflight)],
+			abi.Header{Name: "forwarded", Value: "for=192.0.2.1"}, abi.Header{Name: "forwarded", Value: "for=10.0.0.1;host=s3.internal"}), 200},
+		{"decorated actual request", actualGet, 0}, // last: its response is checked below
 	} {
 		if got := rig.stream(tc.request); got != tc.status {
 			t.Fatalf("%s: status %d, want %d", tc.name, got, tc.status)

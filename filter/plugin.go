@@ -57,6 +57,8 @@ type Plugin struct {
 	// Scratch, reused by every callback.
 	replyHeaders []abi.Header
 	respHeaders  []abi.Header
+	reqHeaders   []abi.Header
+	forwarded    []byte
 	vary         []string
 	removed      []string
 	line         []byte
@@ -298,6 +300,9 @@ func (p *Plugin) OnRequestHeaders(ctx, _ uint32, _ bool) abi.Action {
 // each; an absent header is not an error. Envoy turns an HTTP/1 Host line into :authority and
 // joins repeated ones with ","; a "host" header left beside :authority (HTTP/2) is read as
 // such. X-Forwarded-Host is read with its first value: repeated ones are joined by Envoy too.
+// Forwarded is no inline header, so Envoy keeps its lines apart and proxy_get_header_map_value
+// returns the first; when there is one, the whole map is read and every line joined by ",",
+// as RFC 7239 reads them, in p.forwarded, valid until the next request.
 func (p *Plugin) readRequest(req *evaluator.Request) error {
 	*req = evaluator.Request{}
 	for f := range evaluator.RequestFields {
@@ -308,6 +313,28 @@ func (p *Plugin) readRequest(req *evaluator.Request) error {
 		if found {
 			req.Set(f, v)
 		}
+	}
+	if !req.HasForwarded {
+		return nil
+	}
+	hs, err := p.host.GetHeaders(abi.RequestHeaders, p.reqHeaders[:0])
+	p.reqHeaders = hs
+	if err != nil {
+		return err
+	}
+	b, n := p.forwarded[:0], 0
+	for _, h := range hs {
+		if h.Name == "forwarded" {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, h.Value...)
+			n++
+		}
+	}
+	p.forwarded = b
+	if n > 1 {
+		req.Forwarded = unsafe.String(unsafe.SliceData(b), len(b))
 	}
 	return nil
 }
@@ -520,7 +547,8 @@ func (p *Plugin) logAmbiguous(req *evaluator.Request, d *evaluator.Decision) {
 }
 
 // appendAmbiguity appends why the bucket is uncertain and what the request said about it:
-// " (suffix_in_host): authority "...", path "...", host ..., x-forwarded-host ...". The
+// " (suffix_in_host): authority "...", path "...", host ..., x-forwarded-host ...", and
+// ", forwarded "..."" when the request has one. The
 // path is cut before its query, which may hold a presigned URL's signature.
 func (p *Plugin) appendAmbiguity(b []byte, req *evaluator.Request, d *evaluator.Decision) []byte {
 	b = append(b, " ("...)
@@ -536,7 +564,12 @@ func (p *Plugin) appendAmbiguity(b []byte, req *evaluator.Request, d *evaluator.
 	b = append(b, ", host "...)
 	b = appendOptional(b, req.Host, req.HasHost)
 	b = append(b, ", x-forwarded-host "...)
-	return appendOptional(b, req.ForwardedHost, req.HasForwardedHost)
+	b = appendOptional(b, req.ForwardedHost, req.HasForwardedHost)
+	if req.HasForwarded {
+		b = append(b, ", forwarded "...)
+		b = appendBounded(b, req.Forwarded)
+	}
+	return b
 }
 
 func appendOptional(b []byte, v string, ok bool) []byte {

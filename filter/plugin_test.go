@@ -277,6 +277,30 @@ func TestConfigurationWithWhitespace(t *testing.T) {
 	}
 }
 
+// Envoy keeps repeated Forwarded lines apart (no inline header) and proxy_get_header_map_value
+// gives only the first, so the filter reads every line: a later one whose host= is no host
+// makes the request ambiguous, and the log shows the lines joined.
+func TestRepeatedForwardedLinesAreAllRead(t *testing.T) {
+	vm, root := startVM(t, []byte(siteConfig))
+	h := vm.Host()
+	h.Level = abi.LogDebug
+	one := append(preflight("/site/k", "https://app.example", "GET"), abi.Header{Name: "forwarded", Value: "for=192.0.2.1;host=s3.internal"})
+	if got := statusOf(t, vm, root, one); got != 200 {
+		t.Fatalf("preflight with one Forwarded line naming the same bucket: status %d, want 200", got)
+	}
+	two := append(one, abi.Header{Name: "x-other", Value: "v"}, abi.Header{Name: "forwarded", Value: `host="user@s3.internal"`})
+	if got := statusOf(t, vm, root, two); got != 403 {
+		t.Fatalf("preflight whose second Forwarded line is ambiguous: status %d, want 403", got)
+	}
+	want := `(forwarded): authority "s3.internal", path "/site/k", host (none), x-forwarded-host (none), forwarded "for=192.0.2.1;host=s3.internal,host=\"user@s3.internal\""`
+	if logs := logText(h.Logs()); !strings.Contains(logs, want) {
+		t.Errorf("logs lack %q:\n%s", want, logs)
+	}
+	if got := statusOf(t, vm, root, one); got != 200 {
+		t.Fatalf("the one-line preflight again: status %d, want 200", got)
+	}
+}
+
 // sha256Hex is what `sha256sum` prints for data, in the form s3cors logs and exports hashes.
 func sha256Hex(data []byte) string {
 	sum := sha256.Sum256(data)

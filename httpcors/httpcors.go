@@ -213,13 +213,20 @@ func requestOf(r *http.Request, origin []string) (q evaluator.Request) {
 	q.Origin, q.HasOrigin = first(origin)
 	q.RequestMethod, q.HasRequestMethod = first(r.Header["Access-Control-Request-Method"])
 	q.RequestHeaders, q.HasRequestHeaders = first(r.Header["Access-Control-Request-Headers"])
-	if fh := r.Header["X-Forwarded-Host"]; len(fh) > 0 {
-		q.ForwardedHost, q.HasForwardedHost = fh[0], true
-		if len(fh) > 1 {
-			q.ForwardedHost = strings.Join(fh, ",")
-		}
-	}
+	q.ForwardedHost, q.HasForwardedHost = joined(r.Header["X-Forwarded-Host"])
+	q.Forwarded, q.HasForwarded = joined(r.Header["Forwarded"])
 	return q
+}
+
+// joined returns a repeated header's values joined by ",", allocating only when it repeats.
+func joined(vs []string) (string, bool) {
+	switch len(vs) {
+	case 0:
+		return "", false
+	case 1:
+		return vs[0], true
+	}
+	return strings.Join(vs, ","), true
 }
 
 func first(vs []string) (string, bool) {

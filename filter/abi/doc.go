@@ -37,12 +37,13 @@
 //	    The image becomes the Policy's string storage, used in place: the caller hands it over
 //	    and never changes it. The filter copies a configuration that lives in its arena.
 //	    Guard: filter TestImageCaseTable (abitest poisons it), TestLargeImageIsKeptWithoutCopy.
-//	filter/plugin.go stream.save, logDenied, logAmbiguous
+//	filter/plugin.go stream.save, logDenied, logAmbiguous, readRequest
 //	    A stream's response headers are copied into its own buffer, sized first so appending
 //	    never moves it; valid until the stream's next request or its deletion. Log lines view
-//	    the plugin's line buffer only for the proxy_log call, which copies them.
+//	    the plugin's line buffer only for the proxy_log call, which copies them. Repeated
+//	    Forwarded lines joined in the plugin's buffer are read within the request callback.
 //	    Guard: filter TestInterleavedStreamsKeepTheirOwnHeaders, TestCaseTable,
-//	    TestDeniedPreflightIsLoggedAtDebug.
+//	    TestDeniedPreflightIsLoggedAtDebug, TestRepeatedForwardedLinesAreAllRead.
 //	filter/abi/exports_wasip1.go proxyOnMemoryAllocate
 //	    Arena memory handed to the host to write into; the arena holds it (chunk or retired)
 //	    until the reset at the start of the next callback; size 0 gets zeroByte.
