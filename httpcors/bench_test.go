@@ -333,6 +333,24 @@ func BenchmarkServer(b *testing.B) {
 	}
 }
 
+// BenchmarkServerAlone runs BenchmarkServer's servers one at a time, for profiles of one of
+// them (-bench 'ServerAlone/server=s3cors' -cpuprofile, -memprofile -memprofilerate 1); its
+// timings are not comparisons, BenchmarkServer's are.
+func BenchmarkServerAlone(b *testing.B) {
+	servers, prepare := benchServers(b)
+	for i, sv := range servers {
+		for _, s := range benchShapes {
+			b.Run("server="+sv.name+"/shape="+s.name, func(b *testing.B) {
+				sends := prepare(b, s.req)
+				b.ReportAllocs()
+				for b.Loop() {
+					sends[i]()
+				}
+			})
+		}
+	}
+}
+
 // benchServer is one handler on a loopback http.Server, with its client.
 type benchServer struct {
 	name   string
@@ -347,8 +365,9 @@ type benchServer struct {
 //
 // rs-cors-same is rs/cors with OptionsPassthrough (so that its preflights reach a handler
 // too) around a handler that drops the header lines httpcors's answer lacks and sets all of
-// httpcors's, by direct assignment of the recorded values (no allocation), then writes its
-// status and body: rs/cors does all its usual work, and the answer on the wire is S3's.
+// httpcors's, by direct assignment of the recorded values (nothing allocated for them),
+// then writes its status and body: rs/cors does all its usual work, and the answer on the
+// wire is S3's.
 func benchServers(b *testing.B) ([]benchServer, func(*testing.B, *http.Request) []func()) {
 	libs := benchLibraries(b)[:2] // s3cors, rs-cors
 	var answer, completion atomic.Pointer[recorded]
