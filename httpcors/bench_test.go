@@ -70,19 +70,23 @@ type benchLib struct {
 	h    http.Handler
 }
 
-func benchLibraries(b *testing.B) []benchLib {
-	m, err := httpcors.Load([]byte(benchConfig))
-	if err != nil {
-		b.Fatal(err)
-	}
-	rs := rscors.New(rscors.Options{
+// rsOptions is the benchmarks' rule for rs/cors.
+func rsOptions() rscors.Options {
+	return rscors.Options{
 		AllowedOrigins:   []string{benchOrigin},
 		AllowedMethods:   []string{"GET", "PUT"},
 		AllowedHeaders:   []string{"content-type", "x-amz-date"},
 		ExposedHeaders:   []string{"ETag"},
 		MaxAge:           3000,
 		AllowCredentials: true,
-	})
+	}
+}
+
+func benchLibraries(b *testing.B) []benchLib {
+	m, err := httpcors.Load([]byte(benchConfig))
+	if err != nil {
+		b.Fatal(err)
+	}
 	chi := chicors.Handler(chicors.Options{
 		AllowedOrigins:   []string{benchOrigin},
 		AllowedMethods:   []string{"GET", "PUT"},
@@ -93,7 +97,7 @@ func benchLibraries(b *testing.B) []benchLib {
 	})
 	return []benchLib{
 		{"s3cors", m.Handler(upstreamOK)},
-		{"rs-cors", rs.Handler(upstreamOK)},
+		{"rs-cors", rscors.New(rsOptions()).Handler(upstreamOK)},
 		{"go-chi-cors", chi(upstreamOK)},
 	}
 }
@@ -255,67 +259,29 @@ func median(v []float64) float64 {
 // BenchmarkServer puts net/http itself around the comparison: each library serves the shapes
 // from a real http.Server on loopback and one keep-alive HTTP/1.1 connection of http.Client
 // sends them, so a request costs what it costs a Go S3 server end to end (client and server
-// share the process, as they share the box). Two more servers frame the libraries: "none",
-// the upstream alone, and "replay", which sends httpcors's own answer for the shape (status,
-// headers, body; recorded once, ids included) from a prepared list without deciding anything:
-// what S3's response costs to send and to read, whoever produces it. The servers run in
-// rotating blocks of 1,000 requests, as in BenchmarkVersusRSCors; reported per shape: the
-// median CPU ns per request of each and the median per-round ratios httpcors ÷ rs/cors
-// ("ratio") and httpcors ÷ replay ("ratio-replay"), and the heap allocations per request
-// httpcors's server makes beyond replay's and rs/cors's. One b.N iteration is one round: run
-// with -benchtime 20x.
+// share the process, as they share the box). S3's answer is bigger than rs/cors's (more
+// header lines, a 200 with Content-Length instead of a 204, an XML body when denied), so
+// three more servers frame the libraries: "none", the upstream alone; "replay", which sends
+// httpcors's own answer for the shape (status, headers, body; recorded once, ids included)
+// from a prepared list without deciding anything; and "rs-cors-same", rs/cors deciding as
+// usual with its answer then completed into httpcors's, byte for byte but the date (see
+// benchServers). The servers run in rotating blocks of 1,000 requests, as in
+// BenchmarkVersusRSCors; reported per shape: the median CPU ns per request of each, the
+// median per-round ratios of httpcors to rs/cors ("ratio"), to rs/cors sending S3's answer
+// ("ratio-same") and to replay ("ratio-replay"), and the heap allocations per request (client
+// included) of httpcors's server beyond each of the three. One b.N iteration is one round:
+// run with -benchtime 20x.
 func BenchmarkServer(b *testing.B) {
-	libs := benchLibraries(b)[:2] // s3cors, rs-cors
-	var answer atomic.Pointer[recorded]
-	replay := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a := answer.Load()
-		h := w.Header()
-		for _, kv := range a.headers {
-			h[kv.key] = kv.value
-		}
-		w.WriteHeader(a.status)
-		_, _ = w.Write(a.body)
-	})
-	type server struct {
-		name   string
-		url    string
-		client *http.Client
-	}
-	var servers []server
-	for _, lib := range append(libs, benchLib{"none", upstreamOK}, benchLib{"replay", replay}) {
-		srv := httptest.NewServer(lib.h)
-		b.Cleanup(srv.Close)
-		servers = append(servers, server{lib.name, srv.URL, srv.Client()})
+	servers, prepare := benchServers(b)
+	ours, rs, same, replay := 0, 1, 2, 4
+	if servers[ours].name != "s3cors" || servers[rs].name != "rs-cors" ||
+		servers[same].name != "rs-cors-same" || servers[replay].name != "replay" {
+		b.Fatal("servers out of order")
 	}
 	const block = 1000
 	for _, s := range benchShapes {
 		b.Run("shape="+s.name, func(b *testing.B) {
-			answer.Store(record(libs[0].h, s.req))
-			reqs := make([]*http.Request, len(servers))
-			for i, sv := range servers {
-				r, err := http.NewRequest(s.req.Method, sv.url+s.req.RequestURI, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				r.Header = s.req.Header.Clone()
-				reqs[i] = r
-			}
-			// send returns the answer's status and header; its body is read and closed.
-			send := func(i int) (int, http.Header) {
-				resp, err := servers[i].client.Do(reqs[i])
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				_ = resp.Body.Close()
-				return resp.StatusCode, resp.Header
-			}
-			// httpcors and the replay must answer alike, or the comparison means nothing.
-			xs, xh := send(0)
-			ys, yh := send(3)
-			if xs != ys || len(xh) != len(yh) {
-				b.Fatalf("httpcors %d %v, replay %d %v", xs, xh, ys, yh)
-			}
+			sends := prepare(b, s.req)
 			allocs := make([]uint64, len(servers)) // heap allocations of each server's blocks, client included
 			run := func(i int) float64 {
 				var ms runtime.MemStats
@@ -323,7 +289,7 @@ func BenchmarkServer(b *testing.B) {
 				m0 := ms.Mallocs
 				start := cputime.Process()
 				for range block {
-					send(i)
+					sends[i]()
 				}
 				cpu := float64(cputime.Process()-start) / block
 				runtime.ReadMemStats(&ms)
@@ -335,7 +301,7 @@ func BenchmarkServer(b *testing.B) {
 			}
 			clear(allocs)
 			per := make([][]float64, len(servers))
-			var ratio, ratioReplay []float64
+			var ratio, ratioSame, ratioReplay []float64
 			t := make([]float64, len(servers))
 			for round := 0; b.Loop(); round++ {
 				for k := range servers { // each server leads in turn
@@ -343,23 +309,160 @@ func BenchmarkServer(b *testing.B) {
 					t[i] = run(i)
 					per[i] = append(per[i], t[i])
 				}
-				if t[1] > 0 && t[3] > 0 {
-					ratio, ratioReplay = append(ratio, t[0]/t[1]), append(ratioReplay, t[0]/t[3])
+				if t[rs] > 0 && t[same] > 0 && t[replay] > 0 {
+					ratio = append(ratio, t[ours]/t[rs])
+					ratioSame = append(ratioSame, t[ours]/t[same])
+					ratioReplay = append(ratioReplay, t[ours]/t[replay])
 				}
 			}
 			for i, sv := range servers {
 				b.ReportMetric(median(per[i]), sv.name+"-cpu-ns/req")
 			}
-			// What httpcors allocates end to end beyond sending the same answer, prepared
-			// (TestRequestsAllocateAtMostThree holds the middleware alone to three).
-			if n := len(per[0]); n > 0 {
-				b.ReportMetric((float64(allocs[0])-float64(allocs[3]))/float64(n*block), "s3cors-over-replay-allocs/req")
-				b.ReportMetric((float64(allocs[0])-float64(allocs[1]))/float64(n*block), "s3cors-over-rs-cors-allocs/req")
+			// What httpcors allocates end to end beyond the others (TestRequestsAllocateAtMostThree
+			// holds the middleware alone to three).
+			if n := len(per[ours]); n > 0 {
+				for _, i := range []int{rs, same, replay} {
+					b.ReportMetric((float64(allocs[ours])-float64(allocs[i]))/float64(n*block),
+						"s3cors-over-"+servers[i].name+"-allocs/req")
+				}
 			}
 			b.ReportMetric(median(ratio), "ratio")
+			b.ReportMetric(median(ratioSame), "ratio-same")
 			b.ReportMetric(median(ratioReplay), "ratio-replay")
 		})
 	}
+}
+
+// BenchmarkServerAlone runs BenchmarkServer's servers one at a time, for profiles of one of
+// them (-bench 'ServerAlone/server=s3cors' -cpuprofile, -memprofile -memprofilerate 1); its
+// timings are not comparisons, BenchmarkServer's are.
+func BenchmarkServerAlone(b *testing.B) {
+	servers, prepare := benchServers(b)
+	for i, sv := range servers {
+		for _, s := range benchShapes {
+			b.Run("server="+sv.name+"/shape="+s.name, func(b *testing.B) {
+				sends := prepare(b, s.req)
+				b.ReportAllocs()
+				for b.Loop() {
+					sends[i]()
+				}
+			})
+		}
+	}
+}
+
+// benchServer is one handler on a loopback http.Server, with its client.
+type benchServer struct {
+	name   string
+	url    string
+	client *http.Client
+}
+
+// benchServers starts BenchmarkServer's servers: s3cors, rs-cors, rs-cors-same, none, replay.
+// prepare records httpcors's answer to a shape for replay and rs-cors-same, and returns one
+// function per server that sends the shape's request and reads the whole answer. It fails
+// unless httpcors, replay and rs-cors-same answer alike (status, header lines, body).
+//
+// rs-cors-same is rs/cors with OptionsPassthrough (so that its preflights reach a handler
+// too) around a handler that drops the header lines httpcors's answer lacks and sets all of
+// httpcors's, by direct assignment of the recorded values (nothing allocated for them),
+// then writes its status and body: rs/cors does all its usual work, and the answer on the
+// wire is S3's.
+func benchServers(b *testing.B) ([]benchServer, func(*testing.B, *http.Request) []func()) {
+	libs := benchLibraries(b)[:2] // s3cors, rs-cors
+	var answer, completion atomic.Pointer[recorded]
+	rsOpts := rsOptions()
+	rsOpts.OptionsPassthrough = true
+	passthrough := rscors.New(rsOpts)
+	handlers := append(libs,
+		benchLib{"rs-cors-same", passthrough.Handler(replayHandler(&completion))},
+		benchLib{"none", upstreamOK},
+		benchLib{"replay", replayHandler(&answer)})
+	var servers []benchServer
+	for _, lib := range handlers {
+		srv := httptest.NewServer(lib.h)
+		b.Cleanup(srv.Close)
+		servers = append(servers, benchServer{lib.name, srv.URL, srv.Client()})
+	}
+	prepare := func(b *testing.B, req *http.Request) []func() {
+		s3 := record(libs[0].h, req)
+		answer.Store(s3)
+		// What rs/cors alone sets, with a completion that adds nothing.
+		completion.Store(&recorded{status: http.StatusOK})
+		rsOnly := record(passthrough.Handler(replayHandler(&completion)), req)
+		c := *s3
+		for _, kv := range rsOnly.headers {
+			if !slices.ContainsFunc(s3.headers, func(x recordedHeader) bool { return x.key == kv.key }) {
+				c.drop = append(c.drop, kv.key)
+			}
+		}
+		completion.Store(&c)
+		sends := make([]func(), len(servers))
+		answers := make([]*http.Response, len(servers))
+		for i, sv := range servers {
+			r, err := http.NewRequest(req.Method, sv.url+req.RequestURI, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r.Header = req.Header.Clone()
+			sends[i] = func() {
+				resp, err := sv.client.Do(r)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				answers[i] = resp
+			}
+			sends[i]()
+		}
+		// The comparison means nothing unless these three send the same answer.
+		for _, i := range []int{2, 4} { // rs-cors-same, replay
+			x, y := answers[0], answers[i]
+			if x.StatusCode != y.StatusCode || x.ContentLength != y.ContentLength || !alike(x.Header, y.Header) {
+				b.Fatalf("httpcors %d %v, %s %d %v", x.StatusCode, x.Header, servers[i].name, y.StatusCode, y.Header)
+			}
+		}
+		return sends
+	}
+	return servers, prepare
+}
+
+// alike reports whether two answers' headers are the same lines, byte for byte but the
+// date and S3's ids (new for every request), which need only be as long.
+func alike(x, y http.Header) bool {
+	if len(x) != len(y) {
+		return false
+	}
+	for k, xv := range x {
+		yv := y[k]
+		if len(xv) != len(yv) {
+			return false
+		}
+		for i := range xv {
+			if xv[i] != yv[i] && (k != "Date" && k != "X-Amz-Request-Id" && k != "X-Amz-Id-2" || len(xv[i]) != len(yv[i])) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// replayHandler sends the answer a holds: drops its drop list, sets its headers (the
+// recorded slices themselves, which nobody mutates), writes its status and body.
+func replayHandler(a *atomic.Pointer[recorded]) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := a.Load()
+		h := w.Header()
+		for _, k := range a.drop {
+			delete(h, k)
+		}
+		for _, kv := range a.headers {
+			h[kv.key] = kv.value
+		}
+		w.WriteHeader(a.status)
+		_, _ = w.Write(a.body)
+	})
 }
 
 // recorded is one answer of a handler, ready to be sent again.
@@ -367,6 +470,7 @@ type recorded struct {
 	status  int
 	headers []recordedHeader
 	body    []byte
+	drop    []string // header names to remove before setting headers
 }
 
 type recordedHeader struct {

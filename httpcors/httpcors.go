@@ -174,17 +174,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := requestOf(r, origin)
 	d := &x.d
 	st.policy.Evaluate(&q, d)
-	switch {
-	case d.Outcome == evaluator.Reply:
+	if d.Outcome == evaluator.Reply {
 		x.reply(w, origin, st)
 		h.m.pool.Put(x)
-	case !d.EditsResponse():
+		return
+	}
+	// The plan is built once per request, here, and kept for apply.
+	if pl := d.Response(); !pl.Changes() {
 		// Nothing to change in the response: the exchange can serve another request while
 		// next runs, however long that takes.
 		h.m.pool.Put(x)
 		h.next.ServeHTTP(w, r)
-	default:
-		x.w.ResponseWriter, x.w.st, x.w.origin, x.w.applied = w, st, origin, false
+	} else {
+		x.w.ResponseWriter, x.w.st, x.w.origin, x.w.plan, x.w.applied = w, st, origin, pl, false
 		h.next.ServeHTTP(&x.w, r)
 		// A handler that writes nothing gets net/http's implicit 200 after it returns;
 		// its headers must be fixed up first.
@@ -297,19 +299,24 @@ func (x *exchange) reply(w http.ResponseWriter, origin []string, st *policyState
 // array it only ever advances through; a full one is replaced, and the collector frees it once
 // no header map refers into it. A value retained beyond its response keeps its whole chunk
 // (about 5.5 KB) alive. All of it is ordinary Go memory: strings and slices the collector sees.
+//
+// Every pointer stored in a heap object costs a write barrier while the collector marks, so
+// a reply stores as few as it can: its bytes go to the Builder in one Write (one slice
+// update), the array is advanced by an index, and an empty Allow-Headers takes no value.
 type replyMemory struct {
 	text strings.Builder // bytes of values handed out, never rewritten
-	vals []string        // the unused rest of the current array of values
+	vals []string        // the current array of values, handed out up to used
+	used int
 }
 
 const (
 	textChunk     = 4096 // bytes: about 40 replies' ids
-	valsChunk     = 96   // values (1,536 bytes, a size class): 32 replies
+	valsChunk     = 96   // values (1,536 bytes, a size class): 32 to 48 replies
 	maxChunkValue = 256  // longer values (a hostile Allow-Headers echo) get memory of their own
 )
 
 // values returns a reply's ids and Allow-Headers echo as header values (each len == cap,
-// so that an append by anyone copies).
+// so that an append by anyone copies); ahv is nil when ah is empty.
 func (m *replyMemory) values(rid, hid, ah string) (ridv, hidv, ahv []string) {
 	n := len(rid) + len(hid) + len(ah)
 	var all string
@@ -320,17 +327,27 @@ func (m *replyMemory) values(rid, hid, ah string) (ridv, hidv, ahv []string) {
 			m.text = strings.Builder{}
 			m.text.Grow(textChunk)
 		}
+		var b [maxChunkValue]byte // on the stack
+		k := copy(b[:], rid)
+		k += copy(b[k:], hid)
+		copy(b[k:], ah)
 		start := m.text.Len()
-		m.text.WriteString(rid)
-		m.text.WriteString(hid)
-		m.text.WriteString(ah)
+		_, _ = m.text.Write(b[:n])
 		all = m.text.String()[start:]
 	}
-	if len(m.vals) < 3 {
-		m.vals = make([]string, valsChunk)
+	k := 2
+	if ah != "" {
+		k = 3
 	}
-	vs := m.vals[:3:3]
-	m.vals = m.vals[3:]
-	vs[0], vs[1], vs[2] = all[:len(rid)], all[len(rid):len(rid)+len(hid)], all[len(rid)+len(hid):]
-	return vs[0:1:1], vs[1:2:2], vs[2:3:3]
+	if len(m.vals)-m.used < k {
+		m.vals, m.used = make([]string, valsChunk), 0
+	}
+	vs := m.vals[m.used : m.used+k : m.used+k]
+	m.used += k
+	vs[0], vs[1] = all[:len(rid)], all[len(rid):len(rid)+len(hid)]
+	if k == 3 {
+		vs[2] = all[len(rid)+len(hid):]
+		ahv = vs[2:3:3]
+	}
+	return vs[0:1:1], vs[1:2:2], ahv
 }

@@ -18,7 +18,8 @@ type writer struct {
 	http.ResponseWriter
 	d       *evaluator.Decision
 	st      *policyState
-	origin  []string // the request's Origin values, reused as the echoed Allow-Origin
+	origin  []string               // the request's Origin values, reused as the echoed Allow-Origin
+	plan    evaluator.ResponsePlan // d.Response(), a view of d's headers
 	applied bool
 }
 
@@ -35,13 +36,13 @@ func (w *writer) apply() {
 		return
 	}
 	w.applied = true
-	pl := w.d.Response()
+	pl := &w.plan
 	h := w.Header()
 	var up []string
 	// An empty map (an upstream that set no header) has nothing to strip or merge, and
 	// ranging over a map costs more than a few lookups.
 	if len(h) > 0 {
-		up = fixUpstream(h, &pl)
+		up = fixUpstream(h, pl)
 	}
 	if !pl.SetsHeaders() {
 		return
