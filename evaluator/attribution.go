@@ -242,8 +242,28 @@ func (p *Policy) otherAuthority(a, path string, sc targetScan, own reading, s *d
 	if bad != AmbiguityNone {
 		return true
 	}
+	return p.otherReading(a, path, sc, own, s) || p.suffixInHost(host, path, sc, own, s)
+}
+
+// maxOtherReadings bounds how many other readings of one request the attribution rule makes
+// (one per X-Forwarded-Host or Forwarded host, Host, and suffix inside a host). Each decodes
+// the path again, so a request packing thousands of hosts would cost thousands of decodes; a
+// request needing more than this many is ambiguous. Legitimate chains have a few hops.
+const maxOtherReadings = 32
+
+// otherReading reports whether a store reading the bucket from authority a could name
+// another bucket than own, or whether the request needs more readings than maxOtherReadings.
+// What locate decodes is needed only for the comparison: s.addr is cut back after it, so
+// hostile requests cannot grow the scratch (own's strings lie before the cut).
+func (p *Policy) otherReading(a, path string, sc targetScan, own reading, s *decisionScratch) bool {
+	if s.readings++; s.readings > maxOtherReadings {
+		return true
+	}
+	mark := len(s.addr)
 	bucket, _, _, _, found := p.locate(a, path, sc, s)
-	return own.differs(reading{bucket, found}) || p.suffixInHost(host, path, sc, own, s)
+	differs := own.differs(reading{bucket, found})
+	s.addr = s.addr[:mark]
+	return differs
 }
 
 // suffixInHost reports whether a configured suffix starts a label of host but ends before
@@ -256,8 +276,7 @@ func (p *Policy) suffixInHost(host, path string, sc targetScan, own reading, s *
 			if i > 0 && host[i-1] != '.' || !equalFoldASCII(host[i:i+len(sfx)], sfx) {
 				continue
 			}
-			bucket, _, _, _, found := p.locate(host[:i+len(sfx)], path, sc, s)
-			if own.differs(reading{bucket, found}) {
+			if p.otherReading(host[:i+len(sfx)], path, sc, own, s) {
 				return true
 			}
 		}

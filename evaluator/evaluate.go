@@ -32,6 +32,7 @@ type decisionScratch struct {
 	headers   [12]Header
 	template  *Header // the template headers holds, nil when unknown (headersFrom)
 	addr      []byte  // decoded bucket and key
+	readings  int     // other readings of this request the attribution rule made (maxOtherReadings)
 	acrh      []byte  // requested header names, lower case, joined by ", "
 	names     []span  // each name's place in acrh
 	badACRH   bool    // the ACRH value holds CR, LF or NUL: no rule can match it
@@ -84,7 +85,7 @@ func (p *Policy) Evaluate(r *Request, d *Decision) {
 	d.Outcome, d.Reason, d.Bucket, d.Key, d.Rule, d.HeaderSet = PassThrough, ReasonNotBucket, "", "", -1, -1
 	d.Status, d.Headers, d.Body, d.StripUpstream, d.Ambiguity = 0, nil, nil, false, AmbiguityNone
 	s := &d.scratch
-	s.addr = s.addr[:0]
+	s.addr, s.readings = s.addr[:0], 0
 	sc := scanTarget(r.Path)
 	bucket, key, bp, vhost, ok := p.locate(r.Authority, r.Path, sc, s)
 	if a := p.ambiguity(r, sc, reading{bucket, ok}, vhost, s); a != AmbiguityNone {

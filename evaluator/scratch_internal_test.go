@@ -106,3 +106,46 @@ func TestScratchStringsLiveUntilTheNextEvaluate(t *testing.T) {
 		}
 	}
 }
+
+// TestOtherReadingsDoNotGrowTheScratch: every other reading of a request (one per
+// X-Forwarded-Host or Forwarded host) decodes the path again into the scratch; it is cut back
+// after each comparison, so a request packing many hosts and a long encoded key leaves the
+// scratch about as large as one reading needs. And a request needing more than
+// maxOtherReadings readings is ambiguous without making them.
+func TestOtherReadingsDoNotGrowTheScratch(t *testing.T) {
+	p, err := Load([]byte(scratchPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/photos/" + strings.Repeat("%41", 6000)
+	var d Decision
+	for _, n := range []int{maxOtherReadings, maxOtherReadings + 1} {
+		r := Request{Method: "GET", Authority: "s3.example.test", Path: path, Origin: "https://app.example", HasOrigin: true,
+			ForwardedHost: strings.TrimSuffix(strings.Repeat("s3.example.test,", n), ","), HasForwardedHost: true}
+		p.Evaluate(&r, &d)
+		want := AmbiguityNone
+		if n > maxOtherReadings {
+			want = AmbiguityForwardedHost
+		}
+		if d.Ambiguity != want {
+			t.Errorf("%d X-Forwarded-Host values naming the same bucket: ambiguity %v, want %v", n, d.Ambiguity, want)
+		}
+		if want == AmbiguityNone && (d.Bucket != "photos" || d.Key != strings.Repeat("A", 6000)) {
+			t.Errorf("%d values: bucket %q, key of %d bytes; want photos and the decoded key", n, d.Bucket, len(d.Key))
+		}
+		// Own reading (6,006 bytes decoded) plus one other reading at a time.
+		if c := cap(d.scratch.addr); c > 4*len(path) {
+			t.Errorf("%d values: scratch grew to %d bytes for a %d-byte path", n, c, len(path))
+		}
+	}
+	// Forwarded, with the quote-blind second pass: the same bound.
+	r := Request{Method: "GET", Authority: "s3.example.test", Path: path, Origin: "https://app.example", HasOrigin: true,
+		Forwarded: `for="x";` + strings.Repeat("host=s3.example.test;", 20), HasForwarded: true}
+	p.Evaluate(&r, &d)
+	if d.Ambiguity != AmbiguityForwarded {
+		t.Errorf("20 Forwarded hosts read twice (40 readings): ambiguity %v, want %v", d.Ambiguity, AmbiguityForwarded)
+	}
+	if c := cap(d.scratch.addr); c > 4*len(path) {
+		t.Errorf("Forwarded: scratch grew to %d bytes for a %d-byte path", c, len(path))
+	}
+}

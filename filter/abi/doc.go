@@ -28,8 +28,10 @@
 //	evaluator/address.go, evaluate.go, fixed.go, reply.go
 //	    Decision.Bucket, Key, header values, ids and error body are strings over the Decision's
 //	    scratch. Owner: the Decision, until the next Evaluate on it; callers only read them and
-//	    copy what they keep; within one Evaluate the scratch is only appended to.
-//	    Guard: evaluator TestScratchStringsLiveUntilTheNextEvaluate, TestRequestIDs.
+//	    copy what they keep; within one Evaluate the scratch is only appended to, except that
+//	    the attribution rule cuts it back after each throwaway reading (otherReading).
+//	    Guard: evaluator TestScratchStringsLiveUntilTheNextEvaluate, TestRequestIDs,
+//	    TestOtherReadingsDoNotGrowTheScratch.
 //	evaluator/swar.go bytesOf
 //	    A read-only []byte view of a request string for word loads; never written (a literal's
 //	    bytes are read-only memory, so a write faults in every evaluator test).
