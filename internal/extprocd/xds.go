@@ -36,6 +36,10 @@ const maxECDSMessage = evaluator.MaxImageSize + 1<<20
 // xdsRetry is how long the daemon waits before it opens a new ECDS stream after one failed.
 const xdsRetry = time.Second
 
+// xdsQuietWarning is how long the daemon waits for a first configuration before it warns
+// that none has come (a variable for tests).
+var xdsQuietWarning = 10 * time.Second
+
 // xdsSource takes the configuration from a control plane, as an Envoy takes the wasm filter's:
 // one ECDS (extension config discovery) stream asking for the filter's TypedExtensionConfig,
 // whose plugin configuration is the s3cors configuration (JSON or a compiled policy image).
@@ -53,6 +57,9 @@ type xdsSource struct {
 	ctx    context.Context // the streams'; cancelled by close
 	cancel context.CancelFunc
 	stream extensionv3.ExtensionConfigDiscoveryService_StreamExtensionConfigsClient
+	// endStream cancels the stream's own context: a dropped stream must end, or grpc-go
+	// keeps it and its goroutine until ctx ends.
+	endStream context.CancelFunc
 	// version and nonce are what the next request acknowledges: the last version accepted
 	// and the nonce of the last response, accepted or not.
 	version, nonce string
@@ -89,6 +96,13 @@ func (x *xdsSource) close() {
 func (x *xdsSource) first(ctx context.Context) (*extproc.LoadedPolicy, error) {
 	stop := context.AfterFunc(ctx, x.cancel)
 	defer stop()
+	// The control plane never answers a resource name it does not serve: say so, rather than
+	// wait in silence.
+	quiet := time.AfterFunc(xdsQuietWarning, func() {
+		x.log.LogAttrs(ctx, slog.LevelWarn, "no configuration from the control plane yet: is --config-name the control plane's --filter-name?",
+			slog.String("config_from", x.addr), slog.String("config_name", x.name))
+	})
+	defer quiet.Stop()
 	for {
 		if p := x.holder.Load(); p != nil {
 			return p, nil
@@ -125,18 +139,21 @@ func (x *xdsSource) follow() {
 // is the stream's: it is dropped, for the next step to open another.
 func (x *xdsSource) step() error {
 	if x.stream == nil {
-		st, err := extensionv3.NewExtensionConfigDiscoveryServiceClient(x.conn).StreamExtensionConfigs(x.ctx)
+		ctx, cancel := context.WithCancel(x.ctx)
+		st, err := extensionv3.NewExtensionConfigDiscoveryServiceClient(x.conn).StreamExtensionConfigs(ctx)
 		if err != nil {
+			cancel()
 			return err
 		}
-		x.stream, x.nonce = st, "" // a nonce belongs to its stream
+		x.stream, x.endStream, x.nonce = st, cancel, "" // a nonce belongs to its stream
 		if err := x.send(nil); err != nil {
+			x.drop()
 			return err
 		}
 	}
 	resp, err := x.stream.Recv()
 	if err != nil {
-		x.stream = nil
+		x.drop()
 		return err
 	}
 	x.nonce = resp.GetNonce()
@@ -151,10 +168,16 @@ func (x *xdsSource) step() error {
 		x.version = resp.GetVersionInfo()
 	}
 	if err := x.send(detail); err != nil {
-		x.stream = nil
+		x.drop()
 		return err
 	}
 	return nil
+}
+
+// drop ends the stream, for the next step to open another.
+func (x *xdsSource) drop() {
+	x.endStream()
+	x.stream, x.endStream = nil, nil
 }
 
 // send asks for the resource, acknowledging the last response (a NACK when detail is set).

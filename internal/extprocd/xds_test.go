@@ -132,3 +132,22 @@ func TestConfigFromWaitsForControlPlane(t *testing.T) {
 		t.Errorf("New with a file and a control plane = %v, want a refusal", err)
 	}
 }
+
+// TestConfigFromWarnsOfAnUnknownName: a control plane never answers a resource name it does
+// not serve, so New waits; it says so in the log instead of waiting in silence.
+func TestConfigFromWarnsOfAnUnknownName(t *testing.T) {
+	noLeaks(t)
+	defer func(d time.Duration) { xdsQuietWarning = d }(xdsQuietWarning)
+	xdsQuietWarning = 50 * time.Millisecond
+	_, addr, _ := startControlPlane(t, configA)
+	log, logs := bufferLogger(slog.LevelInfo)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	_, err := New(ctx, Options{ConfigFrom: addr, ConfigName: "not-the-filter", Listen: "127.0.0.1:0", Logger: log})
+	if err == nil {
+		t.Fatal("New with an unknown --config-name returned a daemon")
+	}
+	if !strings.Contains(logs.String(), "is --config-name the control plane's --filter-name?") || !strings.Contains(logs.String(), "not-the-filter") {
+		t.Errorf("log has no warning naming the configuration:\n%s", logs.String())
+	}
+}
