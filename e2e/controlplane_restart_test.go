@@ -27,17 +27,9 @@ func envoyConnected(t *testing.T, env *realEnvoy, want bool) {
 	t.Helper()
 	const stat = "control_plane.connected_state"
 	wantText := fmt.Sprintf("%s: %d", stat, map[bool]int{false: 0, true: 1}[want])
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		got := realEnvoyStats(t, env.admin, "extension_config_discovery.http_filter.s3cors.", stat)
-		if got == wantText {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("envoy %s: %q after 60s, want %q", env.admin, got, wantText)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(t, fmt.Sprintf("envoy %s: %q", env.admin, wantText), func() bool {
+		return realEnvoyStats(t, env.admin, "extension_config_discovery.http_filter.s3cors.", stat) == wantText
+	})
 }
 
 // TestControlPlaneKillRealEnvoy: a writer makes changes one after another; the control plane

@@ -117,7 +117,7 @@ const (
 
 var statusNames = [...]string{"Continue", "StopIteration", "StopAllIterationAndBuffer", "StopAllIterationAndWatermark", "StopIterationAndBuffer", "StopIterationAndWatermark", "StopIterationNoBuffer"}
 
-func (f filterStatus) String() string { return statusNames[f] }
+func (f filterStatus) String() string { return enumString(statusNames[:], int(f), "filterStatus") }
 
 // callbackKind is the shape of a stream callback, which decides how its raw answer maps to a
 // filter status.

@@ -242,9 +242,6 @@ func (d *Daemon) MetricsAddr() net.Addr {
 // Policy returns the live configuration.
 func (d *Daemon) Policy() *extproc.LoadedPolicy { return d.holder.Load() }
 
-// Metrics returns the daemon's metrics, as /metrics serves them.
-func (d *Daemon) Metrics() *Metrics { return d.metrics }
-
 // Reload re-reads the configuration file now, as a change to it would, and swaps it in by
 // atomic store when it loads; a file that does not load is logged with every problem and
 // counted, and the last good configuration stays live. trigger names the cause in the log

@@ -153,17 +153,7 @@ func TestRun(t *testing.T) {
 	// An actual request whose upstream has not answered yet.
 	ctx, cancelStream := context.WithCancel(t.Context())
 	defer cancelStream()
-	st, err := client.Process(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	actual := casetable.Request{Method: "GET", Authority: "store.local", Path: "/site/x", Headers: []casetable.Header{{"Origin", "https://a.example"}}}
-	if err := st.Send(extproctest.RequestHeaders(actual)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Recv(); err != nil {
-		t.Fatal(err)
-	}
+	st := openActual(t, ctx, client)
 
 	h.cancel()
 	testenv.Eventually(t, "health NOT_SERVING after shutdown began", func() bool {
@@ -207,17 +197,7 @@ func TestRunDrainTimeout(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "config.json")
 	writeFile(t, path, configA)
 	h := startRun(t, path, func(o *Options) { o.DrainTimeout = 50 * time.Millisecond })
-	st, err := extprocv3.NewExternalProcessorClient(h.conn).Process(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	actual := casetable.Request{Method: "GET", Authority: "store.local", Path: "/site/x", Headers: []casetable.Header{{"Origin", "https://a.example"}}}
-	if err := st.Send(extproctest.RequestHeaders(actual)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Recv(); err != nil {
-		t.Fatal(err)
-	}
+	st := openActual(t, t.Context(), extprocv3.NewExternalProcessorClient(h.conn))
 	h.cancel()
 	if err := <-h.done; err != nil {
 		t.Errorf("Run: %v", err)
@@ -356,4 +336,22 @@ func TestProblemListText(t *testing.T) {
 	if got := buf.String(); !strings.Contains(got, `problems="a: C: one two; b: C: three"`) || strings.Contains(got, "[") {
 		t.Errorf("text record %q: want the problems joined by \"; \"", got)
 	}
+}
+
+// openActual opens a stream on client and sends it an actual request's headers, answered; the
+// stream then waits for its upstream's response.
+func openActual(t *testing.T, ctx context.Context, client extprocv3.ExternalProcessorClient) extprocv3.ExternalProcessor_ProcessClient {
+	t.Helper()
+	st, err := client.Process(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actual := casetable.Request{Method: "GET", Authority: "store.local", Path: "/site/x", Headers: []casetable.Header{{"Origin", "https://a.example"}}}
+	if err := st.Send(extproctest.RequestHeaders(actual)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
