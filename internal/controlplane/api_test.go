@@ -294,3 +294,29 @@ func TestPutBucketCorsEndlessBody(t *testing.T) {
 		t.Fatalf("an endless body changed the configuration: version %d", v)
 	}
 }
+
+// TestNotImplemented: what the control plane does not take gets S3's own NotImplemented (501),
+// as S3 answers a header implying functionality it lacks, and changes nothing: an aws-chunked
+// (STREAMING-*) payload, and any request that is not a bucket's cors subresource.
+func TestNotImplemented(t *testing.T) {
+	tp := newTestPlane(t, testSeed, nil)
+	before, v0 := tp.cp.Document()
+	body := []byte(rulesXML)
+	for _, tc := range []struct {
+		name string
+		req  *http.Request
+	}{
+		{"aws-chunked payload", tp.signedRequest(t, "PUT", "/website?cors", body, true, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", time.Now())},
+		{"an object's cors", tp.signedRequest(t, "PUT", "/website/key?cors", body, true, "", time.Now())},
+		{"no cors subresource", tp.signedRequest(t, "GET", "/website", nil, false, "", time.Now())},
+	} {
+		status, got := do(t, tc.req)
+		if status != http.StatusNotImplemented || errorCode(got) != "NotImplemented" ||
+			!strings.Contains(got, "A header you provided implies functionality that is not implemented") {
+			t.Errorf("%s: %d %s, want 501 NotImplemented", tc.name, status, got)
+		}
+	}
+	if after, v1 := tp.cp.Document(); string(before) != string(after) || v0 != v1 {
+		t.Fatalf("a refused request changed the configuration (version %d -> %d)", v0, v1)
+	}
+}
